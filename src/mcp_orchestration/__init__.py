@@ -1,0 +1,1 @@
+"""mcp-orchestration: MCP client configurations as signed, content-addressed artifacts."""

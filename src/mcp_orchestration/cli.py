@@ -1,0 +1,365 @@
+"""The ``mcp-orchestration`` command: parse, call one operation, render, exit.
+
+Errors are one redacted paragraph on stderr (what happened, how to fix it)
+and a documented exit status; a traceback is shown only with ``--debug``,
+and even then it passes through the redactor and carries no local variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from mcp_orchestration.errors import ExitCode, OrchestrationError, UsageError
+from mcp_orchestration.redaction import REDACTOR, configure_logging
+
+log = logging.getLogger("mcp_orchestration")
+
+
+def package_version() -> str:
+    try:
+        return version("mcp-orchestration")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors through the redactor with the documented status."""
+
+    def error(self, message: str) -> Any:
+        self.print_usage(sys.stderr)
+        sys.stderr.write(REDACTOR.redact(f"{self.prog}: error: {message}\n"))
+        raise SystemExit(ExitCode.USAGE)
+
+
+def _owner(text: str) -> tuple[int, int]:
+    uid, _, gid = text.partition(":")
+    if not uid.isdigit() or (gid and not gid.isdigit()):
+        raise argparse.ArgumentTypeError("expected UID or UID:GID (numbers)")
+    return int(uid), int(gid or uid)
+
+
+def _mode(text: str) -> int:
+    if text not in ("0600", "0400", "600", "400"):
+        raise argparse.ArgumentTypeError("expected 0600 or 0400")
+    return int(text, 8)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command tree; global options are accepted before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("global options")
+    group.add_argument(
+        "--home",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="store home (default: $MCP_ORCHESTRATION_HOME or the per-user data dir)",
+    )
+    group.add_argument(
+        "--key-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="signing key file (default: $MCP_ORCHESTRATION_SIGNING_KEY_FILE or /run/secrets/signing_key)",
+    )
+    group.add_argument(
+        "--passphrase-file", type=Path, default=argparse.SUPPRESS, help="passphrase of an encrypted key file"
+    )
+    group.add_argument(
+        "--key-source", choices=("file", "keyring"), default=argparse.SUPPRESS, help="where the signing key comes from"
+    )
+    group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show (redacted) tracebacks")
+    group.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS, help="stderr log format")
+
+    parser = _Parser(prog="mcp-orchestration", description=__doc__.splitlines()[0], parents=[common])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str, into: Any = commands) -> Any:
+        sub = into.add_parser(name, parents=[common], help=help_text, description=help_text)
+        sub.add_argument("--version", action="version", version=f"mcp-orchestration {package_version()}")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def profile_args(sub: Any) -> None:
+        sub.add_argument("--client", required=True)
+        sub.add_argument("--profile", required=True)
+
+    sub = add("init", _cmd_init, "create the store and pin the signing key")
+    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="refuse any signing key but this one")
+    sub = add("publish", _cmd_publish, "sign and store a config for a client profile")
+    profile_args(sub)
+    sub.add_argument("--file", required=True, help="JSON config file, or - for stdin")
+    sub.add_argument("--changelog", default="", help="why this version exists")
+    sub = add("get", _cmd_get, "print a profile's config (verified)")
+    profile_args(sub)
+    sub.add_argument("--artifact", help="a past artifact id from the profile's history")
+    sub = add("history", _cmd_history, "list a profile's published versions")
+    profile_args(sub)
+    sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
+    sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
+    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    add("serve", _cmd_serve, "run the MCP server on stdio")
+
+    index = add("index", _no_subcommand, "index commands").add_subparsers(
+        dest="index_command", required=True, parser_class=_Parser
+    )
+    add("export", _cmd_index_export, "print the current signed DSSE envelope", into=index)
+
+    key_commands = add("keys", _no_subcommand, "signing key commands").add_subparsers(
+        dest="keys_command", required=True, parser_class=_Parser
+    )
+    sub = add("generate", _cmd_keys_generate, "create a new Ed25519 key (never overwrites)", into=key_commands)
+    target = sub.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, help="new key file")
+    target.add_argument("--keyring", action="store_true", help="store the key in the OS keyring instead")
+    sub.add_argument("--format", choices=("pkcs8", "openssh"), default="pkcs8")
+    sub.add_argument(
+        "--owner", type=_owner, metavar="UID[:GID]", help="owner of the file (e.g. 65532 for the container)"
+    )
+    sub.add_argument("--mode", type=_mode, default=0o600, metavar="0600|0400")
+    sub.add_argument(
+        "--encrypt-with", type=Path, metavar="PASSPHRASE_FILE", help="encrypt the key with this passphrase"
+    )
+    sub = add("fingerprint", _cmd_keys_fingerprint, "print a key's fingerprint", into=key_commands)
+    sub.add_argument("--public-key", type=Path, help="a public key PEM instead of the signing key")
+    add("list", _cmd_keys_list, "list the key history", into=key_commands)
+    sub = add("export-public", _cmd_keys_export_public, "print a public key as PEM", into=key_commands)
+    sub.add_argument("--keyid", help="which key (default: the active one)")
+    sub = add("rotate", _cmd_keys_rotate, "rotate signing to a new key", into=key_commands)
+    sub.add_argument(
+        "--new-key-file",
+        type=Path,
+        help="new key (default: $MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE or /run/secrets/signing_key_next)",
+    )
+    sub.add_argument("--new-passphrase-file", type=Path, help="passphrase of the new key")
+    sub = add("revoke", _cmd_keys_revoke, "revoke a compromised key", into=key_commands)
+    sub.add_argument("keyid", help="SHA256:HEX fingerprint of the key to revoke")
+    return parser
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
+    """Print ``data`` as JSON with --json, else ``text``; both redacted."""
+    out = json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json", False) else text
+    sys.stdout.write(REDACTOR.redact(out).rstrip("\n") + "\n")
+    return ExitCode.OK
+
+
+def _app(args: argparse.Namespace) -> Any:
+    from mcp_orchestration.operations import App
+    from mcp_orchestration.settings import load_settings
+
+    settings = load_settings(
+        home=getattr(args, "home", None),
+        key_file=getattr(args, "key_file", None),
+        passphrase_file=getattr(args, "passphrase_file", None),
+        key_source=getattr(args, "key_source", None),
+    )
+    return App(settings)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def _no_subcommand(args: argparse.Namespace) -> int:
+    raise UsageError("A subcommand is required.")
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.init(_app(args), args.expect_key)
+    verb = "Initialised" if result["created"] else "Already initialised:"
+    return _emit(args, result, f"{verb} store at {result['home']}\nRoot key: {result['fingerprint']}")
+
+
+def _cmd_publish(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    data = sys.stdin.buffer.read() if args.file == "-" else _read_input(Path(args.file))
+    result = operations.publish(
+        _app(args), client=args.client, profile=args.profile, data=data, source=args.file, changelog=args.changelog
+    )
+    state = "published" if result["changed"] else "unchanged"
+    return _emit(
+        args,
+        result,
+        f"{args.client}/{args.profile} {state}: {result['artifact']} (index version {result['index_version']})",
+    )
+
+
+def _read_input(path: Path) -> bytes:
+    from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
+
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_PAYLOAD_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def _cmd_get(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.get(_app(args), args.client, args.profile, args.artifact)
+    return _emit(args, result, json.dumps(result["payload"], indent=2, sort_keys=True))
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.profile_history(_app(args), args.client, args.profile)
+    lines = [
+        f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  {v['changelog']}".rstrip()
+        for v in result["versions"]
+    ]
+    return _emit(args, result, "\n".join(lines))
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    report = operations.verify(_app(args), args.deep, args.expect_key)
+    text = (
+        f"OK: index version {report['index_version']} signed by SHA256:{report['keyid']}, "
+        f"{report['heads_checked']} head(s) checked"
+    )
+    if args.deep:
+        text += f", {report['objects_checked']} object(s) re-hashed, {report['profiles']} profile(s)"
+    return _emit(args, report, text)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    raise OrchestrationError("The MCP server is not part of this release yet.", hint="Track issue 3.")
+
+
+def _cmd_index_export(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    sys.stdout.write(operations.export_index(_app(args)).decode() + "\n")
+    return ExitCode.OK
+
+
+def _cmd_keys_generate(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.generate_key(
+        out=args.out,
+        fmt=args.format,
+        passphrase_file=args.encrypt_with,
+        owner=args.owner,
+        mode=args.mode,
+        to_keyring=args.keyring,
+    )
+    where = "the OS keyring" if args.keyring else str(args.out)
+    return _emit(args, result, f"Wrote a new Ed25519 key to {where}\nFingerprint: {result['fingerprint']}")
+
+
+def _cmd_keys_fingerprint(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.fingerprint(_app(args), args.public_key)
+    return _emit(args, result, result["fingerprint"])
+
+
+def _cmd_keys_list(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.list_keys(_app(args))
+    lines = [
+        f"{k['fingerprint']}  {k['status']:<8} index {k['first_index']}..{k['last_index'] or ''}"
+        for k in result["keys"]
+    ]
+    return _emit(args, result, "\n".join(lines))
+
+
+def _cmd_keys_export_public(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    sys.stdout.write(operations.export_public(_app(args), args.keyid))
+    return ExitCode.OK
+
+
+def _cmd_keys_rotate(args: argparse.Namespace) -> int:
+    import os
+
+    from mcp_orchestration import operations
+    from mcp_orchestration.settings import DEFAULT_NEXT_KEY_FILE, ENV_NEXT_KEY_FILE, ENV_NEXT_PASSPHRASE_FILE, key_spec
+
+    new_spec = key_spec(
+        key_file=args.new_key_file,
+        passphrase_file=args.new_passphrase_file,
+        key_source="file",
+        environ=os.environ,
+        key_variable=ENV_NEXT_KEY_FILE,
+        default_key=DEFAULT_NEXT_KEY_FILE,
+        passphrase_variable=ENV_NEXT_PASSPHRASE_FILE,
+    )
+    result = operations.rotate(_app(args), new_spec)
+    text = (
+        f"{'Rotation was already complete' if result['already_done'] else 'Rotated'}: "
+        f"{result['old_fingerprint']} -> {result['new_fingerprint']} (index version {result['index_version']})\n"
+        "Next: make the new key the signing_key secret and restart the server."
+    )
+    return _emit(args, result, text)
+
+
+def _cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.revoke(_app(args), args.keyid)
+    verb = "Revoked" if result["changed"] else "Already revoked:"
+    return _emit(args, result, f"{verb} {result['revoked']}")
+
+
+# -- entry point -------------------------------------------------------------------------
+
+
+def _report(args: argparse.Namespace | None, error: OrchestrationError) -> int:
+    if args is not None and getattr(args, "json", False):
+        text = json.dumps({"error": error.to_dict()}, sort_keys=True)
+    else:
+        text = f"error [{error.code}]: {error.diagnostics()}"
+    sys.stderr.write(REDACTOR.redact(text) + "\n")
+    return error.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False)
+    configure_logging(logging.DEBUG if debug else logging.WARNING, getattr(args, "log_format", "text"))
+    try:
+        status: int = args.handler(args)
+        return status
+    except OrchestrationError as error:
+        if debug:
+            log.debug("Traceback of the error below", exc_info=True)
+        return _report(args, error)
+    except KeyboardInterrupt:
+        return ExitCode.FAILURE
+    except OSError as error:
+        log.debug("Filesystem error", exc_info=True)
+        where = f" on {error.filename}" if error.filename else ""
+        return _report(args, OrchestrationError(f"Filesystem error{where}: {error.strerror or type(error).__name__}."))
+    except Exception as error:  # an unexpected failure: still no traceback, no secret
+        log.debug("Unexpected error", exc_info=True)
+        wrapped = OrchestrationError(
+            f"Unexpected internal error ({type(error).__name__}).", hint="Re-run with --debug and report the issue."
+        )
+        return _report(args, wrapped)
+
+
+def entry_point() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Typed errors with stable codes, exit statuses and the fix a human reads.
+
+Every failure the product can report is one of these types. The ``code`` is
+stable (scripts and MCP clients match on it), ``message`` says what happened
+and ``diagnostics()`` says how to fix it. No error ever carries secret values:
+messages are built from paths, ids and fingerprints only.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit statuses of the command line, documented in the README."""
+
+    OK = 0
+    FAILURE = 1
+    USAGE = 2
+    VERIFICATION = 3
+    KEY = 4
+    NOT_FOUND = 5
+    CONFLICT = 6
+
+
+class OrchestrationError(Exception):
+    """Base of every expected failure: a stable code, a message and a fix."""
+
+    code: str = "error"
+    exit_code: ExitCode = ExitCode.FAILURE
+    hint: str = ""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def diagnostics(self) -> str:
+        """The paragraph a person reads: what happened, then how to fix it."""
+        return f"{self.message}\n{self.hint}" if self.hint else self.message
+
+    def to_dict(self) -> dict[str, str]:
+        """A structured form for ``--json`` output and tool errors."""
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UsageError(OrchestrationError):
+    code = "usage"
+    exit_code = ExitCode.USAGE
+
+
+class InvalidIdError(UsageError):
+    code = "invalid_id"
+
+
+class ValidationError(UsageError):
+    code = "validation"
+
+
+class LimitError(UsageError):
+    code = "limit"
+
+
+class NotFoundError(OrchestrationError):
+    code = "not_found"
+    exit_code = ExitCode.NOT_FOUND
+
+
+class NotInitializedError(NotFoundError):
+    code = "not_initialized"
+    hint = "Run `mcp-orchestration init` with the signing key to create the store."
+
+
+class ConflictError(OrchestrationError):
+    code = "conflict"
+    exit_code = ExitCode.CONFLICT
+
+
+class VerificationError(OrchestrationError):
+    """The store's content or signatures cannot be trusted."""
+
+    code = "verification"
+    exit_code = ExitCode.VERIFICATION
+    hint = (
+        "Do not use this store's content. Restore it from a verified backup, "
+        "or investigate who changed the files (see SECURITY.md, 'Tamper response')."
+    )
+
+
+class IntegrityError(VerificationError):
+    code = "integrity"
+
+
+class SignatureError(VerificationError):
+    code = "signature"
+
+
+class RollbackError(VerificationError):
+    code = "rollback"
+
+
+class KeyHistoryError(VerificationError):
+    code = "key_history"
+
+
+class SigningKeyError(OrchestrationError):
+    """Base of failures to obtain or use the signing key."""
+
+    code = "key_error"
+    exit_code = ExitCode.KEY
+
+
+class KeyUnavailableError(SigningKeyError):
+    code = "key_unavailable"
+    hint = (
+        "Mount the key as a Docker secret at /run/secrets/signing_key, pass "
+        "--key-file PATH or set MCP_ORCHESTRATION_SIGNING_KEY_FILE, or use "
+        "--key-source keyring on a desktop."
+    )
+
+
+class KeyUnreadableError(SigningKeyError):
+    code = "key_unreadable"
+
+
+class KeyFormatError(SigningKeyError):
+    code = "key_format"
+    hint = "Use an Ed25519 key in PKCS8 PEM or OpenSSH format (`mcp-orchestration keys generate`)."
+
+
+class PassphraseError(SigningKeyError):
+    code = "key_passphrase"
+
+
+class PlainSecretEnvError(SigningKeyError):
+    code = "plain_secret_env"
+
+
+class KeyNotTrustedError(SigningKeyError):
+    code = "key_untrusted"
+    hint = "Use the active key listed by `mcp-orchestration keys list`."
+
+
+class KeyRetiredError(SigningKeyError):
+    code = "key_retired"
+    hint = (
+        "This key was rotated out. Point the process at the new key "
+        "(update the signing_key secret) and restart it; reads keep working."
+    )
+
+
+class KeyRevokedError(SigningKeyError):
+    code = "key_revoked"
+    hint = "This key is revoked and can sign nothing. Use the active key."

@@ -1,0 +1,37 @@
+"""Identifier checks that run before any untrusted id touches a path or an index.
+
+Only plain ASCII passes: no separators, no ``..``, no NUL, no look-alike
+unicode, no leading dot or dash. The error never echoes more than a short,
+escaped prefix of what was given.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mcp_orchestration.errors import InvalidIdError
+
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
+_NAME_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+
+
+def _shown(value: object) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return ascii(text[:80])
+
+
+def check_artifact_id(value: object) -> str:
+    """Return ``value`` if it is 64 lowercase hex digits (a SHA-256), else raise."""
+    if isinstance(value, str) and _ARTIFACT_ID.fullmatch(value):
+        return value
+    raise InvalidIdError(f"Invalid artifact id {_shown(value)}: expected 64 lowercase hex digits.")
+
+
+def check_name_id(value: object, kind: str) -> str:
+    """Return a client or profile id if it matches ``[a-z0-9][a-z0-9._-]{0,63}``, else raise."""
+    if isinstance(value, str) and _NAME_ID.fullmatch(value) and ".." not in value:
+        return value
+    raise InvalidIdError(
+        f"Invalid {kind} id {_shown(value)}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )

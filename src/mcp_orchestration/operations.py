@@ -1,0 +1,200 @@
+"""The product's operations, shared by the command line and the MCP server.
+
+Each function takes an :class:`App` (settings, store, telemetry, the lazily
+loaded key), does one thing, records one telemetry event and returns plain
+JSON-ready data. Rendering is the caller's job.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mcp_orchestration.domain.payload import parse_payload
+from mcp_orchestration.errors import ConflictError, OrchestrationError, UsageError
+from mcp_orchestration.fsutil import create_exclusive
+from mcp_orchestration.settings import KeySpec, Settings
+from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.telemetry import Telemetry
+from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust.keys import KeyFormat, PublicKey, SigningKey
+
+
+class App:
+    """One process's view of its store, its telemetry and its signing key."""
+
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
+        self.settings = settings
+        self.index = Index(settings.storage_dir)
+        self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
+        self._key: SigningKey | None = None
+
+    def load_key(self, spec: KeySpec) -> SigningKey:
+        """Load a key, recording a ``key_load`` event if that fails."""
+        started = time.perf_counter()
+        try:
+            return keys.load_signing_key(spec)
+        except OrchestrationError as exc:
+            self.telemetry.record("key_load", exc.code, (time.perf_counter() - started) * 1000, source=spec.source)
+            raise
+
+    @property
+    def signing_key(self) -> SigningKey:
+        """The configured signing key, loaded once on first use."""
+        if self._key is None:
+            self._key = self.load_key(self.settings.signing_key)
+        return self._key
+
+
+def init(app: App, expect_key: str | None) -> dict[str, Any]:
+    """Create the store and pin the signing key as the root of its key history."""
+    with app.telemetry.operation("init") as event:
+        key = app.signing_key
+        event.set(keyid=key.keyid)
+        if expect_key is not None and keys.public_key_fingerprint(expect_key) != key.fingerprint:
+            raise ConflictError(
+                f"The signing key is {key.fingerprint}, not the expected {keys.public_key_fingerprint(expect_key)}.",
+                hint="Check which secret file is mounted; init pins the first key for good.",
+            )
+        history, head, created = app.index.initialize(key)
+        event.set(index_version=head.head.version)
+        return {
+            "created": created,
+            "home": str(app.settings.home),
+            "fingerprint": history.root_fingerprint,
+            "index_version": head.head.version,
+        }
+
+
+def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> dict[str, Any]:
+    """Sign and store a new config for ``client/profile``."""
+    with app.telemetry.operation("publish") as event:
+        payload = parse_payload(data, source)
+        key = app.signing_key
+        event.set(keyid=key.keyid)
+        result = app.index.publish(key, [ProfileUpdate(client, profile, payload, changelog)])
+        event.set(index_version=result.index_version, changed=not result.unchanged)
+        return {
+            "client": client,
+            "profile": profile,
+            "artifact": result.artifacts[f"{client}/{profile}"],
+            "index_version": result.index_version,
+            "changed": not result.unchanged,
+            "keyid": result.keyid,
+        }
+
+
+def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
+    """A profile's latest (or a given) artifact, with its entry."""
+    history = app.index.load_history()
+    entry, payload = app.index.get_artifact(history, client, profile, artifact)
+    return {"entry": asdict(entry), "payload": payload}
+
+
+def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
+    """Every published version of a profile, newest first."""
+    history = app.index.load_history()
+    entries = app.index.profile_history(history, client, profile)
+    return {"client": client, "profile": profile, "versions": [asdict(e) for e in entries]}
+
+
+def verify(app: App, deep: bool, expect_key: str | None) -> dict[str, Any]:
+    """Verify key history, signatures, chain and (deep) every reachable object."""
+    with app.telemetry.operation("verify") as event:
+        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
+        report = app.index.verify(deep=deep, expect_root=expect)
+        event.set(keyid=report.keyid, index_version=report.index_version, deep=deep)
+        return asdict(report)
+
+
+def export_index(app: App) -> bytes:
+    """The current signed index envelope (verified before it is handed out)."""
+    return app.index.export()
+
+
+def list_keys(app: App) -> dict[str, Any]:
+    """The key history's keys with status and index range (public data only)."""
+    history = app.index.load_history()
+    return {
+        "key_history_version": len(history.versions),
+        "root": history.root_fingerprint,
+        "keys": [
+            {
+                "fingerprint": record.public_key.fingerprint,
+                "status": record.status.value,
+                "first_index": record.first_index,
+                "last_index": record.last_index,
+            }
+            for record in history.keys.values()
+        ],
+    }
+
+
+def export_public(app: App, keyid: str | None) -> str:
+    """A key's public PEM: the given key id, else the active key."""
+    history = app.index.load_history()
+    wanted = keys.parse_keyid(keyid) if keyid else history.current.active[0]
+    record = history.keys.get(wanted)
+    if record is None:
+        raise UsageError(f"Key SHA256:{wanted} is not in the key history.", hint="See `mcp-orchestration keys list`.")
+    return record.public_key.to_pem()
+
+
+def fingerprint(app: App, public_key_file: Path | None) -> dict[str, Any]:
+    """The fingerprint of a public key file, else of the configured signing key."""
+    if public_key_file is not None:
+        public = PublicKey.from_pem(public_key_file.read_bytes())
+    else:
+        public = app.signing_key.public_key
+    return {"fingerprint": public.fingerprint, "keyid": public.keyid}
+
+
+def generate_key(
+    *,
+    out: Path | None,
+    fmt: KeyFormat,
+    passphrase_file: Path | None,
+    owner: tuple[int, int] | None,
+    mode: int,
+    to_keyring: bool,
+) -> dict[str, Any]:
+    """Create a new key file (never overwriting one) or keyring entry; return its fingerprint."""
+    key = keys.generate()
+    if to_keyring:
+        keys.store_in_keyring(key)
+        return {"fingerprint": key.fingerprint, "keyring": True}
+    if out is None:
+        raise UsageError("Say where the key goes: --out FILE or --keyring.")
+    passphrase = keys.read_passphrase(passphrase_file) if passphrase_file is not None else None
+    try:
+        create_exclusive(out, key.serialize(fmt, passphrase), mode=mode, owner=owner)
+    except FileExistsError:
+        raise ConflictError(f"{out} already exists; a key file is never overwritten.") from None
+    except PermissionError:
+        raise UsageError(f"Cannot create {out}: permission denied (setting an owner needs root).") from None
+    except FileNotFoundError:
+        raise UsageError(f"Cannot create {out}: its directory does not exist.") from None
+    return {"fingerprint": key.fingerprint, "path": str(out), "format": fmt, "encrypted": passphrase is not None}
+
+
+def rotate(app: App, new_spec: KeySpec) -> dict[str, Any]:
+    """Rotate signing from the configured key to the key ``new_spec`` names."""
+    with app.telemetry.operation("rotate") as event:
+        current = app.signing_key
+        new = app.load_key(new_spec)
+        event.set(keyid=new.keyid, previous_keyid=current.keyid)
+        result = rotation.rotate(app.index, current, new)
+        event.set(index_version=result.index_version, already_done=result.already_done)
+        return asdict(result)
+
+
+def revoke(app: App, keyid: str) -> dict[str, Any]:
+    """Revoke a (retired) key with the active key."""
+    with app.telemetry.operation("revoke") as event:
+        key = app.signing_key
+        target = keys.parse_keyid(keyid)
+        event.set(keyid=key.keyid, revoked_keyid=target)
+        changed = rotation.revoke(app.index, key, target)
+        return {"revoked": f"SHA256:{target}", "changed": changed}

@@ -1,0 +1,126 @@
+"""One redactor for every output channel: logs, telemetry, CLI errors, tool output.
+
+The redactor learns each secret the process loads, in every encoding it is
+likely to be printed in, and also masks any PEM private-key block it sees,
+known or not. Output channels call :meth:`Redactor.redact` last, on the final
+text, so format arguments, child loggers and tracebacks are all covered.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable
+
+MASK = "[REDACTED]"
+
+# A private-key block, whole or cut short (a truncated block still leaks).
+_PEM_PRIVATE_BLOCK = (
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"
+    r"(?:.*?-----END [A-Z0-9 ]*PRIVATE KEY-----|[A-Za-z0-9+/=:\s\\,-]*)"
+)
+# Shorter fragments of a PEM body (its last line, say) carry too little to matter
+# and would mask innocent text.
+_MIN_LINE_LENGTH = 16
+
+
+def encodings_of_pem(pem: str) -> set[str]:
+    """The PEM text, its JSON-escaped form, each base64 body line and the body as one string."""
+    text = pem.strip()
+    forms = {text, json.dumps(text)[1:-1]}
+    body = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("-----")]
+    body = [line for line in body if ":" not in line]  # skip RFC 1421 headers of legacy PEM
+    forms.update(line for line in body if len(line) >= _MIN_LINE_LENGTH)
+    if body:
+        forms.add("".join(body))
+    return forms
+
+
+def encodings_of_bytes(raw: bytes) -> set[str]:
+    """Hex (both cases), base64 and base64url (with and without padding) of ``raw``."""
+    standard = base64.b64encode(raw).decode()
+    urlsafe = base64.urlsafe_b64encode(raw).decode()
+    return {raw.hex(), raw.hex().upper(), standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")}
+
+
+class Redactor:
+    """Masks registered secrets and PEM private-key blocks in any text."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        self._pattern = re.compile(_PEM_PRIVATE_BLOCK, re.DOTALL)
+
+    def register(self, secrets: Iterable[str]) -> None:
+        """Learn more secret strings; empty strings are ignored."""
+        with self._lock:
+            before = len(self._secrets)
+            self._secrets.update(s for s in secrets if s)
+            if len(self._secrets) != before:
+                self._rebuild()
+
+    def register_text(self, secret: str) -> None:
+        """Learn a secret string in its plain and JSON-escaped forms."""
+        self.register({secret, secret.strip(), json.dumps(secret)[1:-1], json.dumps(secret.strip())[1:-1]})
+
+    def _rebuild(self) -> None:
+        known = sorted(self._secrets, key=len, reverse=True)
+        alternatives = [_PEM_PRIVATE_BLOCK, *(re.escape(s) for s in known)]
+        self._pattern = re.compile("|".join(alternatives), re.DOTALL)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with every known secret and private-key block masked."""
+        return self._pattern.sub(MASK, text)
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+
+REDACTOR = Redactor()
+"""The process-wide redactor: every secret loader registers here, every output channel reads it."""
+
+
+class RedactingFormatter(logging.Formatter):
+    """Plain-text log lines, redacted after formatting (arguments and tracebacks included)."""
+
+    def __init__(self, redactor: Redactor = REDACTOR) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redactor.redact(super().format(record))
+
+
+class JsonRedactingFormatter(logging.Formatter):
+    """JSON-lines log records, each field redacted before and after encoding."""
+
+    def __init__(self, redactor: Redactor = REDACTOR) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": self._redactor.redact(record.getMessage()),
+        }
+        if record.exc_info:
+            entry["exception"] = self._redactor.redact(self.formatException(record.exc_info))
+        return self._redactor.redact(json.dumps(entry, ensure_ascii=False))
+
+
+def configure_logging(level: int = logging.WARNING, fmt: str = "text", redactor: Redactor = REDACTOR) -> None:
+    """Send all logs to stderr through a redacting formatter; stdout stays free for output and MCP."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonRedactingFormatter(redactor) if fmt == "json" else RedactingFormatter(redactor))
+    root = logging.getLogger()
+    for existing in list(root.handlers):
+        root.removeHandler(existing)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.captureWarnings(True)

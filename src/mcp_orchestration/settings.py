@@ -1,0 +1,142 @@
+"""Where things live and where secrets come from: read once, then passed down.
+
+Configuration comes from command-line options first, then the environment,
+then defaults. Secrets are only ever named here (as file paths or a keyring
+entry), never read: reading is :mod:`mcp_orchestration.trust.keys`' job.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from mcp_orchestration.errors import PlainSecretEnvError
+from mcp_orchestration.redaction import REDACTOR
+
+APP_NAME = "mcp-orchestration"
+ENV_PREFIX = "MCP_ORCHESTRATION_"
+ENV_HOME = "MCP_ORCHESTRATION_HOME"
+ENV_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_FILE"
+ENV_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
+ENV_NEXT_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE"
+ENV_NEXT_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
+ENV_KEY_SOURCE = "MCP_ORCHESTRATION_KEY_SOURCE"
+SECRETS_DIR = Path("/run/secrets")
+DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
+DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
+DEFAULT_PASSPHRASE_FILE = SECRETS_DIR / "signing_key_passphrase"
+KEYRING_SERVICE = APP_NAME
+KEYRING_USERNAME = "signing_key"
+
+KeySource = Literal["file", "keyring"]
+
+# Variables that would carry secret material itself; only their *_FILE forms are allowed.
+_PLAIN_SECRET_VARIABLES = (
+    "MCP_ORCHESTRATION_SIGNING_KEY",
+    "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE",
+    "MCP_ORCHESTRATION_SIGNING_KEY_NEXT",
+    "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE",
+)
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """Where one private key (and its optional passphrase) is to be read from."""
+
+    source: KeySource
+    path: Path | None
+    passphrase_path: Path | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to find its store and its key."""
+
+    home: Path
+    signing_key: KeySpec
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.home / "storage"
+
+    @property
+    def telemetry_dir(self) -> Path:
+        return self.home / "telemetry"
+
+
+def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:
+    """Refuse to run with key material in a plain environment variable.
+
+    Environment variables leak through ``/proc``, ``docker inspect`` and crash
+    reports; the value is registered with the redactor before refusing so it
+    can never be echoed.
+    """
+    offending = [name for name in _PLAIN_SECRET_VARIABLES if environ.get(name)]
+    if not offending:
+        return
+    for name in offending:
+        REDACTOR.register_text(environ[name])
+    name = offending[0]
+    raise PlainSecretEnvError(
+        f"{name} is set: secrets are never read from plain environment variables.",
+        hint=(
+            f"Unset {name}. Put the secret in a file (a Docker secret under /run/secrets) and set "
+            f"{name}_FILE to its path instead."
+        ),
+    )
+
+
+def default_home(environ: Mapping[str, str]) -> Path:
+    """The store home: ``$MCP_ORCHESTRATION_HOME``, else the per-user data directory."""
+    if environ.get(ENV_HOME):
+        return Path(environ[ENV_HOME])
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def _first_existing(explicit: Path | None, variable: str, default: Path, environ: Mapping[str, str]) -> Path | None:
+    """An explicit path, else the variable's path, else ``default`` if that file exists."""
+    if explicit is not None:
+        return explicit
+    if environ.get(variable):
+        return Path(environ[variable])
+    return default if default.exists() else None
+
+
+def key_spec(
+    *,
+    key_file: Path | None,
+    passphrase_file: Path | None,
+    key_source: KeySource | None,
+    environ: Mapping[str, str],
+    key_variable: str = ENV_KEY_FILE,
+    default_key: Path = DEFAULT_KEY_FILE,
+    passphrase_variable: str = ENV_PASSPHRASE_FILE,
+) -> KeySpec:
+    """Resolve one key's source: an explicit file, ``*_FILE``, ``/run/secrets``, or the keyring on request."""
+    source = key_source or ("keyring" if environ.get(ENV_KEY_SOURCE) == "keyring" else "file")
+    passphrase = _first_existing(passphrase_file, passphrase_variable, DEFAULT_PASSPHRASE_FILE, environ)
+    if source == "keyring":
+        return KeySpec("keyring", None, None)
+    return KeySpec("file", _first_existing(key_file, key_variable, default_key, environ), passphrase)
+
+
+def load_settings(
+    *,
+    home: Path | None = None,
+    key_file: Path | None = None,
+    passphrase_file: Path | None = None,
+    key_source: KeySource | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings for one process from options and the environment."""
+    env = os.environ if environ is None else environ
+    refuse_plain_secret_variables(env)
+    return Settings(
+        home=(home or default_home(env)).expanduser(),
+        signing_key=key_spec(key_file=key_file, passphrase_file=passphrase_file, key_source=key_source, environ=env),
+    )

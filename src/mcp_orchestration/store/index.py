@@ -1,0 +1,407 @@
+"""The signed index: publish, read and verify, with a hash chain and a rollback guard.
+
+On disk, under ``storage/``::
+
+    objects/sha256/ab/cdef...   every object (artifacts, entries, trees, roots, head envelopes)
+    index/HEAD                  the current head, a DSSE envelope (also kept in objects/)
+    index/accepted              the highest head version this store has accepted
+    index/verified              the last head whose whole chain was verified
+    keys/00000001.json ...      the public key history
+    .lock                       held for every write
+
+Every write holds the lock for the whole read -> version + 1 -> sign -> write
+sequence. Objects are written before the head that names them, the head
+before ``accepted``: a crash at any point leaves the old or the new state.
+Readers read ``accepted`` before ``HEAD``, so a concurrent write can never look
+like a rollback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mcp_orchestration.errors import (
+    ConflictError,
+    IntegrityError,
+    InvalidIdError,
+    KeyHistoryError,
+    NotFoundError,
+    NotInitializedError,
+    RollbackError,
+    SignatureError,
+)
+from mcp_orchestration.fsutil import atomic_write, ensure_dir, exclusive_lock, remove_stale_temps
+from mcp_orchestration.ids import check_artifact_id, check_name_id
+from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
+from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
+from mcp_orchestration.trust import dsse
+from mcp_orchestration.trust.history import KeyHistory, KeyStatus
+from mcp_orchestration.trust.keys import SigningKey
+
+
+def utc_now() -> str:
+    """An RFC 3339 UTC timestamp with second precision."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    """A head whose signature has been checked, with its object id and signer."""
+
+    head_id: str
+    head: Head
+    keyid: str
+    envelope_bytes: bytes
+
+
+@dataclass(frozen=True)
+class ProfileUpdate:
+    """One profile's new payload in a publish."""
+
+    client: str
+    profile: str
+    payload: dict[str, Any]
+    changelog: str = ""
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    index_version: int
+    artifacts: dict[str, str]
+    unchanged: list[str]
+    keyid: str
+
+
+@dataclass
+class VerifyReport:
+    index_version: int
+    head_id: str
+    keyid: str
+    key_history_version: int
+    heads_checked: int
+    objects_checked: int = 0
+    heads_vouched_by_chain: int = 0
+    deep: bool = False
+    profiles: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Index:
+    """One store: its objects, its signed head chain and its key history."""
+
+    def __init__(self, storage_dir: Path) -> None:
+        self.storage_dir = storage_dir
+        self.objects = ContentStore(storage_dir / "objects")
+        self.index_dir = storage_dir / "index"
+        self.keys_dir = storage_dir / "keys"
+        self.head_path = self.index_dir / "HEAD"
+        self.accepted_path = self.index_dir / "accepted"
+        self.verified_path = self.index_dir / "verified"
+        self.lock_path = storage_dir / ".lock"
+
+    # -- locking and small state files -------------------------------------------------
+
+    def write_lock(self) -> Any:
+        """The exclusive lock every write holds from its first read to its last write."""
+        ensure_dir(self.storage_dir)
+        return exclusive_lock(self.lock_path)
+
+    def _read_counter(self, path: Path) -> int:
+        try:
+            text = path.read_text(encoding="ascii").strip()
+        except FileNotFoundError:
+            return 0
+        if not text.isdigit():
+            raise IntegrityError(f"{path.name} holds {text[:20]!r}, not a version number.")
+        return int(text)
+
+    def accepted_version(self) -> int:
+        """The highest head version this store ever accepted (0 before init)."""
+        return self._read_counter(self.accepted_path)
+
+    def _accept(self, version: int) -> None:
+        if version > self.accepted_version():
+            atomic_write(self.accepted_path, f"{version}\n".encode())
+
+    # -- history and heads -------------------------------------------------------------
+
+    def load_history(self, expect_root: str | None = None) -> KeyHistory:
+        """The verified key history (raises if the store is not initialised)."""
+        return KeyHistory.load(self.keys_dir, expect_root=expect_root)
+
+    def _verify_envelope(self, data: bytes, history: KeyHistory, what: str) -> SignedHead:
+        """Check a head envelope's signature over its exact bytes, then parse it.
+
+        A signature counts only from a key that is not revoked and whose range
+        covers the version the head claims.
+        """
+        envelope = dsse.Envelope.from_bytes(data, what=what)
+        verifiers = {
+            keyid: record.public_key.verify
+            for keyid, record in history.keys.items()
+            if record.status is not KeyStatus.REVOKED
+        }
+        valid = dsse.verified_keyids(envelope, dsse.INDEX_PAYLOAD_TYPE, verifiers, what=what)
+        if not valid:
+            raise SignatureError(f"{what} carries no valid signature from a trusted, unrevoked key.")
+        try:
+            head = Head.from_json(json.loads(envelope.payload), what)
+        except ValueError:
+            raise IntegrityError(f"{what} has a payload that is not JSON.") from None
+        allowed = history.signer_of(head.version)
+        if allowed is None or allowed[0] not in valid:
+            raise SignatureError(f"{what} (index version {head.version}) is not signed by the key active for it.")
+        if head.key_history_version > len(history.versions):
+            raise KeyHistoryError(f"{what} names key history version {head.key_history_version}, which is unknown.")
+        return SignedHead(digest_of(data), head, allowed[0], data)
+
+    def current_head(self, history: KeyHistory) -> SignedHead:
+        """The verified current head, refusing a replay of an older one."""
+        accepted = self.accepted_version()
+        try:
+            data = self.head_path.read_bytes()
+        except FileNotFoundError:
+            raise NotInitializedError(f"The store at {self.storage_dir} has no index yet.") from None
+        signed = self._verify_envelope(data, history, "The current index")
+        if signed.head.version < accepted:
+            raise RollbackError(
+                f"The current index is version {signed.head.version}, older than version {accepted} "
+                "which this store already accepted: an old index was replayed.",
+            )
+        return signed
+
+    def head_by_id(self, head_id: str, history: KeyHistory) -> SignedHead:
+        """A past head from the CAS, with its signature checked."""
+        return self._verify_envelope(self.objects.get_bytes(head_id), history, f"Index head {head_id}")
+
+    # -- reading the tree --------------------------------------------------------------
+
+    def _clients(self, head: Head) -> dict[str, str]:
+        return tree_from_json(self.objects.get_json(head.root), "root", "clients", "client", f"Root {head.root}")
+
+    def _profiles(self, tree_id: str) -> dict[str, str]:
+        return tree_from_json(self.objects.get_json(tree_id), "client", "profiles", "profile", f"Client tree {tree_id}")
+
+    def entry(self, entry_id: str) -> Entry:
+        return Entry.from_json(self.objects.get_json(entry_id), f"Entry {entry_id}")
+
+    def list_profiles(self, history: KeyHistory) -> dict[str, list[str]]:
+        """Every client with its profiles, from the verified current head."""
+        head = self.current_head(history).head
+        return {client: sorted(self._profiles(tree)) for client, tree in self._clients(head).items()}
+
+    def latest_entry_id(self, history: KeyHistory, client: str, profile: str) -> str:
+        """The id of the newest entry of ``client/profile`` under the verified head."""
+        check_name_id(client, "client")
+        check_name_id(profile, "profile")
+        head = self.current_head(history).head
+        tree = self._clients(head).get(client)
+        entry_id = self._profiles(tree).get(profile) if tree else None
+        if entry_id is None:
+            raise NotFoundError(f"No config is published for client {client!r}, profile {profile!r}.")
+        return entry_id
+
+    def iter_entries(self, entry_id: str | None) -> Iterator[Entry]:
+        """Walk an entry chain from newest to oldest."""
+        while entry_id is not None:
+            entry = self.entry(entry_id)
+            yield entry
+            entry_id = entry.previous_entry
+
+    def profile_history(self, history: KeyHistory, client: str, profile: str) -> list[Entry]:
+        """Every published version of a profile, newest first."""
+        return list(self.iter_entries(self.latest_entry_id(history, client, profile)))
+
+    def get_artifact(
+        self, history: KeyHistory, client: str, profile: str, artifact: str | None = None
+    ) -> tuple[Entry, Any]:
+        """A profile's payload (the latest, or ``artifact`` if it is in the profile's history)."""
+        if artifact is not None:
+            check_artifact_id(artifact)
+        for entry in self.profile_history(history, client, profile):
+            if artifact is None or entry.artifact == artifact:
+                return entry, self.objects.get_json(entry.artifact)
+        raise NotFoundError(f"Artifact {artifact} is not in the history of {client}/{profile}.")
+
+    # -- writing -----------------------------------------------------------------------
+
+    def _write_head(self, key: SigningKey, head: Head) -> SignedHead:
+        """Sign ``head``, keep it in the CAS, then make it current and accepted."""
+        envelope = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {key.keyid: key.sign})
+        data = envelope.to_bytes()
+        head_id = self.objects.put_bytes(data)
+        atomic_write(self.head_path, data)
+        self._accept(head.version)
+        return SignedHead(head_id, head, key.keyid, data)
+
+    def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
+        """Create the store pinned to ``key``; re-running it finishes or confirms an earlier init."""
+        with self.write_lock():
+            ensure_dir(self.index_dir)
+            if KeyHistory.exists(self.keys_dir):
+                history = self.load_history()
+                if history.root_fingerprint != key.fingerprint:
+                    raise ConflictError(
+                        f"The store is already initialised with root key {history.root_fingerprint}.",
+                        hint="Use that key, or choose another --home for a new store.",
+                    )
+                if self.head_path.exists():
+                    return history, self.current_head(history), False
+            else:
+                history = KeyHistory.create(self.keys_dir, key, utc_now())
+            root = self.objects.put_json(tree_to_json("root", "clients", {}))
+            head = Head(1, root, None, len(history.versions), utc_now())
+            return history, self._write_head(key, head), True
+
+    def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
+        """Publish new payloads for one or more profiles as one new index version."""
+        for update in updates:
+            check_name_id(update.client, "client")
+            check_name_id(update.profile, "profile")
+        with self.write_lock():
+            remove_stale_temps(self.index_dir)
+            history = self.load_history()
+            history.require_active(key)
+            current = self.current_head(history)
+            version = current.head.version + 1
+            clients = self._clients(current.head)
+            trees: dict[str, dict[str, str]] = {}
+            artifacts: dict[str, str] = {}
+            unchanged: list[str] = []
+            now = utc_now()
+            for update in updates:
+                name = f"{update.client}/{update.profile}"
+                if update.client not in trees:
+                    tree_id = clients.get(update.client)
+                    trees[update.client] = self._profiles(tree_id) if tree_id else {}
+                profiles = trees[update.client]
+                artifact = self.objects.put_json(update.payload)
+                artifacts[name] = artifact
+                previous = profiles.get(update.profile)
+                if previous is not None and self.entry(previous).artifact == artifact:
+                    unchanged.append(name)
+                    continue
+                entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
+                profiles[update.profile] = self.objects.put_json(entry.to_json())
+            if len(unchanged) == len(updates):
+                return PublishResult(current.head.version, artifacts, unchanged, key.keyid)
+            for client, profiles in trees.items():
+                clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles))
+            root = self.objects.put_json(tree_to_json("root", "clients", clients))
+            head = Head(version, root, current.head_id, len(history.versions), now)
+            self._write_head(key, head)
+            return PublishResult(version, artifacts, unchanged, key.keyid)
+
+    def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
+        """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
+        head = Head(current.head.version + 1, current.head.root, current.head_id, len(history.versions), utc_now())
+        return self._write_head(key, head)
+
+    # -- verification ------------------------------------------------------------------
+
+    def verify(self, *, deep: bool = False, expect_root: str | None = None) -> VerifyReport:
+        """Verify the key history, the current head and its chain (and, if deep, every reachable object).
+
+        A normal check stops at the last head already verified end to end; a deep
+        check starts from scratch and re-hashes every reachable object.
+        """
+        history = self.load_history(expect_root)
+        current = self.current_head(history)
+        checkpoint = None if deep else self._read_checkpoint()
+        report = VerifyReport(
+            index_version=current.head.version,
+            head_id=current.head_id,
+            keyid=current.keyid,
+            key_history_version=len(history.versions),
+            heads_checked=0,
+            deep=deep,
+        )
+        seen: set[str] = set()
+        if deep:
+            self.objects.get_bytes(current.head_id)
+            report.profiles = sum(len(p) for p in self.list_profiles(history).values())
+        signed = current
+        while True:
+            report.heads_checked += 1
+            if deep:
+                self._walk_tree(signed.head, seen)
+            previous_id = signed.head.previous_head
+            if signed.head_id == checkpoint or previous_id is None:
+                break
+            signed = self._previous_head(signed, previous_id, history, report)
+        if deep:
+            report.objects_checked = len(seen) + report.heads_checked
+        self._save_checkpoint(current.head_id)
+        return report
+
+    def _previous_head(
+        self, signed: SignedHead, previous_id: str, history: KeyHistory, report: VerifyReport
+    ) -> SignedHead:
+        """The head before ``signed``, authenticated by its signature or, if its key is revoked, by the chain."""
+        what = f"Index head {previous_id}"
+        data = self.objects.get_bytes(previous_id)
+        try:
+            previous = self._verify_envelope(data, history, what)
+        except SignatureError:
+            previous = self._vouched_by_chain(data, history, what)
+            report.heads_vouched_by_chain += 1
+        if previous.head.version != signed.head.version - 1:
+            raise IntegrityError(
+                f"Index version {signed.head.version} links to version {previous.head.version}: the chain is broken."
+            )
+        return previous
+
+    def _vouched_by_chain(self, data: bytes, history: KeyHistory, what: str) -> SignedHead:
+        """Accept a head whose signer was later revoked: a trusted newer head commits to its hash."""
+        envelope = dsse.Envelope.from_bytes(data, what=what)
+        try:
+            head = Head.from_json(json.loads(envelope.payload), what)
+        except ValueError:
+            raise IntegrityError(f"{what} has a payload that is not JSON.") from None
+        signer = history.signer_of(head.version)
+        if signer is None or signer[1].status is not KeyStatus.REVOKED:
+            raise SignatureError(f"{what} (index version {head.version}) has no valid signature from its key.")
+        return SignedHead(digest_of(data), head, signer[0], data)
+
+    def _walk_tree(self, head: Head, seen: set[str]) -> None:
+        """Re-hash every object reachable from ``head`` that was not seen yet."""
+        if head.root in seen:
+            return
+        seen.add(head.root)
+        for client, tree_id in self._clients(head).items():
+            if tree_id in seen:
+                continue
+            seen.add(tree_id)
+            for profile, latest in self._profiles(tree_id).items():
+                entry_id: str | None = latest
+                while entry_id is not None and entry_id not in seen:
+                    seen.add(entry_id)
+                    entry = self.entry(entry_id)
+                    if (entry.client, entry.profile) != (client, profile):
+                        raise IntegrityError(f"Entry {entry_id} is filed under {client}/{profile} but names another.")
+                    if entry.artifact not in seen:
+                        seen.add(entry.artifact)
+                        self.objects.get_bytes(entry.artifact)
+                    entry_id = entry.previous_entry
+
+    def _read_checkpoint(self) -> str | None:
+        try:
+            return check_artifact_id(self.verified_path.read_text(encoding="ascii").strip())
+        except (OSError, InvalidIdError):
+            return None
+
+    def _save_checkpoint(self, head_id: str) -> None:
+        # A read-only store still verifies; it just cannot remember the checkpoint.
+        with contextlib.suppress(OSError):
+            atomic_write(self.verified_path, f"{head_id}\n".encode())
+
+    def export(self) -> bytes:
+        """The current signed index envelope, verified first."""
+        history = self.load_history()
+        return self.current_head(history).envelope_bytes

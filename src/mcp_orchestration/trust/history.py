@@ -1,0 +1,298 @@
+"""The public key history: which key may sign which index version (TUF-root-like).
+
+Version 1 pins the first key. Every later version is a DSSE envelope signed
+by the key that was active in the version before it *and* by the key active
+in it, links to the previous version by digest, and may only move keys
+forward: active -> retired -> revoked, never back. Each key carries the range
+of index versions it may sign; a retired key still verifies its range, a
+revoked key verifies nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+
+from mcp_orchestration.errors import (
+    KeyHistoryError,
+    KeyNotTrustedError,
+    KeyRetiredError,
+    KeyRevokedError,
+    NotInitializedError,
+)
+from mcp_orchestration.fsutil import atomic_write, ensure_dir
+from mcp_orchestration.trust import dsse
+from mcp_orchestration.trust.keys import PublicKey, SigningKey
+
+_VERSION_FILE = re.compile(r"^(\d{8})\.json$")
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+_ALLOWED_TRANSITIONS = {
+    KeyStatus.ACTIVE: {KeyStatus.ACTIVE, KeyStatus.RETIRED, KeyStatus.REVOKED},
+    KeyStatus.RETIRED: {KeyStatus.RETIRED, KeyStatus.REVOKED},
+    KeyStatus.REVOKED: {KeyStatus.REVOKED},
+}
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One key's public half, status and the index versions it may sign (inclusive)."""
+
+    public_key: PublicKey
+    status: KeyStatus
+    first_index: int
+    last_index: int | None
+
+    def covers(self, index_version: int) -> bool:
+        last = self.last_index if self.last_index is not None else index_version
+        return self.first_index <= index_version <= last
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "public_key": base64.b64encode(self.public_key.raw).decode(),
+            "status": self.status.value,
+            "first_index": self.first_index,
+            "last_index": self.last_index,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> KeyRecord:
+        last = raw["last_index"]
+        record = cls(
+            public_key=PublicKey(base64.b64decode(raw["public_key"], validate=True)),
+            status=KeyStatus(raw["status"]),
+            first_index=raw["first_index"],
+            last_index=last,
+        )
+        if len(record.public_key.raw) != 32 or not _is_int(record.first_index) or not (last is None or _is_int(last)):
+            raise ValueError("malformed key record")
+        return record
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+@dataclass(frozen=True)
+class HistoryVersion:
+    """One signed version of the key history, with the exact bytes it was stored as."""
+
+    version: int
+    created_at: str
+    previous: str | None
+    keys: Mapping[str, KeyRecord]
+    envelope_bytes: bytes
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.envelope_bytes).hexdigest()
+
+    @property
+    def active(self) -> tuple[str, KeyRecord]:
+        (active,) = [(k, r) for k, r in self.keys.items() if r.status is KeyStatus.ACTIVE]
+        return active
+
+
+def _payload(version: int, created_at: str, previous: str | None, keys: Mapping[str, KeyRecord]) -> bytes:
+    return rfc8785.dumps(
+        {
+            "_type": "key_history",
+            "version": version,
+            "created_at": created_at,
+            "previous": previous,
+            "keys": {k: r.to_json() for k, r in keys.items()},
+        }
+    )
+
+
+def _parse(envelope_bytes: bytes, expected_version: int) -> tuple[dsse.Envelope, HistoryVersion]:
+    what = f"key history version {expected_version}"
+    envelope = dsse.Envelope.from_bytes(envelope_bytes, what=what)
+    try:
+        raw = json.loads(envelope.payload)
+        keys = {k: KeyRecord.from_json(v) for k, v in raw["keys"].items()}
+        parsed = HistoryVersion(raw["version"], raw["created_at"], raw["previous"], keys, envelope_bytes)
+        if raw["_type"] != "key_history" or not isinstance(parsed.created_at, str):
+            raise ValueError("wrong type")
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise KeyHistoryError(f"{what} has a malformed payload.") from None
+    if parsed.version != expected_version:
+        raise KeyHistoryError(f"{what} claims to be version {parsed.version}.")
+    if any(record.public_key.keyid != keyid for keyid, record in keys.items()):
+        raise KeyHistoryError(f"{what} lists a key under an id that is not its SHA-256.")
+    if sum(r.status is KeyStatus.ACTIVE for r in keys.values()) != 1:
+        raise KeyHistoryError(f"{what} does not have exactly one active key.")
+    return envelope, parsed
+
+
+def _require_signed_by(envelope: dsse.Envelope, keyids: set[str], keys: Mapping[str, KeyRecord], what: str) -> None:
+    verifiers = {k: keys[k].public_key.verify for k in keyids}
+    valid = dsse.verified_keyids(envelope, dsse.KEY_HISTORY_PAYLOAD_TYPE, verifiers, what=what)
+    missing = keyids - valid
+    if missing:
+        raise KeyHistoryError(f"{what} lacks a valid signature from key SHA256:{sorted(missing)[0]}.")
+
+
+def _check_transition(before: HistoryVersion, after: HistoryVersion) -> None:
+    """Keys only move forward, ranges never widen, and a new key starts where the old one ended."""
+    what = f"key history version {after.version}"
+    for keyid, old in before.keys.items():
+        new = after.keys.get(keyid)
+        if new is None:
+            raise KeyHistoryError(f"{what} drops key SHA256:{keyid}.")
+        if new.public_key != old.public_key or new.first_index != old.first_index:
+            raise KeyHistoryError(f"{what} changes the identity or start of key SHA256:{keyid}.")
+        if new.status not in _ALLOWED_TRANSITIONS[old.status]:
+            raise KeyHistoryError(
+                f"{what} moves key SHA256:{keyid} from {old.status.value} back to {new.status.value}."
+            )
+        if old.last_index is not None and new.last_index != old.last_index:
+            raise KeyHistoryError(f"{what} changes the closed range of key SHA256:{keyid}.")
+        if new.status is KeyStatus.RETIRED and new.last_index is None:
+            raise KeyHistoryError(f"{what} retires key SHA256:{keyid} without closing its range.")
+    old_active_id, _old_active = before.active
+    new_active_id, new_active = after.active
+    added = set(after.keys) - set(before.keys)
+    if new_active_id == old_active_id:
+        if added:
+            raise KeyHistoryError(f"{what} adds a key that is not the new active key.")
+        return
+    if added != {new_active_id}:
+        raise KeyHistoryError(f"{what} adds keys other than the new active key.")
+    closed = after.keys[old_active_id].last_index
+    if closed is None or new_active.first_index != closed + 1 or new_active.last_index is not None:
+        raise KeyHistoryError(f"{what} does not hand over the index range from the old key to the new one.")
+
+
+class KeyHistory:
+    """The verified chain of key-history versions of one store."""
+
+    def __init__(self, directory: Path, versions: list[HistoryVersion]) -> None:
+        self.directory = directory
+        self.versions = versions
+
+    @property
+    def current(self) -> HistoryVersion:
+        return self.versions[-1]
+
+    @property
+    def keys(self) -> Mapping[str, KeyRecord]:
+        return self.current.keys
+
+    @property
+    def root_fingerprint(self) -> str:
+        return f"SHA256:{self.versions[0].active[0]}"
+
+    @staticmethod
+    def path_for(directory: Path, version: int) -> Path:
+        return directory / f"{version:08d}.json"
+
+    @classmethod
+    def exists(cls, directory: Path) -> bool:
+        return cls.path_for(directory, 1).exists()
+
+    @classmethod
+    def load(cls, directory: Path, *, expect_root: str | None = None) -> KeyHistory:
+        """Read and verify every version from the pinned first one to the newest."""
+        files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.match(p.name)))
+        if not files:
+            raise NotInitializedError(f"No key history in {directory}: the store is not initialised.")
+        if files != list(range(1, len(files) + 1)):
+            raise KeyHistoryError(f"The key history in {directory} has a gap: versions {files}.")
+        versions: list[HistoryVersion] = []
+        for number in files:
+            data = cls.path_for(directory, number).read_bytes()
+            envelope, version = _parse(data, number)
+            what = f"key history version {number}"
+            if not versions:
+                keyid, record = version.active
+                if version.previous is not None or len(version.keys) != 1 or record.first_index != 1:
+                    raise KeyHistoryError("key history version 1 must pin exactly one key, active from index 1.")
+                _require_signed_by(envelope, {keyid}, version.keys, what)
+            else:
+                before = versions[-1]
+                if version.previous != before.digest:
+                    raise KeyHistoryError(f"{what} does not link to version {number - 1}.")
+                _check_transition(before, version)
+                _require_signed_by(envelope, {before.active[0], version.active[0]}, version.keys, what)
+            versions.append(version)
+        history = cls(directory, versions)
+        if expect_root is not None and history.root_fingerprint != expect_root:
+            raise KeyHistoryError(
+                f"The store's pinned root key is {history.root_fingerprint}, not the expected {expect_root}."
+            )
+        return history
+
+    @classmethod
+    def create(cls, directory: Path, key: SigningKey, created_at: str) -> KeyHistory:
+        """Write version 1, pinning ``key`` as the one active key from index version 1."""
+        ensure_dir(directory)
+        keys = {key.keyid: KeyRecord(key.public_key, KeyStatus.ACTIVE, 1, None)}
+        history = cls(directory, [])
+        history._append(keys, created_at, [key])
+        return history
+
+    def _append(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]) -> None:
+        number = len(self.versions) + 1
+        previous = self.current.digest if self.versions else None
+        payload = _payload(number, created_at, previous, keys)
+        envelope = dsse.sign(dsse.KEY_HISTORY_PAYLOAD_TYPE, payload, {k.keyid: k.sign for k in signers})
+        data = envelope.to_bytes()
+        atomic_write(self.path_for(self.directory, number), data)
+        self.versions.append(HistoryVersion(number, created_at, previous, dict(keys), data))
+
+    def append_rotation(self, old: SigningKey, new: SigningKey, last_index_of_old: int, created_at: str) -> None:
+        """Retire ``old`` after ``last_index_of_old`` and make ``new`` active; both sign."""
+        keys = dict(self.keys)
+        keys[old.keyid] = replace(keys[old.keyid], status=KeyStatus.RETIRED, last_index=last_index_of_old)
+        keys[new.keyid] = KeyRecord(new.public_key, KeyStatus.ACTIVE, last_index_of_old + 1, None)
+        self._append(keys, created_at, [old, new])
+
+    def append_revocation(self, active: SigningKey, keyid: str, created_at: str) -> None:
+        """Mark ``keyid`` revoked, signed by the active key."""
+        keys = dict(self.keys)
+        keys[keyid] = replace(keys[keyid], status=KeyStatus.REVOKED)
+        self._append(keys, created_at, [active])
+
+    def require_active(self, key: SigningKey) -> KeyRecord:
+        """The record of ``key`` if it is the active key; otherwise say why it may not sign."""
+        record = self.keys.get(key.keyid)
+        if record is None:
+            raise KeyNotTrustedError(f"Key {key.fingerprint} is not in this store's key history.")
+        if record.status is KeyStatus.RETIRED:
+            raise KeyRetiredError(
+                f"Key {key.fingerprint} is retired: it signed index versions up to {record.last_index}."
+            )
+        if record.status is KeyStatus.REVOKED:
+            raise KeyRevokedError(f"Key {key.fingerprint} is revoked.")
+        return record
+
+    def signer_of(self, index_version: int) -> tuple[str, KeyRecord] | None:
+        """The key that was allowed to sign ``index_version`` (revoked or not)."""
+        for keyid, record in self.keys.items():
+            if record.covers(index_version):
+                return keyid, record
+        return None
+
+
+def _iter_dir(directory: Path) -> Iterator[Path]:
+    try:
+        yield from directory.iterdir()
+    except FileNotFoundError:
+        return

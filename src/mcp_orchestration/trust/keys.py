@@ -1,0 +1,308 @@
+"""Key custody: the only module that ever holds private key bytes.
+
+Keys come from a secret file (a Docker secret, ``--key-file`` or ``*_FILE``)
+or, on request, from the OS keyring; never from a plain environment variable.
+Every secret read is registered with the redactor in all its encodings before
+anything else happens, and the private key lives inside :class:`SigningKey`,
+whose ``repr`` and ``str`` show only the public fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from mcp_orchestration.errors import (
+    InvalidIdError,
+    KeyFormatError,
+    KeyUnavailableError,
+    KeyUnreadableError,
+    PassphraseError,
+)
+from mcp_orchestration.redaction import REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
+from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
+
+log = logging.getLogger(__name__)
+
+KeyFormat = Literal["pkcs8", "openssh"]
+MIN_PASSPHRASE_LENGTH = 8
+_CONTAINER_UID = 65532
+
+
+@dataclass(frozen=True)
+class PublicKey:
+    """An Ed25519 public key and its identity: ``keyid`` is hex SHA-256 of the raw 32 bytes."""
+
+    raw: bytes
+
+    @property
+    def keyid(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """The form operators compare and pin: ``SHA256:<keyid>``."""
+        return f"SHA256:{self.keyid}"
+
+    def verify(self, signature: bytes, message: bytes) -> bool:
+        """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
+        try:
+            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
+        except InvalidSignature:
+            return False
+        return True
+
+    def to_pem(self) -> str:
+        """SubjectPublicKeyInfo PEM, as ``openssl pkeyutl -pubin`` reads it."""
+        key = Ed25519PublicKey.from_public_bytes(self.raw)
+        return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+    @classmethod
+    def from_pem(cls, pem: bytes) -> PublicKey:
+        """Read a PEM public key; anything but Ed25519 is a format error."""
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except (ValueError, UnsupportedAlgorithm):
+            raise KeyFormatError("The public key is not a valid PEM public key.") from None
+        if not isinstance(key, Ed25519PublicKey):
+            raise KeyFormatError("The public key is not an Ed25519 key.")
+        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+class SigningKey:
+    """An Ed25519 private key that signs but never shows itself."""
+
+    __slots__ = ("_private", "origin", "public_key")
+
+    def __init__(self, private: Ed25519PrivateKey, origin: str) -> None:
+        self._private = private
+        self.public_key = PublicKey(
+            private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        )
+        self.origin = origin
+
+    @property
+    def keyid(self) -> str:
+        return self.public_key.keyid
+
+    @property
+    def fingerprint(self) -> str:
+        return self.public_key.fingerprint
+
+    def sign(self, message: bytes) -> bytes:
+        """Ed25519 signature of ``message``."""
+        return self._private.sign(message)
+
+    def serialize(self, fmt: KeyFormat, passphrase: bytes | None) -> bytes:
+        """The private key in ``fmt``, encrypted when a passphrase is given (for ``keys generate``)."""
+        encryption: serialization.KeySerializationEncryption = (
+            serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
+        )
+        private_format = serialization.PrivateFormat.OpenSSH if fmt == "openssh" else serialization.PrivateFormat.PKCS8
+        return self._private.private_bytes(serialization.Encoding.PEM, private_format, encryption)
+
+    def __repr__(self) -> str:
+        return f"SigningKey({self.fingerprint}, origin={self.origin!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("SigningKey cannot be pickled")
+
+
+def register_key_secrets(private: Ed25519PrivateKey, redactor: Redactor = REDACTOR) -> None:
+    """Teach the redactor every common encoding of ``private``."""
+    raw = private.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    der = private.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    forms = encodings_of_bytes(raw) | encodings_of_bytes(der)
+    for private_format in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.OpenSSH):
+        pem = private.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
+        forms |= encodings_of_pem(pem.decode())
+    redactor.register(forms)
+
+
+def generate() -> SigningKey:
+    """A fresh Ed25519 key from the OS random source, already known to the redactor."""
+    private = Ed25519PrivateKey.generate()
+    register_key_secrets(private)
+    return SigningKey(private, origin="generated")
+
+
+def read_secret_file(path: Path, what: str) -> bytes:
+    """Read a secret file, with an error that names the fix when it cannot be read.
+
+    The bytes are registered with the redactor before they are returned.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise KeyUnavailableError(f"The {what} file {path} does not exist.") from None
+    except PermissionError:
+        raise KeyUnreadableError(
+            f"The {what} file {path} exists but cannot be read by this process (uid {os.getuid()}, gid {os.getgid()}).",
+            hint=(
+                f"Give the process read access: `chown {_CONTAINER_UID} {path}` on the host "
+                f'(or set uid: "{_CONTAINER_UID}" on the compose secret), or `chmod 0440 {path}` '
+                "with a group the process belongs to."
+            ),
+        ) from None
+    except IsADirectoryError:
+        raise KeyUnavailableError(f"The {what} path {path} is a directory, not a file.") from None
+    except OSError as exc:
+        raise KeyUnreadableError(f"The {what} file {path} cannot be read ({exc.strerror}).") from None
+    text = data.decode("utf-8", errors="replace")
+    REDACTOR.register_text(text)
+    REDACTOR.register(encodings_of_pem(text))
+    _warn_if_exposed(path, what)
+    return data
+
+
+def _warn_if_exposed(path: Path, what: str) -> None:
+    """Warn about a key file outside /run/secrets that group or others may read."""
+    try:
+        resolved = path.resolve()
+        mode = resolved.stat().st_mode
+    except OSError:
+        return
+    if SECRETS_DIR in resolved.parents:
+        return
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        log.warning(
+            "The %s file %s is readable by group or others (mode %04o); restrict it with `chmod 0600 %s`.",
+            what,
+            path,
+            stat.S_IMODE(mode),
+            path,
+        )
+
+
+def read_passphrase(path: Path) -> bytes:
+    """Read a passphrase file; trailing newlines and spaces are not part of the passphrase."""
+    passphrase = read_secret_file(path, "passphrase").rstrip()
+    REDACTOR.register_text(passphrase.decode("utf-8", errors="replace"))
+    REDACTOR.register(encodings_of_bytes(passphrase))
+    if len(passphrase) < MIN_PASSPHRASE_LENGTH:
+        raise PassphraseError(
+            f"The passphrase in {path} is shorter than {MIN_PASSPHRASE_LENGTH} characters.",
+            hint="Re-encrypt the key with a longer passphrase.",
+        )
+    return passphrase
+
+
+def parse_private_key(data: bytes, passphrase: bytes | None, origin: str) -> SigningKey:
+    """Parse PKCS8 PEM (plain or encrypted) or OpenSSH Ed25519 key bytes."""
+    text = data.strip()
+    loader = (
+        serialization.load_ssh_private_key if b"OPENSSH PRIVATE KEY" in text else serialization.load_pem_private_key
+    )
+    try:
+        private = loader(text, password=passphrase)
+    except TypeError:
+        if passphrase is None:
+            raise PassphraseError(
+                f"The key from {origin} is encrypted and no passphrase was given.",
+                hint="Put the passphrase in a secret file and set MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE.",
+            ) from None
+        raise PassphraseError(
+            f"The key from {origin} is not encrypted, but a passphrase was given.",
+            hint="Remove the passphrase setting, or encrypt the key.",
+        ) from None
+    except UnsupportedAlgorithm:
+        raise KeyFormatError(
+            f"The key from {origin} uses an unsupported algorithm; only Ed25519 is accepted."
+        ) from None
+    except ValueError:
+        if passphrase is not None and (b"ENCRYPTED" in text or b"OPENSSH" in text):
+            raise PassphraseError(
+                f"The key from {origin} could not be decrypted: the passphrase is wrong.",
+                hint="Check the passphrase secret file; it must hold exactly the passphrase.",
+            ) from None
+        raise KeyFormatError(f"The key from {origin} is not a PKCS8 PEM or OpenSSH private key.") from None
+    if not isinstance(private, Ed25519PrivateKey):
+        raise KeyFormatError(f"The key from {origin} is a {type(private).__name__.removeprefix('_')}, not Ed25519.")
+    register_key_secrets(private)
+    return SigningKey(private, origin=origin)
+
+
+def load_from_keyring(username: str = KEYRING_USERNAME) -> SigningKey:
+    """Load the PEM key stored in the OS keyring under service ``mcp-orchestration``."""
+    import keyring
+    import keyring.errors
+
+    try:
+        stored = keyring.get_password(KEYRING_SERVICE, username)
+    except keyring.errors.NoKeyringError:
+        raise KeyUnavailableError(
+            "No OS keyring backend is available here (as in a container).",
+            hint="Use a key file instead: mount it as a Docker secret at /run/secrets/signing_key.",
+        ) from None
+    except keyring.errors.KeyringError as exc:
+        raise KeyUnavailableError(f"The OS keyring could not be read ({type(exc).__name__}).") from None
+    if not stored:
+        raise KeyUnavailableError(
+            f"The OS keyring holds no entry {username!r} for service {KEYRING_SERVICE!r}.",
+            hint="Create one with `mcp-orchestration keys generate --keyring`.",
+        )
+    REDACTOR.register_text(stored)
+    REDACTOR.register(encodings_of_pem(stored))
+    return parse_private_key(stored.encode(), None, origin="the OS keyring")
+
+
+def store_in_keyring(key: SigningKey, username: str = KEYRING_USERNAME) -> None:
+    """Store ``key`` as PKCS8 PEM in the OS keyring; refuse to replace an existing entry."""
+    import keyring
+    import keyring.errors
+
+    try:
+        if keyring.get_password(KEYRING_SERVICE, username):
+            raise KeyUnavailableError(
+                f"The OS keyring already holds {username!r} for {KEYRING_SERVICE!r}; it is never overwritten.",
+                hint="Delete the old entry yourself after rotating, then generate again.",
+            )
+        keyring.set_password(KEYRING_SERVICE, username, key.serialize("pkcs8", None).decode())
+    except keyring.errors.NoKeyringError:
+        raise KeyUnavailableError("No OS keyring backend is available here.") from None
+    except keyring.errors.KeyringError as exc:
+        raise KeyUnavailableError(f"The OS keyring could not be written ({type(exc).__name__}).") from None
+
+
+def load_signing_key(spec: KeySpec) -> SigningKey:
+    """Load the key ``spec`` names, or raise a typed error saying why it cannot be used."""
+    if spec.source == "keyring":
+        return load_from_keyring()
+    if spec.path is None:
+        raise KeyUnavailableError("No signing key is configured.")
+    data = read_secret_file(spec.path, "signing key")
+    passphrase = read_passphrase(spec.passphrase_path) if spec.passphrase_path is not None else None
+    return parse_private_key(data, passphrase, origin=str(spec.path))
+
+
+def parse_keyid(text: str) -> str:
+    """A key id given by an operator, as ``SHA256:<hex>`` or bare hex in any case, to bare lowercase hex."""
+    value = text.strip()
+    value = value[len("SHA256:") :] if value.upper().startswith("SHA256:") else value
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise InvalidIdError(f"{text[:80]!a} is not a key fingerprint: expected SHA256: and 64 hex digits.")
+    return value.lower()
+
+
+def public_key_fingerprint(text: str) -> str:
+    """Normalise an operator's fingerprint to ``SHA256:<lowercase hex>``."""
+    return f"SHA256:{parse_keyid(text)}"
