@@ -17,7 +17,9 @@ from mcp_orchestration.settings import ENV_PREFIX
 from mcp_orchestration.trust import keys
 
 PASSPHRASE = "correct horse battery staple"
-SAMPLE_CONFIG = {"mcpServers": {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"]}}}
+SAMPLE_CONFIG = {
+    "mcpServers": {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"]}}
+}
 
 
 @dataclass

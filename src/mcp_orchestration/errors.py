@@ -30,7 +30,7 @@ class OrchestrationError(Exception):
     exit_code: ExitCode = ExitCode.FAILURE
     hint: str = ""
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if hint is not None:

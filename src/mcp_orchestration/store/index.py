@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,7 @@ class VerifyReport:
     heads_vouched_by_chain: int = 0
     deep: bool = False
     profiles: int = 0
-    problems: list[str] = field(default_factory=list)
+    unreachable_objects: int = 0
 
 
 class Index:
@@ -323,20 +323,24 @@ class Index:
             deep=deep,
         )
         seen: set[str] = set()
+        walked: set[str] = set()
         if deep:
-            self.objects.get_bytes(current.head_id)
+            seen = self._rehash_all_objects()
+            if current.head_id not in seen:
+                raise IntegrityError(f"The current index head {current.head_id} is missing from the objects.")
             report.profiles = sum(len(p) for p in self.list_profiles(history).values())
         signed = current
         while True:
             report.heads_checked += 1
             if deep:
-                self._walk_tree(signed.head, seen)
+                self._walk_tree(signed.head, seen, walked)
             previous_id = signed.head.previous_head
             if signed.head_id == checkpoint or previous_id is None:
                 break
             signed = self._previous_head(signed, previous_id, history, report)
         if deep:
-            report.objects_checked = len(seen) + report.heads_checked
+            report.objects_checked = len(seen)
+            report.unreachable_objects = len(seen) - len(walked) - report.heads_checked
         self._save_checkpoint(current.head_id)
         return report
 
@@ -369,25 +373,41 @@ class Index:
             raise SignatureError(f"{what} (index version {head.version}) has no valid signature from its key.")
         return SignedHead(digest_of(data), head, signer[0], data)
 
-    def _walk_tree(self, head: Head, seen: set[str]) -> None:
-        """Re-hash every object reachable from ``head`` that was not seen yet."""
-        if head.root in seen:
+    def _rehash_all_objects(self) -> set[str]:
+        """Re-hash every object file on disk; return the ids, all intact."""
+        intact = set()
+        for object_id in self.objects.iter_ids():
+            self.objects.get_bytes(object_id)
+            intact.add(object_id)
+        return intact
+
+    def _walk_tree(self, head: Head, intact: set[str], walked: set[str]) -> None:
+        """Check that everything reachable from ``head`` is present, intact and well-formed.
+
+        Artifacts were re-hashed by the sweep over all objects; the tree objects
+        are parsed (and re-hashed again on read: they are small).
+        """
+
+        def visit(object_id: str) -> bool:
+            if object_id in walked:
+                return False
+            if object_id not in intact:
+                raise IntegrityError(f"Object {object_id} is referenced by the index but missing.")
+            walked.add(object_id)
+            return True
+
+        if not visit(head.root):
             return
-        seen.add(head.root)
         for client, tree_id in self._clients(head).items():
-            if tree_id in seen:
+            if not visit(tree_id):
                 continue
-            seen.add(tree_id)
             for profile, latest in self._profiles(tree_id).items():
                 entry_id: str | None = latest
-                while entry_id is not None and entry_id not in seen:
-                    seen.add(entry_id)
+                while entry_id is not None and visit(entry_id):
                     entry = self.entry(entry_id)
                     if (entry.client, entry.profile) != (client, profile):
                         raise IntegrityError(f"Entry {entry_id} is filed under {client}/{profile} but names another.")
-                    if entry.artifact not in seen:
-                        seen.add(entry.artifact)
-                        self.objects.get_bytes(entry.artifact)
+                    visit(entry.artifact)
                     entry_id = entry.previous_entry
 
     def _read_checkpoint(self) -> str | None:

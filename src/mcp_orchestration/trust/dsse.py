@@ -54,7 +54,7 @@ class Envelope:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, what: str) -> Envelope:
-        """Parse an envelope's JSON; anything malformed is an integrity error naming ``what``."""
+        """Parse a stored envelope; anything malformed or non-canonical is an integrity error naming ``what``."""
         try:
             raw = json.loads(data)
             envelope = cls(
@@ -67,6 +67,10 @@ class Envelope:
             )
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise IntegrityError(f"{what} is not a well-formed DSSE envelope.") from None
+        if envelope.to_bytes() != data:
+            # Only canonical bytes are ever written, so any other spelling (even one that
+            # decodes to the same values, like spare base64 bits) is a modification.
+            raise IntegrityError(f"{what} is not in its canonical form: it was modified.")
         return envelope
 
 

@@ -37,6 +37,13 @@ log = logging.getLogger(__name__)
 KeyFormat = Literal["pkcs8", "openssh"]
 MIN_PASSPHRASE_LENGTH = 8
 _CONTAINER_UID = 65532
+# Encrypted OpenSSH keys need the bcrypt KDF: one more native dependency in the image, for a
+# format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
+_ENCRYPTED_OPENSSH_UNSUPPORTED = (
+    "Encrypted OpenSSH keys are not supported.",
+    "Use an encrypted PKCS8 PEM key (`mcp-orchestration keys generate --out F --encrypt-with PASSPHRASE_FILE`) "
+    "or an unencrypted OpenSSH key delivered as a Docker secret.",
+)
 
 
 @dataclass(frozen=True)
@@ -108,6 +115,8 @@ class SigningKey:
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
         )
+        if fmt == "openssh" and passphrase:
+            raise KeyFormatError(*_ENCRYPTED_OPENSSH_UNSUPPORTED)
         private_format = serialization.PrivateFormat.OpenSSH if fmt == "openssh" else serialization.PrivateFormat.PKCS8
         return self._private.private_bytes(serialization.Encoding.PEM, private_format, encryption)
 
@@ -225,6 +234,8 @@ def parse_private_key(data: bytes, passphrase: bytes | None, origin: str) -> Sig
             hint="Remove the passphrase setting, or encrypt the key.",
         ) from None
     except UnsupportedAlgorithm:
+        if b"OPENSSH" in text:
+            raise KeyFormatError(*_ENCRYPTED_OPENSSH_UNSUPPORTED) from None
         raise KeyFormatError(
             f"The key from {origin} uses an unsupported algorithm; only Ed25519 is accepted."
         ) from None

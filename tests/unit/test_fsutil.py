@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import multiprocessing
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration import fsutil
+
+
+def test_atomic_write_creates_the_file_with_its_final_mode(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    old_umask = os.umask(0)
+    try:
+        fsutil.atomic_write(target, b"data", mode=0o600)
+    finally:
+        os.umask(old_umask)
+    assert target.read_bytes() == b"data"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_atomic_write_replaces_existing_content(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    fsutil.atomic_write(target, b"old")
+    fsutil.atomic_write(target, b"new")
+    assert target.read_bytes() == b"new"
+
+
+def test_create_exclusive_never_overwrites(tmp_path: Path) -> None:
+    target = tmp_path / "key"
+    fsutil.create_exclusive(target, b"first")
+    with pytest.raises(FileExistsError):
+        fsutil.create_exclusive(target, b"second")
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in tmp_path.iterdir()] == ["key"]
+
+
+def test_stale_temporary_files_are_removed(tmp_path: Path) -> None:
+    (tmp_path / ".tmp-deadbeef").write_bytes(b"partial")
+    (tmp_path / "keep").write_bytes(b"x")
+    assert fsutil.remove_stale_temps(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["keep"]
+
+
+def _hold_lock(path: str, seconds: float, ready: multiprocessing.synchronize.Event) -> None:
+    with fsutil.exclusive_lock(Path(path)):
+        ready.set()
+        time.sleep(seconds)
+
+
+def test_exclusive_lock_blocks_another_process(tmp_path: Path) -> None:
+    lock = tmp_path / ".lock"
+    ready = multiprocessing.get_context("fork").Event()
+    holder = multiprocessing.get_context("fork").Process(target=_hold_lock, args=(str(lock), 0.5, ready))
+    holder.start()
+    assert ready.wait(5)
+    started = time.monotonic()
+    with fsutil.exclusive_lock(lock):
+        waited = time.monotonic() - started
+    holder.join()
+    assert waited >= 0.3

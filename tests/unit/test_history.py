@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration.errors import KeyHistoryError, KeyNotTrustedError, KeyRetiredError, KeyRevokedError
+from mcp_orchestration.trust import dsse, keys
+from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
+
+
+def _rotated(tmp_path: Path) -> tuple[KeyHistory, keys.SigningKey, keys.SigningKey]:
+    first, second = keys.generate(), keys.generate()
+    history = KeyHistory.create(tmp_path, first, "2026-01-01T00:00:00Z")
+    history.append_rotation(first, second, 7, "2026-01-02T00:00:00Z")
+    return history, first, second
+
+
+def test_version_one_pins_the_first_key(tmp_path: Path) -> None:
+    key = keys.generate()
+    KeyHistory.create(tmp_path, key, "2026-01-01T00:00:00Z")
+    loaded = KeyHistory.load(tmp_path, expect_root=key.fingerprint)
+    assert loaded.root_fingerprint == key.fingerprint
+    assert loaded.keys[key.keyid].status is KeyStatus.ACTIVE
+    with pytest.raises(KeyHistoryError, match="pinned root key"):
+        KeyHistory.load(tmp_path, expect_root=keys.generate().fingerprint)
+
+
+def test_rotation_retires_the_old_key_and_hands_over_the_range(tmp_path: Path) -> None:
+    _, first, second = _rotated(tmp_path)
+    loaded = KeyHistory.load(tmp_path)
+    assert loaded.keys[first.keyid].status is KeyStatus.RETIRED
+    assert (loaded.keys[first.keyid].first_index, loaded.keys[first.keyid].last_index) == (1, 7)
+    assert (loaded.keys[second.keyid].first_index, loaded.keys[second.keyid].last_index) == (8, None)
+    assert loaded.signer_of(7)[0] == first.keyid  # type: ignore[index]
+    assert loaded.signer_of(8)[0] == second.keyid  # type: ignore[index]
+
+
+def test_rotation_version_is_signed_by_both_keys(tmp_path: Path) -> None:
+    _rotated(tmp_path)
+    envelope = json.loads((tmp_path / "00000002.json").read_bytes())
+    assert len(envelope["signatures"]) == 2
+
+
+def test_rotation_missing_the_old_keys_signature_is_refused(tmp_path: Path) -> None:
+    _, first, second = _rotated(tmp_path)
+    path = tmp_path / "00000002.json"
+    envelope = dsse.Envelope.from_bytes(path.read_bytes(), what="t")
+    only_new = dsse.Envelope(
+        envelope.payload_type, envelope.payload, tuple(s for s in envelope.signatures if s.keyid == second.keyid)
+    )
+    path.write_bytes(only_new.to_bytes())
+    with pytest.raises(KeyHistoryError, match=f"SHA256:{first.keyid}"):
+        KeyHistory.load(tmp_path)
+
+
+def test_an_attacker_cannot_append_a_version_without_the_active_key(tmp_path: Path) -> None:
+    first, attacker = keys.generate(), keys.generate()
+    history = KeyHistory.create(tmp_path, first, "2026-01-01T00:00:00Z")
+    forged = {
+        first.keyid: KeyRecord(first.public_key, KeyStatus.RETIRED, 1, 1),
+        attacker.keyid: KeyRecord(attacker.public_key, KeyStatus.ACTIVE, 2, None),
+    }
+    history._append(forged, "2026-01-02T00:00:00Z", [attacker])
+    with pytest.raises(KeyHistoryError, match="lacks a valid signature"):
+        KeyHistory.load(tmp_path)
+
+
+def test_revoked_key_cannot_sign_and_status_never_moves_back(tmp_path: Path) -> None:
+    history, first, second = _rotated(tmp_path)
+    history.append_revocation(second, first.keyid, "2026-01-03T00:00:00Z")
+    loaded = KeyHistory.load(tmp_path)
+    assert loaded.keys[first.keyid].status is KeyStatus.REVOKED
+    with pytest.raises(KeyRevokedError):
+        loaded.require_active(first)
+    # Forge a version that un-revokes the key, correctly signed by the active key.
+    keys_map = dict(loaded.keys)
+    keys_map[first.keyid] = replace(keys_map[first.keyid], status=KeyStatus.RETIRED)
+    loaded._append(keys_map, "2026-01-04T00:00:00Z", [second])
+    with pytest.raises(KeyHistoryError, match="back to retired"):
+        KeyHistory.load(tmp_path)
+
+
+def test_retired_and_unknown_keys_may_not_sign(tmp_path: Path) -> None:
+    history, first, second = _rotated(tmp_path)
+    with pytest.raises(KeyRetiredError):
+        history.require_active(first)
+    with pytest.raises(KeyNotTrustedError):
+        history.require_active(keys.generate())
+    assert history.require_active(second).status is KeyStatus.ACTIVE
+
+
+def test_a_gap_in_versions_is_refused(tmp_path: Path) -> None:
+    _rotated(tmp_path)
+    (tmp_path / "00000002.json").rename(tmp_path / "00000003.json")
+    with pytest.raises(KeyHistoryError, match="gap"):
+        KeyHistory.load(tmp_path)
+
+
+def test_a_version_that_does_not_link_to_its_predecessor_is_refused(tmp_path: Path) -> None:
+    first = keys.generate()
+    KeyHistory.create(tmp_path, first, "2026-01-01T00:00:00Z")
+    other_dir = tmp_path / "other"
+    KeyHistory.create(other_dir, first, "2026-01-01T00:00:01Z")
+    (tmp_path / "00000001.json").write_bytes((other_dir / "00000001.json").read_bytes())
+    history = KeyHistory.load(tmp_path)
+    history.append_rotation(first, keys.generate(), 3, "2026-01-02T00:00:00Z")
+    (tmp_path / "00000001.json").write_bytes(
+        KeyHistory.create(tmp_path / "third", first, "2026-01-01T00:00:02Z").versions[0].envelope_bytes
+    )
+    with pytest.raises(KeyHistoryError, match="does not link"):
+        KeyHistory.load(tmp_path)

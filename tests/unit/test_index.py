@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration.errors import (
+    ConflictError,
+    IntegrityError,
+    KeyRetiredError,
+    NotFoundError,
+    NotInitializedError,
+    RollbackError,
+    ValidationError,
+    VerificationError,
+)
+from mcp_orchestration.store.cas import canonical_bytes, digest_of
+from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.trust import keys, rotation
+
+CONFIG_A = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
+CONFIG_B = {"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}
+
+
+@pytest.fixture
+def key() -> keys.SigningKey:
+    return keys.generate()
+
+
+@pytest.fixture
+def index(tmp_path: Path, key: keys.SigningKey) -> Index:
+    store = Index(tmp_path / "storage")
+    store.initialize(key)
+    return store
+
+
+def _publish(index: Index, key: keys.SigningKey, payload: dict[str, object], profile: str = "default") -> str:
+    result = index.publish(key, [ProfileUpdate("claude-desktop", profile, payload, "test")])
+    return result.artifacts[f"claude-desktop/{profile}"]
+
+
+def test_artifact_id_is_sha256_of_the_rfc8785_bytes(index: Index, key: keys.SigningKey) -> None:
+    artifact = _publish(index, key, {"mcpServers": {}, "b": 1.0, "a": "\u00e9"})
+    expected = canonical_bytes({"a": "\u00e9", "b": 1, "mcpServers": {}})
+    assert expected == b'{"a":"\xc3\xa9","b":1,"mcpServers":{}}'
+    assert artifact == digest_of(expected)
+    assert index.objects.path_for(artifact).read_bytes() == expected
+    assert index.objects.path_for(artifact) == index.storage_dir / "objects" / "sha256" / artifact[:2] / artifact[2:]
+
+
+def test_publish_get_and_history_round_trip(index: Index, key: keys.SigningKey) -> None:
+    first = _publish(index, key, CONFIG_A)
+    second = _publish(index, key, CONFIG_B)
+    history = index.load_history()
+    entry, payload = index.get_artifact(history, "claude-desktop", "default")
+    assert (entry.artifact, payload) == (second, CONFIG_B)
+    assert index.get_artifact(history, "claude-desktop", "default", first)[1] == CONFIG_A
+    versions = index.profile_history(history, "claude-desktop", "default")
+    assert [v.artifact for v in versions] == [second, first]
+    assert [v.index_version for v in versions] == [3, 2]
+
+
+def test_publishing_the_same_payload_again_changes_nothing(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    result = index.publish(key, [ProfileUpdate("claude-desktop", "default", CONFIG_A)])
+    assert result.unchanged == ["claude-desktop/default"]
+    assert result.index_version == 2
+
+
+def test_artifact_outside_the_profiles_history_is_not_served(index: Index, key: keys.SigningKey) -> None:
+    other = _publish(index, key, CONFIG_B, profile="other")
+    _publish(index, key, CONFIG_A)
+    with pytest.raises(NotFoundError):
+        index.get_artifact(index.load_history(), "claude-desktop", "default", other)
+
+
+def test_unknown_profile_is_not_found(index: Index) -> None:
+    with pytest.raises(NotFoundError):
+        index.get_artifact(index.load_history(), "cursor", "default")
+
+
+def test_values_outside_the_jcs_domain_are_validation_errors(index: Index, key: keys.SigningKey) -> None:
+    with pytest.raises(ValidationError):
+        _publish(index, key, {"mcpServers": {}, "n": 2**60})
+
+
+def test_uninitialised_store_says_how_to_initialise(tmp_path: Path) -> None:
+    with pytest.raises(NotInitializedError) as caught:
+        Index(tmp_path / "none").verify()
+    assert "init" in caught.value.diagnostics()
+
+
+def test_init_is_idempotent_for_the_same_key_and_refuses_another(index: Index, key: keys.SigningKey) -> None:
+    _, head, created = index.initialize(key)
+    assert not created and head.head.version == 1
+    with pytest.raises(ConflictError):
+        index.initialize(keys.generate())
+
+
+def test_init_interrupted_after_key_history_write_finishes_on_rerun(tmp_path: Path, key: keys.SigningKey) -> None:
+    store = Index(tmp_path / "storage")
+    store.initialize(key)
+    store.head_path.unlink()
+    store.accepted_path.unlink()
+    _, head, created = store.initialize(key)
+    assert created and head.head.version == 1
+    store.verify(deep=True)
+
+
+def test_replayed_older_index_is_refused_as_rollback(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    old_head = index.head_path.read_bytes()
+    _publish(index, key, CONFIG_B)
+    os.chmod(index.head_path, 0o600)
+    index.head_path.write_bytes(old_head)
+    with pytest.raises(RollbackError) as caught:
+        index.verify()
+    assert caught.value.code == "rollback"
+    with pytest.raises(RollbackError):
+        index.get_artifact(index.load_history(), "claude-desktop", "default")
+
+
+def test_write_with_a_retired_key_is_refused_but_reads_keep_working(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    new = keys.generate()
+    rotation.rotate(index, key, new)
+    with pytest.raises(KeyRetiredError):
+        _publish(index, key, CONFIG_B)
+    assert index.get_artifact(index.load_history(), "claude-desktop", "default")[1] == CONFIG_A
+    assert index.verify(deep=True).keyid == new.keyid
+
+
+def test_revoked_key_verifies_nothing_yet_the_chain_still_vouches_for_old_versions(
+    index: Index, key: keys.SigningKey
+) -> None:
+    first = _publish(index, key, CONFIG_A)
+    old_head = index.head_path.read_bytes()
+    new = keys.generate()
+    rotation.rotate(index, key, new)
+    assert rotation.revoke(index, new, key.keyid)
+    report = index.verify(deep=True)
+    assert report.heads_vouched_by_chain == 2
+    assert index.get_artifact(index.load_history(), "claude-desktop", "default", first)[1] == CONFIG_A
+    # The old head, signed by the revoked key, no longer verifies on its own.
+    with pytest.raises(VerificationError):
+        index._verify_envelope(old_head, index.load_history(), "old head")
+
+
+def test_active_key_cannot_be_revoked(index: Index, key: keys.SigningKey) -> None:
+    with pytest.raises(ConflictError, match="active key cannot be revoked"):
+        rotation.revoke(index, key, key.keyid)
+
+
+def test_rotation_rerun_reports_already_done(index: Index, key: keys.SigningKey) -> None:
+    new = keys.generate()
+    assert not rotation.rotate(index, key, new).already_done
+    assert rotation.rotate(index, key, new).already_done
+    assert index.verify(deep=True).index_version == 2
+
+
+def test_rotation_refuses_a_store_that_does_not_verify(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    previous_head = index.current_head(index.load_history()).head.previous_head
+    assert previous_head is not None
+    path = index.objects.path_for(previous_head)
+    os.chmod(path, 0o600)
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(IntegrityError):
+        rotation.rotate(index, key, keys.generate())
+    assert len(index.load_history().versions) == 1
+
+
+def test_deep_verify_finds_a_missing_artifact(index: Index, key: keys.SigningKey) -> None:
+    artifact = _publish(index, key, CONFIG_A)
+    index.objects.path_for(artifact).unlink()
+    with pytest.raises(IntegrityError, match="missing"):
+        index.verify(deep=True)
+
+
+def test_corrupted_object_is_never_returned(index: Index, key: keys.SigningKey) -> None:
+    artifact = _publish(index, key, CONFIG_A)
+    path = index.objects.path_for(artifact)
+    os.chmod(path, 0o600)
+    path.write_bytes(path.read_bytes().replace(b"uvx", b"evil"))
+    with pytest.raises(IntegrityError) as caught:
+        index.get_artifact(index.load_history(), "claude-desktop", "default")
+    assert artifact in caught.value.message
+
+
+def test_corrupted_object_is_repaired_by_publishing_it_again(index: Index, key: keys.SigningKey) -> None:
+    artifact = _publish(index, key, CONFIG_A)
+    path = index.objects.path_for(artifact)
+    os.chmod(path, 0o600)
+    path.write_bytes(b"garbage")
+    assert index.objects.put_json(CONFIG_A) == artifact
+    assert index.objects.get_json(artifact) == CONFIG_A
+
+
+def _tamper_targets(storage: Path) -> list[Path]:
+    files = sorted(p for p in (storage / "objects").rglob("*") if p.is_file())
+    return [*files, storage / "index" / "HEAD", *sorted((storage / "keys").glob("*.json"))]
+
+
+def _flip(path: Path, position: int) -> bytes:
+    original = path.read_bytes()
+    os.chmod(path, 0o600)
+    changed = bytearray(original)
+    changed[position] ^= 0x01
+    path.write_bytes(bytes(changed))
+    return original
+
+
+def test_flipping_any_byte_of_any_index_or_key_history_file_is_detected(
+    index: Index, key: keys.SigningKey, tmp_path: Path
+) -> None:
+    _publish(index, key, CONFIG_A)
+    rotation.rotate(index, key, new := keys.generate())
+    _publish(index, key=new, payload=CONFIG_B)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(index.storage_dir, pristine)
+    flips = 0
+    for target in _tamper_targets(index.storage_dir):
+        size = target.stat().st_size
+        # Signed metadata is swept byte by byte; CAS objects at their start, middle and end.
+        positions = range(size) if "objects" not in target.parts else sorted({0, size // 2, size - 1})
+        for position in positions:
+            original = _flip(target, position)
+            with pytest.raises(VerificationError):
+                index.verify(deep=True)
+            target.write_bytes(original)
+            flips += 1
+    assert flips > 1000
+    assert index.verify(deep=True).index_version == 4
