@@ -127,7 +127,7 @@ def list_keys(app: App) -> dict[str, Any]:
                 "first_index": record.first_index,
                 "last_index": record.last_index,
             }
-            for record in history.keys.values()
+            for record in sorted(history.keys.values(), key=lambda r: r.first_index)
         ],
     }
 

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration.errors import ExitCode
+from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, Result
+
+PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
+
+
+def test_version_is_available_everywhere(run) -> None:  # type: ignore[no-untyped-def]
+    for argv in (["--version"], ["keys", "rotate", "--version"], ["verify", "--version"]):
+        with pytest.raises(SystemExit) as done:
+            run(*argv)
+        assert done.value.code == 0
+
+
+def test_init_prints_the_root_fingerprint_and_honours_expect_key(run, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    fingerprint = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
+    wrong = "SHA256:" + "0" * 64
+    refused = run("init", "--key-file", str(key_file), "--expect-key", wrong)
+    assert refused.status == ExitCode.CONFLICT
+    assert not (Path(os.environ["MCP_ORCHESTRATION_HOME"]) / "storage" / "keys").exists()
+    done = run("init", "--key-file", str(key_file), "--expect-key", fingerprint)
+    assert done.status == 0
+    assert fingerprint in done.stdout
+    again = run("init", "--key-file", str(key_file), "--json")
+    assert json.loads(again.stdout)["created"] is False
+
+
+def test_publish_get_history_verify_and_export(run, initialised: Path, key_file: Path, config_file: Path) -> None:  # type: ignore[no-untyped-def]
+    published = run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file), "--changelog", "first", "--json")
+    assert published.status == 0, published.stderr
+    artifact = json.loads(published.stdout)["artifact"]
+    got = run("get", "--client", "claude-desktop", "--profile", "default", "--json")
+    assert json.loads(got.stdout)["payload"] == SAMPLE_CONFIG
+    assert json.loads(run("get", "--client", "claude-desktop", "--profile", "default").stdout) == SAMPLE_CONFIG
+    history = run("history", "--client", "claude-desktop", "--profile", "default")
+    assert artifact in history.stdout and "first" in history.stdout
+    verified = run("verify", "--deep", "--json")
+    assert json.loads(verified.stdout)["index_version"] == 2
+    envelope = json.loads(run("index", "export").stdout)
+    assert envelope["payloadType"] == "application/vnd.mcp-orchestration.index+json"
+    assert "BEGIN PUBLIC KEY" in run("keys", "export-public").stdout
+
+
+def test_publish_reads_stdin(run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps(SAMPLE_CONFIG).encode())))
+    assert run(*PUBLISH, "--file", "-", "--key-file", str(key_file)).status == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"{not json", "validation"),
+        (b"[1, 2]", "validation"),
+        (b'{"a": 1, "a": 2}', "validation"),
+        (b'{"a": NaN}', "validation"),
+        (b'{"a": "' + b"x" * 300_000 + b'"}', "limit"),
+    ],
+)
+def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-untyped-def]
+    run, initialised: Path, key_file: Path, tmp_path: Path, content: bytes, code: str
+) -> None:
+    path = tmp_path / "bad.json"
+    path.write_bytes(content)
+    result = run(*PUBLISH, "--file", str(path), "--key-file", str(key_file), "--json")
+    assert result.status == ExitCode.USAGE
+    assert json.loads(result.stderr)["error"]["code"] == code
+    assert json.loads(run("verify", "--json").stdout)["index_version"] == 1
+
+
+@pytest.mark.parametrize("bad", ["../etc", "/abs", "a\x00b", "Claude", "caf\u00e9"])
+def test_invalid_ids_are_refused_before_touching_the_store(
+    run, initialised: Path, key_file: Path, config_file: Path, bad: str
+) -> None:  # type: ignore[no-untyped-def]
+    result = run("publish", "--client", bad, "--profile", "p", "--file", str(config_file), "--key-file", str(key_file))
+    assert result.status == ExitCode.USAGE
+    assert result.stderr.startswith("error [invalid_id]")
+    assert run("get", "--client", "c", "--profile", bad).status == ExitCode.USAGE
+
+
+def test_errors_are_one_paragraph_without_traceback(run, initialised: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("get", "--client", "cursor", "--profile", "default")
+    assert result.status == ExitCode.NOT_FOUND
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error [not_found]")
+    assert result.stdout == ""
+
+
+def test_debug_shows_a_traceback_on_stderr(run, initialised: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("get", "--client", "cursor", "--profile", "default", "--debug")
+    assert result.status == ExitCode.NOT_FOUND
+    assert "Traceback" in result.stderr
+
+
+def test_uninitialised_store_exit_code(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("verify")
+    assert result.status == ExitCode.NOT_FOUND
+    assert "mcp-orchestration init" in result.stderr
+
+
+def test_write_without_a_key_is_key_unavailable(run, initialised: Path, config_file: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run(*PUBLISH, "--file", str(config_file))
+    assert result.status == ExitCode.KEY
+    assert "key_unavailable" in result.stderr
+
+
+def test_plain_env_key_is_refused_with_the_file_form(run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY", key_file.read_text())
+    result = run("verify")
+    assert result.status == ExitCode.KEY
+    assert "MCP_ORCHESTRATION_SIGNING_KEY_FILE" in result.stderr
+    assert key_file.read_text().splitlines()[1] not in result.stderr
+
+
+def test_key_file_variable_is_a_key_source(run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY_FILE", str(key_file))
+    assert run("init").status == 0
+
+
+def test_keyring_source_without_backend_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+    result = run("init", "--key-source", "keyring")
+    assert result.status == ExitCode.KEY
+    assert "No OS keyring backend" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_keys_generate_writes_0600_and_never_overwrites(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "new.pem"
+    first = run("keys", "generate", "--out", str(out))
+    assert first.status == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    content = out.read_bytes()
+    again = run("keys", "generate", "--out", str(out))
+    assert again.status == ExitCode.CONFLICT
+    assert out.read_bytes() == content
+    assert (
+        first.stdout.split("Fingerprint: ")[1].strip()
+        == run("keys", "fingerprint", "--key-file", str(out)).stdout.strip()
+    )
+
+
+def test_keys_generate_read_only_owner_and_encrypted(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    passphrase = tmp_path / "passphrase"
+    passphrase.write_text(PASSPHRASE)
+    out = tmp_path / "enc.pem"
+    owner = ["--owner", "65532"] if os.geteuid() == 0 else []
+    assert (
+        run("keys", "generate", "--out", str(out), "--mode", "0400", "--encrypt-with", str(passphrase), *owner).status
+        == 0
+    )
+    assert stat.S_IMODE(out.stat().st_mode) == 0o400
+    if owner:
+        assert out.stat().st_uid == 65532
+    assert b"ENCRYPTED PRIVATE KEY" in out.read_bytes()
+    missing = run("keys", "fingerprint", "--key-file", str(out))
+    assert missing.status == ExitCode.KEY and "key_passphrase" in missing.stderr
+    assert run("keys", "fingerprint", "--key-file", str(out), "--passphrase-file", str(passphrase)).status == 0
+
+
+def test_rotation_and_revocation_from_the_command_line(  # type: ignore[no-untyped-def]
+    run, initialised: Path, key_file: Path, next_key_file: Path, config_file: Path
+) -> None:
+    old = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
+    new = run("keys", "fingerprint", "--key-file", str(next_key_file)).stdout.strip()
+    rotated = run("keys", "rotate", "--key-file", str(key_file), "--new-key-file", str(next_key_file))
+    assert rotated.status == 0 and old in rotated.stdout and new in rotated.stdout
+    retired = run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
+    assert retired.status == ExitCode.KEY and "key_retired" in retired.stderr
+    assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(next_key_file)).status == 0
+    listed = json.loads(run("keys", "list", "--json").stdout)
+    assert [(k["fingerprint"], k["status"]) for k in listed["keys"]] == [(old, "retired"), (new, "active")]
+    assert run("keys", "revoke", old, "--key-file", str(next_key_file)).status == 0
+    assert "revoked" in run("keys", "list").stdout
+    assert run("verify", "--deep", "--expect-key", old).status == 0
+    assert run("verify", "--expect-key", new).status == ExitCode.VERIFICATION
+
+
+def test_tampered_store_exits_with_verification_status(
+    run, initialised: Path, key_file: Path, config_file: Path
+) -> None:  # type: ignore[no-untyped-def]
+    run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
+    head = initialised / "storage" / "index" / "HEAD"
+    data = bytearray(head.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    head.write_bytes(bytes(data))
+    result: Result = run("verify", "--json")
+    assert result.status == ExitCode.VERIFICATION
+    assert json.loads(result.stderr)["error"]["code"] in {"integrity", "signature"}
+
+
+def test_serve_is_not_available_yet(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("serve").status == ExitCode.FAILURE
+
+
+def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(SystemExit) as done:
+        run("publish", "--client", "x")
+    assert done.value.code == ExitCode.USAGE
