@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_orchestration.domain.payload import parse_payload
-from mcp_orchestration.errors import ConflictError, OrchestrationError, UsageError
+from mcp_orchestration.errors import ConflictError, KeyNotTrustedError, OrchestrationError, UsageError
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
@@ -54,7 +54,7 @@ def init(app: App, expect_key: str | None) -> dict[str, Any]:
         key = app.signing_key
         event.set(keyid=key.keyid)
         if expect_key is not None and keys.public_key_fingerprint(expect_key) != key.fingerprint:
-            raise ConflictError(
+            raise KeyNotTrustedError(
                 f"The signing key is {key.fingerprint}, not the expected {keys.public_key_fingerprint(expect_key)}.",
                 hint="Check which secret file is mounted; init pins the first key for good.",
             )

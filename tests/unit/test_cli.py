@@ -24,7 +24,8 @@ def test_init_prints_the_root_fingerprint_and_honours_expect_key(run, key_file: 
     fingerprint = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
     wrong = "SHA256:" + "0" * 64
     refused = run("init", "--key-file", str(key_file), "--expect-key", wrong)
-    assert refused.status == ExitCode.CONFLICT
+    assert refused.status == ExitCode.KEY
+    assert "key_untrusted" in refused.stderr
     assert not (Path(os.environ["MCP_ORCHESTRATION_HOME"]) / "storage" / "keys").exists()
     done = run("init", "--key-file", str(key_file), "--expect-key", fingerprint)
     assert done.status == 0
