@@ -5,14 +5,21 @@ the data goes to a temporary file in the same directory, which is fsynced,
 renamed over the target, and the directory is fsynced so the rename itself
 survives a power loss. Files carry their final permissions from the moment
 they are created.
+
+A :class:`WriteBatch` makes many new files durable with one barrier (Linux
+``syncfs``), so that a publish writing half a dozen objects costs about as
+much as one atomic write; where ``syncfs`` is missing it falls back to an
+fsync per file and per directory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TEMP_PREFIX = ".tmp-"
@@ -32,8 +39,8 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_temp(directory: Path, data: bytes, mode: int) -> Path:
-    """Write ``data`` to a new fsynced temporary file in ``directory`` created with ``mode``."""
+def _write_temp(directory: Path, data: bytes, mode: int, *, sync: bool = True) -> Path:
+    """Write ``data`` to a new temporary file in ``directory`` created with ``mode`` (fsynced if ``sync``)."""
     name = directory / f"{_TEMP_PREFIX}{os.urandom(8).hex()}"
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
@@ -41,7 +48,8 @@ def _write_temp(directory: Path, data: bytes, mode: int) -> Path:
         while view:
             written = os.write(fd, view)
             view = view[written:]
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         name.unlink(missing_ok=True)
@@ -50,15 +58,97 @@ def _write_temp(directory: Path, data: bytes, mode: int) -> Path:
     return name
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
-    temp = _write_temp(path.parent, data, mode)
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that a crash leaves the old or the new file.
+
+    With ``durable=False`` the rename is still atomic but may be lost in a power
+    failure; only for state that can be rebuilt (caches, counters read lazily).
+    """
+    temp = _write_temp(path.parent, data, mode, sync=durable)
+    _rename_into_place(temp, path)
+    if durable:
+        fsync_dir(path.parent)
+
+
+def _rename_into_place(temp: Path, path: Path) -> None:
     try:
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(2)`` where it exists (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Callable[[int], int] = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    return function
+
+
+_SYNCFS = _load_syncfs()
+
+
+class WriteBatch:
+    """New files written without their own fsync, made durable together by :meth:`barrier`.
+
+    Nothing written through a batch may be relied on until ``barrier`` returns.
+    Files staged with :meth:`stage` are written but not yet renamed: after the
+    barrier, :meth:`commit` renames each into place and fsyncs its directory,
+    so the staged file (a head, say) can never be durable before the files
+    it refers to.
+    """
+
+    def __init__(self, anchor: Path) -> None:
+        self.anchor = anchor
+        self._written: list[Path] = []
+        self._staged: list[tuple[Path, Path]] = []
+
+    def write(self, path: Path, data: bytes, mode: int = 0o600) -> None:
+        """Create or replace ``path`` now; durable after the barrier."""
+        _rename_into_place(_write_temp(path.parent, data, mode, sync=False), path)
+        self._written.append(path)
+
+    def stage(self, path: Path, data: bytes, mode: int = 0o600) -> None:
+        """Write ``data`` for ``path`` to a temporary file, to be renamed by :meth:`commit`."""
+        temp = _write_temp(path.parent, data, mode, sync=False)
+        self._written.append(temp)
+        self._staged.append((temp, path))
+
+    def barrier(self) -> None:
+        """Make every file written or staged so far durable."""
+        if not self._written:
+            return
+        if _SYNCFS is not None:
+            fd = os.open(self.anchor, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                if _SYNCFS(fd) == 0:
+                    self._written.clear()
+                    return
+            finally:
+                os.close(fd)
+        for path in self._written:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for directory in {path.parent for path in self._written}:
+            fsync_dir(directory)
+        self._written.clear()
+
+    def commit(self) -> None:
+        """After the barrier: rename the staged files into place, durably."""
+        self.barrier()
+        for temp, path in self._staged:
+            _rename_into_place(temp, path)
+        for directory in {path.parent for _, path in self._staged}:
+            fsync_dir(directory)
+        self._staged.clear()
 
 
 def create_exclusive(path: Path, data: bytes, mode: int = 0o600, owner: tuple[int, int] | None = None) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import rfc8785
 
 from mcp_orchestration.errors import IntegrityError, NotFoundError, ValidationError
-from mcp_orchestration.fsutil import atomic_write, ensure_dir
+from mcp_orchestration.fsutil import WriteBatch, atomic_write, ensure_dir
 from mcp_orchestration.ids import check_artifact_id
 
 _OBJECT_MODE = 0o400
@@ -47,19 +47,25 @@ class ContentStore:
         check_artifact_id(object_id)
         return self.root / object_id[:2] / object_id[2:]
 
-    def put_bytes(self, data: bytes) -> str:
-        """Store ``data`` (once) and return its id; a corrupted copy on disk is replaced."""
+    def put_bytes(self, data: bytes, batch: WriteBatch | None = None) -> str:
+        """Store ``data`` (once) and return its id; a corrupted copy on disk is replaced.
+
+        With a ``batch`` the object is durable only after the batch's barrier.
+        """
         object_id = digest_of(data)
         path = self.path_for(object_id)
         if path.exists() and self._is_intact(path, object_id):
             return object_id
         ensure_dir(path.parent)
-        atomic_write(path, data, mode=_OBJECT_MODE)
+        if batch is None:
+            atomic_write(path, data, mode=_OBJECT_MODE)
+        else:
+            batch.write(path, data, mode=_OBJECT_MODE)
         return object_id
 
-    def put_json(self, value: Any) -> str:
+    def put_json(self, value: Any, batch: WriteBatch | None = None) -> str:
         """Store the canonical bytes of a JSON value and return its id."""
-        return self.put_bytes(canonical_bytes(value))
+        return self.put_bytes(canonical_bytes(value), batch)
 
     def get_bytes(self, object_id: str) -> bytes:
         """The object's bytes, re-hashed: corrupted bytes are never returned."""

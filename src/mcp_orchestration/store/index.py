@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,7 +37,7 @@ from mcp_orchestration.errors import (
     RollbackError,
     SignatureError,
 )
-from mcp_orchestration.fsutil import atomic_write, ensure_dir, exclusive_lock, remove_stale_temps
+from mcp_orchestration.fsutil import WriteBatch, atomic_write, ensure_dir, exclusive_lock, remove_stale_temps
 from mcp_orchestration.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
@@ -104,6 +105,8 @@ class Index:
         self.accepted_path = self.index_dir / "accepted"
         self.verified_path = self.index_dir / "verified"
         self.lock_path = storage_dir / ".lock"
+        self._history_cache: tuple[tuple[tuple[str, int, int, int], ...], KeyHistory] | None = None
+        self._head_cache: tuple[bytes, KeyHistory, SignedHead] | None = None
 
     # -- locking and small state files -------------------------------------------------
 
@@ -117,6 +120,8 @@ class Index:
             text = path.read_text(encoding="ascii").strip()
         except FileNotFoundError:
             return 0
+        if not text:
+            return 0
         if not text.isdigit():
             raise IntegrityError(f"{path.name} holds {text[:20]!r}, not a version number.")
         return int(text)
@@ -125,15 +130,32 @@ class Index:
         """The highest head version this store ever accepted (0 before init)."""
         return self._read_counter(self.accepted_path)
 
-    def _accept(self, version: int) -> None:
-        if version > self.accepted_version():
-            atomic_write(self.accepted_path, f"{version}\n".encode())
-
     # -- history and heads -------------------------------------------------------------
 
-    def load_history(self, expect_root: str | None = None) -> KeyHistory:
-        """The verified key history (raises if the store is not initialised)."""
-        return KeyHistory.load(self.keys_dir, expect_root=expect_root)
+    def load_history(self, expect_root: str | None = None, *, fresh: bool = False) -> KeyHistory:
+        """The verified key history (raises if the store is not initialised).
+
+        The last history verified by this process is reused while its files are
+        unchanged on disk (same names, sizes, inodes and times); ``fresh``
+        re-verifies from the files regardless.
+        """
+        state = self._history_state()
+        if fresh or self._history_cache is None or self._history_cache[0] != state:
+            self._history_cache = (state, KeyHistory.load(self.keys_dir))
+        history = self._history_cache[1]
+        if expect_root is not None:
+            history.require_root(expect_root)
+        return history
+
+    def _history_state(self) -> tuple[tuple[str, int, int, int], ...]:
+        try:
+            entries = os.scandir(self.keys_dir)
+        except FileNotFoundError:
+            return ()
+        with entries:
+            return tuple(
+                sorted((e.name, (st := e.stat()).st_size, st.st_ino, st.st_mtime_ns) for e in entries if e.is_file())
+            )
 
     def _verify_envelope(self, data: bytes, history: KeyHistory, what: str) -> SignedHead:
         """Check a head envelope's signature over its exact bytes, then parse it.
@@ -168,7 +190,12 @@ class Index:
             data = self.head_path.read_bytes()
         except FileNotFoundError:
             raise NotInitializedError(f"The store at {self.storage_dir} has no index yet.") from None
-        signed = self._verify_envelope(data, history, "The current index")
+        cached = self._head_cache
+        if cached is not None and cached[0] == data and cached[1] is history:
+            signed = cached[2]
+        else:
+            signed = self._verify_envelope(data, history, "The current index")
+            self._head_cache = (data, history, signed)
         if signed.head.version < accepted:
             raise RollbackError(
                 f"The current index is version {signed.head.version}, older than version {accepted} "
@@ -231,13 +258,21 @@ class Index:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _write_head(self, key: SigningKey, head: Head) -> SignedHead:
-        """Sign ``head``, keep it in the CAS, then make it current and accepted."""
+    def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch) -> SignedHead:
+        """Sign ``head`` and make it current, after everything written through ``batch``.
+
+        One barrier makes the new objects, the head's CAS copy and the staged
+        ``HEAD`` durable; only then is ``HEAD`` renamed into place. ``accepted``
+        follows without a barrier of its own: losing it to a power cut only
+        lowers the rollback guard to a version that was also signed.
+        """
         envelope = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {key.keyid: key.sign})
         data = envelope.to_bytes()
-        head_id = self.objects.put_bytes(data)
-        atomic_write(self.head_path, data)
-        self._accept(head.version)
+        head_id = self.objects.put_bytes(data, batch)
+        batch.stage(self.head_path, data)
+        batch.commit()
+        if head.version > self.accepted_version():
+            atomic_write(self.accepted_path, f"{head.version}\n".encode(), durable=False)
         return SignedHead(head_id, head, key.keyid, data)
 
     def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
@@ -255,9 +290,10 @@ class Index:
                     return history, self.current_head(history), False
             else:
                 history = KeyHistory.create(self.keys_dir, key, utc_now())
-            root = self.objects.put_json(tree_to_json("root", "clients", {}))
+            batch = WriteBatch(self.storage_dir)
+            root = self.objects.put_json(tree_to_json("root", "clients", {}), batch)
             head = Head(1, root, None, len(history.versions), utc_now())
-            return history, self._write_head(key, head), True
+            return history, self._write_head(key, head, batch), True
 
     def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
         """Publish new payloads for one or more profiles as one new index version."""
@@ -275,33 +311,34 @@ class Index:
             artifacts: dict[str, str] = {}
             unchanged: list[str] = []
             now = utc_now()
+            batch = WriteBatch(self.storage_dir)
             for update in updates:
                 name = f"{update.client}/{update.profile}"
                 if update.client not in trees:
                     tree_id = clients.get(update.client)
                     trees[update.client] = self._profiles(tree_id) if tree_id else {}
                 profiles = trees[update.client]
-                artifact = self.objects.put_json(update.payload)
+                artifact = self.objects.put_json(update.payload, batch)
                 artifacts[name] = artifact
                 previous = profiles.get(update.profile)
                 if previous is not None and self.entry(previous).artifact == artifact:
                     unchanged.append(name)
                     continue
                 entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
-                profiles[update.profile] = self.objects.put_json(entry.to_json())
+                profiles[update.profile] = self.objects.put_json(entry.to_json(), batch)
             if len(unchanged) == len(updates):
                 return PublishResult(current.head.version, artifacts, unchanged, key.keyid)
             for client, profiles in trees.items():
-                clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles))
-            root = self.objects.put_json(tree_to_json("root", "clients", clients))
+                clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles), batch)
+            root = self.objects.put_json(tree_to_json("root", "clients", clients), batch)
             head = Head(version, root, current.head_id, len(history.versions), now)
-            self._write_head(key, head)
+            self._write_head(key, head, batch)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
     def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
         head = Head(current.head.version + 1, current.head.root, current.head_id, len(history.versions), utc_now())
-        return self._write_head(key, head)
+        return self._write_head(key, head, WriteBatch(self.storage_dir))
 
     # -- verification ------------------------------------------------------------------
 
@@ -311,7 +348,7 @@ class Index:
         A normal check stops at the last head already verified end to end; a deep
         check starts from scratch and re-hashes every reachable object.
         """
-        history = self.load_history(expect_root)
+        history = self.load_history(expect_root, fresh=deep)
         current = self.current_head(history)
         checkpoint = None if deep else self._read_checkpoint()
         report = VerifyReport(

@@ -233,11 +233,16 @@ class KeyHistory:
                 _require_signed_by(envelope, {before.active[0], version.active[0]}, version.keys, what)
             versions.append(version)
         history = cls(directory, versions)
-        if expect_root is not None and history.root_fingerprint != expect_root:
-            raise KeyHistoryError(
-                f"The store's pinned root key is {history.root_fingerprint}, not the expected {expect_root}."
-            )
+        if expect_root is not None:
+            history.require_root(expect_root)
         return history
+
+    def require_root(self, expected: str) -> None:
+        """Refuse a store whose version 1 pins a key other than ``expected``."""
+        if self.root_fingerprint != expected:
+            raise KeyHistoryError(
+                f"The store's pinned root key is {self.root_fingerprint}, not the expected {expected}."
+            )
 
     @classmethod
     def create(cls, directory: Path, key: SigningKey, created_at: str) -> KeyHistory:
