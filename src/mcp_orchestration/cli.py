@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -18,6 +19,7 @@ from typing import Any
 
 from mcp_orchestration.errors import ExitCode, OrchestrationError, UsageError
 from mcp_orchestration.redaction import REDACTOR, configure_logging
+from mcp_orchestration.settings import refuse_plain_secret_variables
 
 log = logging.getLogger("mcp_orchestration")
 
@@ -290,19 +292,15 @@ def _cmd_keys_export_public(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    import os
-
     from mcp_orchestration import operations
-    from mcp_orchestration.settings import DEFAULT_NEXT_KEY_FILE, ENV_NEXT_KEY_FILE, ENV_NEXT_PASSPHRASE_FILE, key_spec
+    from mcp_orchestration.settings import NEXT_SIGNING_KEY, key_spec
 
     new_spec = key_spec(
         key_file=args.new_key_file,
         passphrase_file=args.new_passphrase_file,
         key_source="file",
         environ=os.environ,
-        key_variable=ENV_NEXT_KEY_FILE,
-        default_key=DEFAULT_NEXT_KEY_FILE,
-        passphrase_variable=ENV_NEXT_PASSPHRASE_FILE,
+        names=NEXT_SIGNING_KEY,
     )
     result = operations.rotate(_app(args), new_spec)
     text = (
@@ -340,6 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     configure_logging(logging.DEBUG if debug else logging.WARNING, getattr(args, "log_format", "text"))
     try:
+        refuse_plain_secret_variables(os.environ)
         status: int = args.handler(args)
         return status
     except OrchestrationError as error:

@@ -26,6 +26,9 @@ _PEM_PRIVATE_BLOCK = (
 # Shorter fragments of a PEM body (its last line, say) carry too little to matter
 # and would mask innocent text.
 _MIN_LINE_LENGTH = 16
+# Strings shorter than this are not secrets worth masking (passphrases must be at
+# least 8 characters) and masking them would mangle every output, error codes included.
+MIN_SECRET_LENGTH = 8
 
 
 def encodings_of_pem(pem: str) -> set[str]:
@@ -56,10 +59,10 @@ class Redactor:
         self._pattern = re.compile(_PEM_PRIVATE_BLOCK, re.DOTALL)
 
     def register(self, secrets: Iterable[str]) -> None:
-        """Learn more secret strings; empty strings are ignored."""
+        """Learn more secret strings; strings shorter than ``MIN_SECRET_LENGTH`` are ignored."""
         with self._lock:
             before = len(self._secrets)
-            self._secrets.update(s for s in secrets if s)
+            self._secrets.update(s for s in secrets if len(s.strip()) >= MIN_SECRET_LENGTH)
             if len(self._secrets) != before:
                 self._rebuild()
 

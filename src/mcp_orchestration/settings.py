@@ -107,22 +107,42 @@ def _first_existing(explicit: Path | None, variable: str, default: Path, environ
     return default if default.exists() else None
 
 
+@dataclass(frozen=True)
+class SecretNames:
+    """The variables and default secret files that name one key and its passphrase."""
+
+    key_variable: str
+    default_key: Path
+    passphrase_variable: str
+    default_passphrase: Path
+
+
+SIGNING_KEY = SecretNames(ENV_KEY_FILE, DEFAULT_KEY_FILE, ENV_PASSPHRASE_FILE, DEFAULT_PASSPHRASE_FILE)
+NEXT_SIGNING_KEY = SecretNames(
+    ENV_NEXT_KEY_FILE, DEFAULT_NEXT_KEY_FILE, ENV_NEXT_PASSPHRASE_FILE, SECRETS_DIR / "signing_key_next_passphrase"
+)
+
+
 def key_spec(
     *,
     key_file: Path | None,
     passphrase_file: Path | None,
     key_source: KeySource | None,
     environ: Mapping[str, str],
-    key_variable: str = ENV_KEY_FILE,
-    default_key: Path = DEFAULT_KEY_FILE,
-    passphrase_variable: str = ENV_PASSPHRASE_FILE,
+    names: SecretNames = SIGNING_KEY,
 ) -> KeySpec:
-    """Resolve one key's source: an explicit file, ``*_FILE``, ``/run/secrets``, or the keyring on request."""
+    """Resolve one key's source: an explicit file, ``*_FILE``, ``/run/secrets``, or the keyring on request.
+
+    The default passphrase secret pairs only with the default key secret, so a
+    key named explicitly never picks up a passphrase meant for another key.
+    """
     source = key_source or ("keyring" if environ.get(ENV_KEY_SOURCE) == "keyring" else "file")
-    passphrase = _first_existing(passphrase_file, passphrase_variable, DEFAULT_PASSPHRASE_FILE, environ)
     if source == "keyring":
         return KeySpec("keyring", None, None)
-    return KeySpec("file", _first_existing(key_file, key_variable, default_key, environ), passphrase)
+    key = _first_existing(key_file, names.key_variable, names.default_key, environ)
+    default_passphrase = names.default_passphrase if key == names.default_key else Path("/nonexistent")
+    passphrase = _first_existing(passphrase_file, names.passphrase_variable, default_passphrase, environ)
+    return KeySpec("file", key, passphrase)
 
 
 def load_settings(

@@ -66,6 +66,8 @@ def test_publish_reads_stdin(run, initialised: Path, key_file: Path, monkeypatch
         (b'{"a": 1, "a": 2}', "validation"),
         (b'{"a": NaN}', "validation"),
         (b'{"a": "' + b"x" * 300_000 + b'"}', "limit"),
+        (b'{"a": 1' + b"0" * 5000 + b"}", "validation"),
+        (b'{"a": 123456789012345678901234567890}', "validation"),
     ],
 )
 def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-untyped-def]
@@ -76,6 +78,7 @@ def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-unt
     result = run(*PUBLISH, "--file", str(path), "--key-file", str(key_file), "--json")
     assert result.status == ExitCode.USAGE
     assert json.loads(result.stderr)["error"]["code"] == code
+    assert "123456789012345678901234567890" not in result.stderr
     assert json.loads(run("verify", "--json").stdout)["index_version"] == 1
 
 
@@ -121,6 +124,35 @@ def test_plain_env_key_is_refused_with_the_file_form(run, monkeypatch: pytest.Mo
     assert result.status == ExitCode.KEY
     assert "MCP_ORCHESTRATION_SIGNING_KEY_FILE" in result.stderr
     assert key_file.read_text().splitlines()[1] not in result.stderr
+
+
+@pytest.mark.parametrize("argv", [("keys", "generate", "--out", "new.pem"), ("serve",), ("keys", "list")])
+def test_plain_env_key_stops_every_command(
+    run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: tuple[str, ...]
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE", "correct horse battery staple")
+    result = run(*argv)
+    assert result.status == ExitCode.KEY
+    assert "plain_secret_env" in result.stderr
+    assert not (tmp_path / "new.pem").exists()
+
+
+def test_deleted_object_in_the_chain_is_a_verification_failure(
+    run, initialised: Path, key_file: Path, config_file: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from mcp_orchestration.store.index import Index
+
+    run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
+    index = Index(initialised / "storage")
+    previous = index.current_head(index.load_history()).head.previous_head
+    assert previous is not None
+    index.objects.path_for(previous).unlink()
+    for argv in (("verify",), ("verify", "--deep")):
+        (initialised / "storage" / "index" / "verified").unlink(missing_ok=True)
+        result = run(*argv, "--json")
+        assert result.status == ExitCode.VERIFICATION
+        assert json.loads(result.stderr)["error"]["code"] == "integrity"
 
 
 def test_key_file_variable_is_a_key_source(run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:  # type: ignore[no-untyped-def]

@@ -245,3 +245,29 @@ def test_fingerprint_is_sha256_of_the_raw_public_key() -> None:
     assert key.keyid == hashlib.sha256(key.public_key.raw).hexdigest()
     assert keys.public_key_fingerprint(key.keyid.upper()) == key.fingerprint
     assert keys.public_key_fingerprint(f"sha256:{key.keyid}") == key.fingerprint
+
+
+def test_default_passphrase_pairs_only_with_the_default_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mcp_orchestration import settings
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    for name in ("signing_key", "signing_key_passphrase", "signing_key_next"):
+        (secrets / name).write_text("x")
+    names = settings.SecretNames(
+        settings.ENV_KEY_FILE, secrets / "signing_key", settings.ENV_PASSPHRASE_FILE, secrets / "signing_key_passphrase"
+    )
+    default = settings.key_spec(key_file=None, passphrase_file=None, key_source=None, environ={}, names=names)
+    assert default == KeySpec("file", secrets / "signing_key", secrets / "signing_key_passphrase")
+    explicit = settings.key_spec(
+        key_file=tmp_path / "plain", passphrase_file=None, key_source=None, environ={}, names=names
+    )
+    assert explicit.passphrase_path is None
+    next_names = settings.SecretNames(
+        settings.ENV_NEXT_KEY_FILE,
+        secrets / "signing_key_next",
+        settings.ENV_NEXT_PASSPHRASE_FILE,
+        secrets / "signing_key_next_passphrase",
+    )
+    rotated = settings.key_spec(key_file=None, passphrase_file=None, key_source="file", environ={}, names=next_names)
+    assert rotated == KeySpec("file", secrets / "signing_key_next", None)

@@ -107,3 +107,12 @@ def test_a_child_logger_through_a_configured_handler_is_redacted() -> None:
         logger.removeHandler(handler)
     assert "s3cr3t-passphrase" not in stream.getvalue()
     assert MASK in stream.getvalue()
+
+
+def test_strings_too_short_to_be_secrets_do_not_mangle_output() -> None:
+    redactor = Redactor()
+    redactor.register_text("e")
+    redactor.register_text("\n")
+    redactor.register_text("   short  ")
+    text = "error [key_format]: the key\nis short"
+    assert redactor.redact(text) == text

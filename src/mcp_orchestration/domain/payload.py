@@ -35,6 +35,8 @@ def parse_payload(data: bytes, source: str = "the payload") -> dict[str, Any]:
         value = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"{source} is not valid JSON ({type(exc).__name__} at {_where(exc)}).") from None
+    except ValueError:  # e.g. an integer beyond Python's digit limit
+        raise ValidationError(f"{source} contains a value JSON cannot carry here (such as a huge number).") from None
     except RecursionError:
         raise LimitError(f"{source} is nested too deeply.") from None
     if not isinstance(value, dict):

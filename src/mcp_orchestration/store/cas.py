@@ -16,7 +16,7 @@ from typing import Any
 
 import rfc8785
 
-from mcp_orchestration.errors import IntegrityError, NotFoundError, ValidationError
+from mcp_orchestration.errors import IntegrityError, ValidationError
 from mcp_orchestration.fsutil import WriteBatch, atomic_write, ensure_dir
 from mcp_orchestration.ids import check_artifact_id
 
@@ -27,8 +27,11 @@ def canonical_bytes(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value; values JCS cannot represent are a validation error."""
     try:
         return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError) as exc:
-        raise ValidationError(f"The value cannot be canonicalised as JSON: {exc}.") from None
+    except (rfc8785.CanonicalizationError, TypeError):
+        raise ValidationError(
+            "The value cannot be canonicalised as JSON (RFC 8785): integers must lie within +/-2**53 "
+            "and NaN or Infinity are not allowed."
+        ) from None
 
 
 def digest_of(data: bytes) -> str:
@@ -73,7 +76,8 @@ class ContentStore:
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            raise NotFoundError(f"Object {object_id} is not in the store.") from None
+            # Every id read here comes from the signed index: a missing object is damage.
+            raise IntegrityError(f"Object {object_id} is referenced by the index but missing from the store.") from None
         if digest_of(data) != object_id:
             raise IntegrityError(f"Object {object_id} is corrupted: its bytes no longer hash to its id.")
         return data

@@ -29,13 +29,13 @@ from mcp_orchestration.errors import (
     KeyUnreadableError,
     PassphraseError,
 )
-from mcp_orchestration.redaction import REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
+from mcp_orchestration.redaction import MIN_SECRET_LENGTH, REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
 from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
 
 log = logging.getLogger(__name__)
 
 KeyFormat = Literal["pkcs8", "openssh"]
-MIN_PASSPHRASE_LENGTH = 8
+MIN_PASSPHRASE_LENGTH = MIN_SECRET_LENGTH
 _CONTAINER_UID = 65532
 # Encrypted OpenSSH keys need the bcrypt KDF: one more native dependency in the image, for a
 # format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
