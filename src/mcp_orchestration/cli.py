@@ -237,6 +237,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     )
     if args.deep:
         text += f", {report['objects_checked']} object(s) re-hashed, {report['profiles']} profile(s)"
+        if report["damaged_unreferenced"]:
+            text += (
+                f"\nNote: {len(report['damaged_unreferenced'])} damaged object(s) that no index version refers to "
+                "(left by an interrupted write; harmless, and replaced if the same content is published again)."
+            )
     return _emit(args, report, text)
 
 

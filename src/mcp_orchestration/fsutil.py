@@ -113,6 +113,10 @@ class WriteBatch:
         _rename_into_place(_write_temp(path.parent, data, mode, sync=False), path)
         self._written.append(path)
 
+    def include(self, path: Path) -> None:
+        """Flush an existing file at the barrier too (a crashed writer may have left it unflushed)."""
+        self._written.append(path)
+
     def stage(self, path: Path, data: bytes, mode: int = 0o600) -> None:
         """Write ``data`` for ``path`` to a temporary file, to be renamed by :meth:`commit`."""
         temp = _write_temp(path.parent, data, mode, sync=False)

@@ -88,15 +88,13 @@ def publish(app: App, *, client: str, profile: str, data: bytes, source: str, ch
 
 def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
     """A profile's latest (or a given) artifact, with its entry."""
-    history = app.index.load_history()
-    entry, payload = app.index.get_artifact(history, client, profile, artifact)
+    entry, payload = app.index.get_artifact(client, profile, artifact)
     return {"entry": asdict(entry), "payload": payload}
 
 
 def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
     """Every published version of a profile, newest first."""
-    history = app.index.load_history()
-    entries = app.index.profile_history(history, client, profile)
+    entries = app.index.profile_history(client, profile)
     return {"client": client, "profile": profile, "versions": [asdict(e) for e in entries]}
 
 

@@ -61,9 +61,9 @@ class Redactor:
     def register(self, secrets: Iterable[str]) -> None:
         """Learn more secret strings; strings shorter than ``MIN_SECRET_LENGTH`` are ignored."""
         with self._lock:
-            before = len(self._secrets)
-            self._secrets.update(s for s in secrets if len(s.strip()) >= MIN_SECRET_LENGTH)
-            if len(self._secrets) != before:
+            new = {s for s in secrets if len(s.strip()) >= MIN_SECRET_LENGTH} - self._secrets
+            if new:
+                self._secrets.update(new)
                 self._rebuild()
 
     def register_text(self, secret: str) -> None:

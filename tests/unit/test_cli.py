@@ -145,7 +145,7 @@ def test_deleted_object_in_the_chain_is_a_verification_failure(
 
     run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
     index = Index(initialised / "storage")
-    previous = index.current_head(index.load_history()).head.previous_head
+    previous = index.snapshot()[1].head.previous_head
     assert previous is not None
     index.objects.path_for(previous).unlink()
     for argv in (("verify",), ("verify", "--deep")):

@@ -53,11 +53,10 @@ def test_artifact_id_is_sha256_of_the_rfc8785_bytes(index: Index, key: keys.Sign
 def test_publish_get_and_history_round_trip(index: Index, key: keys.SigningKey) -> None:
     first = _publish(index, key, CONFIG_A)
     second = _publish(index, key, CONFIG_B)
-    history = index.load_history()
-    entry, payload = index.get_artifact(history, "claude-desktop", "default")
+    entry, payload = index.get_artifact("claude-desktop", "default")
     assert (entry.artifact, payload) == (second, CONFIG_B)
-    assert index.get_artifact(history, "claude-desktop", "default", first)[1] == CONFIG_A
-    versions = index.profile_history(history, "claude-desktop", "default")
+    assert index.get_artifact("claude-desktop", "default", first)[1] == CONFIG_A
+    versions = index.profile_history("claude-desktop", "default")
     assert [v.artifact for v in versions] == [second, first]
     assert [v.index_version for v in versions] == [3, 2]
 
@@ -73,12 +72,12 @@ def test_artifact_outside_the_profiles_history_is_not_served(index: Index, key: 
     other = _publish(index, key, CONFIG_B, profile="other")
     _publish(index, key, CONFIG_A)
     with pytest.raises(NotFoundError):
-        index.get_artifact(index.load_history(), "claude-desktop", "default", other)
+        index.get_artifact("claude-desktop", "default", other)
 
 
 def test_unknown_profile_is_not_found(index: Index) -> None:
     with pytest.raises(NotFoundError):
-        index.get_artifact(index.load_history(), "cursor", "default")
+        index.get_artifact("cursor", "default")
 
 
 def test_values_outside_the_jcs_domain_are_validation_errors(index: Index, key: keys.SigningKey) -> None:
@@ -119,7 +118,7 @@ def test_replayed_older_index_is_refused_as_rollback(index: Index, key: keys.Sig
         index.verify()
     assert caught.value.code == "rollback"
     with pytest.raises(RollbackError):
-        index.get_artifact(index.load_history(), "claude-desktop", "default")
+        index.get_artifact("claude-desktop", "default")
 
 
 def test_write_with_a_retired_key_is_refused_but_reads_keep_working(index: Index, key: keys.SigningKey) -> None:
@@ -128,7 +127,7 @@ def test_write_with_a_retired_key_is_refused_but_reads_keep_working(index: Index
     rotation.rotate(index, key, new)
     with pytest.raises(KeyRetiredError):
         _publish(index, key, CONFIG_B)
-    assert index.get_artifact(index.load_history(), "claude-desktop", "default")[1] == CONFIG_A
+    assert index.get_artifact("claude-desktop", "default")[1] == CONFIG_A
     assert index.verify(deep=True).keyid == new.keyid
 
 
@@ -142,7 +141,7 @@ def test_revoked_key_verifies_nothing_yet_the_chain_still_vouches_for_old_versio
     assert rotation.revoke(index, new, key.keyid)
     report = index.verify(deep=True)
     assert report.heads_vouched_by_chain == 2
-    assert index.get_artifact(index.load_history(), "claude-desktop", "default", first)[1] == CONFIG_A
+    assert index.get_artifact("claude-desktop", "default", first)[1] == CONFIG_A
     # The old head, signed by the revoked key, no longer verifies on its own.
     with pytest.raises(VerificationError):
         index._verify_envelope(old_head, index.load_history(), "old head")
@@ -162,7 +161,7 @@ def test_rotation_rerun_reports_already_done(index: Index, key: keys.SigningKey)
 
 def test_rotation_refuses_a_store_that_does_not_verify(index: Index, key: keys.SigningKey) -> None:
     _publish(index, key, CONFIG_A)
-    previous_head = index.current_head(index.load_history()).head.previous_head
+    previous_head = index.snapshot()[1].head.previous_head
     assert previous_head is not None
     path = index.objects.path_for(previous_head)
     os.chmod(path, 0o600)
@@ -185,7 +184,7 @@ def test_corrupted_object_is_never_returned(index: Index, key: keys.SigningKey) 
     os.chmod(path, 0o600)
     path.write_bytes(path.read_bytes().replace(b"uvx", b"evil"))
     with pytest.raises(IntegrityError) as caught:
-        index.get_artifact(index.load_history(), "claude-desktop", "default")
+        index.get_artifact("claude-desktop", "default")
     assert artifact in caught.value.message
 
 
@@ -233,3 +232,35 @@ def test_flipping_any_byte_of_any_index_or_key_history_file_is_detected(
             flips += 1
     assert flips > 1000
     assert index.verify(deep=True).index_version == 4
+
+
+def test_reader_racing_a_rotation_sees_a_consistent_store(
+    index: Index, key: keys.SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _publish(index, key, CONFIG_A)
+    reader = Index(index.storage_dir)
+    reader.snapshot()  # warm the reader's caches with the old key history
+    real_load = Index.load_history
+    new = keys.generate()
+
+    def rotate_in_between(self: Index, *args: object, **kwargs: object) -> object:
+        # The reader has read HEAD; a writer rotates before it reads the key history.
+        if self is reader and not getattr(self, "_rotated", False):
+            self._rotated = True  # type: ignore[attr-defined]
+            rotation.rotate(Index(index.storage_dir), key, new)
+        return real_load(self, *args, **kwargs)
+
+    monkeypatch.setattr(Index, "load_history", rotate_in_between)
+    _, payload = reader.get_artifact("claude-desktop", "default")
+    assert payload == CONFIG_A
+    assert reader.snapshot()[1].keyid == new.keyid
+
+
+def test_damaged_object_that_nothing_refers_to_is_reported_not_fatal(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    leftover = index.objects.path_for("ab" + "c" * 62)
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"")  # what a power cut during an unfinished publish can leave
+    report = index.verify(deep=True)
+    assert report.damaged_unreferenced == ["ab" + "c" * 62]
+    assert report.unreferenced_objects == 1

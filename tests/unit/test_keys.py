@@ -271,3 +271,14 @@ def test_default_passphrase_pairs_only_with_the_default_key(tmp_path: Path, monk
     )
     rotated = settings.key_spec(key_file=None, passphrase_file=None, key_source="file", environ={}, names=next_names)
     assert rotated == KeySpec("file", secrets / "signing_key_next", None)
+
+
+def test_loading_the_same_key_again_teaches_the_redactor_nothing_new(tmp_path: Path) -> None:
+    from mcp_orchestration.redaction import REDACTOR
+
+    write_key(tmp_path / "k", "openssh")
+    keys.load_signing_key(_spec(tmp_path / "k"))
+    known = len(REDACTOR)
+    for _ in range(20):
+        keys.load_signing_key(_spec(tmp_path / "k"))
+    assert len(REDACTOR) == known

@@ -58,6 +58,8 @@ class ContentStore:
         object_id = digest_of(data)
         path = self.path_for(object_id)
         if path.exists() and self._is_intact(path, object_id):
+            if batch is not None:
+                batch.include(path)
             return object_id
         ensure_dir(path.parent)
         if batch is None:

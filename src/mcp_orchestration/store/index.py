@@ -22,7 +22,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,8 @@ class VerifyReport:
     heads_vouched_by_chain: int = 0
     deep: bool = False
     profiles: int = 0
-    unreachable_objects: int = 0
+    unreferenced_objects: int = 0
+    damaged_unreferenced: list[str] = field(default_factory=list)
 
 
 class Index:
@@ -183,13 +184,31 @@ class Index:
             raise KeyHistoryError(f"{what} names key history version {head.key_history_version}, which is unknown.")
         return SignedHead(digest_of(data), head, allowed[0], data)
 
-    def current_head(self, history: KeyHistory) -> SignedHead:
-        """The verified current head, refusing a replay of an older one."""
+    def snapshot(self, expect_root: str | None = None, *, fresh: bool = False) -> tuple[KeyHistory, SignedHead]:
+        """The verified key history and current head, as one consistent view for readers.
+
+        Readers hold no lock, so the order matters: ``accepted`` before ``HEAD``
+        (a writer raises ``accepted`` only after ``HEAD``), and ``HEAD`` before
+        the key history (a writer appends a key before any head it signs).
+        """
         accepted = self.accepted_version()
+        data = self._read_head()
+        history = self.load_history(expect_root, fresh=fresh)
+        return history, self._check_head(data, accepted, history)
+
+    def current_head(self, history: KeyHistory) -> SignedHead:
+        """The verified current head, for writers that hold the lock (no one can change it meanwhile)."""
+        accepted = self.accepted_version()
+        return self._check_head(self._read_head(), accepted, history)
+
+    def _read_head(self) -> bytes:
         try:
-            data = self.head_path.read_bytes()
+            return self.head_path.read_bytes()
         except FileNotFoundError:
             raise NotInitializedError(f"The store at {self.storage_dir} has no index yet.") from None
+
+    def _check_head(self, data: bytes, accepted: int, history: KeyHistory) -> SignedHead:
+        """Verify ``HEAD``'s bytes, refusing a replay of a version older than ``accepted``."""
         cached = self._head_cache
         if cached is not None and cached[0] == data and cached[1] is history:
             signed = cached[2]
@@ -204,7 +223,7 @@ class Index:
         return signed
 
     def head_by_id(self, head_id: str, history: KeyHistory) -> SignedHead:
-        """A past head from the CAS, with its signature checked."""
+        """A past head from the CAS, with its signature checked under ``history``."""
         return self._verify_envelope(self.objects.get_bytes(head_id), history, f"Index head {head_id}")
 
     # -- reading the tree --------------------------------------------------------------
@@ -218,16 +237,16 @@ class Index:
     def entry(self, entry_id: str) -> Entry:
         return Entry.from_json(self.objects.get_json(entry_id), f"Entry {entry_id}")
 
-    def list_profiles(self, history: KeyHistory) -> dict[str, list[str]]:
+    def list_profiles(self) -> dict[str, list[str]]:
         """Every client with its profiles, from the verified current head."""
-        head = self.current_head(history).head
+        head = self.snapshot()[1].head
         return {client: sorted(self._profiles(tree)) for client, tree in self._clients(head).items()}
 
-    def latest_entry_id(self, history: KeyHistory, client: str, profile: str) -> str:
+    def latest_entry_id(self, client: str, profile: str) -> str:
         """The id of the newest entry of ``client/profile`` under the verified head."""
         check_name_id(client, "client")
         check_name_id(profile, "profile")
-        head = self.current_head(history).head
+        head = self.snapshot()[1].head
         tree = self._clients(head).get(client)
         entry_id = self._profiles(tree).get(profile) if tree else None
         if entry_id is None:
@@ -241,17 +260,15 @@ class Index:
             yield entry
             entry_id = entry.previous_entry
 
-    def profile_history(self, history: KeyHistory, client: str, profile: str) -> list[Entry]:
+    def profile_history(self, client: str, profile: str) -> list[Entry]:
         """Every published version of a profile, newest first."""
-        return list(self.iter_entries(self.latest_entry_id(history, client, profile)))
+        return list(self.iter_entries(self.latest_entry_id(client, profile)))
 
-    def get_artifact(
-        self, history: KeyHistory, client: str, profile: str, artifact: str | None = None
-    ) -> tuple[Entry, Any]:
+    def get_artifact(self, client: str, profile: str, artifact: str | None = None) -> tuple[Entry, Any]:
         """A profile's payload (the latest, or ``artifact`` if it is in the profile's history)."""
         if artifact is not None:
             check_artifact_id(artifact)
-        for entry in self.profile_history(history, client, profile):
+        for entry in self.profile_history(client, profile):
             if artifact is None or entry.artifact == artifact:
                 return entry, self.objects.get_json(entry.artifact)
         raise NotFoundError(f"Artifact {artifact} is not in the history of {client}/{profile}.")
@@ -302,6 +319,7 @@ class Index:
             check_name_id(update.profile, "profile")
         with self.write_lock():
             remove_stale_temps(self.index_dir)
+            remove_stale_temps(self.keys_dir)
             history = self.load_history()
             history.require_active(key)
             current = self.current_head(history)
@@ -343,13 +361,15 @@ class Index:
     # -- verification ------------------------------------------------------------------
 
     def verify(self, *, deep: bool = False, expect_root: str | None = None) -> VerifyReport:
-        """Verify the key history, the current head and its chain (and, if deep, every reachable object).
+        """Verify the key history, the current head and its chain (and, if deep, every object).
 
-        A normal check stops at the last head already verified end to end; a deep
-        check starts from scratch and re-hashes every reachable object.
+        A normal check stops at the last head already verified end to end. A deep
+        check starts from scratch: it walks every head and everything reachable
+        from it, re-hashing each object once, then re-hashes the objects nothing
+        refers to (leftovers of interrupted publishes: counted, and reported as
+        damaged if they are, but harmless since no index names them).
         """
-        history = self.load_history(expect_root, fresh=deep)
-        current = self.current_head(history)
+        history, current = self.snapshot(expect_root, fresh=deep)
         checkpoint = None if deep else self._read_checkpoint()
         report = VerifyReport(
             index_version=current.head.version,
@@ -359,25 +379,22 @@ class Index:
             heads_checked=0,
             deep=deep,
         )
-        seen: set[str] = set()
         walked: set[str] = set()
         if deep:
-            seen = self._rehash_all_objects()
-            if current.head_id not in seen:
-                raise IntegrityError(f"The current index head {current.head_id} is missing from the objects.")
-            report.profiles = sum(len(p) for p in self.list_profiles(history).values())
+            self.objects.get_bytes(current.head_id)
+            report.profiles = sum(len(self._profiles(tree)) for tree in self._clients(current.head).values())
         signed = current
         while True:
             report.heads_checked += 1
             if deep:
-                self._walk_tree(signed.head, seen, walked)
+                walked.add(signed.head_id)
+                self._walk_tree(signed.head, walked)
             previous_id = signed.head.previous_head
             if signed.head_id == checkpoint or previous_id is None:
                 break
             signed = self._previous_head(signed, previous_id, history, report)
         if deep:
-            report.objects_checked = len(seen)
-            report.unreachable_objects = len(seen) - len(walked) - report.heads_checked
+            self._sweep_unreferenced(walked, report)
         self._save_checkpoint(current.head_id)
         return report
 
@@ -410,42 +427,38 @@ class Index:
             raise SignatureError(f"{what} (index version {head.version}) has no valid signature from its key.")
         return SignedHead(digest_of(data), head, signer[0], data)
 
-    def _rehash_all_objects(self) -> set[str]:
-        """Re-hash every object file on disk; return the ids, all intact."""
-        intact = set()
-        for object_id in self.objects.iter_ids():
-            self.objects.get_bytes(object_id)
-            intact.add(object_id)
-        return intact
-
-    def _walk_tree(self, head: Head, intact: set[str], walked: set[str]) -> None:
-        """Check that everything reachable from ``head`` is present, intact and well-formed.
-
-        Artifacts were re-hashed by the sweep over all objects; the tree objects
-        are parsed (and re-hashed again on read: they are small).
-        """
-
-        def visit(object_id: str) -> bool:
-            if object_id in walked:
-                return False
-            if object_id not in intact:
-                raise IntegrityError(f"Object {object_id} is referenced by the index but missing.")
-            walked.add(object_id)
-            return True
-
-        if not visit(head.root):
+    def _walk_tree(self, head: Head, walked: set[str]) -> None:
+        """Re-hash everything reachable from ``head`` that was not walked yet; parse the tree objects."""
+        if head.root in walked:
             return
+        walked.add(head.root)
         for client, tree_id in self._clients(head).items():
-            if not visit(tree_id):
+            if tree_id in walked:
                 continue
+            walked.add(tree_id)
             for profile, latest in self._profiles(tree_id).items():
                 entry_id: str | None = latest
-                while entry_id is not None and visit(entry_id):
+                while entry_id is not None and entry_id not in walked:
+                    walked.add(entry_id)
                     entry = self.entry(entry_id)
                     if (entry.client, entry.profile) != (client, profile):
                         raise IntegrityError(f"Entry {entry_id} is filed under {client}/{profile} but names another.")
-                    visit(entry.artifact)
+                    if entry.artifact not in walked:
+                        walked.add(entry.artifact)
+                        self.objects.get_bytes(entry.artifact)
                     entry_id = entry.previous_entry
+
+    def _sweep_unreferenced(self, walked: set[str], report: VerifyReport) -> None:
+        """Re-hash the objects no index version refers to."""
+        for object_id in self.objects.iter_ids():
+            if object_id in walked:
+                continue
+            report.unreferenced_objects += 1
+            try:
+                self.objects.get_bytes(object_id)
+            except IntegrityError:
+                report.damaged_unreferenced.append(object_id)
+        report.objects_checked = len(walked) + report.unreferenced_objects
 
     def _read_checkpoint(self) -> str | None:
         try:
@@ -460,5 +473,4 @@ class Index:
 
     def export(self) -> bytes:
         """The current signed index envelope, verified first."""
-        history = self.load_history()
-        return self.current_head(history).envelope_bytes
+        return self.snapshot()[1].envelope_bytes

@@ -118,7 +118,9 @@ class SigningKey:
         if fmt == "openssh" and passphrase:
             raise KeyFormatError(*_ENCRYPTED_OPENSSH_UNSUPPORTED)
         private_format = serialization.PrivateFormat.OpenSSH if fmt == "openssh" else serialization.PrivateFormat.PKCS8
-        return self._private.private_bytes(serialization.Encoding.PEM, private_format, encryption)
+        data = self._private.private_bytes(serialization.Encoding.PEM, private_format, encryption)
+        REDACTOR.register(encodings_of_pem(data.decode()))
+        return data
 
     def __repr__(self) -> str:
         return f"SigningKey({self.fingerprint}, origin={self.origin!r})"
@@ -133,18 +135,16 @@ class SigningKey:
 
 
 def register_key_secrets(private: Ed25519PrivateKey, redactor: Redactor = REDACTOR) -> None:
-    """Teach the redactor every common encoding of ``private``."""
-    raw = private.private_bytes(
-        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-    )
-    der = private.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    forms = encodings_of_bytes(raw) | encodings_of_bytes(der)
-    for private_format in (serialization.PrivateFormat.PKCS8, serialization.PrivateFormat.OpenSSH):
-        pem = private.private_bytes(serialization.Encoding.PEM, private_format, serialization.NoEncryption())
-        forms |= encodings_of_pem(pem.decode())
-    redactor.register(forms)
+    """Teach the redactor the deterministic encodings of ``private``: raw seed, DER and PKCS8 PEM.
+
+    (An OpenSSH encoding embeds random check bytes, so it differs each time:
+    the text actually read or written is registered where that happens.)
+    """
+    plain = serialization.NoEncryption()
+    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, plain)
+    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, plain)
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, plain)
+    redactor.register(encodings_of_bytes(raw) | encodings_of_bytes(der) | encodings_of_pem(pem.decode()))
 
 
 def generate() -> SigningKey:
