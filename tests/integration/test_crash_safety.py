@@ -368,6 +368,15 @@ def crash_on_write(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, *, p
     monkeypatch.setattr(module, "atomic_write", atomic_write)
 
 
+def crash_on_accepted_counter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Die after ``HEAD`` is renamed in, before the rollback guard's counter is raised."""
+
+    def overwrite_counter(path: Path, value: int) -> None:
+        raise SimulatedCrash(f"died before raising {path.name} to {value}")
+
+    monkeypatch.setattr(index_module, "overwrite_counter", overwrite_counter)
+
+
 def crash_before_head_is_renamed_in(monkeypatch: pytest.MonkeyPatch) -> None:
     """Die after the new objects and the staged ``HEAD`` are written, before ``HEAD`` replaces the old one."""
 
@@ -426,7 +435,7 @@ def test_rotation_interrupted_after_new_head_before_accepted_version_counts_as_d
     rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = rotation.fresh_store(tmp_path / "store")
-    crash_on_write(monkeypatch, index_module, "accepted")
+    crash_on_accepted_counter(monkeypatch)
     _rotate_and_crash(rotation, run, home)
     monkeypatch.undo()
 
@@ -460,7 +469,7 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = rotation.fresh_store(tmp_path / "store")
-    crash_on_write(monkeypatch, index_module, "accepted")
+    crash_on_accepted_counter(monkeypatch)
     with pytest.raises(SimulatedCrash):
         run(*rotation.publish_argv(home, rotation.old_path))
     monkeypatch.undo()

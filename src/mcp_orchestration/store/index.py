@@ -37,7 +37,14 @@ from mcp_orchestration.errors import (
     RollbackError,
     SignatureError,
 )
-from mcp_orchestration.fsutil import WriteBatch, atomic_write, ensure_dir, exclusive_lock, remove_stale_temps
+from mcp_orchestration.fsutil import (
+    WriteBatch,
+    atomic_write,
+    ensure_dir,
+    exclusive_lock,
+    overwrite_counter,
+    remove_stale_temps,
+)
 from mcp_orchestration.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
@@ -108,6 +115,7 @@ class Index:
         self.lock_path = storage_dir / ".lock"
         self._history_cache: tuple[tuple[tuple[str, int, int, int], ...], KeyHistory] | None = None
         self._head_cache: tuple[bytes, KeyHistory, SignedHead] | None = None
+        self._swept = False
 
     # -- locking and small state files -------------------------------------------------
 
@@ -126,6 +134,13 @@ class Index:
         if not text.isdigit():
             raise IntegrityError(f"{path.name} holds {text[:20]!r}, not a version number.")
         return int(text)
+
+    def _sweep_stale_temps(self) -> None:
+        """Remove what crashed writers left in index/ and keys/ (once per process; caller holds the lock)."""
+        if not self._swept:
+            remove_stale_temps(self.index_dir)
+            remove_stale_temps(self.keys_dir)
+            self._swept = True
 
     def accepted_version(self) -> int:
         """The highest head version this store ever accepted (0 before init)."""
@@ -275,13 +290,13 @@ class Index:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch) -> SignedHead:
+    def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
         """Sign ``head`` and make it current, after everything written through ``batch``.
 
         One barrier makes the new objects, the head's CAS copy and the staged
         ``HEAD`` durable; only then is ``HEAD`` renamed into place. ``accepted``
-        follows without a barrier of its own: losing it to a power cut only
-        lowers the rollback guard to a version that was also signed.
+        follows, overwritten in place without a barrier of its own: losing it to
+        a power cut only lowers the rollback guard to a version that was also signed.
         """
         envelope = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {key.keyid: key.sign})
         data = envelope.to_bytes()
@@ -289,8 +304,10 @@ class Index:
         batch.stage(self.head_path, data)
         batch.commit()
         if head.version > self.accepted_version():
-            atomic_write(self.accepted_path, f"{head.version}\n".encode(), durable=False)
-        return SignedHead(head_id, head, key.keyid, data)
+            overwrite_counter(self.accepted_path, head.version)
+        signed = SignedHead(head_id, head, key.keyid, data)
+        self._head_cache = (data, history, signed)
+        return signed
 
     def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
         """Create the store pinned to ``key``; re-running it finishes or confirms an earlier init."""
@@ -310,7 +327,7 @@ class Index:
             batch = WriteBatch(self.storage_dir)
             root = self.objects.put_json(tree_to_json("root", "clients", {}), batch)
             head = Head(1, root, None, len(history.versions), utc_now())
-            return history, self._write_head(key, head, batch), True
+            return history, self._write_head(key, head, batch, history), True
 
     def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
         """Publish new payloads for one or more profiles as one new index version."""
@@ -318,8 +335,7 @@ class Index:
             check_name_id(update.client, "client")
             check_name_id(update.profile, "profile")
         with self.write_lock():
-            remove_stale_temps(self.index_dir)
-            remove_stale_temps(self.keys_dir)
+            self._sweep_stale_temps()
             history = self.load_history()
             history.require_active(key)
             current = self.current_head(history)
@@ -350,13 +366,13 @@ class Index:
                 clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles), batch)
             root = self.objects.put_json(tree_to_json("root", "clients", clients), batch)
             head = Head(version, root, current.head_id, len(history.versions), now)
-            self._write_head(key, head, batch)
+            self._write_head(key, head, batch, history)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
     def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
         head = Head(current.head.version + 1, current.head.root, current.head_id, len(history.versions), utc_now())
-        return self._write_head(key, head, WriteBatch(self.storage_dir))
+        return self._write_head(key, head, WriteBatch(self.storage_dir), history)
 
     # -- verification ------------------------------------------------------------------
 
