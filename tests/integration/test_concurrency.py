@@ -9,7 +9,7 @@ must never see a torn or rolled-back store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,12 @@ from tests.integration.crash_driver import (
     child_env,
     finish,
     generate_key,
-    kill_leftovers,
     spawn,
     start,
     wait_ready,
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _no_child_outlives_its_test() -> Iterator[None]:
-    yield
-    kill_leftovers()
 
 
 WORKERS = 4

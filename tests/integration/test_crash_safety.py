@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ from tests.integration.crash_driver import (
     acknowledgements,
     child_env,
     generate_key,
-    kill_leftovers,
     run_cli_batch,
     sigkill,
     spawn,
@@ -44,12 +42,6 @@ from tests.integration.crash_driver import (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _no_child_outlives_its_test() -> Iterator[None]:
-    yield
-    kill_leftovers()
 
 
 TARGETS = ("alpha/main", "alpha/canary", "beta/main")

@@ -68,6 +68,7 @@ def test_publish_reads_stdin(run, initialised: Path, key_file: Path, monkeypatch
         (b'{"a": "' + b"x" * 300_000 + b'"}', "limit"),
         (b'{"a": 1' + b"0" * 5000 + b"}", "validation"),
         (b'{"a": 123456789012345678901234567890}', "validation"),
+        (b'{"a": "\\ud800"}', "validation"),
     ],
 )
 def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-untyped-def]
