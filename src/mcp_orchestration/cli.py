@@ -13,7 +13,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +24,24 @@ log = logging.getLogger("mcp_orchestration")
 
 
 def package_version() -> str:
+    """The installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("mcp-orchestration")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version`` on every command; the package metadata is read only when asked (it is slow to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        sys.stdout.write(f"mcp-orchestration {package_version()}\n")
+        parser.exit()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,12 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS, help="stderr log format")
 
     parser = _Parser(prog="mcp-orchestration", description=__doc__.splitlines()[0], parents=[common])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str, into: Any = commands) -> Any:
         sub = into.add_parser(name, parents=[common], help=help_text, description=help_text)
-        sub.add_argument("--version", action="version", version=f"mcp-orchestration {package_version()}")
+        sub.add_argument("--version", action=_VersionAction)
         sub.set_defaults(handler=handler)
         return sub
 
