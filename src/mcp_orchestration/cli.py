@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
     sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     add("serve", _cmd_serve, "run the MCP server on stdio")
+    add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
+    sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
+    sub.add_argument("--image", default="mcp-orchestration:latest", help="image to run (default: %(default)s)")
+    sub.add_argument("--volume", default="mcp-orchestration-data", help="store volume (default: %(default)s)")
 
     index = add("index", _no_subcommand, "index commands").add_subparsers(
         dest="index_command", required=True, parser_class=_Parser
@@ -260,6 +264,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     raise OrchestrationError("The MCP server is not part of this release yet.", hint="Track issue 3.")
+
+
+def _cmd_healthcheck(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    try:
+        operations.healthcheck(_app(args))
+    except (OrchestrationError, OSError) as error:
+        reason = error.message if isinstance(error, OrchestrationError) else (error.strerror or type(error).__name__)
+        code = error.code if isinstance(error, OrchestrationError) else "filesystem"
+        sys.stderr.write(REDACTOR.redact(f"unhealthy [{code}]: {reason}") + "\n")
+        return ExitCode.FAILURE
+    return ExitCode.OK
+
+
+def _cmd_claude_config(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    # --key-file (a global option) names the key on the host; it is mounted, never read here.
+    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume)
+    sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
+    return ExitCode.OK
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ JSON-ready data. Rendering is the caller's job.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -19,6 +20,7 @@ from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import KeyFormat, PublicKey, SigningKey
 
 
@@ -196,3 +198,49 @@ def revoke(app: App, keyid: str) -> dict[str, Any]:
         event.set(keyid=key.keyid, revoked_keyid=target)
         changed = rotation.revoke(app.index, key, target)
         return {"revoked": f"SHA256:{target}", "changed": changed}
+
+
+def healthcheck(app: App) -> None:
+    """Raise unless the store is readable and writable, its chain verifies and the key (if any) is trusted.
+
+    Cheap enough for a container HEALTHCHECK: the chain check is incremental.
+    """
+    probe = app.settings.storage_dir / f".healthcheck-{os.getpid()}"
+    try:
+        create_exclusive(probe, b"ok")
+    finally:
+        probe.unlink(missing_ok=True)
+    history, _ = app.index.snapshot()
+    app.index.verify()
+    spec = app.settings.signing_key
+    if spec.source == "keyring" or spec.path is not None:
+        key = app.signing_key
+        record = history.keys.get(key.keyid)
+        if record is None or record.status is KeyStatus.REVOKED:
+            history.require_active(key)
+
+
+DEFAULT_IMAGE = "mcp-orchestration:latest"
+DEFAULT_VOLUME = "mcp-orchestration-data"
+CONTAINER_HOME = "/var/lib/mcp-orchestration"
+
+
+def claude_config(image: str, key_file: Path | None, volume: str) -> dict[str, Any]:
+    """The Claude Desktop ``mcpServers`` entry that runs the hardened container over stdio.
+
+    The key is mounted read-only as a file at ``/run/secrets/signing_key``; it never
+    appears in ``args`` or ``env``. No TTY (``-t`` would corrupt the protocol).
+    """
+    args = [
+        "run", "-i", "--rm", "--init",
+        "--network", "none",
+        "--read-only",
+        "--cap-drop", "ALL",
+        "--security-opt", "no-new-privileges",
+        "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",  # noqa: S108 (the container's own /tmp)
+        "-v", f"{volume}:{CONTAINER_HOME}",
+    ]  # fmt: skip
+    if key_file is not None:
+        args += ["-v", f"{key_file.expanduser().resolve()}:/run/secrets/signing_key:ro"]
+    args.append(image)
+    return {"mcpServers": {"mcp-orchestration": {"command": "docker", "args": args}}}

@@ -240,3 +240,33 @@ def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(SystemExit) as done:
         run("publish", "--client", "x")
     assert done.value.code == ExitCode.USAGE
+
+
+def test_healthcheck_is_quiet_when_healthy_and_fails_on_damage(run, initialised: Path, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    healthy = run("healthcheck", "--key-file", str(key_file))
+    assert (healthy.status, healthy.stdout, healthy.stderr) == (0, "", "")
+    assert run("healthcheck").status == 0  # no key configured: a read-only server is healthy
+    head = initialised / "storage" / "index" / "HEAD"
+    head.write_bytes(head.read_bytes().replace(b'"payload":"', b'"payload":"A'))
+    damaged = run("healthcheck")
+    assert damaged.status == ExitCode.FAILURE
+    assert damaged.stderr.startswith("unhealthy [integrity]")
+
+
+def test_healthcheck_refuses_a_key_the_store_does_not_trust(run, initialised: Path, next_key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("healthcheck", "--key-file", str(next_key_file))
+    assert result.status == ExitCode.FAILURE
+    assert "key_untrusted" in result.stderr
+
+
+def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    snippet = json.loads(run("claude-config", "--key-file", str(key_file), "--image", "img:1").stdout)
+    server = snippet["mcpServers"]["mcp-orchestration"]
+    args = server["args"]
+    assert server["command"] == "docker" and "env" not in server
+    assert args[:4] == ["run", "-i", "--rm", "--init"] and "-t" not in args and "-it" not in args
+    for flag in ("--read-only", "--cap-drop", "--security-opt", "--network"):
+        assert flag in args
+    assert f"{key_file.resolve()}:/run/secrets/signing_key:ro" in args
+    assert args[-1] == "img:1"
+    assert key_file.read_text().splitlines()[1] not in json.dumps(snippet)
