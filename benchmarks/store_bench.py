@@ -464,13 +464,13 @@ def bench_rotation(
     )
 
     index.verify()  # an operator's earlier verify: the checkpoint is the current head
-    version_before = index.accepted_version()
+    version_before = index.guard().index_version
     os.sync()  # neither rotation pays for unsynced writes made earlier in this run
     warm_s, warm = time_once(lambda: rotation.rotate(index, keys[0], keys[1]))
     assert not warm.already_done and warm.index_version == version_before + 1
 
     index.verified_path.unlink()  # no checkpoint: the chain check walks back to version 1
-    cold_heads = index.accepted_version()
+    cold_heads = index.guard().index_version
     os.sync()
     cold_s, cold = time_once(lambda: rotation.rotate(index, keys[1], keys[2]))
     assert not cold.already_done

@@ -83,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="signing key file (default: $MCP_ORCHESTRATION_SIGNING_KEY_FILE or /run/secrets/signing_key)",
     )
     group.add_argument(
-        "--passphrase-file", type=Path, default=argparse.SUPPRESS, help="passphrase of an encrypted key file"
+        "--passphrase-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="passphrase of the key file (for keys generate: encrypt the new key with it)",
     )
     group.add_argument(
         "--key-source", choices=("file", "keyring"), default=argparse.SUPPRESS, help="where the signing key comes from"
@@ -143,9 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--owner", type=_owner, metavar="UID[:GID]", help="owner of the file (e.g. 65532 for the container)"
     )
     sub.add_argument("--mode", type=_mode, default=0o600, metavar="0600|0400")
-    sub.add_argument(
-        "--encrypt-with", type=Path, metavar="PASSPHRASE_FILE", help="encrypt the key with this passphrase"
-    )
+    # The global --passphrase-file is the passphrase the new key is encrypted with.
     sub = add("fingerprint", _cmd_keys_fingerprint, "print a key's fingerprint", into=key_commands)
     sub.add_argument("--public-key", type=Path, help="a public key PEM instead of the signing key")
     add("list", _cmd_keys_list, "list the key history", into=key_commands)
@@ -301,7 +302,7 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
     result = operations.generate_key(
         out=args.out,
         fmt=args.format,
-        passphrase_file=args.encrypt_with,
+        passphrase_file=getattr(args, "passphrase_file", None),
         owner=args.owner,
         mode=args.mode,
         to_keyring=args.keyring,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import fcntl
 import os
 import sys
@@ -65,20 +66,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
     """Replace ``path`` with ``data`` so that a crash leaves the old or the new file."""
     _rename_into_place(_write_temp(path.parent, data, mode), path)
     fsync_dir(path.parent)
-
-
-def overwrite_counter(path: Path, value: int) -> None:
-    """Store a counter in place as fixed-width digits: one small write, no rename, no fsync.
-
-    Every value has the same length, so the write lands whole or not at all and
-    a crash leaves the old or the new value (or, for a new file, none). Only for
-    state whose loss weakens a check rather than breaking anything.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        os.pwrite(fd, f"{value:020d}\n".encode(), 0)
-    finally:
-        os.close(fd)
 
 
 def _rename_into_place(temp: Path, path: Path) -> None:
@@ -159,11 +146,15 @@ class WriteBatch:
         if _SYNCFS is not None:
             fd = os.open(self.anchor, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                if _SYNCFS(fd) == 0:
-                    self._written.clear()
-                    return
+                failed = _SYNCFS(fd) != 0
+                error = ctypes.get_errno()
             finally:
                 os.close(fd)
+            if not failed:
+                self._written.clear()
+                return
+            if error != errno.ENOSYS:  # a write-back error (EIO, ENOSPC) must not be lost
+                raise OSError(error, os.strerror(error), str(self.anchor))
         for path in self._written:
             fd = os.open(path, os.O_RDONLY)
             try:

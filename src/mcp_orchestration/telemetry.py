@@ -81,7 +81,7 @@ class Telemetry:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_size + len(data) > self.max_bytes:
                     self._rotate(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 os.write(fd, data)
             finally:

@@ -199,7 +199,7 @@ class RotationSetup:
             return NOT_STARTED
         if head.keyid == self.old:
             return HISTORY_ONLY
-        if index.accepted_version() < head.head.version:
+        if index.guard().index_version < head.head.version:
             return HEAD_NOT_ACCEPTED
         return COMPLETE
 
@@ -363,10 +363,10 @@ def crash_on_write(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, *, p
 def crash_on_accepted_counter(monkeypatch: pytest.MonkeyPatch) -> None:
     """Die after ``HEAD`` is renamed in, before the rollback guard's counter is raised."""
 
-    def overwrite_counter(path: Path, value: int) -> None:
-        raise SimulatedCrash(f"died before raising {path.name} to {value}")
+    def raise_guard(path: Path, guard: object) -> None:
+        raise SimulatedCrash(f"died before raising {path.name} to {guard}")
 
-    monkeypatch.setattr(index_module, "overwrite_counter", overwrite_counter)
+    monkeypatch.setattr(index_module, "raise_guard", raise_guard)
 
 
 def crash_before_head_is_renamed_in(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -433,7 +433,7 @@ def test_rotation_interrupted_after_new_head_before_accepted_version_counts_as_d
 
     assert rotation.state(home) == HEAD_NOT_ACCEPTED
     rotation.assert_rotation_finishes(run, home, HEAD_NOT_ACCEPTED)
-    assert Index(home / "storage").accepted_version() == VERSION_BEFORE_ROTATION + 2
+    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
 
 
 def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_leaves_no_gap(
@@ -476,5 +476,5 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     result = run_process(*following, env=child_env(home))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["index_version"] == VERSION_BEFORE_ROTATION + 2
-    assert Index(home / "storage").accepted_version() == VERSION_BEFORE_ROTATION + 2
+    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
     assert verify_deep(run, home)["heads_checked"] == VERSION_BEFORE_ROTATION + 2

@@ -189,7 +189,9 @@ def test_keys_generate_read_only_owner_and_encrypted(run, tmp_path: Path) -> Non
     out = tmp_path / "enc.pem"
     owner = ["--owner", "65532"] if os.geteuid() == 0 else []
     assert (
-        run("keys", "generate", "--out", str(out), "--mode", "0400", "--encrypt-with", str(passphrase), *owner).status
+        run(
+            "keys", "generate", "--out", str(out), "--mode", "0400", "--passphrase-file", str(passphrase), *owner
+        ).status
         == 0
     )
     assert stat.S_IMODE(out.stat().st_mode) == 0o400

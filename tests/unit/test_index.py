@@ -264,3 +264,124 @@ def test_damaged_object_that_nothing_refers_to_is_reported_not_fatal(index: Inde
     report = index.verify(deep=True)
     assert report.damaged_unreferenced == ["ab" + "c" * 62]
     assert report.unreferenced_objects == 1
+
+
+def _rotated_and_revoked(index: Index, key: keys.SigningKey) -> keys.SigningKey:
+    _publish(index, key, CONFIG_A)
+    new = keys.generate()
+    rotation.rotate(index, key, new)
+    _publish(index, new, CONFIG_B)
+    rotation.revoke(index, new, key.keyid)
+    return new
+
+
+def test_removing_the_rollback_guard_is_itself_a_rollback(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    index.accepted_path.unlink()
+    with pytest.raises(RollbackError, match="no rollback guard"):
+        index.verify()
+    index.accepted_path.write_bytes(b"")
+    with pytest.raises(RollbackError, match="damaged or was reset"):
+        index.get_artifact("claude-desktop", "default")
+
+
+def test_undoing_a_revocation_by_deleting_its_key_history_version_is_refused(
+    index: Index, key: keys.SigningKey
+) -> None:
+    _rotated_and_revoked(index, key)
+    newest = sorted(index.keys_dir.glob("*.json"))[-1]
+    newest.unlink()
+    with pytest.raises((RollbackError, VerificationError)):
+        index.verify(deep=True)
+
+
+def test_revocation_is_committed_to_by_a_new_index_version(index: Index, key: keys.SigningKey) -> None:
+    new = _rotated_and_revoked(index, key)
+    history, current = index.snapshot()
+    assert current.keyid == new.keyid
+    assert current.head.key_history_version == len(history.versions) == 3
+    assert current.head.key_history_digest == history.current.digest
+
+
+def test_replaying_an_old_head_and_deleting_the_guard_is_still_caught_by_the_checkpoint(
+    index: Index, key: keys.SigningKey
+) -> None:
+    _publish(index, key, CONFIG_A)
+    old_head = index.head_path.read_bytes()
+    old_guard = index.accepted_path.read_bytes()
+    _publish(index, key, CONFIG_B)
+    index.verify()  # remembers the newest head as verified
+    index.head_path.write_bytes(old_head)
+    index.accepted_path.write_bytes(old_guard)
+    with pytest.raises(RollbackError, match="not on the current chain"):
+        index.verify()
+
+
+def test_deep_verify_finds_newer_signed_heads_left_in_the_objects(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    old_head = index.head_path.read_bytes()
+    old_guard = index.accepted_path.read_bytes()
+    _publish(index, key, CONFIG_B)
+    _publish(index, key, {"mcpServers": {}})
+    index.head_path.write_bytes(old_head)
+    index.accepted_path.write_bytes(old_guard)
+    index.verified_path.unlink(missing_ok=True)
+    with pytest.raises(RollbackError, match="newer than the current version"):
+        index.verify(deep=True)
+
+
+def test_init_never_resumes_with_a_retired_key_or_over_a_removed_head(index: Index, key: keys.SigningKey) -> None:
+    rotation.rotate(index, key, keys.generate())
+    index.head_path.unlink()
+    with pytest.raises(RollbackError, match="HEAD"):
+        index.initialize(key)
+
+
+def test_rotation_checks_the_whole_chain_not_just_since_the_checkpoint(index: Index, key: keys.SigningKey) -> None:
+    _publish(index, key, CONFIG_A)
+    _publish(index, key, CONFIG_B)
+    index.verify()
+    first_published = index.snapshot()[1].head.previous_head
+    assert first_published is not None
+    path = index.objects.path_for(first_published)
+    os.chmod(path, 0o600)
+    path.write_bytes(path.read_bytes() + b" ")
+    with pytest.raises(IntegrityError):
+        rotation.rotate(index, key, keys.generate())
+
+
+def test_a_link_planted_as_an_object_is_never_followed(index: Index, key: keys.SigningKey, tmp_path: Path) -> None:
+    artifact = _publish(index, key, CONFIG_A)
+    path = index.objects.path_for(artifact)
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(outside)
+    with pytest.raises(IntegrityError, match="not a regular file"):
+        index.get_artifact("claude-desktop", "default")
+
+
+def test_deeply_nested_garbage_in_signed_files_is_an_integrity_error(index: Index) -> None:
+    os.chmod(index.head_path, 0o600)
+    index.head_path.write_bytes(b"[" * 200_000 + b"]" * 200_000)
+    with pytest.raises(IntegrityError):
+        index.verify()
+
+
+def test_the_head_of_an_interrupted_publish_is_a_harmless_leftover(
+    index: Index, key: keys.SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mcp_orchestration import fsutil
+
+    _publish(index, key, CONFIG_A)
+
+    def crash(batch: fsutil.WriteBatch) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(fsutil.WriteBatch, "commit", crash)
+    with pytest.raises(OSError, match="power cut"):
+        _publish(index, key, CONFIG_B)
+    monkeypatch.undo()
+    report = index.verify(deep=True)
+    assert report.index_version == 2
+    assert report.unreferenced_objects >= 4  # artifact, entry, tree, root and the unrenamed head

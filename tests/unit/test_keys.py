@@ -74,7 +74,7 @@ def test_encrypted_openssh_keys_are_refused_with_the_pkcs8_alternative(tmp_path:
         keys.load_signing_key(_spec(path))
     with pytest.raises(KeyFormatError, match="Encrypted OpenSSH") as caught:
         keys.load_signing_key(_spec(path, _passphrase_file(tmp_path)))
-    assert "--encrypt-with" in caught.value.diagnostics()
+    assert "--passphrase-file" in caught.value.diagnostics()
     with pytest.raises(KeyFormatError, match="Encrypted OpenSSH"):
         keys.generate().serialize("openssh", PASSPHRASE.encode())
 

@@ -7,9 +7,12 @@ at ``objects/sha256/<first two hex>/<remaining 62 hex>``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,9 @@ from mcp_orchestration.errors import IntegrityError, ValidationError
 from mcp_orchestration.fsutil import WriteBatch
 from mcp_orchestration.ids import check_artifact_id
 
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
 _OBJECT_MODE = 0o400
+MAX_OBJECT_BYTES = 64 * 1024 * 1024  # far above any object a publish writes; a bound for readers
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -91,6 +96,10 @@ class ContentStore:
         except FileNotFoundError:
             # Every id read here comes from the signed index: a missing object is damage.
             raise IntegrityError(f"Object {object_id} is referenced by the index but missing from the store.") from None
+        except OSError:
+            raise IntegrityError(
+                f"Object {object_id} is not a regular file of the store (a link, or too large)."
+            ) from None
         if digest_of(data) != object_id:
             raise IntegrityError(f"Object {object_id} is corrupted: its bytes no longer hash to its id.")
         return data
@@ -116,8 +125,9 @@ class ContentStore:
             if len(fanout.name) != 2 or not fanout.is_dir():
                 continue
             for entry in os.scandir(fanout.path):
-                if len(entry.name) == 62 and not entry.name.startswith("."):
-                    yield fanout.name + entry.name
+                object_id = fanout.name + entry.name
+                if _HEX_ID.fullmatch(object_id):
+                    yield object_id
 
     def _is_intact(self, location: str, object_id: str) -> bool:
         try:
@@ -127,9 +137,17 @@ class ContentStore:
 
 
 def _read_file(location: str) -> bytes:
-    """A whole small file, with plain system calls (the buffered-file machinery costs more than the read)."""
-    fd = os.open(location, os.O_RDONLY | os.O_CLOEXEC)
+    """A whole object file, with plain system calls (the buffered-file machinery costs more than the read).
+
+    Links are not followed and anything but a regular file of bounded size is
+    refused, so a planted link cannot make a reader open a device or a file
+    outside the store.
+    """
+    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_OBJECT_BYTES:
+            raise OSError(errno.EINVAL, "not a regular object file", location)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)

@@ -36,17 +36,18 @@ from mcp_orchestration.errors import (
     NotInitializedError,
     RollbackError,
     SignatureError,
+    VerificationError,
 )
 from mcp_orchestration.fsutil import (
     WriteBatch,
     atomic_write,
     ensure_dir,
     exclusive_lock,
-    overwrite_counter,
     remove_stale_temps,
 )
 from mcp_orchestration.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
+from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.history import KeyHistory, KeyStatus
@@ -124,17 +125,6 @@ class Index:
         ensure_dir(self.storage_dir)
         return exclusive_lock(self.lock_path)
 
-    def _read_counter(self, path: Path) -> int:
-        try:
-            text = path.read_text(encoding="ascii").strip()
-        except FileNotFoundError:
-            return 0
-        if not text:
-            return 0
-        if not text.isdigit():
-            raise IntegrityError(f"{path.name} holds {text[:20]!r}, not a version number.")
-        return int(text)
-
     def _sweep_stale_temps(self) -> None:
         """Remove what crashed writers left in index/ and keys/ (once per process; caller holds the lock)."""
         if not self._swept:
@@ -142,9 +132,9 @@ class Index:
             remove_stale_temps(self.keys_dir)
             self._swept = True
 
-    def accepted_version(self) -> int:
-        """The highest head version this store ever accepted (0 before init)."""
-        return self._read_counter(self.accepted_path)
+    def guard(self) -> Guard | None:
+        """The rollback guard (None before init)."""
+        return read_guard(self.accepted_path)
 
     # -- history and heads -------------------------------------------------------------
 
@@ -168,10 +158,15 @@ class Index:
             entries = os.scandir(self.keys_dir)
         except FileNotFoundError:
             return ()
+        state = []
         with entries:
-            return tuple(
-                sorted((e.name, (st := e.stat()).st_size, st.st_ino, st.st_mtime_ns) for e in entries if e.is_file())
-            )
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue  # a writer's temporary file, renamed or removed at any moment
+                with contextlib.suppress(FileNotFoundError):
+                    st = entry.stat()
+                    state.append((entry.name, st.st_size, st.st_ino, st.st_mtime_ns))
+        return tuple(sorted(state))
 
     def _verify_envelope(self, data: bytes, history: KeyHistory, what: str) -> SignedHead:
         """Check a head envelope's signature over its exact bytes, then parse it.
@@ -188,16 +183,19 @@ class Index:
         valid = dsse.verified_keyids(envelope, dsse.INDEX_PAYLOAD_TYPE, verifiers, what=what)
         if not valid:
             raise SignatureError(f"{what} carries no valid signature from a trusted, unrevoked key.")
-        try:
-            head = Head.from_json(json.loads(envelope.payload), what)
-        except ValueError:
-            raise IntegrityError(f"{what} has a payload that is not JSON.") from None
+        head = _parse_head(envelope, what)
         allowed = history.signer_of(head.version)
         if allowed is None or allowed[0] not in valid:
             raise SignatureError(f"{what} (index version {head.version}) is not signed by the key active for it.")
-        if head.key_history_version > len(history.versions):
-            raise KeyHistoryError(f"{what} names key history version {head.key_history_version}, which is unknown.")
+        self._check_history_binding(head, history, what)
         return SignedHead(digest_of(data), head, allowed[0], data)
+
+    @staticmethod
+    def _check_history_binding(head: Head, history: KeyHistory, what: str) -> None:
+        """A head names the exact key-history version it was signed under; that version must be in the chain."""
+        number = head.key_history_version
+        if not 1 <= number <= len(history.versions) or history.versions[number - 1].digest != head.key_history_digest:
+            raise KeyHistoryError(f"{what} was signed under key history version {number}, which this store lacks.")
 
     def snapshot(self, expect_root: str | None = None, *, fresh: bool = False) -> tuple[KeyHistory, SignedHead]:
         """The verified key history and current head, as one consistent view for readers.
@@ -206,35 +204,35 @@ class Index:
         (a writer raises ``accepted`` only after ``HEAD``), and ``HEAD`` before
         the key history (a writer appends a key before any head it signs).
         """
-        accepted = self.accepted_version()
-        data = self._read_head()
+        guard = self.guard()
+        data = self._read_head(guard)
         history = self.load_history(expect_root, fresh=fresh)
-        return history, self._check_head(data, accepted, history)
+        return history, self._check_head(data, guard, history)
 
     def current_head(self, history: KeyHistory) -> SignedHead:
         """The verified current head, for writers that hold the lock (no one can change it meanwhile)."""
-        accepted = self.accepted_version()
-        return self._check_head(self._read_head(), accepted, history)
+        guard = self.guard()
+        return self._check_head(self._read_head(guard), guard, history)
 
-    def _read_head(self) -> bytes:
+    def _read_head(self, guard: Guard | None) -> bytes:
         try:
             return self.head_path.read_bytes()
         except FileNotFoundError:
+            if guard is not None:
+                raise RollbackError("The store's current index (index/HEAD) was removed.") from None
             raise NotInitializedError(f"The store at {self.storage_dir} has no index yet.") from None
 
-    def _check_head(self, data: bytes, accepted: int, history: KeyHistory) -> SignedHead:
-        """Verify ``HEAD``'s bytes, refusing a replay of a version older than ``accepted``."""
+    def _check_head(self, data: bytes, guard: Guard | None, history: KeyHistory) -> SignedHead:
+        """Verify ``HEAD``'s bytes, refusing anything older than the rollback guard."""
         cached = self._head_cache
         if cached is not None and cached[0] == data and cached[1] is history:
             signed = cached[2]
         else:
             signed = self._verify_envelope(data, history, "The current index")
             self._head_cache = (data, history, signed)
-        if signed.head.version < accepted:
-            raise RollbackError(
-                f"The current index is version {signed.head.version}, older than version {accepted} "
-                "which this store already accepted: an old index was replayed.",
-            )
+        if guard is None:
+            raise RollbackError("The store has an index but no rollback guard: index/accepted was removed.")
+        guard.check(signed.head.version, len(history.versions))
         return signed
 
     def head_by_id(self, head_id: str, history: KeyHistory) -> SignedHead:
@@ -303,8 +301,11 @@ class Index:
         head_id = self.objects.put_bytes(data, batch)
         batch.stage(self.head_path, data)
         batch.commit()
-        if head.version > self.accepted_version():
-            overwrite_counter(self.accepted_path, head.version)
+        guard = Guard(head.version, head.key_history_version)
+        if head.version == 1:
+            create_guard(self.accepted_path, guard)
+        else:
+            raise_guard(self.accepted_path, guard)
         signed = SignedHead(head_id, head, key.keyid, data)
         self._head_cache = (data, history, signed)
         return signed
@@ -320,13 +321,14 @@ class Index:
                         f"The store is already initialised with root key {history.root_fingerprint}.",
                         hint="Use that key, or choose another --home for a new store.",
                     )
-                if self.head_path.exists():
+                if self.head_path.exists() or self.guard() is not None or len(history.versions) > 1:
                     return history, self.current_head(history), False
+                history.require_active(key)  # only an init that stopped before its first head resumes
             else:
                 history = KeyHistory.create(self.keys_dir, key, utc_now())
             batch = WriteBatch(self.storage_dir)
             root = self.objects.put_json(tree_to_json("root", "clients", {}), batch)
-            head = Head(1, root, None, len(history.versions), utc_now())
+            head = Head.next(1, root, None, history.digests, utc_now())
             return history, self._write_head(key, head, batch, history), True
 
     def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
@@ -365,28 +367,30 @@ class Index:
             for client, profiles in trees.items():
                 clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles), batch)
             root = self.objects.put_json(tree_to_json("root", "clients", clients), batch)
-            head = Head(version, root, current.head_id, len(history.versions), now)
+            head = Head.next(version, root, current.head_id, history.digests, now)
             self._write_head(key, head, batch, history)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
     def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
-        head = Head(current.head.version + 1, current.head.root, current.head_id, len(history.versions), utc_now())
+        head = Head.next(current.head.version + 1, current.head.root, current.head_id, history.digests, utc_now())
         return self._write_head(key, head, WriteBatch(self.storage_dir), history)
 
     # -- verification ------------------------------------------------------------------
 
-    def verify(self, *, deep: bool = False, expect_root: str | None = None) -> VerifyReport:
+    def verify(self, *, deep: bool = False, full_chain: bool = False, expect_root: str | None = None) -> VerifyReport:
         """Verify the key history, the current head and its chain (and, if deep, every object).
 
-        A normal check stops at the last head already verified end to end. A deep
-        check starts from scratch: it walks every head and everything reachable
-        from it, re-hashing each object once, then re-hashes the objects nothing
-        refers to (leftovers of interrupted publishes: counted, and reported as
-        damaged if they are, but harmless since no index names them).
+        A normal check stops at the last head already verified end to end, which
+        must be on the current chain (if it is not, the index was rolled back or
+        replaced). ``full_chain`` walks every head; a deep check also walks
+        everything reachable from each, re-hashing each object once, then
+        re-hashes the objects nothing refers to: leftovers of interrupted
+        publishes are counted (and reported if damaged: no index names them),
+        but a validly signed head newer than the current one is a rollback.
         """
         history, current = self.snapshot(expect_root, fresh=deep)
-        checkpoint = None if deep else self._read_checkpoint()
+        checkpoint = None if deep or full_chain else self._read_checkpoint()
         report = VerifyReport(
             index_version=current.head.version,
             head_id=current.head_id,
@@ -406,11 +410,19 @@ class Index:
                 walked.add(signed.head_id)
                 self._walk_tree(signed.head, walked)
             previous_id = signed.head.previous_head
-            if signed.head_id == checkpoint or previous_id is None:
+            if signed.head_id == checkpoint:
+                checkpoint = None
+                break
+            if previous_id is None:
                 break
             signed = self._previous_head(signed, previous_id, history, report)
+        if checkpoint is not None:
+            raise RollbackError(
+                f"Index head {checkpoint}, verified earlier, is not on the current chain: the index was rolled back "
+                "or replaced."
+            )
         if deep:
-            self._sweep_unreferenced(walked, report)
+            self._sweep_unreferenced(walked, history, current, report)
         self._save_checkpoint(current.head_id)
         return report
 
@@ -434,13 +446,13 @@ class Index:
     def _vouched_by_chain(self, data: bytes, history: KeyHistory, what: str) -> SignedHead:
         """Accept a head whose signer was later revoked: a trusted newer head commits to its hash."""
         envelope = dsse.Envelope.from_bytes(data, what=what)
-        try:
-            head = Head.from_json(json.loads(envelope.payload), what)
-        except ValueError:
-            raise IntegrityError(f"{what} has a payload that is not JSON.") from None
+        if envelope.payload_type != dsse.INDEX_PAYLOAD_TYPE:
+            raise SignatureError(f"{what} is not an index envelope.")
+        head = _parse_head(envelope, what)
         signer = history.signer_of(head.version)
         if signer is None or signer[1].status is not KeyStatus.REVOKED:
             raise SignatureError(f"{what} (index version {head.version}) has no valid signature from its key.")
+        self._check_history_binding(head, history, what)
         return SignedHead(digest_of(data), head, signer[0], data)
 
     def _walk_tree(self, head: Head, walked: set[str]) -> None:
@@ -464,17 +476,40 @@ class Index:
                         self.objects.get_bytes(entry.artifact)
                     entry_id = entry.previous_entry
 
-    def _sweep_unreferenced(self, walked: set[str], report: VerifyReport) -> None:
-        """Re-hash the objects no index version refers to."""
+    def _sweep_unreferenced(
+        self, walked: set[str], history: KeyHistory, current: SignedHead, report: VerifyReport
+    ) -> None:
+        """Re-hash the objects no index version refers to; a newer signed head among them is a rollback."""
         for object_id in self.objects.iter_ids():
             if object_id in walked:
                 continue
             report.unreferenced_objects += 1
             try:
-                self.objects.get_bytes(object_id)
+                data = self.objects.get_bytes(object_id)
             except IntegrityError:
                 report.damaged_unreferenced.append(object_id)
+                continue
+            if data.startswith(b'{"payload":') and self._is_replayed_over(data, history, current):
+                raise RollbackError(
+                    f"Object {object_id} is a validly signed index newer than the current version "
+                    f"{current.head.version}: the index was rolled back."
+                )
         report.objects_checked = len(walked) + report.unreferenced_objects
+
+    def _is_replayed_over(self, data: bytes, history: KeyHistory, current: SignedHead) -> bool:
+        """Whether ``data`` is a signed head that shows the current one is not the newest.
+
+        An interrupted write leaves at most the next head, built on the current
+        one, before ``HEAD`` was renamed in: that one is harmless. Anything newer,
+        or a next head built on another, means ``HEAD`` was moved back.
+        """
+        try:
+            signed = self._verify_envelope(data, history, "An unreferenced object")
+        except VerificationError:
+            return False
+        head = signed.head
+        interrupted = head.version == current.head.version + 1 and head.previous_head == current.head_id
+        return head.version > current.head.version and not interrupted
 
     def _read_checkpoint(self) -> str | None:
         try:
@@ -490,3 +525,10 @@ class Index:
     def export(self) -> bytes:
         """The current signed index envelope, verified first."""
         return self.snapshot()[1].envelope_bytes
+
+
+def _parse_head(envelope: dsse.Envelope, what: str) -> Head:
+    try:
+        return Head.from_json(json.loads(envelope.payload), what)
+    except (ValueError, RecursionError):
+        raise IntegrityError(f"{what} has a payload that is not JSON.") from None

@@ -50,7 +50,13 @@ class Head:
     root: str
     previous_head: str | None
     key_history_version: int
+    key_history_digest: str
     created_at: str
+
+    @classmethod
+    def next(cls, version: int, root: str, previous_head: str | None, history_digests: list[str], now: str) -> Head:
+        """A head that commits to the key-history version (number and digest) it is signed under."""
+        return cls(version, root, previous_head, len(history_digests), history_digests[-1], now)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +65,7 @@ class Head:
             "root": self.root,
             "previous_head": self.previous_head,
             "key_history_version": self.key_history_version,
+            "key_history_digest": self.key_history_digest,
             "created_at": self.created_at,
         }
 
@@ -70,6 +77,7 @@ class Head:
             root=_object_id(body.get("root"), what),
             previous_head=_optional_id(body, "previous_head", what),
             key_history_version=_field(body, "key_history_version", int, what),
+            key_history_digest=_object_id(body.get("key_history_digest"), what),
             created_at=_field(body, "created_at", str, what),
         )
         if head.version < 1 or (head.version == 1) != (head.previous_head is None):

@@ -65,7 +65,7 @@ class Envelope:
                     for s in raw["signatures"]
                 ),
             )
-        except (ValueError, KeyError, TypeError, binascii.Error):
+        except (ValueError, KeyError, TypeError, RecursionError, binascii.Error):
             raise IntegrityError(f"{what} is not a well-formed DSSE envelope.") from None
         if envelope.to_bytes() != data:
             # Only canonical bytes are ever written, so any other spelling (even one that

@@ -34,7 +34,7 @@ from mcp_orchestration.fsutil import atomic_write, ensure_dir
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.keys import PublicKey, SigningKey
 
-_VERSION_FILE = re.compile(r"^(\d{8})\.json$")
+_VERSION_FILE = re.compile(r"([0-9]{8})\.json")
 
 
 class KeyStatus(StrEnum):
@@ -121,16 +121,15 @@ def _payload(version: int, created_at: str, previous: str | None, keys: Mapping[
     )
 
 
-def _parse(envelope_bytes: bytes, expected_version: int) -> tuple[dsse.Envelope, HistoryVersion]:
+def _parse(envelope: dsse.Envelope, envelope_bytes: bytes, expected_version: int) -> HistoryVersion:
     what = f"key history version {expected_version}"
-    envelope = dsse.Envelope.from_bytes(envelope_bytes, what=what)
     try:
         raw = json.loads(envelope.payload)
         keys = {k: KeyRecord.from_json(v) for k, v in raw["keys"].items()}
         parsed = HistoryVersion(raw["version"], raw["created_at"], raw["previous"], keys, envelope_bytes)
         if raw["_type"] != "key_history" or not isinstance(parsed.created_at, str):
             raise ValueError("wrong type")
-    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, binascii.Error):
         raise KeyHistoryError(f"{what} has a malformed payload.") from None
     if parsed.version != expected_version:
         raise KeyHistoryError(f"{what} claims to be version {parsed.version}.")
@@ -138,7 +137,7 @@ def _parse(envelope_bytes: bytes, expected_version: int) -> tuple[dsse.Envelope,
         raise KeyHistoryError(f"{what} lists a key under an id that is not its SHA-256.")
     if sum(r.status is KeyStatus.ACTIVE for r in keys.values()) != 1:
         raise KeyHistoryError(f"{what} does not have exactly one active key.")
-    return envelope, parsed
+    return parsed
 
 
 def _require_signed_by(envelope: dsse.Envelope, keyids: set[str], keys: Mapping[str, KeyRecord], what: str) -> None:
@@ -196,6 +195,11 @@ class KeyHistory:
         return self.current.keys
 
     @property
+    def digests(self) -> list[str]:
+        """The digest of every version, oldest first (heads commit to one of them)."""
+        return [version.digest for version in self.versions]
+
+    @property
     def root_fingerprint(self) -> str:
         return f"SHA256:{self.versions[0].active[0]}"
 
@@ -210,7 +214,7 @@ class KeyHistory:
     @classmethod
     def load(cls, directory: Path, *, expect_root: str | None = None) -> KeyHistory:
         """Read and verify every version from the pinned first one to the newest."""
-        files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.match(p.name)))
+        files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.fullmatch(p.name)))
         if not files:
             raise NotInitializedError(f"No key history in {directory}: the store is not initialised.")
         if files != list(range(1, len(files) + 1)):
@@ -218,8 +222,14 @@ class KeyHistory:
         versions: list[HistoryVersion] = []
         for number in files:
             data = cls.path_for(directory, number).read_bytes()
-            envelope, version = _parse(data, number)
             what = f"key history version {number}"
+            envelope = dsse.Envelope.from_bytes(data, what=what)
+            if versions:
+                # The key that was active in the verified version before must have signed
+                # these exact bytes before anything in them is parsed.
+                before = versions[-1]
+                _require_signed_by(envelope, {before.active[0]}, before.keys, what)
+            version = _parse(envelope, data, number)
             if not versions:
                 keyid, record = version.active
                 if version.previous is not None or len(version.keys) != 1 or record.first_index != 1:

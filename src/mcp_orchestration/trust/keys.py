@@ -41,7 +41,7 @@ _CONTAINER_UID = 65532
 # format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
 _ENCRYPTED_OPENSSH_UNSUPPORTED = (
     "Encrypted OpenSSH keys are not supported.",
-    "Use an encrypted PKCS8 PEM key (`mcp-orchestration keys generate --out F --encrypt-with PASSPHRASE_FILE`) "
+    "Use an encrypted PKCS8 PEM key (`mcp-orchestration keys generate --out F --passphrase-file PASSPHRASE_FILE`) "
     "or an unencrypted OpenSSH key delivered as a Docker secret.",
 )
 

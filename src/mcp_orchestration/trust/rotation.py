@@ -32,7 +32,7 @@ def rotate(index: Index, current: SigningKey, new: SigningKey) -> RotationResult
     if new.keyid == current.keyid:
         raise UsageError("The new key is the current key.", hint="Generate a new key with `keys generate`.")
     with index.write_lock():
-        index.verify()
+        index.verify(full_chain=True)
         history = index.load_history()
         head = index.current_head(history)
         new_record = history.keys.get(new.keyid)
@@ -81,5 +81,7 @@ def revoke(index: Index, active: SigningKey, keyid: str) -> bool:
             )
         if record.status is KeyStatus.REVOKED:
             return False
+        head = index.current_head(history)
         history.append_revocation(active, keyid, utc_now())
+        index.resign(active, history, head)  # the next index version commits to the revocation
         return True
