@@ -1,0 +1,243 @@
+"""The MCP clients this product writes configs for, read from ``data/clients.json``.
+
+Each client keeps its servers under one top-level key of one JSON file whose
+place depends on the platform, and spells a server entry its own way. Keeping
+those facts as data means a new client or a moved file is a data change that a
+strict loader checks, not new code. Sources, checked for the data file:
+
+- Claude Desktop: https://modelcontextprotocol.io/quickstart/user (macOS and
+  Windows paths, ``mcpServers``, stdio only). Anthropic ships no Linux build;
+  the Linux path is the one community builds use.
+- Cursor: https://cursor.com/docs/mcp (``~/.cursor/mcp.json``, ``mcpServers``,
+  ``command`` or ``url`` with ``headers``).
+- VS Code: https://code.visualstudio.com/docs/copilot/reference/mcp-configuration
+  (user ``mcp.json``, ``servers``, ``"type": "stdio"`` or ``"http"``).
+- Windsurf: https://docs.windsurf.com/windsurf/cascade/mcp
+  (``~/.codeium/windsurf/mcp_config.json``, ``mcpServers``, remote ``serverUrl``).
+
+The product's own, neutral server entry is ``{"command", "args", "env"}`` for
+stdio and ``{"url", "headers"}`` for remote (streamable HTTP) servers;
+:meth:`ClientSpec.render` turns it into a client's shape.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from pathlib import PurePath, PurePosixPath, PureWindowsPath
+from types import MappingProxyType
+from typing import Any
+
+from mcp_orchestration.domain.strict import check_list, check_object, check_text, parse_document, shown
+from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationError
+from mcp_orchestration.ids import check_name_id
+
+PLATFORMS = ("linux", "macos", "windows")
+MAX_CLIENTS = 64
+
+# Neutral fields per transport: the first one is required and tells the transports apart.
+NEUTRAL_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"stdio": ("command", "args", "env"), "http": ("url", "headers")}
+)
+
+_TEXT = "a non-empty string"
+_LIST = "a list of strings"
+_MAP = "an object mapping names to strings"
+_FIELD_KINDS = {"command": _TEXT, "args": _LIST, "env": _MAP, "url": _TEXT, "headers": _MAP}
+
+_FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
+_PATH_TEMPLATE = re.compile(r"(~|%[A-Z_][A-Z0-9_]{0,63}%)(/[^/\\]+)+")
+_URL = re.compile(r"https://[^\s]+")
+
+
+@dataclass(frozen=True)
+class EntryFormat:
+    """How a client writes one transport's neutral entry: renamed fields and added constants."""
+
+    rename: Mapping[str, str]
+    constants: Mapping[str, str]
+
+    def apply(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        entry: dict[str, Any] = dict(self.constants)
+        for name, value in fields.items():
+            entry[self.rename.get(name, name)] = value
+        return entry
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """One MCP client: where its config file lives and how it spells server entries."""
+
+    id: str
+    name: str
+    config_key: str
+    paths: Mapping[str, str]
+    formats: Mapping[str, EntryFormat]
+    docs: str
+
+    @property
+    def transports(self) -> tuple[str, ...]:
+        """The neutral transports this client can run, e.g. ``("stdio", "http")``."""
+        return tuple(self.formats)
+
+    def config_path(self, platform: str, environ: Mapping[str, str], home: PurePath) -> PurePath:
+        """The client's config file on ``platform``, with ``~`` and ``%VAR%`` expanded.
+
+        The path is a ``PureWindowsPath`` for Windows and a ``PurePosixPath``
+        otherwise, so any platform's path can be computed (and tested) anywhere.
+        """
+        template = self.paths.get(platform)
+        if template is None:
+            raise ValidationError(f"Unknown platform {shown(platform)}: use one of {', '.join(PLATFORMS)}.")
+        flavour = PureWindowsPath if platform == "windows" else PurePosixPath
+        anchor, *parts = template.split("/")
+        if anchor == "~":
+            base, source = flavour(str(home)), "the home directory"
+        else:
+            variable = anchor.strip("%")
+            value = environ.get(variable, "")
+            if not value:
+                raise ValidationError(
+                    f"{variable} is not set, so {self.name}'s config file on {platform} cannot be located.",
+                    hint=f"Set {variable}, or give the config file's path explicitly.",
+                )
+            base, source = flavour(value), variable
+        if not base.is_absolute():
+            raise ValidationError(f"{source} ({shown(str(base))}) is not an absolute {platform} path.")
+        return base.joinpath(*parts)
+
+    def render(self, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """The client's file content for ``servers`` (neutral entries by name), under its config key."""
+        rendered: dict[str, Any] = {}
+        for name, entry in servers.items():
+            check_name_id(name, "server")
+            transport, fields = _neutral_entry(name, entry)
+            entry_format = self.formats.get(transport)
+            if entry_format is None:
+                raise ValidationError(
+                    f"{self.name} cannot run server {name!r}: it supports {', '.join(self.transports)}, "
+                    f"not {transport}.",
+                    hint="Use a local (stdio) server for this client, or deploy the profile to another client.",
+                )
+            rendered[name] = entry_format.apply(fields)
+        return {self.config_key: rendered}
+
+
+def _neutral_entry(name: str, entry: object) -> tuple[str, dict[str, Any]]:
+    """Check a neutral server entry and return its transport and a copy of its fields."""
+    what = f"Server {name!r}"
+    if not isinstance(entry, Mapping):
+        raise ValidationError(f"{what} must be an object such as {{'command': ..., 'args': [...]}}.")
+    kinds = [transport for transport, names in NEUTRAL_FIELDS.items() if names[0] in entry]
+    if len(kinds) != 1:
+        raise ValidationError(f"{what} needs exactly one of 'command' (a local server) or 'url' (a remote one).")
+    transport = kinds[0]
+    fields: dict[str, Any] = {}
+    for field_name, value in entry.items():
+        if field_name not in NEUTRAL_FIELDS[transport]:
+            raise ValidationError(f"{what} has the field {shown(field_name)}, which a {transport} server cannot carry.")
+        kind = _FIELD_KINDS[field_name]
+        copied = _copied(kind, value)
+        if copied is None:
+            raise ValidationError(f"{what}: {field_name!r} must be {kind}.")
+        fields[field_name] = copied
+    return transport, fields
+
+
+def _copied(kind: str, value: object) -> Any:
+    """A copy of ``value`` if it is of ``kind``, else ``None``."""
+    if kind == _TEXT:
+        return value if isinstance(value, str) and value else None
+    if kind == _LIST:
+        return list(value) if isinstance(value, list) and all(isinstance(item, str) for item in value) else None
+    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        return dict(value)
+    return None
+
+
+def _entry_format(raw: object, transport: str, what: str) -> EntryFormat:
+    body = check_object(raw, what, (), ("rename", "constants"))
+    rename = _name_map(body.get("rename", {}), f"{what} 'rename'")
+    constants = _name_map(body.get("constants", {}), f"{what} 'constants'")
+    for field_name in rename:
+        if field_name not in NEUTRAL_FIELDS[transport]:
+            raise ValidationError(f"{what} renames {shown(field_name)}, which is not a {transport} field.")
+    written = [rename.get(field_name, field_name) for field_name in NEUTRAL_FIELDS[transport]]
+    if len(set(written)) != len(written) or set(written) & set(constants):
+        raise ValidationError(f"{what} writes two values to the same field.")
+    return EntryFormat(rename=MappingProxyType(rename), constants=MappingProxyType(constants))
+
+
+def _name_map(raw: object, what: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ValidationError(f"{what} must be a JSON object.")
+    return {
+        check_text(key, f"{what} key", 64, _FIELD_NAME): check_text(value, f"{what} value", 64, _FIELD_NAME)
+        for key, value in raw.items()
+    }
+
+
+def _client(raw: object, what: str) -> ClientSpec:
+    body = check_object(raw, what, ("id", "name", "config_key", "paths", "transports", "docs"))
+    try:
+        client_id = check_name_id(body["id"], "client")
+    except InvalidIdError as exc:
+        raise ValidationError(f"{what}: {exc.message}") from None
+    what = f"{what} ({client_id})"
+    paths_raw = check_object(body["paths"], f"{what} 'paths'", PLATFORMS)
+    paths = {
+        platform: check_text(paths_raw[platform], f"{what} path for {platform}", 512, _PATH_TEMPLATE)
+        for platform in PLATFORMS
+    }
+    for platform, template in paths.items():
+        if any(part in {".", ".."} for part in template.split("/")):
+            raise ValidationError(f"{what} path for {platform} contains '.' or '..'.")
+    transports_raw = check_object(body["transports"], f"{what} 'transports'", (), tuple(NEUTRAL_FIELDS))
+    if not transports_raw:
+        raise ValidationError(f"{what} supports no transport.")
+    return ClientSpec(
+        id=client_id,
+        name=check_text(body["name"], f"{what} 'name'", 80),
+        config_key=check_text(body["config_key"], f"{what} 'config_key'", 64, _FIELD_NAME),
+        paths=MappingProxyType(paths),
+        formats=MappingProxyType(
+            {
+                transport: _entry_format(raw_format, transport, f"{what} transport {transport!r}")
+                for transport, raw_format in transports_raw.items()
+            }
+        ),
+        docs=check_text(body["docs"], f"{what} 'docs'", 300, _URL),
+    )
+
+
+def parse_clients(data: bytes, source: str) -> Mapping[str, ClientSpec]:
+    """Parse and strictly check a client registry document (the schema of ``data/clients.json``)."""
+    document = check_object(parse_document(data, source), source, ("clients",))
+    clients: dict[str, ClientSpec] = {}
+    for index, raw in enumerate(check_list(document["clients"], f"{source} 'clients'", MAX_CLIENTS)):
+        client = _client(raw, f"{source}, client {index}")
+        if client.id in clients:
+            raise ValidationError(f"{source} defines the client {client.id!r} twice.")
+        clients[client.id] = client
+    return MappingProxyType(clients)
+
+
+@cache
+def load_clients() -> Mapping[str, ClientSpec]:
+    """The bundled client registry, checked once per process."""
+    data = (files("mcp_orchestration") / "data" / "clients.json").read_bytes()
+    return parse_clients(data, "the bundled client registry")
+
+
+def get_client(client_id: object) -> ClientSpec:
+    """The client with ``client_id``; an unknown id is a ``NotFoundError`` that lists the known ones."""
+    checked = check_name_id(client_id, "client")
+    clients = load_clients()
+    if checked not in clients:
+        raise NotFoundError(
+            f"Unknown client {checked!r}.", hint=f"Use one of: {', '.join(sorted(clients))} (see list_clients)."
+        )
+    return clients[checked]
