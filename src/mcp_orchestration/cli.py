@@ -264,7 +264,13 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    raise OrchestrationError("The MCP server is not part of this release yet.", hint="Track issue 3.")
+    from mcp_orchestration.server.app import build_server
+    from mcp_orchestration.server.tools import ConfigTools
+
+    catalog = os.environ.get("MCP_ORCHESTRATION_CATALOG_FILE")
+    server = build_server(ConfigTools(_app(args), Path(catalog) if catalog else None))
+    server.run("stdio")
+    return ExitCode.OK
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:

@@ -49,6 +49,16 @@ class App:
             self._key = self.load_key(self.settings.signing_key)
         return self._key
 
+    def require_writable(self) -> SigningKey:
+        """The signing key, if it may sign now: else ``key_unavailable``, ``key_retired``, ``key_revoked``...
+
+        Checked against the key history on every call, so a rotation done by
+        another process turns this one read-only at once.
+        """
+        key = self.signing_key
+        self.index.load_history().require_active(key)
+        return key
+
 
 def init(app: App, expect_key: str | None) -> dict[str, Any]:
     """Create the store and pin the signing key as the root of its key history."""
@@ -71,9 +81,13 @@ def init(app: App, expect_key: str | None) -> dict[str, Any]:
 
 
 def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> dict[str, Any]:
+    """Parse untrusted bytes as a config, then sign and store it for ``client/profile``."""
+    return publish_payload(app, client, profile, parse_payload(data, source), changelog)
+
+
+def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> dict[str, Any]:
     """Sign and store a new config for ``client/profile``."""
     with app.telemetry.operation("publish") as event:
-        payload = parse_payload(data, source)
         key = app.signing_key
         event.set(keyid=key.keyid)
         result = app.index.publish(key, [ProfileUpdate(client, profile, payload, changelog)])

@@ -1,0 +1,264 @@
+"""The MCP server: tool, resource and prompt registration on the official SDK, and nothing else.
+
+Tool names and descriptions are fixed text (a snapshot test guards them: a
+description that changes silently is how tool poisoning starts). Every tool
+runs its :class:`~mcp_orchestration.server.tools.ConfigTools` operation in a
+worker thread under a time limit; an expected failure becomes a tool error
+with a stable code, anything else a generic ``internal`` error, and all text
+passes through the redactor.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Annotated, Any, cast
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp_types import CallToolResult, TextContent
+from pydantic import Field
+
+from mcp_orchestration.errors import LimitError, OrchestrationError
+from mcp_orchestration.redaction import REDACTOR
+from mcp_orchestration.server.tools import ConfigTools
+
+log = logging.getLogger(__name__)
+
+CALL_TIMEOUT_SECONDS = 20.0
+SERVER_NAME = "mcp-orchestration"
+INSTRUCTIONS = (
+    "Manages MCP client configurations as signed, content-addressed artifacts. Edit a profile's draft with "
+    "add_server_to_config / remove_server_from_config, check it with validate_config and diff_config, then "
+    "publish_config. Secrets are never stored: reference them as ${env:NAME} placeholders. Writing a client's "
+    "config file on a machine is an operator action (`mcp-orchestration deploy`), not a tool."
+)
+
+DESCRIPTIONS: dict[str, str] = {
+    "list_clients": "List the MCP clients (Claude Desktop, Cursor, VS Code, Windsurf) this server manages configs for.",
+    "list_profiles": "List published config profiles and drafts, optionally for one client.",
+    "get_config": (
+        "Get the published config of a client profile (or a past artifact of it), verified against its signature "
+        "and hash. Environment and header values are masked."
+    ),
+    "diff_config": "Show how a profile's draft differs from its published config. Values of env vars are masked.",
+    "list_available_servers": "List the well-known MCP servers in the catalog that can be added to a config.",
+    "describe_server": "Describe one catalog server: command, parameters and the environment variable names it needs.",
+    "add_server_to_config": (
+        "Add a catalog server to a profile's draft. Required secrets become ${env:NAME} placeholders; "
+        "secret values are never accepted."
+    ),
+    "remove_server_from_config": "Remove a server, by its name in the config, from a profile's draft.",
+    "view_draft_config": "Show a profile's draft (masked) and its difference from the published config.",
+    "clear_draft_config": "Discard a profile's draft.",
+    "validate_config": "Validate a profile's draft: shape, limits, and secrets that must be placeholders instead.",
+    "publish_config": (
+        "Validate, sign and publish a profile's draft as a new index version. Needs the server's signing key."
+    ),
+    "get_config_history": "List every published version of a profile, newest first, with artifact ids and changelogs.",
+    "verify_config": (
+        "Verify a profile's published config: the key history, the signed index chain, and the artifact's hash."
+    ),
+    "get_trust_info": "Show the signing key fingerprints, the public key history and the current index version.",
+    "export_config": (
+        "Export a profile's published config in the client's own file format, with its artifact id and index version."
+    ),
+}
+
+Client = Annotated[str, Field(description="Client id, e.g. claude-desktop, cursor, vscode, windsurf.")]
+Profile = Annotated[str, Field(description="Profile id, e.g. default.")]
+
+
+def _error_result(error: OrchestrationError) -> CallToolResult:
+    data = {key: REDACTOR.redact(value) for key, value in error.to_dict().items()}
+    text = f"[{data['code']}] {data['message']}" + (f"\n{data['hint']}" if data["hint"] else "")
+    return CallToolResult(
+        is_error=True, content=[TextContent(type="text", text=text)], structured_content={"error": data}
+    )
+
+
+def _redacted(result: dict[str, Any]) -> dict[str, Any]:
+    """The result, as it would be sent, passed through the redactor (a no-op unless a secret slipped in)."""
+    text = json.dumps(result, sort_keys=True)
+    redacted = REDACTOR.redact(text)
+    return result if redacted == text else dict(json.loads(redacted))
+
+
+async def _run(operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run one operation in a worker thread with a time limit; map every failure to a tool error.
+
+    A failure is returned as a ``CallToolResult`` with ``isError`` set, which the
+    SDK passes through unchanged (its type cannot be spelled in the tools' return
+    annotations, which describe the success schema).
+    """
+    try:
+        with anyio.fail_after(CALL_TIMEOUT_SECONDS):
+            return _redacted(await anyio.to_thread.run_sync(operation))
+    except OrchestrationError as error:
+        failure = _error_result(error)
+    except TimeoutError:
+        failure = _error_result(LimitError(f"The call took longer than {CALL_TIMEOUT_SECONDS:.0f} seconds."))
+    except Exception:
+        log.exception("Unexpected error in a tool call")
+        failure = _error_result(OrchestrationError("Internal error; the server logged the details.", None))
+    return cast("dict[str, Any]", failure)
+
+
+def _resource(operation: Callable[[], dict[str, Any]]) -> str:
+    """A resource body as JSON; an expected failure is a resource error with its code, redacted."""
+    try:
+        return REDACTOR.redact(json.dumps(operation()))
+    except OrchestrationError as error:
+        raise ResourceError(REDACTOR.redact(f"[{error.code}] {error.message}")) from None
+
+
+def build_server(tools: ConfigTools) -> MCPServer:
+    """The MCP server for one store."""
+    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=_version())
+
+    def tool(name: str) -> Callable[[Callable[..., Any]], Any]:
+        return server.tool(name=name, description=DESCRIPTIONS[name], structured_output=True)
+
+    @tool("list_clients")
+    async def list_clients() -> dict[str, Any]:
+        return await _run(tools.list_clients)
+
+    @tool("list_profiles")
+    async def list_profiles(client: Client | None = None) -> dict[str, Any]:
+        return await _run(lambda: tools.list_profiles(client))
+
+    @tool("get_config")
+    async def get_config(
+        client: Client,
+        profile: Profile,
+        artifact: Annotated[str | None, Field(description="A past artifact id (64 hex digits).")] = None,
+    ) -> dict[str, Any]:
+        return await _run(lambda: tools.get_config(client, profile, artifact))
+
+    @tool("diff_config")
+    async def diff_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.diff_config(client, profile))
+
+    @tool("list_available_servers")
+    async def list_available_servers() -> dict[str, Any]:
+        return await _run(tools.list_available_servers)
+
+    @tool("describe_server")
+    async def describe_server(server_id: Annotated[str, Field(description="Catalog server id.")]) -> dict[str, Any]:
+        return await _run(lambda: tools.describe_server(server_id))
+
+    @tool("add_server_to_config")
+    async def add_server_to_config(  # noqa: PLR0917 (the tool's arguments)
+        client: Client,
+        profile: Profile,
+        server_id: Annotated[str, Field(description="Catalog server id, from list_available_servers.")],
+        name: Annotated[str | None, Field(description="Name of the server in the config (default: its id).")] = None,
+        parameters: Annotated[
+            dict[str, Any] | None, Field(description="Values for the server's parameters (see describe_server).")
+        ] = None,
+        optional_env: Annotated[
+            list[str] | None, Field(description="Names of optional environment variables to reference.")
+        ] = None,
+    ) -> dict[str, Any]:
+        return await _run(
+            lambda: tools.add_server_to_config(
+                client, profile, server_id, name=name, parameters=parameters, optional_env=optional_env
+            )
+        )
+
+    @tool("remove_server_from_config")
+    async def remove_server_from_config(
+        client: Client, profile: Profile, name: Annotated[str, Field(description="Server name in the config.")]
+    ) -> dict[str, Any]:
+        return await _run(lambda: tools.remove_server_from_config(client, profile, name))
+
+    @tool("view_draft_config")
+    async def view_draft_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.view_draft_config(client, profile))
+
+    @tool("clear_draft_config")
+    async def clear_draft_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.clear_draft_config(client, profile))
+
+    @tool("validate_config")
+    async def validate_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.validate_config(client, profile))
+
+    @tool("publish_config")
+    async def publish_config(
+        client: Client,
+        profile: Profile,
+        changelog: Annotated[str, Field(description="Why this version exists.", max_length=1000)] = "",
+    ) -> dict[str, Any]:
+        return await _run(lambda: tools.publish_config(client, profile, changelog))
+
+    @tool("get_config_history")
+    async def get_config_history(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.get_config_history(client, profile))
+
+    @tool("verify_config")
+    async def verify_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.verify_config(client, profile))
+
+    @tool("get_trust_info")
+    async def get_trust_info() -> dict[str, Any]:
+        return await _run(tools.get_trust_info)
+
+    @tool("export_config")
+    async def export_config(client: Client, profile: Profile) -> dict[str, Any]:
+        return await _run(lambda: tools.export_config(client, profile))
+
+    _register_resources(server, tools)
+    return server
+
+
+def _register_resources(server: MCPServer, tools: ConfigTools) -> None:
+    @server.resource(
+        "mcp-orchestration://capabilities",
+        name="capabilities",
+        description="Clients, catalog servers and tools this server offers.",
+        mime_type="application/json",
+    )
+    def capabilities() -> str:
+        return _resource(
+            lambda: {
+                "clients": tools.list_clients()["clients"],
+                "servers": tools.list_available_servers()["servers"],
+                "tools": sorted(DESCRIPTIONS),
+            }
+        )
+
+    @server.resource(
+        "mcp-orchestration://keys",
+        name="key-history",
+        description="The public key history: fingerprints, statuses and index ranges.",
+        mime_type="application/json",
+    )
+    def key_history() -> str:
+        return _resource(tools.get_trust_info)
+
+    @server.resource(
+        "mcp-orchestration://config/{client}/{profile}",
+        name="latest-config",
+        description="The latest published config of a client profile (masked).",
+        mime_type="application/json",
+    )
+    def latest_config(client: str, profile: str) -> str:
+        return _resource(lambda: tools.get_config(client, profile))
+
+    @server.prompt(name="review_draft", description="Review a profile's draft before publishing it.")
+    def review_draft(client: str, profile: str) -> str:
+        return (
+            f"Review the draft config of {client}/{profile} before it is published. Call view_draft_config and "
+            "validate_config, explain each server it would start (command and arguments) and each environment "
+            "variable it needs, point out anything risky (unpinned packages, broad filesystem access, network "
+            "access), and ask for confirmation before calling publish_config."
+        )
+
+
+def _version() -> str:
+    from mcp_orchestration.cli import package_version
+
+    return package_version()

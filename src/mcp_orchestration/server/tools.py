@@ -1,0 +1,224 @@
+"""What each MCP tool does, apart from MCP: plain functions over the store, returning JSON data.
+
+Every config that leaves here is masked (``env`` and ``headers`` values other
+than placeholders), every id is checked before use, and every failure is an
+:class:`~mcp_orchestration.errors.OrchestrationError` with a stable code.
+Nothing here writes outside the store: writing a client's file on the user's
+machine is the operator's ``deploy`` command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from mcp_orchestration import operations
+from mcp_orchestration.domain import catalog, clients
+from mcp_orchestration.domain.diff import ConfigDiff, diff_configs
+from mcp_orchestration.domain.masking import mask_secrets
+from mcp_orchestration.domain.validation import require_valid, validate_config
+from mcp_orchestration.errors import NotFoundError
+from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.operations import App
+from mcp_orchestration.store.drafts import Draft, DraftStore
+from mcp_orchestration.store.index import utc_now
+
+EMPTY_CONFIG: dict[str, Any] = {"mcpServers": {}}
+
+
+class ConfigTools:
+    """The tool operations of one server process."""
+
+    def __init__(self, app: App, catalog_file: Path | None = None) -> None:
+        self.app = app
+        self.drafts = DraftStore(app.settings.storage_dir)
+        self.catalog_file = catalog_file
+
+    # -- browsing ------------------------------------------------------------------------
+
+    def list_clients(self) -> dict[str, Any]:
+        """The MCP clients this server can produce configs for."""
+        return {
+            "clients": [
+                {"id": spec.id, "name": spec.name, "config_key": spec.config_key, "transports": list(spec.transports)}
+                for spec in clients.load_clients().values()
+            ]
+        }
+
+    def list_profiles(self, client: str | None = None) -> dict[str, Any]:
+        """Every published profile (optionally of one client), and which have a draft."""
+        if client is not None:
+            check_name_id(client, "client")
+        published = self.app.index.list_profiles()
+        drafts = set(self.drafts.list())
+        names = {(c, p) for c, profiles in published.items() for p in profiles} | drafts
+        return {
+            "profiles": [
+                {
+                    "client": c,
+                    "profile": p,
+                    "published": p in published.get(c, []),
+                    "has_draft": (c, p) in drafts,
+                }
+                for c, p in sorted(names)
+                if client is None or c == client
+            ]
+        }
+
+    def list_available_servers(self) -> dict[str, Any]:
+        """The catalog of well-known servers, in brief."""
+        return {
+            "servers": [
+                {"id": s.id, "name": s.name, "description": s.description, "transport": s.transport}
+                for s in catalog.load_catalog(self.catalog_file).values()
+            ]
+        }
+
+    def describe_server(self, server_id: str) -> dict[str, Any]:
+        """One catalog entry in full: command, parameters and environment variable names."""
+        server = catalog.get_server(server_id, self.catalog_file)
+        return {"server": asdict(server)}
+
+    # -- published configs ---------------------------------------------------------------
+
+    def get_config(self, client: str, profile: str, artifact: str | None = None) -> dict[str, Any]:
+        """A profile's published config (latest, or a past artifact), verified and masked."""
+        result = operations.get(self.app, client, profile, artifact)
+        entry = result["entry"]
+        return {
+            "client": client,
+            "profile": profile,
+            "artifact": entry["artifact"],
+            "index_version": entry["index_version"],
+            "published_at": entry["published_at"],
+            "changelog": entry["changelog"],
+            "config": mask_secrets(result["payload"]),
+        }
+
+    def get_config_history(self, client: str, profile: str) -> dict[str, Any]:
+        """Every published version of a profile, newest first."""
+        return operations.profile_history(self.app, client, profile)
+
+    def export_config(self, client: str, profile: str) -> dict[str, Any]:
+        """The client's own file shape for a profile's published config, with its artifact and index version."""
+        spec = clients.get_client(client)
+        published = self.get_config(client, profile)
+        rendered = spec.render(published["config"].get("mcpServers", {}))
+        return {
+            "client": client,
+            "profile": profile,
+            "artifact": published["artifact"],
+            "index_version": published["index_version"],
+            "config": rendered,
+        }
+
+    def verify_config(self, client: str, profile: str) -> dict[str, Any]:
+        """Verify the key history, the signed chain and the profile's artifact bytes."""
+        report = operations.verify(self.app, deep=False, expect_key=None)
+        entry = operations.get(self.app, client, profile, None)["entry"]  # re-hashes the artifact
+        return {"client": client, "profile": profile, "artifact": entry["artifact"], "verified": True, **report}
+
+    def get_trust_info(self) -> dict[str, Any]:
+        """Fingerprints, the key history and the current index version (public data only)."""
+        keys = operations.list_keys(self.app)
+        _, head = self.app.index.snapshot()
+        return {**keys, "index_version": head.head.version, "signed_by": f"SHA256:{head.keyid}"}
+
+    # -- drafts --------------------------------------------------------------------------
+
+    def _draft(self, client: str, profile: str) -> Draft:
+        """The profile's draft, or a new one started from its published config."""
+        clients.get_client(client)
+        existing = self.drafts.get(client, profile)
+        if existing is not None:
+            return existing
+        try:
+            published = operations.get(self.app, client, profile, None)
+        except NotFoundError:
+            return Draft(client, profile, dict(EMPTY_CONFIG), None, utc_now())
+        return Draft(client, profile, published["payload"], published["entry"]["artifact"], utc_now())
+
+    def _save(self, draft: Draft, payload: dict[str, Any]) -> dict[str, Any]:
+        self.app.require_writable()
+        updated = Draft(draft.client, draft.profile, payload, draft.base_artifact, utc_now())
+        with self.app.index.write_lock():
+            self.drafts.save(updated)
+        return self._show(updated)
+
+    def _show(self, draft: Draft) -> dict[str, Any]:
+        return {
+            "client": draft.client,
+            "profile": draft.profile,
+            "base_artifact": draft.base_artifact,
+            "updated_at": draft.updated_at,
+            "config": mask_secrets(draft.payload),
+        }
+
+    def add_server_to_config(
+        self,
+        client: str,
+        profile: str,
+        server_id: str,
+        *,
+        name: str | None = None,
+        parameters: dict[str, Any] | None = None,
+        optional_env: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Add a catalog server to the profile's draft (secrets become placeholders)."""
+        draft = self._draft(client, profile)
+        server = catalog.get_server(server_id, self.catalog_file)
+        entry = server.instantiate(parameters or {}, optional_env or ())
+        entry_name = check_name_id(name or server.id, "server")
+        payload = {**draft.payload, "mcpServers": {**draft.payload.get("mcpServers", {}), entry_name: entry}}
+        require_valid(payload)
+        return self._save(draft, payload)
+
+    def remove_server_from_config(self, client: str, profile: str, name: str) -> dict[str, Any]:
+        """Remove a server from the profile's draft."""
+        draft = self._draft(client, profile)
+        servers = dict(draft.payload.get("mcpServers", {}))
+        if name not in servers:
+            raise NotFoundError(f"The draft of {client}/{profile} has no server named {name[:64]!r}.")
+        del servers[name]
+        return self._save(draft, {**draft.payload, "mcpServers": servers})
+
+    def view_draft_config(self, client: str, profile: str) -> dict[str, Any]:
+        """The draft (masked) and how it differs from the published config."""
+        draft = self._draft(client, profile)
+        return {**self._show(draft), "diff": self._diff_against_published(draft).to_dict()}
+
+    def clear_draft_config(self, client: str, profile: str) -> dict[str, Any]:
+        """Drop the profile's draft."""
+        self.app.require_writable()
+        clients.get_client(client)
+        with self.app.index.write_lock():
+            cleared = self.drafts.clear(client, profile)
+        return {"client": client, "profile": profile, "cleared": cleared}
+
+    def diff_config(self, client: str, profile: str) -> dict[str, Any]:
+        """How the draft differs from the published config (env values masked)."""
+        diff = self._diff_against_published(self._draft(client, profile))
+        return {"client": client, "profile": profile, **diff.to_dict()}
+
+    def _diff_against_published(self, draft: Draft) -> ConfigDiff:
+        try:
+            published = operations.get(self.app, draft.client, draft.profile, None)["payload"]
+        except NotFoundError:
+            published = None
+        return diff_configs(published, draft.payload)
+
+    def validate_config(self, client: str, profile: str) -> dict[str, Any]:
+        """Check the draft against the config rules, secrets included."""
+        draft = self._draft(client, profile)
+        return {"client": client, "profile": profile, **validate_config(draft.payload).to_dict()}
+
+    def publish_config(self, client: str, profile: str, changelog: str = "") -> dict[str, Any]:
+        """Validate, sign and publish the draft, then drop it."""
+        self.app.require_writable()
+        draft = self._draft(client, profile)
+        require_valid(draft.payload)
+        result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
+        with self.app.index.write_lock():
+            self.drafts.clear(client, profile)
+        return result
