@@ -14,11 +14,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from mcp_orchestration.errors import ExitCode, OrchestrationError, UsageError
+from mcp_orchestration.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
 from mcp_orchestration.redaction import REDACTOR, configure_logging
 from mcp_orchestration.settings import refuse_plain_secret_variables
+
+if TYPE_CHECKING:
+    from mcp_orchestration.operations import App
 
 log = logging.getLogger("mcp_orchestration")
 
@@ -47,7 +50,7 @@ class _VersionAction(argparse.Action):
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors through the redactor with the documented status."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         sys.stderr.write(REDACTOR.redact(f"{self.prog}: error: {message}\n"))
         raise SystemExit(ExitCode.USAGE)
@@ -174,7 +177,7 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
     return ExitCode.OK
 
 
-def _app(args: argparse.Namespace) -> Any:
+def _app(args: argparse.Namespace) -> App:
     from mcp_orchestration.operations import App
     from mcp_orchestration.settings import load_settings
 
@@ -401,7 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         log.debug("Filesystem error", exc_info=True)
         where = f" on {error.filename}" if error.filename else ""
-        return _report(args, OrchestrationError(f"Filesystem error{where}: {error.strerror or type(error).__name__}."))
+        return _report(args, FilesystemError(f"Filesystem error{where}: {error.strerror or type(error).__name__}."))
     except Exception as error:  # an unexpected failure: still no traceback, no secret
         log.debug("Unexpected error", exc_info=True)
         wrapped = OrchestrationError(

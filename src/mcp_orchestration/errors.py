@@ -45,6 +45,13 @@ class OrchestrationError(Exception):
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
+class FilesystemError(OrchestrationError):
+    """A file the store needs cannot be read or written (permissions, disk full, ...)."""
+
+    code = "filesystem"
+    hint = "Check the ownership, permissions and free space of the store's home directory."
+
+
 class UsageError(OrchestrationError):
     code = "usage"
     exit_code = ExitCode.USAGE

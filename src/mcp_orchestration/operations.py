@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_orchestration.domain.payload import parse_payload
-from mcp_orchestration.errors import ConflictError, KeyNotTrustedError, OrchestrationError, UsageError
+from mcp_orchestration.errors import ConflictError, KeyNotTrustedError, NotFoundError, OrchestrationError, UsageError
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
@@ -152,14 +152,20 @@ def export_public(app: App, keyid: str | None) -> str:
     wanted = keys.parse_keyid(keyid) if keyid else history.current.active[0]
     record = history.keys.get(wanted)
     if record is None:
-        raise UsageError(f"Key SHA256:{wanted} is not in the key history.", hint="See `mcp-orchestration keys list`.")
+        raise NotFoundError(
+            f"Key SHA256:{wanted} is not in the key history.", hint="See `mcp-orchestration keys list`."
+        )
     return record.public_key.to_pem()
 
 
 def fingerprint(app: App, public_key_file: Path | None) -> dict[str, Any]:
     """The fingerprint of a public key file, else of the configured signing key."""
     if public_key_file is not None:
-        public = PublicKey.from_pem(public_key_file.read_bytes())
+        try:
+            pem = public_key_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"Cannot read {public_key_file}: {exc.strerror}.") from None
+        public = PublicKey.from_pem(pem)
     else:
         public = app.signing_key.public_key
     return {"fingerprint": public.fingerprint, "keyid": public.keyid}

@@ -46,7 +46,7 @@ class Telemetry:
 
     def __init__(
         self,
-        directory: Path | None,
+        directory: Path,
         *,
         max_bytes: int = DEFAULT_MAX_BYTES,
         backups: int = DEFAULT_BACKUPS,
@@ -59,8 +59,6 @@ class Telemetry:
 
     def record(self, name: str, outcome: str, duration_ms: float, **fields: Any) -> None:
         """Append one event; a telemetry failure is logged and never raised."""
-        if self.directory is None:
-            return
         event = {
             "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "event": name,

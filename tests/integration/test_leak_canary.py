@@ -443,7 +443,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             Case("keys list", ("keys", "list"), contains=fpr_a, json_contains=fpr_a, flags=FAILURE_FLAGS),
             Case("keys export-public", ("keys", "export-public"), contains="PUBLIC KEY"),
             Case("keys export-public A", ("keys", "export-public", "--keyid", fpr_a), contains="PUBLIC KEY"),
-            Case("keys export-public unknown", ("keys", "export-public", "--keyid", unknown_fpr), 2, "usage"),
+            Case("keys export-public unknown", ("keys", "export-public", "--keyid", unknown_fpr), 5, "not_found"),
             Case("keys export-public bad id", ("keys", "export-public", "--keyid", "nope"), 2, "invalid_id"),
             Case("keys fingerprint", fingerprint(*ka), contains=fpr_a, json_contains=fpr_a, flags=ALL_FLAGS),
             Case("keys fingerprint OpenSSH", fingerprint(*kc), contains=fpr_c),

@@ -112,9 +112,6 @@ class ContentStore:
         except ValueError:
             raise IntegrityError(f"Object {object_id} is not valid JSON.") from None
 
-    def contains(self, object_id: str) -> bool:
-        return os.path.exists(self._location(object_id))
-
     def iter_ids(self) -> Iterator[str]:
         """Every object id present on disk (names that are not ids are skipped)."""
         try:

@@ -120,7 +120,7 @@ class Index:
 
     # -- locking and small state files -------------------------------------------------
 
-    def write_lock(self) -> Any:
+    def write_lock(self) -> contextlib.AbstractContextManager[None]:
         """The exclusive lock every write holds from its first read to its last write."""
         ensure_dir(self.storage_dir)
         return exclusive_lock(self.lock_path)
