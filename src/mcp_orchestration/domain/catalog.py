@@ -36,6 +36,7 @@ from mcp_orchestration.domain.strict import (
     check_names,
     check_object,
     check_text,
+    index_by_id,
     parse_document,
     shown,
 )
@@ -264,13 +265,7 @@ def _server(raw: object, what: str) -> CatalogServer:
 def parse_catalog(data: bytes, source: str) -> Mapping[str, CatalogServer]:
     """Parse and strictly check a catalog document (the schema of ``data/catalog.json``)."""
     document = check_object(parse_document(data, source), source, ("servers",))
-    servers: dict[str, CatalogServer] = {}
-    for index, raw in enumerate(check_list(document["servers"], f"{source} 'servers'", MAX_SERVERS)):
-        server = _server(raw, f"{source}, server {index}")
-        if server.id in servers:
-            raise ValidationError(f"{source} defines the server {server.id!r} twice.")
-        servers[server.id] = server
-    return MappingProxyType(servers)
+    return index_by_id(document["servers"], source, "server", MAX_SERVERS, _server)
 
 
 @cache

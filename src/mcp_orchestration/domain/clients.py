@@ -31,7 +31,7 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
-from mcp_orchestration.domain.strict import check_list, check_object, check_text, parse_document, shown
+from mcp_orchestration.domain.strict import check_object, check_text, index_by_id, parse_document, shown
 from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationError
 from mcp_orchestration.ids import check_name_id
 
@@ -216,13 +216,7 @@ def _client(raw: object, what: str) -> ClientSpec:
 def parse_clients(data: bytes, source: str) -> Mapping[str, ClientSpec]:
     """Parse and strictly check a client registry document (the schema of ``data/clients.json``)."""
     document = check_object(parse_document(data, source), source, ("clients",))
-    clients: dict[str, ClientSpec] = {}
-    for index, raw in enumerate(check_list(document["clients"], f"{source} 'clients'", MAX_CLIENTS)):
-        client = _client(raw, f"{source}, client {index}")
-        if client.id in clients:
-            raise ValidationError(f"{source} defines the client {client.id!r} twice.")
-        clients[client.id] = client
-    return MappingProxyType(clients)
+    return index_by_id(document["clients"], source, "client", MAX_CLIENTS, _client)
 
 
 @cache

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol, TypeVar
 
 from mcp_orchestration.domain.payload import parse_payload
 from mcp_orchestration.errors import LimitError, ValidationError
@@ -86,3 +87,24 @@ def check_flag(raw: object, what: str) -> bool:
     if not isinstance(raw, bool):
         raise ValidationError(f"{what} must be true or false.")
     return raw
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_Item = TypeVar("_Item", bound=_HasId)
+
+
+def index_by_id(
+    raw: object, what: str, kind: str, max_items: int, parse: Callable[[object, str], _Item]
+) -> Mapping[str, _Item]:
+    """Parse a bounded list of ``kind`` entries into a read-only mapping by id, refusing a repeated id."""
+    items: dict[str, _Item] = {}
+    for number, entry in enumerate(check_list(raw, what, max_items)):
+        item = parse(entry, f"{what}, {kind} {number}")
+        if item.id in items:
+            raise ValidationError(f"{what} defines the {kind} {item.id!r} twice.")
+        items[item.id] = item
+    return MappingProxyType(items)
