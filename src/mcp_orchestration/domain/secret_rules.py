@@ -130,6 +130,21 @@ def secret_arguments(args: Sequence[object]) -> dict[int, str]:
     return found
 
 
+_WORD = re.compile(r"[^\s'\"`,;()\[\]{}<>]+")
+# The product's own identifiers: object ids and key fingerprints (SHA-256 in hex), public by design.
+_DIGEST = re.compile(r"(?:SHA256:)?[0-9a-f]{64}[.:]?")
+
+
+def scrub_text(text: str, mask: str = "***") -> str:
+    """``text`` with every word that the rules flag replaced by ``mask`` (for error messages that quote input)."""
+
+    def scrub(word: re.Match[str]) -> str:
+        value = word.group()
+        return value if _DIGEST.fullmatch(value) or not find_secret(value) else mask
+
+    return _WORD.sub(scrub, text)
+
+
 def is_reference(value: str) -> bool:
     """Whether ``value`` only points at a secret: placeholders, perhaps an auth scheme word, punctuation."""
     return PLACEHOLDER.search(value) is not None and not _literal_part(PLACEHOLDER.sub(" ", value))

@@ -21,6 +21,7 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 
+from mcp_orchestration.domain.secret_rules import scrub_text
 from mcp_orchestration.errors import LimitError, OrchestrationError
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.server.tools import ConfigTools
@@ -71,8 +72,13 @@ Client = Annotated[str, Field(description="Client id, e.g. claude-desktop, curso
 Profile = Annotated[str, Field(description="Profile id, e.g. default.")]
 
 
+def _scrub(text: str) -> str:
+    """Error text as it may be shown: known secrets and anything that looks like a credential masked."""
+    return scrub_text(REDACTOR.redact(text))
+
+
 def _error_result(error: OrchestrationError) -> CallToolResult:
-    data = {key: REDACTOR.redact(value) for key, value in error.to_dict().items()}
+    data = {key: _scrub(value) for key, value in error.to_dict().items()}
     text = f"[{data['code']}] {data['message']}" + (f"\n{data['hint']}" if data["hint"] else "")
     return CallToolResult(
         is_error=True, content=[TextContent(type="text", text=text)], structured_content={"error": data}
@@ -111,12 +117,44 @@ def _resource(operation: Callable[[], dict[str, Any]]) -> str:
     try:
         return REDACTOR.redact(json.dumps(operation()))
     except OrchestrationError as error:
-        raise ResourceError(REDACTOR.redact(f"[{error.code}] {error.message}")) from None
+        raise ResourceError(_scrub(f"[{error.code}] {error.message}")) from None
+
+
+def _argument_error(text: str) -> dict[str, Any]:
+    """The SDK's argument-validation error without the rejected values, in the product's error shape.
+
+    Pydantic's messages quote the input (``input_value=...``): a model that puts
+    a token in the wrong argument must not see it echoed into the transcript.
+    """
+    kept = [line.split(" [type=")[0] for line in text.splitlines() if not line.startswith("    For further")]
+    message = _scrub("\n".join(kept))
+    code = "validation" if "validation error" in message else "usage"
+    return {
+        "content": [{"type": "text", "text": f"[{code}] {message}"}],
+        "structuredContent": {"error": {"code": code, "message": message, "hint": ""}},
+        "isError": True,
+    }
+
+
+async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
+    """Rewrite the SDK's own tool errors (bad arguments, unknown tool), which carry no structured error."""
+    result = await call_next(ctx)
+    if (
+        ctx.method == "tools/call"
+        and isinstance(result, dict)
+        and result.get("isError")
+        and "structuredContent" not in result
+    ):
+        text = "\n".join(str(block.get("text", "")) for block in result.get("content", []))
+        return {**result, **_argument_error(text)}
+    return result
 
 
 def build_server(tools: ConfigTools) -> MCPServer:
     """The MCP server for one store."""
-    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=_version())
+    server = MCPServer(
+        SERVER_NAME, instructions=INSTRUCTIONS, version=_version(), middleware=[_hide_rejected_arguments]
+    )
 
     def tool(name: str) -> Callable[[Callable[..., Any]], Any]:
         return server.tool(name=name, description=DESCRIPTIONS[name], structured_output=True)
