@@ -130,7 +130,7 @@ def secret_arguments(args: Sequence[object]) -> dict[int, str]:
     return found
 
 
-_WORD = re.compile(r"[^\s'\"`,;()\[\]{}<>]+")
+_QUOTED_WORD = re.compile(r"[^\s'\"`,;()\[\]{}<>]+")
 # The product's own identifiers: object ids and key fingerprints (SHA-256 in hex), public by design.
 _DIGEST = re.compile(r"(?:SHA256:)?[0-9a-f]{64}[.:]?")
 
@@ -142,7 +142,7 @@ def scrub_text(text: str, mask: str = "***") -> str:
         value = word.group()
         return value if _DIGEST.fullmatch(value) or not find_secret(value) else mask
 
-    return _WORD.sub(scrub, text)
+    return _QUOTED_WORD.sub(scrub, text)
 
 
 def is_reference(value: str) -> bool:
