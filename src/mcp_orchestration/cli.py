@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
     sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
     sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    sub = add("deploy", _cmd_deploy, "merge a profile's verified servers into a client's config file on this machine")
+    profile_args(sub)
+    sub.add_argument("--config-path", type=Path, help="the client's config file (default: its place on this platform)")
+    sub.add_argument("--dry-run", action="store_true", help="print the (masked) diff and write nothing")
+    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     add("serve", _cmd_serve, "run the MCP server on stdio")
     add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
@@ -264,6 +269,30 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 "(left by an interrupted write; harmless, and replaced if the same content is published again)."
             )
     return _emit(args, report, text)
+
+
+def _cmd_deploy(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mcp_orchestration.domain.deploy import deploy
+
+    result = deploy(
+        _app(args),
+        args.client,
+        args.profile,
+        config_path=args.config_path,
+        dry_run=args.dry_run,
+        expect_key=args.expect_key,
+    )
+    source = f"{result.client}/{result.profile} (index version {result.index_version}, artifact {result.artifact})"
+    if not result.changed:
+        text = f"{result.path} already has the servers of {source}; nothing to write."
+    elif result.dry_run:
+        text = f"{result.diff}\nDry run: this is what deploying {source} would change; nothing was written."
+    else:
+        done = f"backup: {result.backup}" if result.backup else "created"
+        text = f"Deployed {source} to {result.path} ({done})."
+    return _emit(args, asdict(result), text)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,215 @@
+"""``deploy``: write a profile's verified servers into a client's config file on this machine.
+
+An operator action run on the host, never an MCP tool. Nothing is read from the
+store before its key history is checked against the pinned root (``expect_key``)
+and its signed index chain verifies; the index must also be no older than the
+one this machine last deployed from (:mod:`.last_seen`), which catches a store
+rewound as a whole, its own rollback guard included.
+
+Merge rule: the profile's servers, in the client's shape, are set under the
+client's config key, each replacing a server of the same name whole; servers
+with other names and every other top-level key stay as they are, in their
+order (deploy never removes a server). Values are written as published, so
+``${env:NAME}`` placeholders stay placeholders. The old bytes go to a
+timestamped backup beside the file, which is then replaced atomically with its
+mode kept (0600 for a new file); a file already equal as JSON is not rewritten.
+
+The diff is of the JSON texts with ``env`` and ``headers`` values and
+secret-looking strings masked, so showing it never prints a credential.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import json
+import os
+import stat
+import sys
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mcp_orchestration.domain.clients import ClientSpec, get_client
+from mcp_orchestration.domain.last_seen import LastSeen, Seen, default_state_file, store_key
+from mcp_orchestration.domain.masking import mask_secrets
+from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.errors import ConflictError, UsageError, ValidationError
+from mcp_orchestration.fsutil import atomic_write, create_exclusive, ensure_dir
+from mcp_orchestration.operations import App
+from mcp_orchestration.trust.keys import public_key_fingerprint
+
+NEW_FILE_MODE = 0o600
+_PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What a deploy wrote (or, on a dry run, would write)."""
+
+    client: str
+    profile: str
+    path: str
+    artifact: str
+    index_version: int
+    servers: tuple[str, ...]
+    created: bool
+    changed: bool
+    dry_run: bool
+    backup: str | None
+    diff: str
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A profile's payload read under one fully verified index, and that index's identity."""
+
+    store: str
+    seen: Seen
+    keyid: str
+    artifact: str
+    payload: Any
+
+
+def deploy(
+    app: App,
+    client: str,
+    profile: str,
+    *,
+    config_path: Path | None = None,
+    dry_run: bool = False,
+    expect_key: str | None = None,
+    now: datetime | None = None,
+    state_file: Path | None = None,
+) -> DeployResult:
+    """Merge ``client/profile``'s servers into the client's config file (``config_path`` or its default place).
+
+    ``state_file`` overrides where the last deployed index versions are kept
+    (default: :func:`~.last_seen.default_state_file`). A dry run reads and
+    checks everything but writes nothing, not even that state.
+    """
+    spec = get_client(client)
+    target = (config_path or default_config_path(spec)).resolve()  # a linked file is written where it lives
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    state = LastSeen(state_file or default_state_file(os.environ))
+    lock: AbstractContextManager[None] = contextlib.nullcontext() if dry_run else state.locked()
+    with app.telemetry.operation("deploy") as event, lock:
+        event.set(dry_run=dry_run)
+        source = _verified_source(app, client, profile, expect_key)
+        event.set(keyid=source.keyid, index_version=source.seen.index_version)
+        state.check(source.store, source.seen)
+        servers = _rendered_servers(spec, source.payload)
+        old, mode = _read_existing(target)
+        current = parse_payload(old, str(target)) if old is not None else {}
+        merged = _merge(current, spec.config_key, servers, target)
+        changed = old is None or merged != current
+        backup = None
+        if not dry_run:
+            if changed:
+                backup = _replace(target, old, mode, merged, when)
+            state.record(source.store, source.seen, when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        event.set(changed=changed)
+        return DeployResult(
+            client=spec.id,
+            profile=profile,
+            path=str(target),
+            artifact=source.artifact,
+            index_version=source.seen.index_version,
+            servers=tuple(servers),
+            created=old is None,
+            changed=changed,
+            dry_run=dry_run,
+            backup=str(backup) if backup is not None else None,
+            diff=_diff(target, current if old is not None else None, merged, spec.config_key),
+        )
+
+
+def default_config_path(spec: ClientSpec) -> Path:
+    """The client's config file on this platform."""
+    platform = _PLATFORMS.get(sys.platform)
+    if platform is None:
+        raise UsageError(
+            f"{spec.name} has no known config file location on {sys.platform}.", hint="Pass --config-path."
+        )
+    return Path(spec.config_path(platform, os.environ, Path.home()))
+
+
+def _verified_source(app: App, client: str, profile: str, expect_key: str | None) -> _Source:
+    """Verify the key history and index chain, then read the profile's artifact under that same head."""
+    expect_root = public_key_fingerprint(expect_key) if expect_key else None
+    report = app.index.verify(expect_root=expect_root)
+    entry, payload = app.index.get_artifact(client, profile)
+    history, head = app.index.snapshot(expect_root)
+    if head.head_id != report.head_id:
+        raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")
+    seen = Seen(report.index_version, report.key_history_version, report.head_id)
+    store = store_key(history.root_fingerprint, app.settings.home.resolve())
+    return _Source(store, seen, report.keyid, entry.artifact, payload)
+
+
+def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:
+    """The profile's servers, by name, in the client's own entry shape."""
+    servers = payload.get("mcpServers", {}) if isinstance(payload, dict) else None
+    if not isinstance(servers, dict):
+        raise ValidationError("The profile's 'mcpServers' is not an object of servers; there is nothing to deploy.")
+    rendered: dict[str, Any] = spec.render(servers)[spec.config_key]
+    return rendered
+
+
+def _read_existing(path: Path) -> tuple[bytes | None, int]:
+    """The file's bytes (one more than the payload limit at most, so an oversized file is refused) and mode."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(MAX_PAYLOAD_BYTES + 1), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+    except FileNotFoundError:
+        return None, NEW_FILE_MODE
+
+
+def _merge(document: dict[str, Any], config_key: str, servers: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``document`` with ``servers`` set under ``config_key``; everything else kept, in its order."""
+    existing = document.get(config_key, {})
+    if not isinstance(existing, dict):
+        raise ValidationError(
+            f"{path}: {config_key!r} is not an object of servers, so deploy cannot merge into it; nothing was written."
+        )
+    return {**document, config_key: {**existing, **servers}}
+
+
+def _replace(target: Path, old: bytes | None, mode: int, merged: dict[str, Any], when: datetime) -> Path | None:
+    """Back up ``old`` (if the file exists) next to ``target``, then replace ``target``; return the backup's path."""
+    backup = None
+    if old is not None:
+        backup = target.with_name(f"{target.name}.bak-{when:%Y%m%dT%H%M%SZ}")
+        try:
+            create_exclusive(backup, old, mode)
+        except FileExistsError:
+            raise ConflictError(f"The backup {backup} already exists.", hint="Run deploy again in a second.") from None
+        os.chmod(backup, mode)  # the umask may have narrowed the mode it was created with
+    else:
+        ensure_dir(target.parent)
+    atomic_write(target, _text(merged).encode(), mode)
+    os.chmod(target, mode)
+    return backup
+
+
+def _text(document: dict[str, Any]) -> str:
+    """A config file's text as deploy writes it."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _diff(path: Path, old: dict[str, Any] | None, new: dict[str, Any], config_key: str) -> str:
+    """The unified diff of the file's text before and after, masked."""
+    before = _text(_masked(old, config_key)).splitlines() if old is not None else []
+    after = _text(_masked(new, config_key)).splitlines()
+    lines = difflib.unified_diff(before, after, f"{path} (current)", f"{path} (deployed)", lineterm="")
+    return "\n".join(lines)
+
+
+def _masked(document: dict[str, Any], config_key: str) -> dict[str, Any]:
+    """``document`` with its servers masked as a config's are, and secret-looking values elsewhere."""
+    shown = mask_secrets({key: value for key, value in document.items() if key != config_key})
+    if config_key in document:
+        shown[config_key] = mask_secrets({"mcpServers": document[config_key]})["mcpServers"]
+    return {key: shown[key] for key in document}

@@ -1,0 +1,240 @@
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration.domain.deploy import deploy
+from mcp_orchestration.domain.last_seen import ENV_STATE_FILE
+from mcp_orchestration.errors import ConflictError, ExitCode
+from mcp_orchestration.operations import App
+from mcp_orchestration.settings import load_settings
+from mcp_orchestration.store.index import Index
+from tests.conftest import Result
+
+PLACEHOLDER = "${env:GITHUB_TOKEN}"
+PROFILE = {
+    "mcpServers": {
+        "fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"]},
+        "github": {
+            "command": "docker",
+            "args": ["run", "-i", "ghcr.io/github/github-mcp-server"],
+            "env": {"T": PLACEHOLDER},
+        },
+    }
+}
+PROFILE_B = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
+# Built at run time so that no credential-shaped literal sits in the source.
+SECRET = "ghp_" + "A1b2C3d4E5" * 4
+EXISTING = {
+    "globalShortcut": "Ctrl+Space",
+    "mcpServers": {"mine": {"command": "my-server", "env": {"TOKEN": SECRET}}, "fs": {"command": "old-fs"}},
+    "theme": {"dark": True},
+}
+
+
+@pytest.fixture(autouse=True)
+def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Deploy's last-seen state goes to the test's directory, never the real per-user one."""
+    path = tmp_path / "state" / "deploy-state.json"
+    monkeypatch.setenv(ENV_STATE_FILE, str(path))
+    return path
+
+
+@pytest.fixture
+def published(run, initialised: Path, key_file: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A store with PROFILE published as claude-desktop/default; returns a publisher for more versions."""
+
+    def publish(payload: dict[str, object], client: str = "claude-desktop") -> Result:
+        source = tmp_path / "profile.json"
+        source.write_text(json.dumps(payload))
+        argv = ("publish", "--client", client, "--profile", "default", "--file", str(source))
+        result: Result = run(*argv, "--key-file", str(key_file), "--json")
+        assert result.status == 0, result.stderr
+        return result
+
+    publish(PROFILE)
+    return publish
+
+
+@pytest.fixture
+def client_file(tmp_path: Path) -> Path:
+    path = tmp_path / "client" / "claude_desktop_config.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(EXISTING, indent=4))
+    path.chmod(0o600)
+    return path
+
+
+def _deploy(run, path: Path, *extra: str, client: str = "claude-desktop") -> Result:  # type: ignore[no-untyped-def]
+    result: Result = run("deploy", "--client", client, "--profile", "default", "--config-path", str(path), *extra)
+    return result
+
+
+def _backups(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.name}.bak-*"))
+
+
+def test_merge_sets_the_profiles_servers_and_keeps_everything_else(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    result = _deploy(run, client_file, "--json")
+    assert result.status == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["changed"] and not report["created"] and report["servers"] == ["fs", "github"]
+    written = json.loads(client_file.read_text())
+    assert list(written) == ["globalShortcut", "mcpServers", "theme"]
+    assert written["globalShortcut"] == "Ctrl+Space" and written["theme"] == {"dark": True}
+    assert written["mcpServers"] == {"mine": EXISTING["mcpServers"]["mine"], **PROFILE["mcpServers"]}
+    assert written["mcpServers"]["github"]["env"]["T"] == PLACEHOLDER
+    # Deploying the same index again is a no-op: no rewrite, no second backup.
+    before = client_file.read_bytes()
+    again = _deploy(run, client_file, "--json")
+    assert again.status == 0 and json.loads(again.stdout)["changed"] is False
+    assert client_file.read_bytes() == before and len(_backups(client_file)) == 1
+
+
+def test_servers_are_written_in_the_clients_shape(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    published(PROFILE_B, client="vscode")
+    path = tmp_path / "mcp.json"
+    path.write_text(json.dumps({"inputs": [], "servers": {"other": {"type": "http", "url": "https://x.test"}}}))
+    assert _deploy(run, path, client="vscode").status == 0
+    written = json.loads(path.read_text())
+    assert written["inputs"] == [] and "mcpServers" not in written
+    assert written["servers"]["time"] == {"type": "stdio", "command": "uvx", "args": ["mcp-server-time"]}
+    assert written["servers"]["other"]["url"] == "https://x.test"
+
+
+def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    client_file.chmod(0o640)
+    old = client_file.read_bytes()
+    app = App(load_settings())
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    result = deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
+    backup = client_file.with_name("claude_desktop_config.json.bak-20240102T030405Z")
+    assert result.backup == str(backup) and _backups(client_file) == [backup]
+    assert backup.read_bytes() == old
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o640
+    assert stat.S_IMODE(client_file.stat().st_mode) == 0o640
+    assert client_file.read_bytes() != old
+    # A second backup in the same second would clobber the first: refused, nothing written.
+    client_file.write_bytes(old)
+    with pytest.raises(ConflictError):
+        deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
+    assert client_file.read_bytes() == old and backup.read_bytes() == old
+
+
+def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "new" / "dir" / "config.json"
+    result = _deploy(run, path, "--json")
+    assert result.status == 0, result.stderr
+    assert json.loads(result.stdout)["created"] is True
+    assert json.loads(path.read_text()) == {"mcpServers": PROFILE["mcpServers"]}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert _backups(path) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="checks the Linux default path")
+def test_the_default_path_is_the_clients_place_on_this_platform(  # type: ignore[no-untyped-def]
+    run, published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    result = run("deploy", "--client", "claude-desktop", "--profile", "default")
+    assert result.status == 0, result.stderr
+    path = tmp_path / "user" / ".config" / "Claude" / "claude_desktop_config.json"
+    assert json.loads(path.read_text())["mcpServers"] == PROFILE["mcpServers"]
+
+
+def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
+    old = client_file.read_bytes()
+    result = _deploy(run, client_file, "--dry-run")
+    assert result.status == 0, result.stderr
+    assert f"--- {client_file} (current)" in result.stdout
+    assert '-      "command": "old-fs"' in result.stdout
+    assert '+      "command": "npx"' in result.stdout
+    assert '+        "T": "${env:GITHUB_TOKEN}"' in result.stdout
+    assert "nothing was written" in result.stdout
+    assert SECRET not in result.stdout
+    assert client_file.read_bytes() == old
+    assert _backups(client_file) == [] and not state_file.parent.exists()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[1, 2]", b'"text"', b"{not json", b'{"mcpServers": ["fs"]}', b'{"a": 1, "a": 2}'],
+)
+def test_an_existing_file_that_is_not_a_config_object_is_refused(  # type: ignore[no-untyped-def]
+    run, published, client_file: Path, content: bytes
+) -> None:
+    client_file.write_bytes(content)
+    result = _deploy(run, client_file, "--json")
+    assert result.status == ExitCode.USAGE
+    assert json.loads(result.stderr)["error"]["code"] == "validation"
+    assert client_file.read_bytes() == content and _backups(client_file) == []
+
+
+def _flip_byte(path: Path) -> None:
+    path.chmod(0o600)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("target", ["HEAD", "artifact"])
+def test_a_tampered_index_is_refused_and_nothing_is_written(  # type: ignore[no-untyped-def]
+    run, published, initialised: Path, client_file: Path, state_file: Path, target: str
+) -> None:
+    artifact = json.loads(published(PROFILE_B).stdout)["artifact"]
+    index = Index(initialised / "storage")
+    _flip_byte(index.head_path if target == "HEAD" else index.objects.path_for(artifact))
+    old = client_file.read_bytes()
+    for extra in ((), ("--dry-run",)):
+        result = _deploy(run, client_file, "--json", *extra)
+        assert result.status == ExitCode.VERIFICATION, result.stderr
+        assert json.loads(result.stderr)["error"]["code"] in {"integrity", "signature"}
+    assert client_file.read_bytes() == old and _backups(client_file) == []
+    assert not state_file.exists()
+
+
+def test_a_replayed_store_is_refused_by_the_deploy_state(  # type: ignore[no-untyped-def]
+    run, published, initialised: Path, client_file: Path, state_file: Path
+) -> None:
+    storage = initialised / "storage"
+    saved = initialised.parent / "saved-storage"
+    shutil.copytree(storage, saved)  # index version 2, its guard and its checkpoint
+    published(PROFILE_B)
+    assert _deploy(run, client_file).status == 0
+    state = json.loads(state_file.read_text())["stores"]
+    assert [record["index_version"] for record in state.values()] == [3]
+    deployed = client_file.read_bytes()
+
+    shutil.rmtree(storage)
+    shutil.copytree(saved, storage)  # the whole store rewound, rollback guard included
+    assert run("verify").status == 0  # the store alone cannot tell
+    for extra in ((), ("--dry-run",)):
+        result = _deploy(run, client_file, "--json", *extra)
+        assert result.status == ExitCode.VERIFICATION, result.stderr
+        error = json.loads(result.stderr)["error"]
+        assert error["code"] == "rollback" and "version 2" in error["message"]
+    assert client_file.read_bytes() == deployed and len(_backups(client_file)) == 1
+
+
+def test_a_damaged_deploy_state_is_refused(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
+    state_file.parent.mkdir()
+    state_file.write_text('{"format": 1, "stores": {"x": {"index_version": "9"}}}')
+    old = client_file.read_bytes()
+    result = _deploy(run, client_file, "--json")
+    assert result.status == ExitCode.VERIFICATION
+    assert json.loads(result.stderr)["error"]["code"] == "rollback"
+    assert client_file.read_bytes() == old
+
+
+def test_expect_key_refuses_another_root(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    old = client_file.read_bytes()
+    result = _deploy(run, client_file, "--expect-key", "SHA256:" + "0" * 64, "--json")
+    assert result.status == ExitCode.VERIFICATION
+    assert json.loads(result.stderr)["error"]["code"] == "key_history"
+    assert client_file.read_bytes() == old
