@@ -45,6 +45,12 @@ class OrchestrationError(Exception):
         return {"code": self.code, "message": self.message, "hint": self.hint}
 
 
+class InternalError(OrchestrationError):
+    """An unexpected failure; its details stay in the server's log."""
+
+    code = "internal"
+
+
 class FilesystemError(OrchestrationError):
     """A file the store needs cannot be read or written (permissions, disk full, ...)."""
 

@@ -13,6 +13,7 @@ from mcp_orchestration.errors import InvalidIdError
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 _NAME_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def _shown(value: object) -> str:
@@ -33,5 +34,18 @@ def check_name_id(value: object, kind: str) -> str:
         return value
     raise InvalidIdError(
         f"Invalid {kind} id {_shown(value)}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', "
+        "starting with a letter or digit."
+    )
+
+
+def check_server_name(value: object) -> str:
+    """Return a server's name in a config if it matches ``[A-Za-z0-9][A-Za-z0-9._-]{0,63}``, else raise.
+
+    Server names are keys inside a config, never paths, so case is kept as clients allow it.
+    """
+    if isinstance(value, str) and SERVER_NAME.fullmatch(value) and ".." not in value:
+        return value
+    raise InvalidIdError(
+        f"Invalid server name {_shown(value)}: use 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
         "starting with a letter or digit."
     )

@@ -33,7 +33,7 @@ from typing import Any
 
 from mcp_orchestration.domain.strict import check_object, check_text, index_by_id, parse_document, shown
 from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationError
-from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.ids import check_name_id, check_server_name
 
 PLATFORMS = ("linux", "macos", "windows")
 MAX_CLIENTS = 64
@@ -113,7 +113,7 @@ class ClientSpec:
         """The client's file content for ``servers`` (neutral entries by name), under its config key."""
         rendered: dict[str, Any] = {}
         for name, entry in servers.items():
-            check_name_id(name, "server")
+            check_server_name(name)
             transport, fields = _neutral_entry(name, entry)
             entry_format = self.formats.get(transport)
             if entry_format is None:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from mcp_orchestration.domain.masking import MASK
 from mcp_orchestration.domain.secret_rules import find_secret, secret_arguments
 from mcp_orchestration.errors import LimitError, ValidationError
+from mcp_orchestration.ids import SERVER_NAME
 
 MAX_SERVERS = 100
 MAX_ARGS = 64
@@ -34,7 +35,7 @@ SHOWN_PROBLEMS = 10
 
 ProblemCode = Literal["shape", "limit", "name", "url", "secret"]
 
-_SERVER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_SERVER_NAME = SERVER_NAME
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _LOCAL_FIELDS: tuple[str, ...] = ("command", "args", "env")

@@ -22,7 +22,7 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 
 from mcp_orchestration.domain.secret_rules import scrub_text
-from mcp_orchestration.errors import LimitError, OrchestrationError
+from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.server.tools import ConfigTools
 
@@ -101,14 +101,21 @@ async def _run(operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """
     try:
         with anyio.fail_after(CALL_TIMEOUT_SECONDS):
-            return _redacted(await anyio.to_thread.run_sync(operation))
+            # The worker thread cannot be stopped; on timeout the call answers at once and the
+            # thread finishes on its own (every write it makes is atomic and under a lock).
+            return _redacted(await anyio.to_thread.run_sync(operation, abandon_on_cancel=True))
     except OrchestrationError as error:
         failure = _error_result(error)
     except TimeoutError:
-        failure = _error_result(LimitError(f"The call took longer than {CALL_TIMEOUT_SECONDS:.0f} seconds."))
+        failure = _error_result(
+            LimitError(
+                f"The call took longer than {CALL_TIMEOUT_SECONDS:.0f} seconds.",
+                "It may still complete in the background: check get_config_history before repeating it.",
+            )
+        )
     except Exception:
         log.exception("Unexpected error in a tool call")
-        failure = _error_result(OrchestrationError("Internal error; the server logged the details.", None))
+        failure = _error_result(InternalError("Internal error; the server logged the details."))
     return cast("dict[str, Any]", failure)
 
 

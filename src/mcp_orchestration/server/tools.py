@@ -9,7 +9,7 @@ machine is the operator's ``deploy`` command.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from mcp_orchestration.domain.diff import ConfigDiff, diff_configs
 from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.ids import check_name_id, check_server_name
 from mcp_orchestration.operations import App
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import utc_now
@@ -77,8 +77,7 @@ class ConfigTools:
 
     def describe_server(self, server_id: str) -> dict[str, Any]:
         """One catalog entry in full: command, parameters and environment variable names."""
-        server = catalog.get_server(server_id, self.catalog_file)
-        return {"server": asdict(server)}
+        return {"server": catalog.get_server(server_id, self.catalog_file).describe()}
 
     # -- published configs ---------------------------------------------------------------
 
@@ -139,10 +138,12 @@ class ConfigTools:
             return Draft(client, profile, dict(EMPTY_CONFIG), None, utc_now())
         return Draft(client, profile, published["payload"], published["entry"]["artifact"], utc_now())
 
-    def _save(self, draft: Draft, payload: dict[str, Any]) -> dict[str, Any]:
+    def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+        """Apply ``change`` to the draft's config: read, change and write under the drafts lock, so no edit is lost."""
         self.app.require_writable()
-        updated = Draft(draft.client, draft.profile, payload, draft.base_artifact, utc_now())
-        with self.app.index.write_lock():
+        with self.drafts.lock():
+            draft = self._draft(client, profile)
+            updated = Draft(client, profile, change(draft.payload), draft.base_artifact, utc_now())
             self.drafts.save(updated)
         return self._show(updated)
 
@@ -166,22 +167,29 @@ class ConfigTools:
         optional_env: list[str] | None = None,
     ) -> dict[str, Any]:
         """Add a catalog server to the profile's draft (secrets become placeholders)."""
-        draft = self._draft(client, profile)
+        clients.get_client(client)
         server = catalog.get_server(server_id, self.catalog_file)
         entry = server.instantiate(parameters or {}, optional_env or ())
-        entry_name = check_name_id(name or server.id, "server")
-        payload = {**draft.payload, "mcpServers": {**draft.payload.get("mcpServers", {}), entry_name: entry}}
-        require_valid(payload)
-        return self._save(draft, payload)
+        entry_name = check_server_name(name or server.id)
+
+        def add(config: dict[str, Any]) -> dict[str, Any]:
+            payload = {**config, "mcpServers": {**config.get("mcpServers", {}), entry_name: entry}}
+            require_valid(payload)
+            return payload
+
+        return self._edit(client, profile, add)
 
     def remove_server_from_config(self, client: str, profile: str, name: str) -> dict[str, Any]:
         """Remove a server from the profile's draft."""
-        draft = self._draft(client, profile)
-        servers = dict(draft.payload.get("mcpServers", {}))
-        if name not in servers:
-            raise NotFoundError(f"The draft of {client}/{profile} has no server named {name[:64]!r}.")
-        del servers[name]
-        return self._save(draft, {**draft.payload, "mcpServers": servers})
+
+        def remove(config: dict[str, Any]) -> dict[str, Any]:
+            servers = dict(config.get("mcpServers", {}))
+            if name not in servers:
+                raise NotFoundError(f"The draft of {client}/{profile} has no server named {name[:64]!r}.")
+            del servers[name]
+            return {**config, "mcpServers": servers}
+
+        return self._edit(client, profile, remove)
 
     def view_draft_config(self, client: str, profile: str) -> dict[str, Any]:
         """The draft (masked) and how it differs from the published config."""
@@ -192,7 +200,7 @@ class ConfigTools:
         """Drop the profile's draft."""
         self.app.require_writable()
         clients.get_client(client)
-        with self.app.index.write_lock():
+        with self.drafts.lock():
             cleared = self.drafts.clear(client, profile)
         return {"client": client, "profile": profile, "cleared": cleared}
 
@@ -216,9 +224,9 @@ class ConfigTools:
     def publish_config(self, client: str, profile: str, changelog: str = "") -> dict[str, Any]:
         """Validate, sign and publish the draft, then drop it."""
         self.app.require_writable()
-        draft = self._draft(client, profile)
-        require_valid(draft.payload)
-        result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
-        with self.app.index.write_lock():
+        with self.drafts.lock():  # no edit can slip in between publishing the draft and dropping it
+            draft = self._draft(client, profile)
+            require_valid(draft.payload)
+            result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
             self.drafts.clear(client, profile)
         return result

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_orchestration.errors import IntegrityError, InvalidIdError
-from mcp_orchestration.fsutil import atomic_write, ensure_dir, fsync_dir
+from mcp_orchestration.fsutil import atomic_write, ensure_dir, exclusive_lock, fsync_dir
 from mcp_orchestration.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import canonical_bytes
 
@@ -48,6 +48,11 @@ class DraftStore:
 
     def _path(self, client: str, profile: str) -> Path:
         return self.root / check_name_id(client, "client") / f"{check_name_id(profile, 'profile')}.json"
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held for every read-change-write of a draft (separate from the index lock, which publish takes)."""
+        ensure_dir(self.root)
+        return exclusive_lock(self.root / ".lock")
 
     def get(self, client: str, profile: str) -> Draft | None:
         """The draft of ``client/profile``, or None if there is none."""

@@ -1,0 +1,379 @@
+"""End to end over stdio: ``python -m mcp_orchestration serve`` as a real subprocess.
+
+The store and the key are made at run time (``mcp-orchestration init --key-file``)
+and the server gets them through the environment, as the container does. Two
+sessions:
+
+- the SDK's own stdio client (``stdio_client`` + ``ClientSession``) drives the
+  whole flow: list tools, add a server, validate, publish, get, verify, history;
+  every line the client read from the server's stdout must have parsed as a
+  JSON-RPC message;
+- a hand-written client (``subprocess.Popen``) writes JSON-RPC lines to stdin and
+  reads stdout line by line: every line must be a JSON-RPC 2.0 message, and after
+  malformed input (truncated JSON, wrong types, binary garbage, a 1 MB line) the
+  server must still answer the next valid request. The store must pass
+  ``mcp-orchestration verify --deep`` afterwards. stderr may hold logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+
+from mcp_orchestration.server.app import DESCRIPTIONS
+from mcp_orchestration.settings import ENV_PREFIX
+from tests.conftest import run_process, write_key
+
+CD = "claude-desktop"
+PROFILE = "e2e"
+PROTOCOL_VERSION = "2025-11-25"
+RESPONSE_TIMEOUT = 15.0
+MEGABYTE = 1 << 20
+
+
+@dataclass
+class Store:
+    home: Path
+    key_file: Path
+    env: dict[str, str]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    """A store initialised by the real CLI, and the environment ``serve`` runs with."""
+    key_file = tmp_path / "secrets" / "signing_key"
+    key_file.parent.mkdir()
+    write_key(key_file)
+    home = tmp_path / "home"
+    env = {name: value for name, value in os.environ.items() if not name.startswith(ENV_PREFIX)}
+    env.update(
+        {
+            "MCP_ORCHESTRATION_HOME": str(home),
+            "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(key_file),
+            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    result = run_process("init", "--key-file", str(key_file), env=env)
+    assert result.returncode == 0, result.stderr
+    return Store(home, key_file, env)
+
+
+def verify_deep(store: Store) -> dict[str, Any]:
+    result = run_process("verify", "--deep", "--json", env=store.env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert isinstance(report, dict)
+    return report
+
+
+def _structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    assert isinstance(result.structured_content, dict)
+    return result.structured_content
+
+
+# -- the SDK's stdio client --------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_the_whole_flow_over_stdio(store: Store, tmp_path: Path) -> None:
+    unparsed: list[Exception] = []
+
+    async def on_message(message: Any) -> None:
+        if isinstance(message, Exception):
+            unparsed.append(message)
+
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "mcp_orchestration", "serve"], env=store.env, cwd=tmp_path
+    )
+    stderr_file = tmp_path / "serve.stderr"
+    with stderr_file.open("w") as errlog, anyio.fail_after(60):
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write, message_handler=on_message) as session,
+        ):
+            initialized = await session.initialize()
+            assert initialized.server_info.name == "mcp-orchestration"
+
+            tools = (await session.list_tools()).tools
+            assert sorted(tool.name for tool in tools) == sorted(DESCRIPTIONS)
+
+            draft = _structured(
+                await session.call_tool(
+                    "add_server_to_config",
+                    {"client": CD, "profile": PROFILE, "server_id": "time", "parameters": {"local_timezone": "UTC"}},
+                )
+            )
+            assert draft["config"]["mcpServers"]["time"]["args"] == ["mcp-server-time", "--local-timezone=UTC"]
+
+            report = _structured(await session.call_tool("validate_config", {"client": CD, "profile": PROFILE}))
+            assert report["ok"] is True
+
+            published = _structured(
+                await session.call_tool("publish_config", {"client": CD, "profile": PROFILE, "changelog": "e2e"})
+            )
+            assert published["changed"] is True
+            assert published["index_version"] == 2
+
+            config = _structured(await session.call_tool("get_config", {"client": CD, "profile": PROFILE}))
+            assert config["artifact"] == published["artifact"]
+            assert config["config"] == draft["config"]
+
+            verified = _structured(await session.call_tool("verify_config", {"client": CD, "profile": PROFILE}))
+            assert verified["verified"] is True
+            assert verified["artifact"] == published["artifact"]
+
+            history = _structured(await session.call_tool("get_config_history", {"client": CD, "profile": PROFILE}))
+            assert [(v["artifact"], v["changelog"]) for v in history["versions"]] == [(published["artifact"], "e2e")]
+
+            # A tool error travels as a result with its code, and the session goes on.
+            missing = await session.call_tool("get_config", {"client": CD, "profile": "missing"})
+            assert missing.is_error
+            assert missing.structured_content is not None
+            assert missing.structured_content["error"]["code"] == "not_found"
+            assert (await session.call_tool("list_clients", {})).is_error is False
+
+    assert unparsed == []  # every stdout line was a JSON-RPC message
+    stderr = stderr_file.read_text()
+    assert "Traceback" not in stderr
+    assert verify_deep(store)["index_version"] == 2
+
+
+# -- a hand-written client: every stdout line, and malformed input ---------------------------
+
+
+@dataclass
+class RawServer:
+    """``serve`` driven line by line; every stdout line is kept."""
+
+    process: subprocess.Popen[bytes]
+    lines: queue.Queue[bytes | None] = field(default_factory=queue.Queue)
+    seen: list[bytes] = field(default_factory=list)
+    next_id: int = 1
+
+    def start_reader(self) -> None:
+        def read() -> None:
+            assert self.process.stdout is not None
+            for line in self.process.stdout:
+                self.lines.put(line)
+            self.lines.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+
+    def send_line(self, data: bytes) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(data + b"\n")
+        self.process.stdin.flush()
+
+    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send_line(json.dumps(message).encode())
+
+    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Send a request and return its response (other messages read meanwhile are kept too)."""
+        self.next_id += 1
+        request_id = self.next_id
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send_line(json.dumps(message).encode())
+        return self.response(request_id)
+
+    def response(self, request_id: object) -> dict[str, Any]:
+        deadline = time.monotonic() + RESPONSE_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no response to request {request_id!r} within {RESPONSE_TIMEOUT} s")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"the server closed stdout before answering {request_id!r}")
+            self.seen.append(line)
+            message = json.loads(line)
+            if isinstance(message, dict) and message.get("id") == request_id and "method" not in message:
+                return message
+
+    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        response = self.request("tools/call", {"name": name, "arguments": arguments})
+        assert "result" in response, response
+        result = response["result"]
+        assert isinstance(result, dict)
+        return result
+
+    def drain(self) -> None:
+        """Collect what is left on stdout after stdin was closed."""
+        while True:
+            try:
+                line = self.lines.get(timeout=RESPONSE_TIMEOUT)
+            except queue.Empty:
+                raise AssertionError("stdout did not close after stdin was closed") from None
+            if line is None:
+                return
+            self.seen.append(line)
+
+
+@pytest.fixture
+def raw_server(store: Store, tmp_path: Path) -> Iterator[RawServer]:
+    # stderr goes to a file: a pipe nobody reads could fill up and stall the server.
+    with (tmp_path / "raw.stderr").open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcp_orchestration", "serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=store.env,
+            cwd=tmp_path,
+        )
+        server = RawServer(process)
+        server.start_reader()
+        try:
+            yield server
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait(timeout=30)
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+
+def _is_jsonrpc_message(message: object) -> bool:
+    """A JSON-RPC 2.0 request, notification, result or error."""
+    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
+        return False
+    if "method" in message:
+        return isinstance(message["method"], str) and set(message) <= {"jsonrpc", "id", "method", "params"}
+    if "id" not in message or not isinstance(message["id"], str | int | type(None)):
+        return False
+    if ("result" in message) == ("error" in message):
+        return False
+    if "error" in message:
+        error = message["error"]
+        return isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str)
+    return isinstance(message["result"], dict) and set(message) == {"jsonrpc", "id", "result"}
+
+
+MALFORMED: dict[str, bytes] = {
+    "truncated request": b'{"jsonrpc":"2.0","id":9001,"method":"tools/li',
+    "truncated array": b'[{"jsonrpc":"2.0","id":9002',
+    "unterminated string": b'{"jsonrpc":"2.0","id":9003,"method":"ping',
+    "method is a number": b'{"jsonrpc":"2.0","id":9004,"method":5}',
+    "jsonrpc is a number": b'{"jsonrpc":1,"id":9005,"method":"tools/list"}',
+    "id is an object": b'{"jsonrpc":"2.0","id":{"a":1},"method":"tools/list"}',
+    "id is a float": b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}',
+    "params is a string": b'{"jsonrpc":"2.0","id":9006,"method":"tools/call","params":"nope"}',
+    "tool name is a number": b'{"jsonrpc":"2.0","id":9007,"method":"tools/call","params":{"name":5,"arguments":{}}}',
+    "arguments is a string": (
+        b'{"jsonrpc":"2.0","id":9008,"method":"tools/call","params":{"name":"get_config","arguments":"x"}}'
+    ),
+    "argument types wrong": (
+        b'{"jsonrpc":"2.0","id":9009,"method":"tools/call",'
+        b'"params":{"name":"get_config","arguments":{"client":1,"profile":null}}}'
+    ),
+    "unknown tool": b'{"jsonrpc":"2.0","id":9010,"method":"tools/call","params":{"name":"rm","arguments":{}}}',
+    "unknown method": b'{"jsonrpc":"2.0","id":9011,"method":"files/write","params":{}}',
+    "a response nobody asked for": b'{"jsonrpc":"2.0","id":9012,"result":{}}',
+    "null": b"null",
+    "number": b"42",
+    "string": b'"tools/list"',
+    "empty array": b"[]",
+    "empty object": b"{}",
+    "empty line": b"",
+    "blanks": b" \t ",
+    "invalid utf-8 inside a string": (
+        b'{"jsonrpc":"2.0","id":9013,"method":"tools/call",'
+        b'"params":{"name":"get_config","arguments":{"client":"\xff\xfe","profile":"x"}}}'
+    ),
+    "binary garbage": bytes(byte for byte in range(256) if byte != 0x0A) * 4,
+    "1 MB of text": b"x" * MEGABYTE,
+    "1 MB of nesting": b"[" * MEGABYTE,
+    "1 MB valid request": (
+        b'{"jsonrpc":"2.0","id":9014,"method":"tools/call","params":{"name":"describe_server",'
+        b'"arguments":{"server_id":"' + b"a" * MEGABYTE + b'"}}}'
+    ),
+    "1 MB changelog": (
+        b'{"jsonrpc":"2.0","id":9015,"method":"tools/call","params":{"name":"publish_config",'
+        b'"arguments":{"client":"claude-desktop","profile":"e2e","changelog":"' + b"c" * MEGABYTE + b'"}}}'
+    ),
+}
+
+
+def test_stdout_carries_only_json_rpc_and_malformed_lines_do_no_harm(
+    store: Store, raw_server: RawServer, tmp_path: Path
+) -> None:
+    initialized = raw_server.request(
+        "initialize",
+        {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}},
+    )
+    assert initialized["result"]["serverInfo"]["name"] == "mcp-orchestration"
+    raw_server.notify("notifications/initialized")
+
+    listed = raw_server.request("tools/list")
+    assert sorted(tool["name"] for tool in listed["result"]["tools"]) == sorted(DESCRIPTIONS)
+
+    added = raw_server.call("add_server_to_config", {"client": CD, "profile": PROFILE, "server_id": "memory"})
+    assert added.get("isError") is not True, added
+    published = raw_server.call("publish_config", {"client": CD, "profile": PROFILE, "changelog": "raw"})
+    assert published["structuredContent"]["index_version"] == 2
+
+    for label, line in MALFORMED.items():
+        raw_server.send_line(line)
+        # The server keeps answering: a valid request right after gets its response.
+        pong = raw_server.request("ping")
+        assert pong.get("result") == {}, (label, pong)
+
+    # A tool call still works after all of it, with the same answers as before.
+    config = raw_server.call("get_config", {"client": CD, "profile": PROFILE})
+    assert config["structuredContent"]["artifact"] == published["structuredContent"]["artifact"]
+    error = raw_server.call("get_config", {"client": "../x", "profile": PROFILE})
+    assert error["isError"] is True
+    assert error["structuredContent"]["error"]["code"] == "invalid_id"
+    history = raw_server.call("get_config_history", {"client": CD, "profile": PROFILE})
+    assert len(history["structuredContent"]["versions"]) == 1  # the 1 MB changelog published nothing
+
+    # Closing stdin ends the server cleanly.
+    assert raw_server.process.stdin is not None
+    raw_server.process.stdin.close()
+    raw_server.drain()
+    assert raw_server.process.wait(timeout=30) == 0
+
+    assert raw_server.seen
+    for line in raw_server.seen:
+        assert line.endswith(b"\n")
+        message = json.loads(line)  # every line is one JSON document...
+        assert _is_jsonrpc_message(message), line[:300]  # ...and a JSON-RPC 2.0 message
+    # Nothing the server wrote to stderr is a crash, and the key never appears anywhere.
+    stderr = (tmp_path / "raw.stderr").read_bytes()
+    assert b"Traceback" not in stderr
+    key_body = b"".join(line for line in store.key_file.read_bytes().splitlines() if not line.startswith(b"-----"))
+    for output in (stderr, b"".join(raw_server.seen)):
+        assert key_body not in output
+
+    report = verify_deep(store)
+    assert report["index_version"] == 2
+    assert report["deep"] is True
