@@ -300,7 +300,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from mcp_orchestration.server.tools import ConfigTools
 
     catalog = os.environ.get("MCP_ORCHESTRATION_CATALOG_FILE")
-    server = build_server(ConfigTools(_app(args), Path(catalog) if catalog else None))
+    app = _app(args)
+    try:
+        app.require_writable()  # loaded up front, so the redactor knows it before any request arrives
+    except OrchestrationError as error:
+        log.warning("Serving read-only: %s", error.message)
+    server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
     server.run("stdio")
     return ExitCode.OK
 

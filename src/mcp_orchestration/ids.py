@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from mcp_orchestration.domain.secret_rules import find_secret
 from mcp_orchestration.errors import InvalidIdError
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
@@ -29,9 +30,15 @@ def check_artifact_id(value: object) -> str:
 
 
 def check_name_id(value: object, kind: str) -> str:
-    """Return a client or profile id if it matches ``[a-z0-9][a-z0-9._-]{0,63}``, else raise."""
+    """Return a client or profile id if it matches ``[a-z0-9][a-z0-9._-]{0,63}``, else raise.
+
+    An id that looks like a credential is refused too: ids are echoed in every
+    listing and error, so a token pasted as an id would leak everywhere.
+    """
     if isinstance(value, str) and _NAME_ID.fullmatch(value) and ".." not in value:
-        return value
+        if find_secret(value) is None:
+            return value
+        raise InvalidIdError(f"Invalid {kind} id: it looks like a credential, which must never be an id.")
     raise InvalidIdError(
         f"Invalid {kind} id {_shown(value)}: use 1-64 characters of a-z, 0-9, '.', '_' or '-', "
         "starting with a letter or digit."

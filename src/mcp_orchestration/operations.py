@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from mcp_orchestration.domain.payload import parse_payload
-from mcp_orchestration.errors import ConflictError, KeyNotTrustedError, NotFoundError, OrchestrationError, UsageError
+from mcp_orchestration.domain.secret_rules import scrub_text
+from mcp_orchestration.errors import (
+    ConflictError,
+    KeyNotTrustedError,
+    LimitError,
+    NotFoundError,
+    OrchestrationError,
+    UsageError,
+    ValidationError,
+)
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
@@ -87,6 +96,7 @@ def publish(app: App, *, client: str, profile: str, data: bytes, source: str, ch
 
 def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> dict[str, Any]:
     """Sign and store a new config for ``client/profile``."""
+    check_changelog(changelog)
     with app.telemetry.operation("publish") as event:
         key = app.signing_key
         event.set(keyid=key.keyid)
@@ -100,6 +110,20 @@ def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any]
             "changed": not result.unchanged,
             "keyid": result.keyid,
         }
+
+
+MAX_CHANGELOG_CHARS = 1000
+
+
+def check_changelog(changelog: str) -> None:
+    """A changelog is signed into the index and shown to everyone: bounded, and never a credential."""
+    if len(changelog) > MAX_CHANGELOG_CHARS:
+        raise LimitError(f"The changelog is {len(changelog)} characters; the limit is {MAX_CHANGELOG_CHARS}.")
+    if scrub_text(changelog) != changelog:
+        raise ValidationError(
+            "The changelog contains something that looks like a credential.",
+            "Describe the change without secrets; configs reference them as ${env:NAME} placeholders.",
+        )
 
 
 def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from mcp_orchestration.server import app as server_app
 from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.settings import KeySpec, Settings
-from mcp_orchestration.store.drafts import Draft
+from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import keys, rotation
 from tests.conftest import write_key
@@ -508,6 +508,9 @@ async def test_validate_and_publish_refuse_secrets_without_echoing_them(app: App
         assert problem["path"] == "/mcpServers/gh/env/GH_TOKEN"
         assert "${env:GH_TOKEN}" in problem["message"]
 
+        # A draft holding the secret (as an operator's edit might leave it) is refused at publish.
+        payload = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GH_TOKEN": token}}}}
+        DraftStore(app.settings.storage_dir).save(Draft(CD, PROFILE, payload, None, "2026-01-01T00:00:00Z"))
         result = await client.call_tool("publish_config", {"client": CD, "profile": PROFILE})
         assert result.is_error
         assert result.structured_content is not None
@@ -531,11 +534,8 @@ async def test_publish_config(app: App) -> None:
         assert re.fullmatch(r"[0-9a-f]{64}", first["artifact"])
         assert (await ok(client, "list_profiles"))["profiles"][0]["has_draft"] is False  # the draft is gone
 
-        # Publishing the same content again changes nothing.
-        again = await ok(client, "publish_config", client=CD, profile=PROFILE)
-        assert again["changed"] is False
-        assert again["artifact"] == first["artifact"]
-        assert again["index_version"] == 2
+        # With the draft gone there is nothing to publish.
+        await fails(client, "publish_config", "not_found", client=CD, profile=PROFILE)
 
         await ok(client, "add_server_to_config", client=CD, profile=PROFILE, server_id="memory")
         second = await ok(client, "publish_config", client=CD, profile=PROFILE, changelog="second")

@@ -223,9 +223,16 @@ class ConfigTools:
 
     def publish_config(self, client: str, profile: str, changelog: str = "") -> dict[str, Any]:
         """Validate, sign and publish the draft, then drop it."""
+        operations.check_changelog(changelog)
         self.app.require_writable()
         with self.drafts.lock():  # no edit can slip in between publishing the draft and dropping it
-            draft = self._draft(client, profile)
+            clients.get_client(client)
+            draft = self.drafts.get(client, profile)
+            if draft is None:
+                raise NotFoundError(
+                    f"There is no draft of {client}/{profile} to publish.",
+                    "Edit the profile first (add_server_to_config / remove_server_from_config).",
+                )
             require_valid(draft.payload)
             result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
             self.drafts.clear(client, profile)
