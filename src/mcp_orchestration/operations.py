@@ -25,6 +25,7 @@ from mcp_orchestration.errors import (
     ValidationError,
 )
 from mcp_orchestration.fsutil import create_exclusive
+from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
@@ -119,7 +120,7 @@ def check_changelog(changelog: str) -> None:
     """A changelog is signed into the index and shown to everyone: bounded, and never a credential."""
     if len(changelog) > MAX_CHANGELOG_CHARS:
         raise LimitError(f"The changelog is {len(changelog)} characters; the limit is {MAX_CHANGELOG_CHARS}.")
-    if scrub_text(changelog) != changelog:
+    if scrub_text(changelog) != changelog or REDACTOR.redact(changelog) != changelog:
         raise ValidationError(
             "The changelog contains something that looks like a credential.",
             "Describe the change without secrets; configs reference them as ${env:NAME} placeholders.",

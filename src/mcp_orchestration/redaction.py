@@ -79,6 +79,16 @@ class Redactor:
         """Return ``text`` with every known secret and private-key block masked."""
         return self._pattern.sub(MASK, text)
 
+    def redact_log(self, text: str) -> str:
+        """A log line: known secrets masked, and anything else that looks like a credential.
+
+        Logs quote requests (a resource URI, a tool name), so unlike tool output
+        they can carry a secret the process never loaded.
+        """
+        from mcp_orchestration.domain.secret_rules import scrub_text
+
+        return scrub_text(self.redact(text))
+
     def __len__(self) -> int:
         return len(self._secrets)
 
@@ -95,7 +105,7 @@ class RedactingFormatter(logging.Formatter):
         self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._redactor.redact(super().format(record))
+        return self._redactor.redact_log(super().format(record))
 
 
 class JsonRedactingFormatter(logging.Formatter):
@@ -114,7 +124,7 @@ class JsonRedactingFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self._redactor.redact(self.formatException(record.exc_info))
-        return self._redactor.redact(json.dumps(entry, ensure_ascii=False))
+        return self._redactor.redact_log(json.dumps(entry, ensure_ascii=False))
 
 
 def configure_logging(level: int = logging.WARNING, fmt: str = "text", redactor: Redactor = REDACTOR) -> None:

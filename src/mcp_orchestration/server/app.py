@@ -18,11 +18,13 @@ from typing import Annotated, Any, cast
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent
 from pydantic import Field
 
 from mcp_orchestration.domain.secret_rules import scrub_text
 from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError
+from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.server.tools import ConfigTools
 
@@ -144,8 +146,18 @@ def _argument_error(text: str) -> dict[str, Any]:
 
 
 async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
-    """Rewrite the SDK's own tool errors (bad arguments, unknown tool), which carry no structured error."""
-    result = await call_next(ctx)
+    """Rewrite the SDK's own errors, which quote the request: tool arguments, resource URIs.
+
+    A failed ``resources/read`` comes back as a protocol error naming the URI;
+    the URI is the client's input, so the error is re-raised with its text
+    scrubbed and without the echoed data.
+    """
+    try:
+        result = await call_next(ctx)
+    except MCPError as error:
+        if ctx.method != "resources/read":
+            raise
+        raise MCPError(error.error.code, _scrub(error.error.message)) from None
     if (
         ctx.method == "tools/call"
         and isinstance(result, dict)
@@ -295,6 +307,8 @@ def _register_resources(server: MCPServer, tools: ConfigTools) -> None:
 
     @server.prompt(name="review_draft", description="Review a profile's draft before publishing it.")
     def review_draft(client: str, profile: str) -> str:
+        check_name_id(client, "client")  # the ids go into the prompt's text: no injected instructions
+        check_name_id(profile, "profile")
         return (
             f"Review the draft config of {client}/{profile} before it is published. Call view_draft_config and "
             "validate_config, explain each server it would start (command and arguments) and each environment "
