@@ -8,6 +8,7 @@ escaped prefix of what was given.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from mcp_orchestration.domain.secret_rules import find_secret
 from mcp_orchestration.errors import InvalidIdError
@@ -29,13 +30,19 @@ def check_artifact_id(value: object) -> str:
     raise InvalidIdError(f"Invalid artifact id {_shown(value)}: expected 64 lowercase hex digits.")
 
 
+def is_name_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` has the shape of a client or profile id (for ids read back from signed, hashed objects,
+    which were fully checked when they were written)."""
+    return isinstance(value, str) and _NAME_ID.fullmatch(value) is not None and ".." not in value
+
+
 def check_name_id(value: object, kind: str) -> str:
     """Return a client or profile id if it matches ``[a-z0-9][a-z0-9._-]{0,63}``, else raise.
 
     An id that looks like a credential is refused too: ids are echoed in every
     listing and error, so a token pasted as an id would leak everywhere.
     """
-    if isinstance(value, str) and _NAME_ID.fullmatch(value) and ".." not in value:
+    if is_name_id(value):
         if find_secret(value) is None:
             return value
         raise InvalidIdError(f"Invalid {kind} id: it looks like a credential, which must never be an id.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp_orchestration.errors import IntegrityError, InvalidIdError
-from mcp_orchestration.ids import check_artifact_id, check_name_id
+from mcp_orchestration.ids import check_artifact_id, is_name_id
 
 
 def _field(raw: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:
@@ -112,11 +112,9 @@ class Entry:
     @classmethod
     def from_json(cls, raw: Any, what: str) -> Entry:
         body = _expect_type(raw, "entry", what)
-        try:
-            client = check_name_id(body.get("client"), "client")
-            profile = check_name_id(body.get("profile"), "profile")
-        except InvalidIdError:
-            raise IntegrityError(f"{what} names a malformed client or profile.") from None
+        client, profile = body.get("client"), body.get("profile")
+        if not (is_name_id(client) and is_name_id(profile)):
+            raise IntegrityError(f"{what} names a malformed client or profile.")
         return cls(
             client=client,
             profile=profile,
@@ -142,7 +140,9 @@ def tree_from_json(raw: Any, type_name: str, key: str, kind: str, what: str) -> 
     parsed: dict[str, str] = {}
     for name, object_id in children.items():
         try:
-            parsed[check_name_id(name, kind)] = check_artifact_id(object_id)
+            if not is_name_id(name):
+                raise InvalidIdError(f"malformed {kind} name")
+            parsed[name] = check_artifact_id(object_id)
         except InvalidIdError:
             raise IntegrityError(f"{what} has a malformed {kind} entry.") from None
     return parsed
