@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -47,6 +46,7 @@ from mcp.client.stdio import stdio_client
 
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust.keys import generate
+from report import heading, line, print_machine, summary, verdict
 
 START_TARGET = 1.0
 CALL_TARGET = 1.5
@@ -111,32 +111,6 @@ json.dump(
 # -- reporting ---------------------------------------------------------------------------
 
 
-@dataclass
-class Outcome:
-    name: str
-    target: str
-    passed: bool
-    figure: str
-
-
-RESULTS: list[Outcome] = []
-
-
-def heading(text: str) -> None:
-    print()
-    print(text)
-    print("-" * len(text))
-
-
-def line(label: str, text: str) -> None:
-    print(f"  {label:<11} {text}")
-
-
-def verdict(name: str, passed: bool, target: str, figure: str, label: str = "target") -> None:
-    RESULTS.append(Outcome(name, target, passed, figure))
-    line(label, f"{target}  ->  {'PASS' if passed else 'FAIL'}")
-
-
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (p50 of 500 values is the 250th smallest, p99 the 495th)."""
     ordered = sorted(values)
@@ -155,20 +129,8 @@ def us(seconds: float) -> str:
 # -- environment -------------------------------------------------------------------------
 
 
-def load_average() -> str:
-    """The 1/5/15-minute load average: other work on the machine skews every figure."""
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "unknown"
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
-
-
 def print_environment(work: Path) -> None:
-    heading("Environment")
-    line("python", f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})")
-    line("system", f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs")
-    line("load", load_average())
+    print_machine()
     line("packages", f"mcp {version('mcp')}, mcp-orchestration {version('mcp-orchestration')}")
     line("scratch", str(work))
 
@@ -544,13 +506,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    heading("Summary")
-    for outcome in RESULTS:
-        mark = "PASS" if outcome.passed else "FAIL"
-        print(f"  {mark}  {outcome.name:<20} {outcome.figure:<14} target {outcome.target}")
-    print(f"\nload average at the end: {load_average()}")
-    print(f"total run time {time.perf_counter() - started:.1f} s")
-    return 0 if all(o.passed for o in RESULTS) else 1
+    return summary(started)
 
 
 if __name__ == "__main__":

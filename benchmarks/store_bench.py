@@ -26,7 +26,6 @@ import cProfile
 import hashlib
 import io
 import os
-import platform
 import pstats
 import shutil
 import subprocess
@@ -34,7 +33,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,7 @@ from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import rotation
 from mcp_orchestration.trust.keys import SigningKey, generate
+from report import heading, line, print_machine, summary, verdict
 
 PUBLISH_TARGET = 0.5
 VERIFY_TARGET = 0.5
@@ -50,32 +49,6 @@ ROTATE_TARGET_S = 1.0
 
 
 # -- reporting ---------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    name: str
-    target: str
-    passed: bool
-    figure: str
-
-
-RESULTS: list[Outcome] = []
-
-
-def heading(text: str) -> None:
-    print()
-    print(text)
-    print("-" * len(text))
-
-
-def line(label: str, text: str) -> None:
-    print(f"  {label:<11} {text}")
-
-
-def verdict(name: str, passed: bool, target: str, figure: str, label: str = "target") -> None:
-    RESULTS.append(Outcome(name, target, passed, figure))
-    line(label, f"{target}  ->  {'PASS' if passed else 'FAIL'}")
 
 
 def fmt_rate(value: float, unit: str) -> str:
@@ -107,20 +80,8 @@ def filesystem_of(path: Path) -> str:
     return f"{fstype} on {device}, mounted at {mount} ({options})"
 
 
-def load_average() -> str:
-    """The 1/5/15-minute load average: other work on the machine skews every figure."""
-    try:
-        one, five, fifteen = os.getloadavg()
-    except OSError:
-        return "unknown"
-    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min) on {os.cpu_count()} CPUs"
-
-
 def print_environment(work: Path) -> None:
-    heading("Environment")
-    line("python", f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})")
-    line("system", f"{platform.system()} {platform.release()} {platform.machine()}, {os.cpu_count()} CPUs")
-    line("load", load_average())
+    print_machine()
     line("storage", str(work))
     line("filesystem", filesystem_of(work))
     sha = subprocess.run(["sha256sum", "--version"], capture_output=True, text=True, check=False)
@@ -580,13 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
 
-    heading("Summary")
-    for outcome in RESULTS:
-        mark = "PASS" if outcome.passed else "FAIL"
-        print(f"  {mark}  {outcome.name:<28} {outcome.figure:<14} target {outcome.target}")
-    print(f"\nload average at the end: {load_average()}")
-    print(f"total run time {time.perf_counter() - started:.1f} s")
-    return 0 if all(o.passed for o in RESULTS) else 1
+    return summary(started)
 
 
 if __name__ == "__main__":
