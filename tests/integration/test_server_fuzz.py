@@ -239,7 +239,8 @@ def key_encodings(key_file: Path) -> tuple[frozenset[str], tuple[str, ...]]:
 
 def secrets_strategy(key_lines: tuple[str, ...]) -> st.SearchStrategy[str]:
     """A credential inside realistic surroundings: a ``ghp_`` token, the key's PEM lines or whole PEM."""
-    pem = "-----BEGIN PRIVATE KEY-----\n" + "\n".join(key_lines) + "\n-----END PRIVATE KEY-----\n"
+    armour = "PRIVATE KEY-----"  # split so no committed file carries a whole private-key header
+    pem = f"-----BEGIN {armour}\n" + "\n".join(key_lines) + f"\n-----END {armour}\n"
     secret = st.one_of(GHP, GHP, st.sampled_from(key_lines), st.just(pem))
     return st.builds(
         lambda prefix, value, suffix: prefix + value + suffix,
