@@ -9,6 +9,8 @@ machine is the operator's ``deploy`` command.
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import utc_now
 
 EMPTY_CONFIG: dict[str, Any] = {"mcpServers": {}}
+MASKED_CACHE_ENTRIES = 256
 
 
 class ConfigTools:
@@ -34,6 +37,8 @@ class ConfigTools:
         self.app = app
         self.drafts = DraftStore(app.settings.storage_dir)
         self.catalog_file = catalog_file
+        self._masked_cache: dict[str, str] = {}
+        self._masked_lock = threading.Lock()
 
     # -- browsing ------------------------------------------------------------------------
 
@@ -92,8 +97,20 @@ class ConfigTools:
             "index_version": entry["index_version"],
             "published_at": entry["published_at"],
             "changelog": entry["changelog"],
-            "config": mask_secrets(result["payload"]),
+            "config": self._masked(entry["artifact"], result["payload"]),
         }
+
+    def _masked(self, artifact: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The masked form of an artifact, computed once per artifact (artifacts never change)."""
+        with self._masked_lock:  # tools run in worker threads
+            text = self._masked_cache.get(artifact)
+        if text is None:
+            text = json.dumps(mask_secrets(payload))
+            with self._masked_lock:
+                if len(self._masked_cache) >= MASKED_CACHE_ENTRIES:
+                    self._masked_cache.pop(next(iter(self._masked_cache)))
+                self._masked_cache[artifact] = text
+        return dict(json.loads(text))
 
     def get_config_history(self, client: str, profile: str) -> dict[str, Any]:
         """Every published version of a profile, newest first."""
