@@ -7,11 +7,16 @@ the exit status.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -68,3 +73,18 @@ def summary(started: float) -> int:
     print(f"\nload average at the end: {load_average()}")
     print(f"total run time {time.perf_counter() - started:.1f} s")
     return 0 if all(o.passed for o in RESULTS) else 1
+
+
+@contextlib.contextmanager
+def scratch_dir(parent: Path | None, prefix: str, keep: bool) -> Iterator[Path]:
+    """A fresh directory for one run (under ``parent`` if given), removed afterwards unless ``keep``."""
+    if parent is not None:
+        parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    try:
+        yield work
+    finally:
+        if keep:
+            print(f"\nkept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)

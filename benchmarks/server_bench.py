@@ -28,11 +28,9 @@ import json
 import math
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -46,7 +44,7 @@ from mcp.client.stdio import stdio_client
 
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust.keys import generate
-from report import heading, line, print_machine, summary, verdict
+from report import heading, line, print_machine, scratch_dir, summary, verdict
 
 START_TARGET = 1.0
 CALL_TARGET = 1.5
@@ -489,10 +487,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="mcp-orch-server-bench-", dir=args.dir))
-    try:
+    with scratch_dir(args.dir, "mcp-orch-server-bench-", args.keep) as work:
         note = " (--quick: few runs, the figures mean little)" if args.quick else ""
         print(f"mcp-orchestration MCP server benchmark{note}")
         print_environment(work)
@@ -500,11 +495,6 @@ def main(argv: list[str] | None = None) -> int:
         bench_cold_start(fx, args.runs, args.repeats)
         bench_calls(fx, args.warmup, args.calls, args.block)
         bench_breakdown(fx, args.repeats, args.show)
-    finally:
-        if args.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
     return summary(started)
 

@@ -27,10 +27,8 @@ import hashlib
 import io
 import os
 import pstats
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,7 +39,7 @@ from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import rotation
 from mcp_orchestration.trust.keys import SigningKey, generate
-from report import heading, line, print_machine, summary, verdict
+from report import heading, line, print_machine, scratch_dir, summary, verdict
 
 PUBLISH_TARGET = 0.5
 VERIFY_TARGET = 0.5
@@ -511,10 +509,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    if args.dir is not None:
-        args.dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="mcp-orch-bench-", dir=args.dir))
-    try:
+    with scratch_dir(args.dir, "mcp-orch-bench-", args.keep) as work:
         note = " (--quick: small sizes, the figures mean little)" if args.quick else ""
         print(f"mcp-orchestration store benchmark{note}")
         print_environment(work)
@@ -535,11 +530,6 @@ def main(argv: list[str] | None = None) -> int:
         line("objects", f"{len(files):,} object files on disk ({sum(s for _r, s in files) / 1e6:.1f} MB)")
         bench_verify(work, large, files, args.repeats, args.profile)
         bench_rotation(large, files, keys[1:], publish_index, expected)
-    finally:
-        if args.keep:
-            print(f"\nkept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
 
     return summary(started)
 

@@ -16,6 +16,8 @@ import sys
 import threading
 from collections.abc import Iterable
 
+from mcp_orchestration.domain.secret_rules import scrub_text
+
 MASK = "[REDACTED]"
 
 # A private-key block, whole or cut short (a truncated block still leaks).
@@ -85,8 +87,6 @@ class Redactor:
         Logs quote requests (a resource URI, a tool name), so unlike tool output
         they can carry a secret the process never loaded.
         """
-        from mcp_orchestration.domain.secret_rules import scrub_text
-
         return scrub_text(self.redact(text))
 
     def __len__(self) -> int:
