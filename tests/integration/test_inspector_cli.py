@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from mcp_orchestration.server.app import DESCRIPTIONS
 from mcp_orchestration.settings import ENV_PREFIX, load_settings
 from mcp_orchestration.store.index import Index
+from tests.integration.tool_errors import wire_error
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DIR = ROOT / "build" / "node"
@@ -246,8 +247,7 @@ def test_a_tool_error_exits_5_with_the_structured_error(inspector: Inspector) ->
     run = inspector.call("get_config", client=CD, profile="no-such-profile")
     assert run.status == TOOL_ERROR_EXIT, run.stderr
     result = run.result()  # the failed result is still printed on stdout
-    assert result["isError"] is True
-    assert result["structuredContent"]["error"]["code"] == "not_found"
+    assert wire_error(result)["code"] == "not_found"
     assert result["content"][0]["text"].startswith("[not_found] ")
     assert run.error_envelope()["code"] == "tool_is_error"
 
@@ -255,7 +255,7 @@ def test_a_tool_error_exits_5_with_the_structured_error(inspector: Inspector) ->
 def test_an_invalid_id_exits_5(inspector: Inspector) -> None:
     run = inspector.call("get_config", client="../../etc", profile=PROFILE)
     assert run.status == TOOL_ERROR_EXIT, run.stderr
-    assert run.result()["structuredContent"]["error"]["code"] == "invalid_id"
+    assert wire_error(run.result())["code"] == "invalid_id"
 
 
 def test_an_unknown_tool_exits_5(inspector: Inspector) -> None:
@@ -269,7 +269,7 @@ def test_read_only_server_answers_key_unavailable(tmp_path: Path, initialised: P
     inspector = Inspector(tmp_path, {"MCP_ORCHESTRATION_HOME": str(initialised)})
     run = inspector.call("add_server_to_config", client=CD, profile=PROFILE, server_id="time")
     assert run.status == TOOL_ERROR_EXIT, run.stderr
-    assert run.result()["structuredContent"]["error"]["code"] == "key_unavailable"
+    assert wire_error(run.result())["code"] == "key_unavailable"
     trust = inspector.run("--method", "tools/call", "--tool-name", "get_trust_info")
     assert trust.status == 0, trust.stderr
     assert trust.result()["structuredContent"]["index_version"] == 1

@@ -52,6 +52,7 @@ from mcp_orchestration.settings import ENV_PREFIX, KeySpec
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import keys
 from tests.integration.test_leak_canary import Canaries
+from tests.integration.tool_errors import tool_error
 
 CD = "claude-desktop"
 PROFILE = "default"
@@ -160,7 +161,7 @@ class Session:
             self._record(step, f"{error}\n{error.error.model_dump_json()}", f"protocol {error.code}", expected)
             return {}
         structured = result.structured_content or {}
-        code = str(structured.get("error", {}).get("code", "?")) if result.is_error else None
+        code = tool_error(result)["code"] if result.is_error else None
         self._record(step, _text_of(result), code, expected)
         return structured
 

@@ -12,7 +12,7 @@ transport's JSON parser rejects them before any tool runs.
 Invariants, checked on every call:
 
 * the call returns (the client raises nothing) within the server's time limit;
-* an error result carries ``structured_content["error"]["code"]`` from the
+* an error result carries, in its ``_meta``, a code from the
   product's set of stable codes (code ``internal`` is a failure: it means an
   exception nobody expected), a message, and never a traceback;
 * a success result has structured content;
@@ -61,6 +61,7 @@ from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.settings import load_settings
 from tests.conftest import write_key
+from tests.integration.tool_errors import tool_error
 
 # Examples per tool in the per-tool test, and call sequences in the sequence test: 16 * 95 + 600 = 2,120.
 PER_TOOL_EXAMPLES = 95
@@ -382,20 +383,20 @@ class Harness:
         except Exception as exc:  # the invariant: nothing escapes to the client
             pytest.fail(f"{shown} raised {type(exc).__name__}: {str(exc)[:500]}")
         text = "\n".join(getattr(block, "text", "") for block in result.content)
-        everything = text + "\n" + json.dumps(result.structured_content, default=repr)
+        everything = text + "\n" + json.dumps(result.model_dump(mode="json"), default=repr)
         leaks = self.canaries.leaks(everything)
         assert not leaks, f"{shown} leaked {leaks}:\n{everything[:2000]}"
         assert TRACEBACK not in everything, f"{shown} returned a traceback:\n{everything[:2000]}"
-        assert isinstance(result.structured_content, dict), f"{shown} returned no structured content: {text[:500]}"
         if tool == "publish_config" and not result.is_error and isinstance(args.get("changelog"), str):
             # BUG (known, see test_a_credential_in_a_changelog_is_refused): the changelog is stored unchecked.
             self.canaries.excused.update(GHP_TOKEN.findall(args["changelog"]))
         if result.is_error:
-            error = result.structured_content.get("error")
-            assert isinstance(error, dict), f"{shown}: error without structured error: {result.structured_content}"
+            error = tool_error(result)
             assert error.get("code") in KNOWN_CODES, f"{shown}: unknown error code {error.get('code')!r}: {error}"
             assert isinstance(error.get("message"), str) and error["message"], f"{shown}: no message: {error}"
             assert text.startswith(f"[{error['code']}] "), f"{shown}: text {text[:200]!r}"
+        else:
+            assert isinstance(result.structured_content, dict), f"{shown} returned no structured content: {text[:500]}"
         return result
 
 
@@ -483,8 +484,7 @@ def test_a_credential_in_a_changelog_is_refused(harness: Harness) -> None:
         harness.client.call_tool, "publish_config", {**where, "changelog": f"rotated the token {token}"}
     )
     if published.is_error:
-        assert published.structured_content is not None
-        assert published.structured_content["error"]["code"] == "validation"
+        assert tool_error(published)["code"] == "validation"
         return
     for tool in ("get_config", "get_config_history"):
         shown = harness.portal.call(harness.client.call_tool, tool, where)
@@ -498,8 +498,7 @@ def test_a_credential_shaped_id_is_refused(harness: Harness) -> None:
     try:
         added = harness.portal.call(harness.client.call_tool, "add_server_to_config", {**where, "server_id": "time"})
         assert added.is_error, "a token was accepted as a profile id"
-        assert added.structured_content is not None
-        assert added.structured_content["error"]["code"] in {"invalid_id", "validation"}
-        assert token not in json.dumps(added.structured_content)
+        assert tool_error(added)["code"] in {"invalid_id", "validation"}
+        assert token not in json.dumps(added.model_dump(mode="json"))
     finally:
         harness.portal.call(harness.client.call_tool, "clear_draft_config", where)

@@ -3,8 +3,8 @@
 Each test builds the real server (``build_server(ConfigTools(app))``) over a
 store and keys created at run time in ``tmp_path`` and talks to it with
 ``mcp.Client``, exactly as a model would: success results are checked by their
-structured content, failures by the stable code in
-``structured_content["error"]["code"]``.
+structured content, failures by the stable code of the error in the result's
+``_meta`` (``tool_error``).
 
 The ``tools/list`` snapshot (names, descriptions and input schemas) lives in
 ``tests/integration/snapshots/tools_list.json`` and is compared exactly: a tool
@@ -45,6 +45,7 @@ from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import keys, rotation
 from tests.conftest import write_key
+from tests.integration.tool_errors import tool_error
 
 pytestmark = pytest.mark.anyio
 
@@ -182,11 +183,8 @@ async def ok(client: Client, tool: str, /, **arguments: Any) -> dict[str, Any]:
 async def fails(client: Client, tool: str, code: str, /, **arguments: Any) -> dict[str, str]:
     """Call ``tool``, expect a tool error with ``code``; return the error object."""
     result = await client.call_tool(tool, arguments)
-    assert result.is_error, (tool, arguments, result.structured_content)
-    assert result.structured_content is not None, (tool, result.content)
-    error = result.structured_content["error"]
+    error = tool_error(result)
     assert error["code"] == code, (tool, arguments, error)
-    assert set(error) == {"code", "message", "hint"}
     assert error["message"].strip()
     text = result.content[0].text  # type: ignore[union-attr]
     assert text.startswith(f"[{code}] ")
@@ -384,9 +382,7 @@ async def test_add_server_refuses_a_secret_parameter_and_explains_placeholders(a
             "add_server_to_config",
             {"client": CD, "profile": PROFILE, "server_id": "fetch", "parameters": {"user_agent": token}},
         )
-    assert result.is_error
-    assert result.structured_content is not None
-    error = result.structured_content["error"]
+    error = tool_error(result)
     assert error["code"] == "validation"
     assert "${env:" in error["message"] + error["hint"]
     assert token not in json.dumps(result.model_dump(mode="json"))
@@ -512,9 +508,7 @@ async def test_validate_and_publish_refuse_secrets_without_echoing_them(app: App
         payload = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GH_TOKEN": token}}}}
         DraftStore(app.settings.storage_dir).save(Draft(CD, PROFILE, payload, None, "2026-01-01T00:00:00Z"))
         result = await client.call_tool("publish_config", {"client": CD, "profile": PROFILE})
-        assert result.is_error
-        assert result.structured_content is not None
-        error = result.structured_content["error"]
+        error = tool_error(result)
         assert error["code"] == "validation"
         assert "${env:" in error["hint"]
         # A model editing this draft is told the same, and nothing is saved.
@@ -960,9 +954,7 @@ async def test_an_unexpected_exception_is_a_generic_error_without_details(
         result = await client.call_tool("list_clients", {})
         # The server keeps serving afterwards.
         assert (await ok(client, "list_available_servers"))["servers"]
-    assert result.is_error
-    assert result.structured_content is not None
-    error = result.structured_content["error"]
+    error = tool_error(result)
     assert error["message"] == "Internal error; the server logged the details."
     dumped = json.dumps(result.model_dump(mode="json"))
     assert token not in dumped
@@ -1000,9 +992,7 @@ async def test_a_slow_call_is_cut_off_with_a_limit_error(app: App, monkeypatch: 
             elapsed = time.monotonic() - started
     finally:
         release.set()
-    assert result.is_error
-    assert result.structured_content is not None
-    assert result.structured_content["error"]["code"] == "limit"
+    assert tool_error(result)["code"] == "limit"
     assert elapsed < 0.8
 
 
@@ -1054,9 +1044,7 @@ async def test_a_rejected_argument_is_never_echoed(app: App) -> None:
 async def test_an_unknown_tool_is_a_tool_error(app: App) -> None:
     async with connect(app) as client:
         result = await client.call_tool("write_file", {"path": "/etc/passwd"})
-        assert result.is_error
-        assert result.structured_content is not None
-        assert result.structured_content["error"]["code"] in ("usage", "not_found")
+        assert tool_error(result)["code"] in ("usage", "not_found")
         assert (await ok(client, "list_clients"))["clients"]
 
 
@@ -1137,7 +1125,10 @@ async def test_review_draft_prompt(app: App) -> None:
 
 
 def _tools_listing(tools: Any) -> list[dict[str, Any]]:
-    return [{"name": t.name, "description": t.description, "inputSchema": t.input_schema} for t in tools]
+    return [
+        {"name": t.name, "description": t.description, "inputSchema": t.input_schema, "outputSchema": t.output_schema}
+        for t in tools
+    ]
 
 
 @pytest.fixture
@@ -1146,7 +1137,7 @@ def snapshot_update() -> Iterator[bool]:
 
 
 async def test_tools_list_snapshot(app: App, snapshot_update: bool) -> None:
-    """``tools/list`` (names, descriptions, input schemas) must equal the committed snapshot exactly.
+    """``tools/list`` (names, descriptions, input and output schemas) must equal the committed snapshot exactly.
 
     To accept an intended change, regenerate by hand and review the diff:
     ``UPDATE_TOOLS_SNAPSHOT=1 .venv/bin/pytest tests/integration/test_server_tools.py -k snapshot``.
@@ -1162,3 +1153,15 @@ async def test_tools_list_snapshot(app: App, snapshot_update: bool) -> None:
     assert listing == expected
     assert sorted(t["name"] for t in listing) == ALL_TOOLS
     assert {t["name"]: t["description"] for t in listing} == DESCRIPTIONS
+
+
+async def test_every_tool_publishes_a_closed_output_schema(app: App) -> None:
+    """Each result's shape is named field by field; nothing unnamed can reach a client."""
+    async with connect(app) as client:
+        tools = (await client.list_tools()).tools
+    for tool in tools:
+        schema = tool.output_schema
+        assert schema is not None, tool.name
+        assert schema["type"] == "object", tool.name
+        assert schema["additionalProperties"] is False, tool.name
+        assert set(schema["required"]) == set(schema["properties"]), tool.name

@@ -37,6 +37,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_orchestration.server.app import DESCRIPTIONS
 from mcp_orchestration.settings import ENV_PREFIX
 from tests.conftest import run_process, write_key
+from tests.integration.tool_errors import tool_error, wire_error
 
 CD = "claude-desktop"
 PROFILE = "e2e"
@@ -148,9 +149,7 @@ async def test_the_whole_flow_over_stdio(store: Store, tmp_path: Path) -> None:
 
             # A tool error travels as a result with its code, and the session goes on.
             missing = await session.call_tool("get_config", {"client": CD, "profile": "missing"})
-            assert missing.is_error
-            assert missing.structured_content is not None
-            assert missing.structured_content["error"]["code"] == "not_found"
+            assert tool_error(missing)["code"] == "not_found"
             assert (await session.call_tool("list_clients", {})).is_error is False
 
     assert unparsed == []  # every stdout line was a JSON-RPC message
@@ -351,8 +350,7 @@ def test_stdout_carries_only_json_rpc_and_malformed_lines_do_no_harm(
     config = raw_server.call("get_config", {"client": CD, "profile": PROFILE})
     assert config["structuredContent"]["artifact"] == published["structuredContent"]["artifact"]
     error = raw_server.call("get_config", {"client": "../x", "profile": PROFILE})
-    assert error["isError"] is True
-    assert error["structuredContent"]["error"]["code"] == "invalid_id"
+    assert wire_error(error)["code"] == "invalid_id"
     history = raw_server.call("get_config_history", {"client": CD, "profile": PROFILE})
     assert len(history["structuredContent"]["versions"]) == 1  # the 1 MB changelog published nothing
 

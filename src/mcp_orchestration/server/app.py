@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
-from typing import Annotated, Any, cast
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, TypeVar, cast
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -26,12 +26,15 @@ from mcp_orchestration.domain.secret_rules import scrub_text
 from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError
 from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.redaction import REDACTOR
+from mcp_orchestration.server import schemas
 from mcp_orchestration.server.tools import ConfigTools
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result", bound=Mapping[str, Any])
 
 CALL_TIMEOUT_SECONDS = 20.0
 SERVER_NAME = "mcp-orchestration"
+ERROR_META_KEY = "mcp-orchestration/error"  # a tool error's {code, message, hint} in the result's _meta
 INSTRUCTIONS = (
     "Manages MCP client configurations as signed, content-addressed artifacts. Edit a profile's draft with "
     "add_server_to_config / remove_server_from_config, check it with validate_config and diff_config, then "
@@ -80,21 +83,24 @@ def _scrub(text: str) -> str:
 
 
 def _error_result(error: OrchestrationError) -> CallToolResult:
+    """A tool error: the text a model reads, and the same error as data in ``_meta`` for programs.
+
+    Not in ``structuredContent``: clients validate that against the tool's
+    output schema, error or not, and would replace the message with their own.
+    """
     data = {key: _scrub(value) for key, value in error.to_dict().items()}
     text = f"[{data['code']}] {data['message']}" + (f"\n{data['hint']}" if data["hint"] else "")
-    return CallToolResult(
-        is_error=True, content=[TextContent(type="text", text=text)], structured_content={"error": data}
-    )
+    return CallToolResult(is_error=True, content=[TextContent(type="text", text=text)], meta={ERROR_META_KEY: data})
 
 
-def _redacted(result: dict[str, Any]) -> dict[str, Any]:
+def _redacted(result: Result) -> Result:
     """The result, as it would be sent, passed through the redactor (a no-op unless a secret slipped in)."""
     text = json.dumps(result, sort_keys=True)
     redacted = REDACTOR.redact(text)
-    return result if redacted == text else dict(json.loads(redacted))
+    return result if redacted == text else cast("Result", json.loads(redacted))
 
 
-async def _run(operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+async def _run(operation: Callable[[], Result]) -> Result:
     """Run one operation in a worker thread with a time limit; map every failure to a tool error.
 
     A failure is returned as a ``CallToolResult`` with ``isError`` set, which the
@@ -118,10 +124,10 @@ async def _run(operation: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     except Exception:
         log.exception("Unexpected error in a tool call")
         failure = _error_result(InternalError("Internal error; the server logged the details."))
-    return cast("dict[str, Any]", failure)
+    return cast("Result", failure)
 
 
-def _resource(operation: Callable[[], dict[str, Any]]) -> str:
+def _resource(operation: Callable[[], Mapping[str, Any]]) -> str:
     """A resource body as JSON; an expected failure is a resource error with its code, redacted."""
     try:
         return REDACTOR.redact(json.dumps(operation()))
@@ -140,7 +146,7 @@ def _argument_error(text: str) -> dict[str, Any]:
     code = "validation" if "validation error" in message else "usage"
     return {
         "content": [{"type": "text", "text": f"[{code}] {message}"}],
-        "structuredContent": {"error": {"code": code, "message": message, "hint": ""}},
+        "_meta": {ERROR_META_KEY: {"code": code, "message": message, "hint": ""}},
         "isError": True,
     }
 
@@ -162,7 +168,7 @@ async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
         ctx.method == "tools/call"
         and isinstance(result, dict)
         and result.get("isError")
-        and "structuredContent" not in result
+        and ERROR_META_KEY not in result.get("_meta", {})
     ):
         text = "\n".join(str(block.get("text", "")) for block in result.get("content", []))
         return {**result, **_argument_error(text)}
@@ -179,11 +185,11 @@ def build_server(tools: ConfigTools) -> MCPServer:
         return server.tool(name=name, description=DESCRIPTIONS[name], structured_output=True)
 
     @tool("list_clients")
-    async def list_clients() -> dict[str, Any]:
+    async def list_clients() -> schemas.ClientList:
         return await _run(tools.list_clients)
 
     @tool("list_profiles")
-    async def list_profiles(client: Client | None = None) -> dict[str, Any]:
+    async def list_profiles(client: Client | None = None) -> schemas.ProfileList:
         return await _run(lambda: tools.list_profiles(client))
 
     @tool("get_config")
@@ -191,19 +197,21 @@ def build_server(tools: ConfigTools) -> MCPServer:
         client: Client,
         profile: Profile,
         artifact: Annotated[str | None, Field(description="A past artifact id (64 hex digits).")] = None,
-    ) -> dict[str, Any]:
+    ) -> schemas.PublishedConfig:
         return await _run(lambda: tools.get_config(client, profile, artifact))
 
     @tool("diff_config")
-    async def diff_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def diff_config(client: Client, profile: Profile) -> schemas.ProfileDiff:
         return await _run(lambda: tools.diff_config(client, profile))
 
     @tool("list_available_servers")
-    async def list_available_servers() -> dict[str, Any]:
+    async def list_available_servers() -> schemas.ServerList:
         return await _run(tools.list_available_servers)
 
     @tool("describe_server")
-    async def describe_server(server_id: Annotated[str, Field(description="Catalog server id.")]) -> dict[str, Any]:
+    async def describe_server(
+        server_id: Annotated[str, Field(description="Catalog server id.")],
+    ) -> schemas.ServerDetails:
         return await _run(lambda: tools.describe_server(server_id))
 
     @tool("add_server_to_config")
@@ -218,7 +226,7 @@ def build_server(tools: ConfigTools) -> MCPServer:
         optional_env: Annotated[
             list[str] | None, Field(description="Names of optional environment variables to reference.")
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> schemas.DraftView:
         return await _run(
             lambda: tools.add_server_to_config(
                 client, profile, server_id, name=name, parameters=parameters, optional_env=optional_env
@@ -228,19 +236,19 @@ def build_server(tools: ConfigTools) -> MCPServer:
     @tool("remove_server_from_config")
     async def remove_server_from_config(
         client: Client, profile: Profile, name: Annotated[str, Field(description="Server name in the config.")]
-    ) -> dict[str, Any]:
+    ) -> schemas.DraftView:
         return await _run(lambda: tools.remove_server_from_config(client, profile, name))
 
     @tool("view_draft_config")
-    async def view_draft_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def view_draft_config(client: Client, profile: Profile) -> schemas.DraftWithDiff:
         return await _run(lambda: tools.view_draft_config(client, profile))
 
     @tool("clear_draft_config")
-    async def clear_draft_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def clear_draft_config(client: Client, profile: Profile) -> schemas.DraftCleared:
         return await _run(lambda: tools.clear_draft_config(client, profile))
 
     @tool("validate_config")
-    async def validate_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def validate_config(client: Client, profile: Profile) -> schemas.ValidationResult:
         return await _run(lambda: tools.validate_config(client, profile))
 
     @tool("publish_config")
@@ -248,23 +256,23 @@ def build_server(tools: ConfigTools) -> MCPServer:
         client: Client,
         profile: Profile,
         changelog: Annotated[str, Field(description="Why this version exists.", max_length=1000)] = "",
-    ) -> dict[str, Any]:
+    ) -> schemas.PublishResult:
         return await _run(lambda: tools.publish_config(client, profile, changelog))
 
     @tool("get_config_history")
-    async def get_config_history(client: Client, profile: Profile) -> dict[str, Any]:
+    async def get_config_history(client: Client, profile: Profile) -> schemas.ConfigHistory:
         return await _run(lambda: tools.get_config_history(client, profile))
 
     @tool("verify_config")
-    async def verify_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def verify_config(client: Client, profile: Profile) -> schemas.VerifyResult:
         return await _run(lambda: tools.verify_config(client, profile))
 
     @tool("get_trust_info")
-    async def get_trust_info() -> dict[str, Any]:
+    async def get_trust_info() -> schemas.TrustInfo:
         return await _run(tools.get_trust_info)
 
     @tool("export_config")
-    async def export_config(client: Client, profile: Profile) -> dict[str, Any]:
+    async def export_config(client: Client, profile: Profile) -> schemas.ExportedConfig:
         return await _run(lambda: tools.export_config(client, profile))
 
     _register_resources(server, tools)

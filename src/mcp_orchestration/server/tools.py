@@ -13,7 +13,7 @@ import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mcp_orchestration import operations
 from mcp_orchestration.domain import catalog, clients
@@ -23,6 +23,7 @@ from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import NotFoundError
 from mcp_orchestration.ids import check_name_id, check_server_name
 from mcp_orchestration.operations import App
+from mcp_orchestration.server import schemas
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import utc_now
 
@@ -42,7 +43,7 @@ class ConfigTools:
 
     # -- browsing ------------------------------------------------------------------------
 
-    def list_clients(self) -> dict[str, Any]:
+    def list_clients(self) -> schemas.ClientList:
         """The MCP clients this server can produce configs for."""
         return {
             "clients": [
@@ -51,7 +52,7 @@ class ConfigTools:
             ]
         }
 
-    def list_profiles(self, client: str | None = None) -> dict[str, Any]:
+    def list_profiles(self, client: str | None = None) -> schemas.ProfileList:
         """Every published profile (optionally of one client), and which have a draft."""
         if client is not None:
             check_name_id(client, "client")
@@ -71,7 +72,7 @@ class ConfigTools:
             ]
         }
 
-    def list_available_servers(self) -> dict[str, Any]:
+    def list_available_servers(self) -> schemas.ServerList:
         """The catalog of well-known servers, in brief."""
         return {
             "servers": [
@@ -80,13 +81,14 @@ class ConfigTools:
             ]
         }
 
-    def describe_server(self, server_id: str) -> dict[str, Any]:
+    def describe_server(self, server_id: str) -> schemas.ServerDetails:
         """One catalog entry in full: command, parameters and environment variable names."""
-        return {"server": catalog.get_server(server_id, self.catalog_file).describe()}
+        description = catalog.get_server(server_id, self.catalog_file).describe()
+        return {"server": cast("schemas.ServerDescription", description)}
 
     # -- published configs ---------------------------------------------------------------
 
-    def get_config(self, client: str, profile: str, artifact: str | None = None) -> dict[str, Any]:
+    def get_config(self, client: str, profile: str, artifact: str | None = None) -> schemas.PublishedConfig:
         """A profile's published config (latest, or a past artifact), verified and masked."""
         result = operations.get(self.app, client, profile, artifact)
         entry = result["entry"]
@@ -112,11 +114,11 @@ class ConfigTools:
                 self._masked_cache[artifact] = text
         return dict(json.loads(text))
 
-    def get_config_history(self, client: str, profile: str) -> dict[str, Any]:
+    def get_config_history(self, client: str, profile: str) -> schemas.ConfigHistory:
         """Every published version of a profile, newest first."""
-        return operations.profile_history(self.app, client, profile)
+        return cast("schemas.ConfigHistory", operations.profile_history(self.app, client, profile))
 
-    def export_config(self, client: str, profile: str) -> dict[str, Any]:
+    def export_config(self, client: str, profile: str) -> schemas.ExportedConfig:
         """The client's own file shape for a profile's published config, with its artifact and index version."""
         spec = clients.get_client(client)
         published = self.get_config(client, profile)
@@ -129,17 +131,21 @@ class ConfigTools:
             "config": rendered,
         }
 
-    def verify_config(self, client: str, profile: str) -> dict[str, Any]:
+    def verify_config(self, client: str, profile: str) -> schemas.VerifyResult:
         """Verify the key history, the signed chain and the profile's artifact bytes."""
         report = operations.verify(self.app, deep=False, expect_key=None)
         entry = operations.get(self.app, client, profile, None)["entry"]  # re-hashes the artifact
-        return {"client": client, "profile": profile, "artifact": entry["artifact"], "verified": True, **report}
+        return cast(
+            "schemas.VerifyResult",
+            {"client": client, "profile": profile, "artifact": entry["artifact"], "verified": True, **report},
+        )
 
-    def get_trust_info(self) -> dict[str, Any]:
+    def get_trust_info(self) -> schemas.TrustInfo:
         """Fingerprints, the key history and the current index version (public data only)."""
         keys = operations.list_keys(self.app)
         _, head = self.app.index.snapshot()
-        return {**keys, "index_version": head.head.version, "signed_by": f"SHA256:{head.keyid}"}
+        trust = {**keys, "index_version": head.head.version, "signed_by": f"SHA256:{head.keyid}"}
+        return cast("schemas.TrustInfo", trust)
 
     # -- drafts --------------------------------------------------------------------------
 
@@ -155,7 +161,7 @@ class ConfigTools:
             return Draft(client, profile, dict(EMPTY_CONFIG), None, utc_now())
         return Draft(client, profile, published["payload"], published["entry"]["artifact"], utc_now())
 
-    def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+    def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> schemas.DraftView:
         """Apply ``change`` to the draft's config: read, change and write under the drafts lock, so no edit is lost."""
         self.app.require_writable()
         with self.drafts.lock():
@@ -164,7 +170,7 @@ class ConfigTools:
             self.drafts.save(updated)
         return self._show(updated)
 
-    def _show(self, draft: Draft) -> dict[str, Any]:
+    def _show(self, draft: Draft) -> schemas.DraftView:
         return {
             "client": draft.client,
             "profile": draft.profile,
@@ -182,7 +188,7 @@ class ConfigTools:
         name: str | None = None,
         parameters: dict[str, Any] | None = None,
         optional_env: list[str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> schemas.DraftView:
         """Add a catalog server to the profile's draft (secrets become placeholders)."""
         clients.get_client(client)
         server = catalog.get_server(server_id, self.catalog_file)
@@ -196,7 +202,7 @@ class ConfigTools:
 
         return self._edit(client, profile, add)
 
-    def remove_server_from_config(self, client: str, profile: str, name: str) -> dict[str, Any]:
+    def remove_server_from_config(self, client: str, profile: str, name: str) -> schemas.DraftView:
         """Remove a server from the profile's draft."""
 
         def remove(config: dict[str, Any]) -> dict[str, Any]:
@@ -208,12 +214,13 @@ class ConfigTools:
 
         return self._edit(client, profile, remove)
 
-    def view_draft_config(self, client: str, profile: str) -> dict[str, Any]:
+    def view_draft_config(self, client: str, profile: str) -> schemas.DraftWithDiff:
         """The draft (masked) and how it differs from the published config."""
         draft = self._draft(client, profile)
-        return {**self._show(draft), "diff": self._diff_against_published(draft).to_dict()}
+        diff = cast("schemas.ConfigDiff", self._diff_against_published(draft).to_dict())
+        return {**self._show(draft), "diff": diff}
 
-    def clear_draft_config(self, client: str, profile: str) -> dict[str, Any]:
+    def clear_draft_config(self, client: str, profile: str) -> schemas.DraftCleared:
         """Drop the profile's draft."""
         self.app.require_writable()
         clients.get_client(client)
@@ -221,10 +228,10 @@ class ConfigTools:
             cleared = self.drafts.clear(client, profile)
         return {"client": client, "profile": profile, "cleared": cleared}
 
-    def diff_config(self, client: str, profile: str) -> dict[str, Any]:
+    def diff_config(self, client: str, profile: str) -> schemas.ProfileDiff:
         """How the draft differs from the published config (env values masked)."""
         diff = self._diff_against_published(self._draft(client, profile))
-        return {"client": client, "profile": profile, **diff.to_dict()}
+        return cast("schemas.ProfileDiff", {"client": client, "profile": profile, **diff.to_dict()})
 
     def _diff_against_published(self, draft: Draft) -> ConfigDiff:
         try:
@@ -233,12 +240,13 @@ class ConfigTools:
             published = None
         return diff_configs(published, draft.payload)
 
-    def validate_config(self, client: str, profile: str) -> dict[str, Any]:
+    def validate_config(self, client: str, profile: str) -> schemas.ValidationResult:
         """Check the draft against the config rules, secrets included."""
         draft = self._draft(client, profile)
-        return {"client": client, "profile": profile, **validate_config(draft.payload).to_dict()}
+        report = validate_config(draft.payload).to_dict()
+        return cast("schemas.ValidationResult", {"client": client, "profile": profile, **report})
 
-    def publish_config(self, client: str, profile: str, changelog: str = "") -> dict[str, Any]:
+    def publish_config(self, client: str, profile: str, changelog: str = "") -> schemas.PublishResult:
         """Validate, sign and publish the draft, then drop it."""
         operations.check_changelog(changelog)
         self.app.require_writable()
@@ -253,4 +261,4 @@ class ConfigTools:
             require_valid(draft.payload)
             result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
             self.drafts.clear(client, profile)
-        return result
+        return cast("schemas.PublishResult", result)

@@ -1,0 +1,16 @@
+# Sourced by lock.sh and wheelhouse.sh from the repository root.
+# Installs the hash-pinned uv and pip of build/tools.lock into build/out/tools
+# (again whenever that lock changes) and defines `uv` and `pip` to run them.
+# pip runs isolated from the host's pip config and PIP_* variables: PyPI only.
+
+tools=build/out/tools
+if ! cmp -s build/tools.lock "$tools/tools.lock"; then
+  rm -rf "$tools"
+  python3 -m venv "$tools"
+  PIP_CONFIG_FILE=/dev/null "$tools/bin/pip" --isolated install --quiet \
+    --require-hashes --no-deps -r build/tools.lock
+  cp build/tools.lock "$tools/tools.lock"
+fi
+
+uv() { UV_NO_CONFIG=1 "$tools/bin/uv" "$@"; }
+pip() { PIP_CONFIG_FILE=/dev/null "$tools/bin/pip" --isolated "$@"; }

@@ -1,0 +1,253 @@
+"""The result type of every MCP tool: what each tool's ``outputSchema`` publishes.
+
+The SDK derives each schema from these types and validates every successful
+result against it before sending, so a result can only change shape together
+with its published schema (the ``tools/list`` snapshot test guards both).
+Extra keys are forbidden: nothing reaches a client that the schema does not
+name. ``typing_extensions.TypedDict`` because pydantic needs it below Python
+3.12 for nested types.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import ConfigDict, Field, with_config
+from typing_extensions import TypedDict
+
+STRICT = ConfigDict(extra="forbid")
+
+ArtifactId = Annotated[str, Field(description="SHA-256 of the artifact's canonical JSON (64 hex digits).")]
+IndexVersion = Annotated[int, Field(description="Version of the signed index.", ge=1)]
+Config = Annotated[
+    dict[str, Any],
+    Field(description="A config with every env and header value masked unless it is a ${env:NAME} placeholder."),
+]
+
+
+@with_config(STRICT)
+class ClientInfo(TypedDict):
+    id: str
+    name: str
+    config_key: str
+    transports: list[str]
+
+
+@with_config(STRICT)
+class ClientList(TypedDict):
+    clients: list[ClientInfo]
+
+
+@with_config(STRICT)
+class ProfileInfo(TypedDict):
+    client: str
+    profile: str
+    published: bool
+    has_draft: bool
+
+
+@with_config(STRICT)
+class ProfileList(TypedDict):
+    profiles: list[ProfileInfo]
+
+
+@with_config(STRICT)
+class ServerSummary(TypedDict):
+    id: str
+    name: str
+    description: str
+    transport: str
+
+
+@with_config(STRICT)
+class ServerList(TypedDict):
+    servers: list[ServerSummary]
+
+
+@with_config(STRICT)
+class ServerParameter(TypedDict):
+    name: str
+    description: str
+    required: bool
+    kind: str
+    items: str | None
+
+
+@with_config(STRICT)
+class ServerDescription(TypedDict):
+    id: str
+    name: str
+    description: str
+    transport: str
+    command: str
+    args: list[str]
+    parameters: list[ServerParameter]
+    required_env: list[str]
+    optional_env: list[str]
+    homepage: str
+
+
+@with_config(STRICT)
+class ServerDetails(TypedDict):
+    server: ServerDescription
+
+
+@with_config(STRICT)
+class PublishedConfig(TypedDict):
+    client: str
+    profile: str
+    artifact: ArtifactId
+    index_version: IndexVersion
+    published_at: str
+    changelog: str
+    config: Config
+
+
+@with_config(STRICT)
+class ExportedConfig(TypedDict):
+    client: str
+    profile: str
+    artifact: ArtifactId
+    index_version: IndexVersion
+    config: Annotated[dict[str, Any], Field(description="The client's own config file content (masked).")]
+
+
+@with_config(STRICT)
+class HistoryVersion(TypedDict):
+    client: str
+    profile: str
+    artifact: ArtifactId
+    previous_entry: str | None
+    changelog: str
+    published_at: str
+    index_version: IndexVersion
+
+
+@with_config(STRICT)
+class ConfigHistory(TypedDict):
+    client: str
+    profile: str
+    versions: Annotated[list[HistoryVersion], Field(description="Newest first.")]
+
+
+@with_config(STRICT)
+class ValueChange(TypedDict):
+    old: Any
+    new: Any
+
+
+@with_config(STRICT)
+class NamesChange(TypedDict):
+    added: list[str]
+    removed: list[str]
+    changed: list[str]
+
+
+@with_config(STRICT)
+class ServerChange(TypedDict):
+    name: str
+    command: ValueChange | None
+    args: ValueChange | None
+    url: ValueChange | None
+    env: NamesChange | None
+    headers: NamesChange | None
+    other_fields: NamesChange | None
+
+
+@with_config(STRICT)
+class ConfigDiff(TypedDict):
+    changed: bool
+    added: list[str]
+    removed: list[str]
+    modified: list[ServerChange]
+    top_level: NamesChange
+    unified: Annotated[str, Field(description="Unified diff of the masked JSON.")]
+
+
+@with_config(STRICT)
+class ProfileDiff(ConfigDiff):
+    client: str
+    profile: str
+
+
+@with_config(STRICT)
+class DraftView(TypedDict):
+    client: str
+    profile: str
+    base_artifact: Annotated[ArtifactId | None, Field(description="The published artifact the draft started from.")]
+    updated_at: str
+    config: Config
+
+
+@with_config(STRICT)
+class DraftWithDiff(DraftView):
+    diff: ConfigDiff
+
+
+@with_config(STRICT)
+class DraftCleared(TypedDict):
+    client: str
+    profile: str
+    cleared: Annotated[bool, Field(description="False when there was no draft.")]
+
+
+@with_config(STRICT)
+class Problem(TypedDict):
+    code: str
+    path: str
+    message: str
+
+
+@with_config(STRICT)
+class ValidationResult(TypedDict):
+    client: str
+    profile: str
+    ok: bool
+    problems: list[Problem]
+    omitted: Annotated[int, Field(description="Problems found beyond those listed.")]
+
+
+@with_config(STRICT)
+class PublishResult(TypedDict):
+    client: str
+    profile: str
+    artifact: ArtifactId
+    index_version: IndexVersion
+    changed: Annotated[bool, Field(description="False when the draft equals the published config.")]
+    keyid: str
+
+
+@with_config(STRICT)
+class VerifyResult(TypedDict):
+    client: str
+    profile: str
+    artifact: ArtifactId
+    verified: Literal[True]
+    index_version: IndexVersion
+    head_id: str
+    keyid: str
+    key_history_version: int
+    heads_checked: int
+    objects_checked: int
+    heads_vouched_by_chain: int
+    deep: bool
+    profiles: int
+    unreferenced_objects: int
+    damaged_unreferenced: list[str]
+
+
+@with_config(STRICT)
+class KeyInfo(TypedDict):
+    fingerprint: str
+    status: Literal["active", "retired", "revoked"]
+    first_index: int
+    last_index: int | None
+
+
+@with_config(STRICT)
+class TrustInfo(TypedDict):
+    key_history_version: int
+    root: Annotated[str, Field(description="Fingerprint of the pinned root key.")]
+    keys: list[KeyInfo]
+    index_version: IndexVersion
+    signed_by: Annotated[str, Field(description="Fingerprint of the key that signed the current index.")]
