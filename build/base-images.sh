@@ -89,32 +89,40 @@ EOF
 
   # 3. Point releases and security updates, as the official image has them.
   chroot "$root" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get full-upgrade -yqq
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get full-upgrade -yqq -o Dpkg::Use-Pty=0
 
   local epoch="${SOURCE_DATE_EPOCH:-$(newest_changelog "$root")}"
 
   # 4. Slim (debuerreotype-slimify): no docs but copyrights, no man/info pages, no translations;
-  #    a dpkg config keeps later installs just as slim.
-  local excludes=(usr/share/doc usr/share/info usr/share/linda usr/share/lintian/overrides usr/share/locale usr/share/man)
-  local includes=(/usr/share/doc/*/copyright /usr/share/locale/locale.alias /usr/share/locale/languages
+  #    a dpkg config keeps later installs just as slim. find runs in the chroot so that absolute
+  #    symlinks (alternatives) resolve inside the rootfs.
+  local excludes=(/usr/share/doc /usr/share/info /usr/share/linda /usr/share/lintian/overrides /usr/share/locale /usr/share/man)
+  local includes=('/usr/share/doc/*/copyright' /usr/share/locale/locale.alias /usr/share/locale/languages
     /usr/share/locale/all_languages '/usr/share/locale/currency/*' '/usr/share/locale/l10n/*')
   {
-    printf 'path-exclude /%s/*\n' "${excludes[@]}"
+    printf 'path-exclude %s/*\n' "${excludes[@]}"
     printf 'path-include %s\n' "${includes[@]}"
   } >"$root/etc/dpkg/dpkg.cfg.d/docker"
-  local keep=() dir
-  for dir in "${includes[@]}"; do keep+=(-o -path "$root$dir"); done
+  local keep=(-false) dir mandirs
+  # man/manN directories are kept empty: some postinsts (update-alternatives) need them
+  mapfile -t mandirs < <(find "$root/usr/share/man" -maxdepth 1 -name 'man[0-9]')
+  for dir in "${includes[@]}"; do keep+=(-o -path "$dir"); done
   for dir in "${excludes[@]}"; do
-    [[ -d "$root/$dir" ]] || continue
-    find "$root/$dir" -mindepth 1 -not -type d -not -type l -not \( -false "${keep[@]}" \) -delete
-    # dangling symlinks and empty directories, until none are left
-    while [[ -n "$(find "$root/$dir" -depth -mindepth 1 \( -empty -o -xtype l \) -print -delete)" ]]; do :; done
+    [[ -d "$root$dir" ]] || continue
+    chroot "$root" find "$dir" -mindepth 1 -not -type d -not -type l -not \( "${keep[@]}" \) -delete
+    # then dangling symlinks and empty directories, until none are left
+    while [[ -n "$(chroot "$root" find "$dir" -depth -mindepth 1 \( -empty -o -xtype l \) -print -delete)" ]]; do :; done
   done
+  [[ ${#mandirs[@]} -eq 0 ]] || mkdir -p "${mandirs[@]}"
 
   # 5. No logs, caches, host files or machine identity (debuerreotype-fixup, .tar-exclude).
   rm -f "$root"/var/log/{dpkg.log,bootstrap.log,alternatives.log,apt/history.log,apt/term.log} \
     "$root/var/cache/ldconfig/aux-cache" "$root/etc/machine-id" \
     "$root/etc/hostname" "$root/etc/resolv.conf" "$root/etc/apt/apt.conf.d/01autoremove-kernels"
+
+  # /etc/shadow "last changed" days, clamped to the epoch as well (https://bugs.debian.org/857803)
+  awk -F: -v OFS=: -v day=$((epoch / 86400)) '$3 > day { $3 = day } 1' "$root/etc/shadow" >"$root/etc/shadow.new"
+  cat "$root/etc/shadow.new" >"$root/etc/shadow" && rm "$root/etc/shadow.new"
 
   # 6. Reproducible tar (sorted, numeric owners, times clamped) into one image layer.
   tar --create --directory "$root" --numeric-owner --sort=name \

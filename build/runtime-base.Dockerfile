@@ -26,7 +26,8 @@ ARG SOURCE_DATE_EPOCH=
 
 # Download. ca-certificates is not unpacked, only its bundle is made (common:cacerts, see below).
 WORKDIR /debs
-RUN apt-get update -qq \
+RUN chown _apt /debs \
+ && apt-get update -qq \
  && apt-get download -qq $STATIC_PACKAGES $BASE_PACKAGES $CC_PACKAGES $PYTHON_PACKAGES ca-certificates
 
 # Unpack each package and record its control file (+ md5sums), as distroless' dpkg_statusd does.

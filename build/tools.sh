@@ -12,5 +12,5 @@ if ! cmp -s build/tools.lock "$tools/tools.lock"; then
   cp build/tools.lock "$tools/tools.lock"
 fi
 
-uv() { UV_NO_CONFIG=1 "$tools/bin/uv" "$@"; }
+uv() { UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never "$tools/bin/uv" "$@"; }
 pip() { PIP_CONFIG_FILE=/dev/null "$tools/bin/pip" --isolated "$@"; }

@@ -131,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_argument("--config-path", type=Path, help="the client's config file (default: its place on this platform)")
     sub.add_argument("--dry-run", action="store_true", help="print the (masked) diff and write nothing")
     sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    sub.add_argument(
+        "--resolve-env",
+        action="store_true",
+        help="write the values of ${env:NAME} placeholders the client cannot expand (Claude Desktop) from this "
+        "environment",
+    )
     add("serve", _cmd_serve, "run the MCP server on stdio")
     add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
@@ -283,6 +289,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         config_path=args.config_path,
         dry_run=args.dry_run,
         expect_key=args.expect_key,
+        resolve_env=args.resolve_env,
     )
     source = f"{result.client}/{result.profile} (index version {result.index_version}, artifact {result.artifact})"
     if not result.changed:

@@ -31,6 +31,9 @@ PROFILE = {
 PROFILE_B = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
 # Built at run time so that no credential-shaped literal sits in the source.
 SECRET = "ghp_" + "A1b2C3d4E5" * 4
+TOKEN = "ghp_" + "Z9y8X7w6V5" * 4  # GITHUB_TOKEN in deploy's environment
+# What Claude Desktop, which expands no placeholder, gets with --resolve-env.
+RESOLVED_SERVERS = json.loads(json.dumps(PROFILE["mcpServers"]).replace(PLACEHOLDER, TOKEN))
 EXISTING = {
     "globalShortcut": "Ctrl+Space",
     "mcpServers": {"mine": {"command": "my-server", "env": {"TOKEN": SECRET}}, "fs": {"command": "old-fs"}},
@@ -43,6 +46,7 @@ def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Deploy's last-seen state goes to the test's directory, never the real per-user one."""
     path = tmp_path / "state" / "deploy-state.json"
     monkeypatch.setenv(ENV_STATE_FILE, str(path))
+    monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
     return path
 
 
@@ -72,7 +76,11 @@ def client_file(tmp_path: Path) -> Path:
 
 
 def _deploy(run, path: Path, *extra: str, client: str = "claude-desktop") -> Result:  # type: ignore[no-untyped-def]
-    result: Result = run("deploy", "--client", client, "--profile", "default", "--config-path", str(path), *extra)
+    """Deploy the default profile to ``client``; to Claude Desktop with ``--resolve-env`` (it expands nothing)."""
+    resolve = ("--resolve-env",) if client == "claude-desktop" else ()
+    argv = ("deploy", "--client", client, "--profile", "default", "--config-path", str(path), *resolve, *extra)
+    result: Result = run(*argv)
+    assert TOKEN not in result.stdout + result.stderr
     return result
 
 
@@ -85,11 +93,12 @@ def test_merge_sets_the_profiles_servers_and_keeps_everything_else(run, publishe
     assert result.status == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["changed"] and not report["created"] and report["servers"] == ["fs", "github"]
+    assert report["resolved_env"] == ["GITHUB_TOKEN"]
     written = json.loads(client_file.read_text())
     assert list(written) == ["globalShortcut", "mcpServers", "theme"]
     assert written["globalShortcut"] == "Ctrl+Space" and written["theme"] == {"dark": True}
-    assert written["mcpServers"] == {"mine": EXISTING["mcpServers"]["mine"], **PROFILE["mcpServers"]}
-    assert written["mcpServers"]["github"]["env"]["T"] == PLACEHOLDER
+    assert written["mcpServers"] == {"mine": EXISTING["mcpServers"]["mine"], **RESOLVED_SERVERS}
+    assert written["mcpServers"]["github"]["env"]["T"] == TOKEN
     # Deploying the same index again is a no-op: no rewrite, no second backup.
     before = client_file.read_bytes()
     again = _deploy(run, client_file, "--json")
@@ -109,6 +118,7 @@ def test_servers_are_written_in_the_clients_shape(run, published, tmp_path: Path
 
 
 def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    published(PROFILE_B)  # no placeholder to resolve, so nothing narrows the mode
     client_file.chmod(0o640)
     old = client_file.read_bytes()
     app = App(load_settings())
@@ -132,7 +142,7 @@ def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_pat
     result = _deploy(run, path, "--json")
     assert result.status == 0, result.stderr
     assert json.loads(result.stdout)["created"] is True
-    assert json.loads(path.read_text()) == {"mcpServers": PROFILE["mcpServers"]}
+    assert json.loads(path.read_text()) == {"mcpServers": RESOLVED_SERVERS}
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert _backups(path) == []
 
@@ -142,10 +152,10 @@ def test_the_default_path_is_the_clients_place_on_this_platform(  # type: ignore
     run, published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
-    result = run("deploy", "--client", "claude-desktop", "--profile", "default")
+    result = run("deploy", "--client", "claude-desktop", "--profile", "default", "--resolve-env")
     assert result.status == 0, result.stderr
     path = tmp_path / "user" / ".config" / "Claude" / "claude_desktop_config.json"
-    assert json.loads(path.read_text())["mcpServers"] == PROFILE["mcpServers"]
+    assert json.loads(path.read_text())["mcpServers"] == RESOLVED_SERVERS
 
 
 def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
@@ -155,7 +165,7 @@ def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_
     assert f"--- {client_file} (current)" in result.stdout
     assert '-      "command": "old-fs"' in result.stdout
     assert '+      "command": "npx"' in result.stdout
-    assert '+        "T": "${env:GITHUB_TOKEN}"' in result.stdout
+    assert '+        "T": "***"' in result.stdout
     assert "nothing was written" in result.stdout
     assert SECRET not in result.stdout
     assert client_file.read_bytes() == old
@@ -238,3 +248,50 @@ def test_expect_key_refuses_another_root(run, published, client_file: Path) -> N
     assert result.status == ExitCode.VERIFICATION
     assert json.loads(result.stderr)["error"]["code"] == "key_history"
     assert client_file.read_bytes() == old
+
+
+def test_claude_desktop_gets_no_placeholder_it_would_pass_on_literally(  # type: ignore[no-untyped-def]
+    run, published, client_file: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = client_file.read_bytes()
+    argv = ("deploy", "--client", "claude-desktop", "--profile", "default", "--config-path", str(client_file))
+    refused = run(*argv, "--json")
+    assert refused.status == ExitCode.USAGE
+    error = json.loads(refused.stderr)["error"]
+    assert error["code"] == "validation" and "GITHUB_TOKEN" in error["message"] and "--resolve-env" in error["hint"]
+    monkeypatch.delenv("GITHUB_TOKEN")
+    missing = run(*argv, "--resolve-env", "--json")
+    assert missing.status == ExitCode.USAGE
+    assert "GITHUB_TOKEN not set" in json.loads(missing.stderr)["error"]["message"]
+    assert client_file.read_bytes() == old and _backups(client_file) == [] and not state_file.exists()
+
+
+def test_a_file_that_receives_resolved_values_is_narrowed_to_0600(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    client_file.chmod(0o644)
+    result = _deploy(run, client_file, "--json")
+    assert result.status == 0, result.stderr
+    assert stat.S_IMODE(client_file.stat().st_mode) == 0o600
+    (backup,) = _backups(client_file)
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600  # the old file held EXISTING's token too
+
+
+def test_a_client_that_expands_placeholders_keeps_them(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    published(PROFILE, client="cursor")
+    path = tmp_path / "mcp.json"
+    result = _deploy(run, path, "--json", "--resolve-env", client="cursor")
+    assert result.status == 0, result.stderr
+    assert json.loads(result.stdout)["resolved_env"] == []
+    assert json.loads(path.read_text())["mcpServers"]["github"]["env"]["T"] == PLACEHOLDER
+
+
+def test_an_input_placeholder_only_vscode_can_ask_for_is_refused_elsewhere(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    asks = {"mcpServers": {"db": {"command": "db-mcp", "env": {"PASSWORD": "${input:db-password}"}}}}
+    published(asks, client="cursor")
+    path = tmp_path / "mcp.json"
+    result = _deploy(run, path, "--json", "--resolve-env", client="cursor")
+    assert result.status == ExitCode.USAGE
+    assert "${input:" in json.loads(result.stderr)["error"]["message"]
+    assert not path.exists()
+    published(asks, client="vscode")
+    assert _deploy(run, path, client="vscode").status == 0
+    assert json.loads(path.read_text())["servers"]["db"]["env"]["PASSWORD"] == "${input:db-password}"

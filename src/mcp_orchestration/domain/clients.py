@@ -7,13 +7,16 @@ strict loader checks, not new code. Sources, checked for the data file:
 
 - Claude Desktop: https://modelcontextprotocol.io/quickstart/user (macOS and
   Windows paths, ``mcpServers``, stdio only). Anthropic ships no Linux build;
-  the Linux path is the one community builds use.
+  the Linux path is the one community builds use. It expands no placeholder:
+  an ``env`` value reaches the server as written.
 - Cursor: https://cursor.com/docs/mcp (``~/.cursor/mcp.json``, ``mcpServers``,
-  ``command`` or ``url`` with ``headers``).
+  ``command`` or ``url`` with ``headers``; expands ``${env:NAME}``).
 - VS Code: https://code.visualstudio.com/docs/copilot/reference/mcp-configuration
-  (user ``mcp.json``, ``servers``, ``"type": "stdio"`` or ``"http"``).
+  (user ``mcp.json``, ``servers``, ``"type": "stdio"`` or ``"http"``; expands
+  ``${env:NAME}`` and ``${input:ID}``).
 - Windsurf: https://docs.windsurf.com/windsurf/cascade/mcp
-  (``~/.codeium/windsurf/mcp_config.json``, ``mcpServers``, remote ``serverUrl``).
+  (``~/.codeium/windsurf/mcp_config.json``, ``mcpServers``, remote ``serverUrl``;
+  expands ``${env:NAME}``).
 
 The product's own, neutral server entry is ``{"command", "args", "env"}`` for
 stdio and ``{"url", "headers"}`` for remote (streamable HTTP) servers;
@@ -36,6 +39,7 @@ from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationEr
 from mcp_orchestration.ids import check_name_id, check_server_name
 
 PLATFORMS = ("linux", "macos", "windows")
+PLACEHOLDER_KINDS = ("env", "input")  # ${env:NAME}: an environment variable; ${input:ID}: asked by VS Code
 MAX_CLIENTS = 64
 
 # Neutral fields per transport: the first one is required and tells the transports apart.
@@ -77,6 +81,7 @@ class ClientSpec:
     paths: Mapping[str, str]
     formats: Mapping[str, EntryFormat]
     docs: str
+    placeholders: frozenset[str] = frozenset()  # the ``${kind:NAME}`` kinds the client expands itself
 
     @property
     def transports(self) -> tuple[str, ...]:
@@ -181,7 +186,7 @@ def _name_map(raw: object, what: str) -> dict[str, str]:
 
 
 def _client(raw: object, what: str) -> ClientSpec:
-    body = check_object(raw, what, ("id", "name", "config_key", "paths", "transports", "docs"))
+    body = check_object(raw, what, ("id", "name", "config_key", "paths", "transports", "docs"), ("placeholders",))
     try:
         client_id = check_name_id(body["id"], "client")
     except InvalidIdError as exc:
@@ -210,7 +215,14 @@ def _client(raw: object, what: str) -> ClientSpec:
             }
         ),
         docs=check_text(body["docs"], f"{what} 'docs'", 300, _URL),
+        placeholders=_placeholder_kinds(body.get("placeholders", []), f"{what} 'placeholders'"),
     )
+
+
+def _placeholder_kinds(raw: object, what: str) -> frozenset[str]:
+    if not isinstance(raw, list) or not all(kind in PLACEHOLDER_KINDS for kind in raw):
+        raise ValidationError(f"{what} must be a list of placeholder kinds out of {', '.join(PLACEHOLDER_KINDS)}.")
+    return frozenset(raw)
 
 
 def parse_clients(data: bytes, source: str) -> Mapping[str, ClientSpec]:

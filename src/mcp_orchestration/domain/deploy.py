@@ -10,7 +10,12 @@ Merge rule: the profile's servers, in the client's shape, are set under the
 client's config key, each replacing a server of the same name whole; servers
 with other names and every other top-level key stay as they are, in their
 order (deploy never removes a server). Values are written as published, so
-``${env:NAME}`` placeholders stay placeholders. The old bytes go to a
+``${env:NAME}`` placeholders stay placeholders for the clients that expand
+them. A client that expands none (Claude Desktop) would start the server with
+the literal text as the value, so deploy refuses, unless the operator asks
+(``resolve_env``) to write the values of those variables from deploy's own
+environment: the file then holds them, so its mode is narrowed to at most
+0600, and the values are registered with the redactor. The old bytes go to a
 timestamped backup beside the file, which is then replaced atomically with its
 mode kept (0600 for a new file); a file already equal as JSON is not rewritten.
 
@@ -24,8 +29,10 @@ import contextlib
 import difflib
 import json
 import os
+import re
 import stat
 import sys
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,9 +46,12 @@ from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.errors import ConflictError, UsageError, ValidationError
 from mcp_orchestration.fsutil import atomic_write, create_exclusive, ensure_dir
 from mcp_orchestration.operations import App
+from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.trust.keys import public_key_fingerprint
 
 NEW_FILE_MODE = 0o600
+SECRET_FILE_MODE = 0o600  # the widest mode for a file that holds resolved values
+_PLACEHOLDER = re.compile(r"\$\{(env|input):([A-Za-z_][A-Za-z0-9_.-]{0,127})\}")
 _PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
 
 
@@ -55,6 +65,7 @@ class DeployResult:
     artifact: str
     index_version: int
     servers: tuple[str, ...]
+    resolved_env: tuple[str, ...]  # names of the variables whose values were written (never the values)
     created: bool
     changed: bool
     dry_run: bool
@@ -81,13 +92,16 @@ def deploy(
     config_path: Path | None = None,
     dry_run: bool = False,
     expect_key: str | None = None,
+    resolve_env: bool = False,
+    environ: Mapping[str, str] | None = None,
     now: datetime | None = None,
     state_file: Path | None = None,
 ) -> DeployResult:
     """Merge ``client/profile``'s servers into the client's config file (``config_path`` or its default place).
 
     ``state_file`` overrides where the last deployed index versions are kept
-    (default: :func:`~.last_seen.default_state_file`). A dry run reads and
+    (default: :func:`~.last_seen.default_state_file`). ``environ`` (default
+    ``os.environ``) is where ``resolve_env`` reads values. A dry run reads and
     checks everything but writes nothing, not even that state.
     """
     spec = get_client(client)
@@ -100,8 +114,12 @@ def deploy(
         source = _verified_source(app, client, profile, expect_key)
         event.set(keyid=source.keyid, index_version=source.seen.index_version)
         state.check(source.store, source.seen)
-        servers = _rendered_servers(spec, source.payload)
+        servers, resolved = _expand_placeholders(
+            spec, _rendered_servers(spec, source.payload), resolve_env, os.environ if environ is None else environ
+        )
         old, mode = _read_existing(target)
+        if resolved:
+            mode &= SECRET_FILE_MODE
         current = parse_payload(old, str(target)) if old is not None else {}
         merged = _merge(current, spec.config_key, servers, target)
         changed = old is None or merged != current
@@ -118,6 +136,7 @@ def deploy(
             artifact=source.artifact,
             index_version=source.seen.index_version,
             servers=tuple(servers),
+            resolved_env=resolved,
             created=old is None,
             changed=changed,
             dry_run=dry_run,
@@ -156,6 +175,52 @@ def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:
         raise ValidationError("The profile's 'mcpServers' is not an object of servers; there is nothing to deploy.")
     rendered: dict[str, Any] = spec.render(servers)[spec.config_key]
     return rendered
+
+
+def _expand_placeholders(
+    spec: ClientSpec, servers: dict[str, Any], resolve_env: bool, environ: Mapping[str, str]
+) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """``servers`` with each ``${env:NAME}`` the client cannot expand replaced by its value, and those names.
+
+    Refuses (writing nothing) a placeholder the client cannot expand unless it
+    is an environment variable, ``resolve_env`` is set and the variable is set.
+    """
+    found = {(kind, name) for kind, name in _PLACEHOLDER.findall(json.dumps(servers)) if kind not in spec.placeholders}
+    inputs = sorted(name for kind, name in found if kind == "input")
+    if inputs:
+        raise ValidationError(
+            f"{spec.name} cannot ask for ${{input:...}} values ({', '.join(inputs)}); nothing was written.",
+            hint="Deploy this profile to VS Code, or publish it with ${env:NAME} placeholders.",
+        )
+    names = sorted(name for _, name in found)
+    if not names:
+        return servers, ()
+    if not resolve_env:
+        raise ValidationError(
+            f"{spec.name} does not expand ${{env:NAME}} placeholders: it would start the servers with the literal "
+            f"text as the value of {', '.join(names)}; nothing was written.",
+            hint="Set those variables and run deploy with --resolve-env to write their values into the file "
+            f"(its mode becomes at most {SECRET_FILE_MODE:04o}), or deploy to a client that expands placeholders.",
+        )
+    missing = [name for name in names if not environ.get(name)]
+    if missing:
+        raise ValidationError(
+            f"--resolve-env: {', '.join(missing)} not set in this environment; nothing was written.",
+            hint="Export the variables in the shell that runs deploy.",
+        )
+    values = {name: environ[name] for name in names}
+    REDACTOR.register(values.values())  # no output of this process may show them
+
+    def substitute(value: Any) -> Any:
+        if isinstance(value, str):
+            return _PLACEHOLDER.sub(lambda m: values.get(m[2], m[0]) if m[1] == "env" else m[0], value)
+        if isinstance(value, dict):
+            return {key: substitute(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [substitute(item) for item in value]
+        return value
+
+    return substitute(servers), tuple(names)
 
 
 def _read_existing(path: Path) -> tuple[bytes | None, int]:

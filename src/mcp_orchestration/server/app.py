@@ -19,7 +19,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_orchestration.domain.secret_rules import scrub_text
@@ -90,7 +90,9 @@ def _error_result(error: OrchestrationError) -> CallToolResult:
     """
     data = {key: _scrub(value) for key, value in error.to_dict().items()}
     text = f"[{data['code']}] {data['message']}" + (f"\n{data['hint']}" if data["hint"] else "")
-    return CallToolResult(is_error=True, content=[TextContent(type="text", text=text)], meta={ERROR_META_KEY: data})
+    return CallToolResult.model_validate(
+        {"isError": True, "content": [{"type": "text", "text": text}], "_meta": {ERROR_META_KEY: data}}
+    )
 
 
 def _redacted(result: Result) -> Result:
