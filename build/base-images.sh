@@ -7,7 +7,7 @@
 # Usage: build/base-images.sh
 #   ARCH=<debian arch>       default: the host's (another arch needs binfmt/qemu-user-static)
 #   FORCE=1                  rebuild images that already exist (the debootstrap cache is kept;
-#                            delete build/out/<arch>/debootstrap* to redo it)
+#                            delete build/out/base-images/<arch>/debootstrap* to redo it)
 #   SOURCE_DATE_EPOCH=<s>    file-time clamp; default: newest Debian changelog in each image
 #   MIRROR, SECURITY_MIRROR  Debian archives (default deb.debian.org)
 # Needs root, debootstrap and a running Docker engine (BuildKit).
@@ -18,7 +18,7 @@ ARCH="${ARCH:-$(dpkg --print-architecture)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 FORCE="${FORCE:-0}"
-OUT="build/out/$ARCH"
+OUT="build/out/base-images/$ARCH" # other tools share build/out
 BUILDER_TAG=mcp-orchestration/debian:13-slim
 RUNTIME_TAG=mcp-orchestration/distroless-python3-debian13:nonroot
 PATH_ENV=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by lock.sh and wheelhouse.sh from the repository root.
 # Installs the hash-pinned uv and pip of build/tools.lock into build/out/tools
 # (again whenever that lock changes) and defines `uv` and `pip` to run them.
