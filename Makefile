@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo bench clean engine bases lock wheelhouse image image-dev
+.PHONY: install lint test test-fast test-container demo demo-cli bench clean engine bases lock wheelhouse image image-dev
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks scripts build
+	$(BIN)/ruff check src tests benchmarks scripts build
 	$(BIN)/mypy
 
 # Unit and integration tests, then the container tests against a freshly built image.
@@ -40,7 +40,12 @@ test-container: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow"
 
-demo: $(STAMP)
+# The shipped image end to end: key secrets, init, an MCP session over stdio, rotation, verification.
+demo: $(STAMP) image
+	IMAGE=$(IMAGE) DOCKER=$(DOCKER) bash scripts/demo_container.sh
+
+# The same trust core through the CLI on this machine, no container.
+demo-cli: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 bench: $(STAMP)

@@ -40,15 +40,17 @@ async def _exercise_server(home: Path) -> None:
     from mcp_orchestration.settings import load_settings
 
     key = home / "signing_key"
-    assert cli.main(["--home", str(home), "keys", "generate", "--out", str(key)]) == 0
-    assert cli.main(["--home", str(home), "--key-file", str(key), "init"]) == 0
+    for argv in (["keys", "generate", "--out", str(key)], ["--key-file", str(key), "init"]):
+        if cli.main(["--home", str(home), *argv]) != 0:
+            raise SystemExit(f"stdlib_bytecode: `mcp-orchestration {argv[0]}` failed")
     app = App(load_settings(home=home, key_file=key))
     where = {"client": "claude-desktop", "profile": "default"}
     async with Client(build_server(ConfigTools(app))) as client:
         await client.list_tools()
         await client.call_tool("add_server_to_config", {**where, "server_id": "time"})
         for tool in ("view_draft_config", "diff_config", "validate_config", "publish_config"):
-            await client.call_tool(tool, where)
+            if (await client.call_tool(tool, where)).is_error:
+                raise SystemExit(f"stdlib_bytecode: {tool} failed")
         for tool in ("get_config", "get_config_history", "verify_config", "export_config"):
             await client.call_tool(tool, where)
         for tool in ("list_clients", "list_profiles", "list_available_servers", "get_trust_info"):
