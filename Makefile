@@ -64,12 +64,16 @@ lock:
 wheelhouse:
 	build/wheelhouse.sh $(ARCH)
 
-image: bases wheelhouse
+# The locally assembled bases, unless BUILDER_IMAGE/RUNTIME_IMAGE name others (e.g. the upstream
+# debian:13-slim and gcr.io/distroless/python3-debian13:nonroot where a registry is reachable).
+LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAGE)),bases,engine)
+
+image: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
-image-dev: bases wheelhouse
+image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) -t mcp-orchestration:dev .
 
