@@ -62,14 +62,18 @@ async def _exercise_server(home: Path) -> None:
 
 
 def _stdlib_sources() -> list[Path]:
-    """The source files of every loaded module that lives in the standard library (not site-packages)."""
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    """The source files of every loaded module that lives in the standard library (not site-packages).
+
+    Paths are taken as imported, links not followed: Debian's ``sitecustomize.py``
+    is a link into ``/etc``, and Python looks for its bytecode beside the link.
+    """
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
     sources = set()
     for module in list(sys.modules.values()):
         origin = getattr(getattr(module, "__spec__", None), "origin", None)
         if not origin or not origin.endswith(".py"):
             continue
-        path = Path(origin).resolve()
+        path = Path(os.path.abspath(origin))
         if path.is_relative_to(stdlib) and "site-packages" not in path.parts:
             sources.add(path)
     return sorted(sources)

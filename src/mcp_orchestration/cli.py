@@ -126,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
     sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
     sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
+    sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
+    sub.add_argument("--force", action="store_true", help="replace an existing file")
+    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    sub = add("restore", _cmd_restore, "check a backup archive completely, then put its store in place")
+    sub.add_argument("--from", dest="source", required=True, metavar="FILE|-", help="archive file, or - for stdin")
+    sub.add_argument(
+        "--force", action="store_true", help="replace an existing store, kept as storage.pre-restore-<UTC time>"
+    )
+    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("deploy", _cmd_deploy, "merge a profile's verified servers into a client's config file on this machine")
     profile_args(sub)
     sub.add_argument("--config-path", type=Path, help="the client's config file (default: its place on this platform)")
@@ -277,6 +287,57 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return _emit(args, report, text)
 
 
+def _cmd_backup(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from mcp_orchestration import operations
+
+    to_stdout = args.out == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise UsageError(
+            "Refusing to write a binary archive to a terminal.", hint="Redirect stdout, or pass --out FILE."
+        )
+    target = sys.stdout.buffer if to_stdout else Path(args.out)
+    result = operations.backup(_app(args), target, args.expect_key, force=args.force)
+    text = (
+        f"Backed up index version {result['index_version']} ({result['files']} files, {result['bytes']} bytes, "
+        f"root key {result['root_fingerprint']}) to {result['out']} after verify --deep; "
+        "no private key is in it (the store never holds one)."
+    )
+    if to_stdout:  # stdout carries the archive and nothing else
+        with contextlib.redirect_stdout(sys.stderr):
+            return _emit(args, result, text)
+    return _emit(args, result, text)
+
+
+def _cmd_restore(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    from_stdin = args.source == "-"
+    if from_stdin and sys.stdin.isatty():
+        raise UsageError("Refusing to read an archive from a terminal.", hint="Pipe it in, or pass --from FILE.")
+    source = sys.stdin.buffer if from_stdin else Path(args.source)
+    result = operations.restore(_app(args), source, args.expect_key, force=args.force)
+    version = result["index_version"]
+    lines = [
+        f"Restored index version {version} (backup of {result['created_at']}, root key {result['root_fingerprint']}, "
+        f"{result['files']} files) to {result['storage']} after verify --deep."
+    ]
+    if result["replaced"]:
+        lines.append(
+            f"The previous store (index version {result['replaced_index_version'] or 'unknown'}) is kept at "
+            f"{result['replaced']}."
+        )
+    if result["older_than_replaced"]:
+        lines.append(f"This index is OLDER than the one it replaced (version {result['replaced_index_version']}).")
+    lines.append(
+        f"Hosts refuse an index older than the one they last deployed from: where deploy ran with a version newer "
+        f"than {version}, it now fails with [rollback] until this store's entry is removed from that host's "
+        "deploy-state.json."
+    )
+    return _emit(args, result, "\n".join(lines))
+
+
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
@@ -311,10 +372,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         app.require_writable()  # loaded up front, so the redactor knows it before any request arrives
     except OrchestrationError as error:
-        log.warning("Serving read-only: %s", error.message)
+        log.warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
     server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
     server.run("stdio")
     return ExitCode.OK
+
+
+def _hint(hint: str) -> str:
+    """A hint appended to a one-line message, if there is one."""
+    return f" {hint}" if hint else ""
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
@@ -322,10 +388,13 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
     try:
         operations.healthcheck(_app(args))
-    except (OrchestrationError, OSError) as error:
-        reason = error.message if isinstance(error, OrchestrationError) else (error.strerror or type(error).__name__)
-        code = error.code if isinstance(error, OrchestrationError) else "filesystem"
-        sys.stderr.write(REDACTOR.redact(f"unhealthy [{code}]: {reason}") + "\n")
+    except OrchestrationError as error:
+        sys.stderr.write(REDACTOR.redact(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
+        return ExitCode.FAILURE
+    except OSError as error:
+        where = f" ({error.filename})" if error.filename else ""
+        reason = f"{error.strerror or type(error).__name__}{where}"
+        sys.stderr.write(REDACTOR.redact(f"unhealthy [filesystem]: {reason}") + "\n")
         return ExitCode.FAILURE
     return ExitCode.OK
 

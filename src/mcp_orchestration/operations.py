@@ -7,11 +7,13 @@ JSON-ready data. Rendering is the caller's job.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mcp_orchestration.domain.payload import parse_payload
 from mcp_orchestration.domain.secret_rules import scrub_text
@@ -27,6 +29,7 @@ from mcp_orchestration.errors import (
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import KeySpec, Settings
+from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
@@ -148,6 +151,49 @@ def verify(app: App, deep: bool, expect_key: str | None) -> dict[str, Any]:
         return asdict(report)
 
 
+def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
+    """Deep-verify the store and write it as one archive: to a new file, or to a stream such as stdout."""
+    with app.telemetry.operation("backup") as event:
+        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
+        output: contextlib.AbstractContextManager[BinaryIO]
+        if isinstance(target, Path):
+            if target.resolve().is_relative_to(app.settings.storage_dir.resolve()):
+                raise UsageError(f"{target} is inside the store; write the backup somewhere else.")
+            output = archive.new_file(target, replace=force)
+        else:
+            output = contextlib.nullcontext(target)
+        with output as out:
+            manifest = archive.backup(app.index, out, expect_root=expect, now=datetime.now(UTC))
+            out.flush()
+        event.set(index_version=manifest.index_version, files=len(manifest.files))
+        return {**manifest.summary(), "out": str(target) if isinstance(target, Path) else "-"}
+
+
+def restore(app: App, source: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
+    """Check a backup archive completely, deep-verify the store in it, then put that store in place."""
+    with app.telemetry.operation("restore") as event:
+        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
+        storage_dir = app.settings.storage_dir
+        opened = _open_archive(source) if isinstance(source, Path) else contextlib.nullcontext(source)
+        with opened as stream:
+            result = archive.restore(storage_dir, stream, expect_root=expect, force=force, now=datetime.now(UTC))
+        event.set(index_version=result.manifest.index_version, files=len(result.manifest.files))
+        return {
+            **result.manifest.summary(),
+            "storage": str(storage_dir),
+            "replaced": None if result.replaced is None else str(result.replaced),
+            "replaced_index_version": result.replaced_index_version,
+            "older_than_replaced": result.older_than_replaced,
+        }
+
+
+def _open_archive(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
 def export_index(app: App) -> bytes:
     """The current signed index envelope (verified before it is handed out)."""
     return app.index.export()
@@ -250,12 +296,12 @@ def healthcheck(app: App) -> None:
 
     Cheap enough for a container HEALTHCHECK: the chain check is incremental.
     """
+    history, _ = app.index.snapshot()  # first: an uninitialised store says so, with the fix
     probe = app.settings.storage_dir / f".healthcheck-{os.getpid()}"
     try:
         create_exclusive(probe, b"ok")
     finally:
         probe.unlink(missing_ok=True)
-    history, _ = app.index.snapshot()
     app.index.verify()
     spec = app.settings.signing_key
     if spec.source == "keyring" or spec.path is not None:

@@ -21,7 +21,10 @@ IMAGE = os.environ.get("MCP_ORCHESTRATION_IMAGE", "mcp-orchestration:latest")
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_DOCKER"
 NONROOT = 65532
 # The flags the Claude Desktop snippet (`claude-config`) uses, minus the volume and key mounts.
-HARDENED = ("--init", "--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges")
+HARDENED = (
+    "--init", "--network", "none", "--read-only", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+    "--tmpfs", "/tmp:rw,noexec,nosuid,size=16m",
+)  # fmt: skip
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -68,7 +71,7 @@ def volume() -> Iterator[str]:
     name = f"mcpo-test-{uuid.uuid4().hex[:12]}"
     docker("volume", "create", name)
     yield name
-    docker("volume", "rm", "-f", name, check=False)
+    docker("volume", "rm", "-f", name)  # fails if a test left a container holding it
 
 
 @pytest.fixture

@@ -255,6 +255,13 @@ def test_healthcheck_is_quiet_when_healthy_and_fails_on_damage(run, initialised:
     assert damaged.stderr.startswith("unhealthy [integrity]")
 
 
+def test_healthcheck_on_an_uninitialised_store_says_how_to_fix_it(run, home: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("healthcheck")
+    assert result.status == ExitCode.FAILURE
+    assert result.stderr.startswith("unhealthy [not_initialized]")
+    assert "mcp-orchestration init" in result.stderr
+
+
 def test_healthcheck_refuses_a_key_the_store_does_not_trust(run, initialised: Path, next_key_file: Path) -> None:  # type: ignore[no-untyped-def]
     result = run("healthcheck", "--key-file", str(next_key_file))
     assert result.status == ExitCode.FAILURE
