@@ -75,7 +75,7 @@ image: $(LOCAL_BASES) wheelhouse
 
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
-	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) -t mcp-orchestration:dev .
+	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) -t mcp-orchestration:dev .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build/out
