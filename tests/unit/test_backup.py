@@ -1,0 +1,409 @@
+from __future__ import annotations
+
+import io
+import json
+import stat
+import subprocess
+import sys
+import tarfile
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mcp_orchestration import cli
+from mcp_orchestration.errors import ExitCode
+from mcp_orchestration.store import backup as archive
+from mcp_orchestration.store.cas import canonical_bytes, digest_of
+from mcp_orchestration.store.drafts import Draft, DraftStore
+from mcp_orchestration.store.index import Index
+from tests.conftest import SAMPLE_CONFIG
+
+PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
+GET = ("get", "--client", "claude-desktop", "--profile", "default", "--json")
+OTHER_CONFIG = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+
+Members = list[tuple[tarfile.TarInfo, bytes]]
+
+
+@pytest.fixture
+def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  # type: ignore[no-untyped-def]
+    """A store with one published profile and one draft; returns the home."""
+    assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file)).status == 0
+    draft = Draft("cursor", "work", OTHER_CONFIG, None, "2024-01-01T00:00:00Z")
+    DraftStore(initialised / "storage").save(draft)
+    return initialised
+
+
+@pytest.fixture
+def backup_file(run, store: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    path = tmp_path / "backup.tar"
+    result = run("backup", "--out", str(path))
+    assert result.status == 0, result.stderr
+    return path
+
+
+def snapshot(home: Path) -> dict[str, tuple[int, bytes]]:
+    """Every entry of ``home`` but telemetry, with its mode and (for files) its bytes."""
+    found = {}
+    for path in sorted(home.rglob("*")):
+        relative = path.relative_to(home).as_posix()
+        if relative.split("/")[0] != "telemetry":
+            found[relative] = (path.stat().st_mode, path.read_bytes() if path.is_file() else b"")
+    return found
+
+
+def members(data: bytes) -> Members:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [(info, tar.extractfile(info).read() if info.isreg() else b"") for info in tar]  # type: ignore[union-attr]
+
+
+def pack(items: Members) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for info, data in items:
+            if info.isreg():
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    return buffer.getvalue()
+
+
+def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def flipped(data: bytes) -> bytes:
+    return data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x01]) + data[len(data) // 2 + 1 :]
+
+
+def edit_manifest(items: Members, change: Callable[[dict[str, object]], None]) -> Members:
+    manifest = json.loads(items[0][1])
+    change(manifest)
+    return [regular(archive.MANIFEST_NAME, canonical_bytes(manifest)), *items[1:]]
+
+
+def relist(items: Members, name: str, data: bytes) -> Members:
+    """Replace (or add) member ``name`` and make the manifest agree with it."""
+    kept = [(info, content) for info, content in items if info.name != name]
+    changed = [*kept, regular(name, data)]
+
+    def agree(manifest: dict[str, object]) -> None:
+        files = [entry for entry in manifest["files"] if entry["path"] != name]  # type: ignore[attr-defined]
+        files.append({"path": name, "size": len(data), "sha256": digest_of(data)})
+        manifest["files"] = files
+
+    return edit_manifest(changed, agree)
+
+
+def member_named(items: Members, prefix: str) -> str:
+    return next(info.name for info, _ in items if info.name.startswith(prefix))
+
+
+def flip_member(prefix: str, *, fix_manifest: bool) -> Callable[[Members], Members]:
+    def tamper(items: Members) -> Members:
+        name = member_named(items, prefix)
+        data = flipped(next(content for info, content in items if info.name == name))
+        if fix_manifest:
+            return relist(items, name, data)
+        return [(info, data if info.name == name else content) for info, content in items]
+
+    return tamper
+
+
+def link_member(items: Members) -> Members:
+    link = tarfile.TarInfo("storage/index/HEAD")
+    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+    return [(link, b"") if info.name == link.name else (info, data) for info, data in items]
+
+
+def set_field(name: str, value: object) -> Callable[[Members], Members]:
+    def tamper(items: Members) -> Members:
+        return edit_manifest(items, lambda manifest: manifest.__setitem__(name, value))
+
+    return tamper
+
+
+MEMBER_TAMPERING: dict[str, tuple[Callable[[Members], Members], set[str]]] = {
+    "flipped byte in an object": (flip_member("storage/objects/", fix_manifest=False), {"integrity"}),
+    "flipped byte in an object, manifest agreeing": (
+        flip_member("storage/objects/", fix_manifest=True),
+        {"integrity", "signature"},
+    ),
+    "flipped byte in HEAD": (flip_member("storage/index/HEAD", fix_manifest=False), {"integrity"}),
+    "flipped byte in HEAD, manifest agreeing": (
+        flip_member("storage/index/HEAD", fix_manifest=True),
+        {"integrity", "signature"},
+    ),
+    "flipped byte in the key history, manifest agreeing": (
+        flip_member("storage/keys/", fix_manifest=True),
+        {"integrity", "key_history"},
+    ),
+    "manifest: a file's hash": (
+        lambda items: edit_manifest(items, lambda m: m["files"][0].__setitem__("sha256", "0" * 64)),  # type: ignore[index]
+        {"integrity"},
+    ),
+    "manifest: index version": (set_field("index_version", 1), {"integrity"}),
+    "manifest: head id": (set_field("head_id", "0" * 64), {"integrity"}),
+    "manifest: root key": (set_field("root_fingerprint", "SHA256:" + "0" * 64), {"integrity"}),
+    "manifest: an extra field": (set_field("comment", "hello"), {"integrity"}),
+    "manifest: not canonical": (
+        lambda items: [regular(archive.MANIFEST_NAME, items[0][1] + b" "), *items[1:]],
+        {"integrity"},
+    ),
+    "manifest: not first": (lambda items: [*items[1:], items[0]], {"integrity"}),
+    "manifest: missing": (lambda items: items[1:], {"integrity"}),
+    "member missing": (lambda items: [items[0], *items[2:]], {"integrity"}),
+    "member twice": (lambda items: [*items, items[1]], {"integrity"}),
+    "extra member": (lambda items: [*items, regular("storage/objects/sha256/00/" + "0" * 62, b"x")], {"integrity"}),
+    "path traversal member": (lambda items: [*items, regular("storage/../../escape", b"x")], {"integrity"}),
+    "absolute path member": (lambda items: [*items, regular("/tmp/escape", b"x")], {"integrity"}),
+    "path traversal listed in the manifest": (
+        lambda items: relist(items, "storage/../../escape", b"x"),
+        {"integrity"},
+    ),
+    "hidden file listed in the manifest": (lambda items: relist(items, "storage/.lock", b""), {"integrity"}),
+    "symlink member": (link_member, {"integrity"}),
+    "newer format": (set_field("format_version", 2), {"usage"}),
+}
+
+
+@pytest.mark.parametrize("case", MEMBER_TAMPERING)
+def test_a_tampered_archive_is_refused_and_the_existing_store_is_untouched(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, tmp_path: Path, case: str
+) -> None:
+    tamper, codes = MEMBER_TAMPERING[case]
+    tampered = tmp_path / "tampered.tar"
+    tampered.write_bytes(pack(tamper(members(backup_file.read_bytes()))))
+    before = snapshot(store)
+    result = run("restore", "--from", str(tampered), "--force", "--json")
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] in codes, error
+    assert result.status == (ExitCode.USAGE if codes == {"usage"} else ExitCode.VERIFICATION)
+    assert "Nothing was restored" in error["hint"]
+    assert snapshot(store) == before
+    assert not (tmp_path / "escape").exists()
+
+
+@pytest.mark.parametrize(
+    "cut",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="half"),
+        pytest.param(lambda data: data[:700], id="inside the manifest"),
+        pytest.param(lambda data: data[:-10241], id="inside the last member"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: data + b"trailing", id="data after the end"),
+    ],
+)
+def test_a_truncated_archive_is_refused_into_a_fresh_home(  # type: ignore[no-untyped-def]
+    run, backup_file: Path, tmp_path: Path, cut: Callable[[bytes], bytes]
+) -> None:
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes(cut(backup_file.read_bytes()))
+    fresh = tmp_path / "fresh"
+    result = run("restore", "--from", str(damaged), "--home", str(fresh), "--json")
+    assert result.status == ExitCode.VERIFICATION
+    assert json.loads(result.stderr)["error"]["code"] == "integrity"
+    assert "Traceback" not in result.stderr
+    assert [path.name for path in fresh.iterdir()] in ([], ["telemetry"])
+
+
+def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert stat.S_IMODE(backup_file.stat().st_mode) == 0o600
+    fresh = tmp_path / "fresh"
+    restored = run("restore", "--from", str(backup_file), "--home", str(fresh))
+    assert restored.status == 0, restored.stderr
+    assert "deploy-state.json" in restored.stdout
+    assert run("verify", "--deep", "--home", str(fresh)).status == 0
+    original = json.loads(run(*GET).stdout)
+    assert json.loads(run(*GET, "--home", str(fresh)).stdout) == original
+    assert original["payload"] == SAMPLE_CONFIG
+    assert DraftStore(fresh / "storage").get("cursor", "work") == DraftStore(store / "storage").get("cursor", "work")
+    storage = fresh / "storage"
+    assert stat.S_IMODE(storage.stat().st_mode) == 0o700
+    modes = {stat.S_IMODE(path.stat().st_mode) for path in (storage / "objects").rglob("*") if path.is_file()}
+    assert modes == {0o400}
+    assert stat.S_IMODE((storage / "index" / "HEAD").stat().st_mode) == 0o600
+    assert not list(tmp_path.glob("fresh/.storage.restore-*"))
+
+
+def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, key_file: Path
+) -> None:
+    data = backup_file.read_bytes()
+    items = members(data)
+    names = [info.name for info, _ in items]
+    assert names[0] == archive.MANIFEST_NAME
+    assert all(name.startswith("storage/") for name in names[1:])
+    assert not [name for name in names if "/." in name or name.endswith("index/verified") or "telemetry" in name]
+    assert {(info.uid, info.gid, info.uname, info.gname) for info, _ in items} == {(0, 0, "", "")}
+    manifest = archive.parse_manifest(items[0][1])
+    assert [(f.path, f.size, f.sha256) for f in manifest.files] == [
+        (i.name, len(d), digest_of(d)) for i, d in items[1:]
+    ]
+    head = Index(store / "storage").snapshot()[1]
+    assert (manifest.index_version, manifest.head_id) == (head.head.version, head.head_id)
+    assert key_file.read_text().splitlines()[1].encode() not in data
+
+
+def test_backup_to_stdout_and_restore_from_stdin(  # type: ignore[no-untyped-def]
+    run, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    captured = sys.stdout
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert cli.main(["backup", "--out", "-"]) == 0
+    stdout.flush()
+    monkeypatch.setattr(sys, "stdout", captured)
+    data = raw.getvalue()
+    assert data[:13] == b"MANIFEST.json" and len(data) % tarfile.RECORDSIZE == 0
+    assert "Backed up index version 2" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    fresh = tmp_path / "fresh"
+    assert run("restore", "--from", "-", "--home", str(fresh)).status == 0
+    assert json.loads(run(*GET, "--home", str(fresh)).stdout) == json.loads(run(*GET).stdout)
+
+
+def test_backup_piped_into_restore_between_processes(store: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "mcp_orchestration"]
+    backup = subprocess.run([*command, "backup", "--out", "-", "--json"], capture_output=True, check=False)
+    assert backup.returncode == 0, backup.stderr
+    assert json.loads(backup.stderr)["index_version"] == 2
+    fresh = tmp_path / "fresh"
+    restore = subprocess.run(
+        [*command, "restore", "--from", "-", "--home", str(fresh), "--json"],
+        input=backup.stdout,
+        capture_output=True,
+        check=False,
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert json.loads(restore.stdout)["head_id"] == Index(store / "storage").snapshot()[1].head_id
+
+
+def test_backup_never_overwrites_a_file_unless_forced(run, backup_file: Path) -> None:  # type: ignore[no-untyped-def]
+    backup_file.write_bytes(b"keep me")
+    refused = run("backup", "--out", str(backup_file), "--json")
+    assert refused.status == ExitCode.CONFLICT
+    assert json.loads(refused.stderr)["error"]["code"] == "conflict"
+    assert backup_file.read_bytes() == b"keep me"
+    assert run("backup", "--out", str(backup_file), "--force").status == 0
+    assert members(backup_file.read_bytes())[0][0].name == archive.MANIFEST_NAME
+    assert stat.S_IMODE(backup_file.stat().st_mode) == 0o600
+    assert [path.name for path in backup_file.parent.glob(".backup.tar.tmp-*")] == []
+
+
+def test_backup_refuses_a_damaged_store_and_writes_nothing(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    head = store / "storage" / "index" / "HEAD"
+    head.write_bytes(flipped(head.read_bytes()))
+    out = tmp_path / "backup.tar"
+    result = run("backup", "--out", str(out), "--json")
+    assert result.status == ExitCode.VERIFICATION
+    assert not out.exists() and not list(tmp_path.glob(".backup.tar.tmp-*"))
+
+
+def test_backup_of_no_store_is_not_initialized_and_creates_nothing(run, home: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("backup", "--out", str(tmp_path / "backup.tar"), "--json")
+    assert result.status == ExitCode.NOT_FOUND
+    assert json.loads(result.stderr)["error"]["code"] == "not_initialized"
+    assert not (home / "storage").exists() and not (tmp_path / "backup.tar").exists()
+
+
+def test_backup_inside_the_store_is_refused(run, store: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("backup", "--out", str(store / "storage" / "backup.tar"))
+    assert result.status == ExitCode.USAGE
+    assert not (store / "storage" / "backup.tar").exists()
+
+
+def test_backup_waits_for_a_writer_holding_the_store_lock(store: Path) -> None:
+    index = Index(store / "storage")
+    out = io.BytesIO()
+    with index.write_lock():
+        worker = threading.Thread(
+            target=archive.backup, args=(Index(store / "storage"), out), kwargs={"expect_root": None, "now": NOW}
+        )
+        worker.start()
+        worker.join(0.3)
+        assert worker.is_alive() and out.getvalue() == b""
+    worker.join(10)
+    assert not worker.is_alive()
+    assert members(out.getvalue())[0][0].name == archive.MANIFEST_NAME
+
+
+def test_expect_key_mismatch_is_refused_by_backup_and_restore(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
+) -> None:
+    wrong = "SHA256:" + "0" * 64
+    out = tmp_path / "other.tar"
+    refused = run("backup", "--out", str(out), "--expect-key", wrong, "--json")
+    assert refused.status == ExitCode.VERIFICATION
+    assert json.loads(refused.stderr)["error"]["code"] == "key_history"
+    assert not out.exists()
+    fresh = tmp_path / "fresh"
+    refused = run("restore", "--from", str(backup_file), "--home", str(fresh), "--expect-key", wrong, "--json")
+    assert refused.status == ExitCode.VERIFICATION
+    assert json.loads(refused.stderr)["error"]["code"] == "key_history"
+    assert not (fresh / "storage").exists() and not list(fresh.glob(".storage.restore-*"))
+    pinned = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
+    assert run("restore", "--from", str(backup_file), "--home", str(fresh), "--expect-key", pinned).status == 0
+
+
+def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
+) -> None:
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(OTHER_CONFIG))
+    assert run(*PUBLISH, "--file", str(newer), "--key-file", str(key_file)).status == 0
+    before = snapshot(store)
+    refused = run("restore", "--from", str(backup_file), "--json")
+    assert refused.status == ExitCode.CONFLICT
+    assert json.loads(refused.stderr)["error"]["code"] == "conflict"
+    assert snapshot(store) == before
+
+    done = run("restore", "--from", str(backup_file), "--force", "--json")
+    assert done.status == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["index_version"], report["replaced_index_version"], report["older_than_replaced"]) == (2, 3, True)
+    kept = Path(report["replaced"])
+    assert kept.parent == store and kept.name.startswith("storage.pre-restore-")
+    assert snapshot(kept) == {
+        name.removeprefix("storage/"): value for name, value in before.items() if name.startswith("storage/")
+    }
+    assert json.loads(run(*GET).stdout)["payload"] == SAMPLE_CONFIG
+    assert run("verify", "--deep").status == 0
+
+
+def test_an_older_index_restored_over_a_newer_one_is_refused_by_deploy(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MCP_ORCHESTRATION_DEPLOY_STATE", str(tmp_path / "deploy-state.json"))
+    deploy = ("deploy", "--client", "claude-desktop", "--profile", "default", "--config-path", str(tmp_path / "c.json"))
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(OTHER_CONFIG))
+    assert run(*PUBLISH, "--file", str(newer), "--key-file", str(key_file)).status == 0
+    assert run(*deploy).status == 0
+    done = run("restore", "--from", str(backup_file), "--force")
+    assert done.status == 0, done.stderr
+    assert "OLDER than the one it replaced (version 3)" in done.stdout
+    assert "[rollback]" in done.stdout and "deploy-state.json" in done.stdout
+    refused = run(*deploy, "--json")
+    assert refused.status == ExitCode.VERIFICATION
+    assert json.loads(refused.stderr)["error"]["code"] == "rollback"
+
+
+def test_restore_into_an_empty_storage_directory_needs_no_force(run, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fresh = tmp_path / "fresh"
+    (fresh / "storage").mkdir(parents=True)
+    assert run("restore", "--from", str(backup_file), "--home", str(fresh)).status == 0
+    assert run("verify", "--deep", "--home", str(fresh)).status == 0
+
+
+def test_restore_of_a_missing_file_is_a_usage_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("restore", "--from", str(tmp_path / "absent.tar"), "--json")
+    assert result.status == ExitCode.USAGE
+    assert json.loads(result.stderr)["error"]["code"] == "usage"
