@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench clean engine bases lock wheelhouse image image-dev
+.PHONY: install lint test test-fast test-container demo demo-cli bench clean engine bases lock wheelhouse image image-dev backup restore
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,18 @@ image: $(LOCAL_BASES) wheelhouse
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) -t mcp-orchestration:dev .
+
+# -- the store volume: verified backup and restore through the image ------------------------------
+VOLUME ?= mcp-orchestration-data
+BACKUP ?= mcp-orchestration-backup.tar
+STORE_RUN = $(DOCKER) run --rm -i --init --network none --read-only --cap-drop ALL \
+	--security-opt no-new-privileges -v $(VOLUME):/var/lib/mcp-orchestration $(IMAGE)
+
+backup:
+	umask 077 && $(STORE_RUN) backup --out - >$(BACKUP).partial && mv $(BACKUP).partial $(BACKUP)
+
+restore:  # into an empty volume; stop the server first (FORCE=--force keeps the old store aside)
+	$(STORE_RUN) restore --from - $(FORCE) <$(BACKUP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build/out

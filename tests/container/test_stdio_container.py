@@ -503,6 +503,49 @@ def test_the_store_outlives_the_container(store: Store, transcript: Transcript) 
     _assert_clean_stderr(published.stderr + got.stderr + verified.stderr)
 
 
+def _make(target: str, **variables: str) -> subprocess.CompletedProcess[str]:
+    """A Makefile target, run as an operator would (the image and volume named by variables)."""
+    assignments = [f"{name}={value}" for name, value in {"IMAGE": IMAGE, "DOCKER": DOCKER, **variables}.items()]
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(root), target, *assignments],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+def test_make_backup_and_restore_move_a_verified_store_between_volumes(
+    store: Store, transcript: Transcript, tmp_path: Path
+) -> None:
+    """``make backup`` streams a verified archive out of the volume; ``make restore`` refuses a tampered
+    copy and brings the intact one into an empty volume, where the same artifact verifies."""
+    published = run(
+        transcript, store.volume, store.key, "--json", "publish", "--client", CD, "--profile", PROFILE, "--file", "-",
+        stdin=json.dumps(SAMPLE_CONFIG),
+    )  # fmt: skip
+    assert published.returncode == 0, published.stderr
+    archive = tmp_path / "store.tar"
+    made = _make("backup", VOLUME=store.volume, BACKUP=str(archive))
+    transcript.record(made.stdout, made.stderr)
+    assert made.returncode == 0, made.stderr
+    assert archive.stat().st_mode & 0o077 == 0  # the archive is the operator's alone
+    data = archive.read_bytes()
+    tampered = tmp_path / "tampered.tar"
+    assert data.count(b'"npx"') == 1  # the published artifact's bytes
+    tampered.write_bytes(data.replace(b'"npx"', b'"npy"'))
+    with fresh_volume() as target:
+        refused = _make("restore", VOLUME=target, BACKUP=str(tampered))
+        transcript.record(refused.stdout, refused.stderr)
+        assert refused.returncode != 0 and "[integrity]" in refused.stderr, refused.stderr
+        assert run(transcript, target, None, "verify").returncode == 5  # nothing was installed
+        restored = _make("restore", VOLUME=target, BACKUP=str(archive))
+        transcript.record(restored.stdout, restored.stderr)
+        assert restored.returncode == 0, restored.stderr
+        got = run(transcript, target, None, "get", "--client", CD, "--profile", PROFILE)
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout) == SAMPLE_CONFIG
+        assert run(transcript, target, None, "verify", "--deep", "--expect-key", store.fingerprint).returncode == 0
+
+
 def test_serving_a_session_compiles_no_python_source(store: Store, transcript: Transcript, tmp_path: Path) -> None:
     """Under ``python -v``, a whole session loads every module from bytecode: none is compiled at run time."""
     stderr_path = tmp_path / "verbose.stderr"
