@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench clean engine bases lock wheelhouse image image-dev backup restore
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-container clean engine bases lock wheelhouse image image-dev backup restore
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ demo-cli: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/store_bench.py
+
+bench-server: $(STAMP)
+	$(BIN)/python benchmarks/server_bench.py
+
+bench-container: $(STAMP) image
+	$(BIN)/python benchmarks/container_bench.py
 
 # -- the image: engine, base images from Debian packages, wheelhouse, build ---------------------
 engine:

@@ -8,13 +8,14 @@ the exit status.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,14 @@ def scratch_dir(parent: Path | None, prefix: str, keep: bool) -> Iterator[Path]:
             print(f"\nkept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (p50 of 500 values is the 250th smallest, p99 the 495th)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[rank - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"

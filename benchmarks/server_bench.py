@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -44,7 +43,7 @@ from mcp.client.stdio import stdio_client
 
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust.keys import generate
-from report import heading, line, print_machine, scratch_dir, summary, verdict
+from report import heading, line, ms, percentile, print_machine, scratch_dir, summary, verdict
 
 START_TARGET = 1.0
 CALL_TARGET = 1.5
@@ -107,17 +106,6 @@ json.dump(
 
 
 # -- reporting ---------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], fraction: float) -> float:
-    """Nearest-rank percentile (p50 of 500 values is the 250th smallest, p99 the 495th)."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1]
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
 
 
 def us(seconds: float) -> str:

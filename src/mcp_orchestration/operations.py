@@ -29,7 +29,6 @@ from mcp_orchestration.errors import (
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import KeySpec, Settings
-from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
@@ -153,6 +152,8 @@ def verify(app: App, deep: bool, expect_key: str | None) -> dict[str, Any]:
 
 def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
     """Deep-verify the store and write it as one archive: to a new file, or to a stream such as stdout."""
+    from mcp_orchestration.store import backup as archive  # operator commands only: serving never loads tarfile
+
     with app.telemetry.operation("backup") as event:
         expect = keys.public_key_fingerprint(expect_key) if expect_key else None
         output: contextlib.AbstractContextManager[BinaryIO]
@@ -171,6 +172,8 @@ def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: 
 
 def restore(app: App, source: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
     """Check a backup archive completely, deep-verify the store in it, then put that store in place."""
+    from mcp_orchestration.store import backup as archive
+
     with app.telemetry.operation("restore") as event:
         expect = keys.public_key_fingerprint(expect_key) if expect_key else None
         storage_dir = app.settings.storage_dir

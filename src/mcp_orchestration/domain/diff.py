@@ -8,7 +8,6 @@ and the unified text diff is taken between the masked, key-sorted JSON texts.
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -176,6 +175,8 @@ def _as_dict(value: object) -> dict[str, Any]:
 
 
 def _unified(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    import difflib  # on first use: the server starts without it
+
     before = _pretty(old).splitlines() if old is not None else []
     after = _pretty(new).splitlines()
     return "\n".join(difflib.unified_diff(before, after, fromfile="old", tofile="new", lineterm=""))
