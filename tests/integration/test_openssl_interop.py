@@ -1,6 +1,6 @@
 """Independent verification: plain OpenSSL accepts the index signature, using SECURITY.md's own recipe.
 
-The shell block between the ``openssl-recipe`` markers in SECURITY.md is
+The shell block marked ``doc-test: openssl`` in SECURITY.md is
 extracted and run as-is, so the documentation cannot drift from what works.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,9 +17,8 @@ import pytest
 
 from mcp_orchestration.trust import dsse
 from tests.conftest import run_process
+from tests.doc_blocks import shell_blocks
 
-SECURITY_MD = Path(__file__).resolve().parents[2] / "SECURITY.md"
-RECIPE = re.compile(r"<!-- openssl-recipe:start -->\n```sh\n(.*?)```\n<!-- openssl-recipe:end -->", re.DOTALL)
 VERIFIED = "Signature Verified Successfully"
 
 pytestmark = pytest.mark.skipif(
@@ -29,9 +27,9 @@ pytestmark = pytest.mark.skipif(
 
 
 def recipe() -> str:
-    blocks = RECIPE.findall(SECURITY_MD.read_text())
-    assert len(blocks) == 1, "SECURITY.md must hold exactly one openssl-recipe block"
-    return str(blocks[0])
+    blocks = [block for block in shell_blocks() if block.kind == "openssl"]
+    assert len(blocks) == 1, "SECURITY.md must hold exactly one doc-test: openssl block"
+    return blocks[0].text
 
 
 def cli(*argv: str) -> str:
