@@ -12,6 +12,7 @@
 #   MIRROR, SECURITY_MIRROR  Debian archives (default deb.debian.org)
 # Needs root, debootstrap and a running Docker engine (BuildKit).
 set -euo pipefail
+[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=ARCH,FORCE,SOURCE_DATE_EPOCH,MIRROR,SECURITY_MIRROR "$0" "$@"  # debootstrap and chroot need root
 
 cd "$(dirname "$0")/.."
 ARCH="${ARCH:-$(dpkg --print-architecture)}"
