@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-container clean engine bases lock wheelhouse image image-dev backup restore
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -82,6 +82,12 @@ image: $(LOCAL_BASES) wheelhouse
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) -t mcp-orchestration:dev .
+
+# -- dependency audit: pip-audit on the lock and on the image's venv, CycloneDX SBOMs, then the policy gate.
+# Needs PyPI's JSON API and a built image (`make image audit` to rebuild first); CI here does not run it.
+# The exit status is the gate's verdict: 0 pass, 1 fail, 2 no verdict.
+audit: $(STAMP)
+	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/audit.sh
 
 # -- the store volume: verified backup and restore through the image ------------------------------
 VOLUME ?= mcp-orchestration-data

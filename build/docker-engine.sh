@@ -9,10 +9,16 @@ docker=/usr/bin/docker # Debian's client: BuildKit without buildx
 sudo_cmd=""
 [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
 
-if [ ! -x "$docker" ] || ! command -v docker-compose >/dev/null || ! command -v debootstrap >/dev/null; then
+# Only what is missing: an engine that is already there (Docker CE on a GitHub runner, whose
+# docker-ce package conflicts with docker.io) is used as it is.
+missing=()
+[ -x "$docker" ] || missing+=(docker.io)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap >/dev/null
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! $docker info >/dev/null 2>&1; then

@@ -42,7 +42,10 @@ RUN set -eu; mkdir -p /rootfs/var/lib/dpkg/status.d; \
     done
 
 # The files distroless adds (common/BUILD.bazel, static/, python3/python.bzl), then checks.
-RUN set -eu; cd /rootfs; \
+# bash with pipefail: a failing find in a pipeline fails the build (hadolint DL4006).
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+WORKDIR /rootfs
+RUN set -eu; \
     epoch="${SOURCE_DATE_EPOCH:-$(find usr/share/doc -name 'changelog*' -printf '%T@\n' | sort -n | tail -n 1 | cut -d. -f1)}"; \
     # CA bundle: every certificate of the package, concatenated (rules_distroless cacerts.sh)
     mkdir -p etc/ssl/certs usr/share/doc/ca-certificates; \

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Sourced by lock.sh and wheelhouse.sh from the repository root.
-# Installs the hash-pinned uv and pip of build/tools.lock into build/out/tools
-# (again whenever that lock changes) and defines `uv` and `pip` to run them.
+# Sourced by lock.sh, wheelhouse.sh and audit.sh from the repository root.
+# Installs the hash-pinned uv, pip and pip-audit of build/tools.lock into build/out/tools
+# (again whenever that lock changes) and defines `uv`, `pip` and `pip_audit` to run them.
 # pip runs isolated from the host's pip config and PIP_* variables: PyPI only.
 
 tools=build/out/tools
@@ -15,3 +15,4 @@ fi
 
 uv() { UV_NO_CONFIG=1 UV_PYTHON_DOWNLOADS=never "$tools/bin/uv" "$@"; }
 pip() { PIP_CONFIG_FILE=/dev/null "$tools/bin/pip" --isolated "$@"; }
+pip_audit() { PIP_CONFIG_FILE=/dev/null "$tools/bin/pip-audit" "$@"; }

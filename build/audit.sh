@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The dependency audit (`make audit`): pip-audit on the hash-pinned lock and on the venv inside the
+# built image, a CycloneDX SBOM of each, then the policy gate, whose verdict is this script's exit
+# status: 0 pass, 1 fail, 2 no verdict (`mcp-orchestration-audit-gate --help`, SECURITY.md).
+# Needs PyPI's JSON API, a Docker engine with $IMAGE built (`make image`) and the project's venv.
+# Writes build/out/audit/ (and build/out/image-venv, the copy of the image's /venv):
+#   lock.json   lock.cdx.json    build/requirements.lock, read as it is: nothing is installed
+#   image.json  image.cdx.json   the site-packages of $IMAGE's /venv
+# pip-audit runs without --strict: that flag aborts at the first package it cannot look up and
+# writes no report, while the gate applies the same rule (not_audited) to every package at once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+trap 'echo "audit.sh: failed: $BASH_COMMAND" >&2; exit 2' ERR
+
+DOCKER=${DOCKER:-/usr/bin/docker}
+IMAGE=${IMAGE:-mcp-orchestration:latest}
+gate=${VENV:-.venv}/bin/mcp-orchestration-audit-gate
+out=build/out/audit
+venv=build/out/image-venv
+
+[[ -x $gate ]] || { echo "audit.sh: no $gate: run make install first" >&2; exit 2; }
+"$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || { echo "audit.sh: no image $IMAGE: run make image first" >&2; exit 2; }
+. build/tools.sh
+rm -rf "$out" "$venv"
+mkdir -p "$out"
+
+# The venv as shipped, copied out of a container that is created but never started.
+cid=$("$DOCKER" create "$IMAGE")
+trap '"$DOCKER" rm "$cid" >/dev/null' EXIT
+"$DOCKER" cp "$cid:/venv" "$venv"
+site=("$venv"/lib/python3.*/site-packages)
+[[ ${#site[@]} -eq 1 && -d ${site[0]} ]] || { echo "audit.sh: no single site-packages in $IMAGE:/venv" >&2; exit 2; }
+
+# audit NAME PIP_AUDIT_SOURCE...: the JSON report for the gate and the SBOM. pip-audit exits 1 both
+# when it finds a vulnerability and when it fails; the gate judges the report, and finds none in the
+# second case. It exits 0 when it could look nothing up: then the report lists every package skipped.
+audit() {
+  local name=$1 status=0
+  shift
+  pip_audit "$@" --cache-dir build/out/pip-audit-cache --progress-spinner off \
+    -f json --aliases on --desc on -o "$out/$name.json" || status=$?
+  pip_audit "$@" --cache-dir build/out/pip-audit-cache --progress-spinner off \
+    -f cyclonedx-json -o "$out/$name.cdx.json" || status=$?
+  echo "audit.sh: pip-audit on $name exited $status" >&2
+}
+audit lock -r build/requirements.lock --require-hashes --disable-pip
+audit image --path "${site[0]}"
+
+status=0
+"$gate" --exceptions audit-exceptions.toml --first-party mcp-orchestration "$out/lock.json" "$out/image.json" || status=$?
+for sbom in "$out"/{lock,image}.cdx.json; do
+  [[ -s $sbom ]] || { echo "audit.sh: pip-audit wrote no SBOM $sbom" >&2; [[ $status -ne 0 ]] || status=2; }
+done
+echo "audit.sh: reports and SBOMs in $out; verdict exit status $status" >&2
+exit "$status"

@@ -1,0 +1,116 @@
+"""The reviewed exceptions file (``audit-exceptions.toml``): which known vulnerability may ship, why, and until when.
+
+An exception is a decision a person made and signed with their name, so every
+field is required and nothing unknown is accepted: a typo in a key must not
+turn into an exception nobody reviewed. An entry that breaks a rule is
+reported as a problem and excepts nothing. Whether an entry is still in force
+depends on the day, which the gate decides (``gate.py``).
+
+    [[exceptions]]
+    id = "GHSA-xxxx-xxxx-xxxx"            # the advisory id pip-audit reports, or any alias of it
+    aliases = ["CVE-2026-00000"]          # optional: other ids of the same advisory
+    package = "starlette"                 # the distribution it is for
+    reason = "why it does not affect this product, or what mitigates it"
+    expires = 2027-01-31                  # a TOML date, at most 90 days ahead
+    approved_by = "name of the reviewer"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from mcp_orchestration.audit.errors import ExceptionsUnreadableError
+from mcp_orchestration.audit.report import Vulnerability, canonical_name
+
+_TEXT_KEYS = ("id", "package", "reason", "approved_by")
+_KEYS = frozenset({*_TEXT_KEYS, "aliases", "expires"})
+
+
+@dataclass(frozen=True)
+class ExceptionEntry:
+    """One accepted vulnerability of one package (an entry of the file, not a Python exception)."""
+
+    id: str
+    aliases: tuple[str, ...]
+    package: str
+    reason: str
+    expires: date
+    approved_by: str
+
+    def covers(self, package: str, vuln: Vulnerability) -> bool:
+        """True if this entry names the package and any id of the advisory."""
+        mine = {name.upper() for name in (self.id, *self.aliases)}
+        return canonical_name(self.package) == canonical_name(package) and not mine.isdisjoint(vuln.ids())
+
+    def label(self) -> str:
+        """How messages name the entry."""
+        return f"exception {self.id} for {self.package}"
+
+
+@dataclass(frozen=True)
+class ExceptionsFile:
+    """The entries that are well formed, and one message per rule an entry (or the file) breaks."""
+
+    entries: tuple[ExceptionEntry, ...]
+    problems: tuple[str, ...]
+
+
+def load_exceptions(path: Path) -> ExceptionsFile:
+    """Read the file; only unreadable or non-TOML text is an error, broken entries are problems."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else type(error).__name__
+        raise ExceptionsUnreadableError(f"Cannot read the exceptions file {path}: {reason}.") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ExceptionsUnreadableError(f"{path} is not valid TOML ({error}).") from None
+    return parse_exceptions(document, str(path))
+
+
+def parse_exceptions(document: dict[str, object], source: str) -> ExceptionsFile:
+    """Check a parsed file: an ``exceptions`` array of tables and nothing else."""
+    unknown = sorted(set(document) - {"exceptions"})
+    if unknown:
+        return ExceptionsFile((), (f"{source}: unknown top-level key(s) {', '.join(unknown)}.",))
+    tables = document.get("exceptions")
+    if not isinstance(tables, list):
+        return ExceptionsFile((), (f"{source}: `exceptions` must be an array of tables (`exceptions = []` for none).",))
+    entries: list[ExceptionEntry] = []
+    problems: list[str] = []
+    for number, table in enumerate(tables, start=1):
+        entry, broken = _entry(table, f"{source}: exception {number}")
+        problems.extend(broken)
+        if entry is not None:
+            entries.append(entry)
+    return ExceptionsFile(tuple(entries), tuple(problems))
+
+
+def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]:
+    if not isinstance(table, dict):
+        return None, [f"{where} is not a table."]
+    if isinstance(table.get("id"), str):
+        where = f"{where} ({table['id']})"
+    problems = [f"{where}: unknown key `{key}`." for key in sorted(set(table) - _KEYS)]
+    for key in _TEXT_KEYS:
+        value = table.get(key)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}: `{key}` is missing or empty.")
+    aliases = table.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(alias, str) and alias.strip() for alias in aliases):
+        problems.append(f"{where}: `aliases` must be a list of advisory ids.")
+    expires = table.get("expires")
+    if isinstance(expires, datetime) or not isinstance(expires, date):  # tomllib's datetime is a date too
+        problems.append(f"{where}: `expires` must be a TOML date such as 2027-01-31 (unquoted, no time).")
+    if problems or not isinstance(expires, date):
+        return None, problems
+    return ExceptionEntry(
+        id=table["id"],
+        aliases=tuple(aliases),
+        package=table["package"],
+        reason=table["reason"],
+        expires=expires,
+        approved_by=table["approved_by"],
+    ), []
