@@ -27,7 +27,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_orchestration.trust import keys
 from tests.conftest import SAMPLE_CONFIG
 from tests.container.conftest import DOCKER, HARDENED, IMAGE, NONROOT, docker
-from tests.integration.test_stdio_e2e import PROTOCOL_VERSION, RawServer, _is_jsonrpc_message
+from tests.integration.test_stdio_e2e import PROTOCOL_VERSION, RawServer, _is_jsonrpc_message, running
 from tests.integration.tool_errors import tool_error, wire_error
 
 pytestmark = pytest.mark.container
@@ -288,22 +288,9 @@ async def test_a_whole_mcp_session_through_the_container(store: Store, transcrip
     _assert_clean_stderr(stderr)
 
 
-@contextmanager
-def raw_container(args: list[str], stderr_path: Path) -> Iterator[RawServer]:
+def raw_container(args: list[str], stderr_path: Path) -> AbstractContextManager[RawServer]:
     """``docker run -i`` driven line by line (the e2e test's ``RawServer``); every stdout line is kept."""
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen([DOCKER, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
-        server = RawServer(process)
-        server.start_reader()
-        try:
-            yield server
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=30)
-            for pipe in (process.stdin, process.stdout):
-                if pipe is not None:
-                    pipe.close()
+    return running([DOCKER, *args], stderr_path)
 
 
 def _initialize(server: RawServer) -> None:

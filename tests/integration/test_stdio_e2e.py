@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,18 +237,14 @@ class RawServer:
             self.seen.append(line)
 
 
-@pytest.fixture
-def raw_server(store: Store, tmp_path: Path) -> Iterator[RawServer]:
-    # stderr goes to a file: a pipe nobody reads could fill up and stall the server.
-    with (tmp_path / "raw.stderr").open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mcp_orchestration", "serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            env=store.env,
-            cwd=tmp_path,
-        )
+@contextmanager
+def running(argv: list[str], stderr_path: Path, **popen: Any) -> Iterator[RawServer]:
+    """A server process driven line by line; killed and reaped afterwards.
+
+    stderr goes to a file: a pipe nobody reads could fill up and stall the server.
+    """
+    with stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, **popen)
         server = RawServer(process)
         server.start_reader()
         try:
@@ -259,6 +256,13 @@ def raw_server(store: Store, tmp_path: Path) -> Iterator[RawServer]:
             for pipe in (process.stdin, process.stdout):
                 if pipe is not None:
                     pipe.close()
+
+
+@pytest.fixture
+def raw_server(store: Store, tmp_path: Path) -> Iterator[RawServer]:
+    argv = [sys.executable, "-m", "mcp_orchestration", "serve"]
+    with running(argv, tmp_path / "raw.stderr", env=store.env, cwd=tmp_path) as server:
+        yield server
 
 
 def _is_jsonrpc_message(message: object) -> bool:
