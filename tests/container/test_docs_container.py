@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.container
 BIN = Path(sys.executable).parent
 SWARM_SERVICES = ("mcpo-init", "mcpo-rotate", "mcpo-list")
 SWARM_SECRETS = ("mcpo_key_1", "mcpo_key_2")
+SWARM_VOLUME = "mcpo-store"
 
 
 def _swarm_active() -> bool:
@@ -36,10 +38,11 @@ def _swarm_active() -> bool:
 def swarm_names_free() -> Iterator[None]:
     """The swarm runbook's resources are free before, and gone after, whatever happens."""
     was_active = _swarm_active()
+    taken = [f"volume {SWARM_VOLUME}"] if docker("volume", "inspect", SWARM_VOLUME, check=False).returncode == 0 else []
     if was_active:
-        taken = [name for name in SWARM_SERVICES if docker("service", "inspect", name, check=False).returncode == 0]
+        taken += [name for name in SWARM_SERVICES if docker("service", "inspect", name, check=False).returncode == 0]
         taken += [name for name in SWARM_SECRETS if docker("secret", "inspect", name, check=False).returncode == 0]
-        assert not taken, f"the swarm runbook's names are in use here: {taken}"
+    assert not taken, f"the swarm runbook's names are in use here: {taken}"
     yield
     if _swarm_active():
         docker("service", "rm", *SWARM_SERVICES, check=False)
@@ -47,9 +50,10 @@ def swarm_names_free() -> Iterator[None]:
         docker("network", "rm", "mcpo-internal", check=False)
         if not was_active:
             docker("swarm", "leave", "--force")
-    for _ in range(30):  # the volume is released once the tasks' containers are gone
-        if docker("volume", "rm", "-f", "mcpo-store", check=False).returncode == 0:
-            break
+    deadline = time.monotonic() + 60  # the volume is released once the tasks' containers are gone
+    while docker("volume", "rm", "-f", SWARM_VOLUME, check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"volume {SWARM_VOLUME} is still in use"
+        time.sleep(1)
 
 
 @pytest.mark.parametrize("name", sorted(scenarios("container")), ids=str)
