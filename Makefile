@@ -95,11 +95,18 @@ BACKUP ?= mcp-orchestration-backup.tar
 STORE_RUN = $(DOCKER) run --rm -i --init --network none --read-only --cap-drop ALL \
 	--security-opt no-new-privileges -v $(VOLUME):/var/lib/mcp-orchestration $(IMAGE)
 
-backup:
-	umask 077 && $(STORE_RUN) backup --out - >$(BACKUP).partial && mv $(BACKUP).partial $(BACKUP)
+backup:  # EXPECT_KEY=SHA256:... (optional) also pins the root the store must have
+	@test ! -e $(BACKUP) || { echo "make backup: $(BACKUP) exists; name another with BACKUP=" >&2; exit 1; }
+	rm -f $(BACKUP).partial
+	umask 077 && $(STORE_RUN) backup $(if $(EXPECT_KEY),--expect-key $(EXPECT_KEY)) --out - >$(BACKUP).partial \
+	  || { rm -f $(BACKUP).partial; exit 1; }
+	mv $(BACKUP).partial $(BACKUP)
 
-restore:  # into an empty volume; stop the server first (FORCE=--force keeps the old store aside)
-	$(STORE_RUN) restore --from - $(FORCE) <$(BACKUP)
+# Into an empty volume; stop the server first (FORCE=--force keeps an existing store aside).
+# The archive's manifest is not signed: the pinned root decides whose store is accepted.
+restore:
+	@test -n "$(EXPECT_KEY)" || { echo "make restore: set EXPECT_KEY=SHA256:... (your pinned root key)" >&2; exit 2; }
+	$(STORE_RUN) restore --expect-key $(EXPECT_KEY) --from - $(FORCE) <$(BACKUP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build/out

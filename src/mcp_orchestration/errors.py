@@ -49,6 +49,7 @@ class InternalError(OrchestrationError):
     """An unexpected failure; its details stay in the server's log."""
 
     code = "internal"
+    default_message = "Internal error; the server logged the details."
 
 
 class FilesystemError(OrchestrationError):

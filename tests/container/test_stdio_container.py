@@ -511,7 +511,7 @@ def test_make_backup_and_restore_move_a_verified_store_between_volumes(
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
     archive = tmp_path / "store.tar"
-    made = _make("backup", VOLUME=store.volume, BACKUP=str(archive))
+    made = _make("backup", VOLUME=store.volume, BACKUP=str(archive), EXPECT_KEY=store.fingerprint)
     transcript.record(made.stdout, made.stderr)
     assert made.returncode == 0, made.stderr
     assert archive.stat().st_mode & 0o077 == 0  # the archive is the operator's alone
@@ -520,11 +520,13 @@ def test_make_backup_and_restore_move_a_verified_store_between_volumes(
     assert data.count(b'"npx"') == 1  # the published artifact's bytes
     tampered.write_bytes(data.replace(b'"npx"', b'"npy"'))
     with fresh_volume() as target:
-        refused = _make("restore", VOLUME=target, BACKUP=str(tampered))
+        unpinned = _make("restore", VOLUME=target, BACKUP=str(archive))
+        assert unpinned.returncode != 0 and "EXPECT_KEY" in unpinned.stderr
+        refused = _make("restore", VOLUME=target, BACKUP=str(tampered), EXPECT_KEY=store.fingerprint)
         transcript.record(refused.stdout, refused.stderr)
         assert refused.returncode != 0 and "[integrity]" in refused.stderr, refused.stderr
         assert run(transcript, target, None, "verify").returncode == 5  # nothing was installed
-        restored = _make("restore", VOLUME=target, BACKUP=str(archive))
+        restored = _make("restore", VOLUME=target, BACKUP=str(archive), EXPECT_KEY=store.fingerprint)
         transcript.record(restored.stdout, restored.stderr)
         assert restored.returncode == 0, restored.stderr
         got = run(transcript, target, None, "get", "--client", CD, "--profile", PROFILE)

@@ -1041,6 +1041,21 @@ async def test_a_rejected_argument_is_never_echoed(app: App) -> None:
             assert token[:12] not in json.dumps(result.model_dump(mode="json")), tool
 
 
+async def test_a_result_that_breaks_its_output_schema_is_an_internal_error(app: App) -> None:
+    """The SDK checks every result against the published schema; a mismatch is our bug, never a usage error."""
+
+    class Drifted(ConfigTools):
+        def list_clients(self) -> Any:
+            return {**super().list_clients(), "unpublished": True}
+
+    async with connect(Drifted(app)) as client:
+        result = await client.call_tool("list_clients", {})
+        error = tool_error(result)
+        assert error["code"] == "internal"
+        assert error["message"] == "Internal error; the server logged the details."
+        assert (await ok(client, "list_available_servers"))["servers"]
+
+
 async def test_an_unknown_tool_is_a_tool_error(app: App) -> None:
     async with connect(app) as client:
         result = await client.call_tool("write_file", {"path": "/etc/passwd"})

@@ -165,7 +165,7 @@ def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_
     assert f"--- {client_file} (current)" in result.stdout
     assert '-      "command": "old-fs"' in result.stdout
     assert '+      "command": "npx"' in result.stdout
-    assert '+        "T": "***"' in result.stdout
+    assert '+        "T": "${env:GITHUB_TOKEN}"' in result.stdout  # the resolved value is shown as its placeholder
     assert "nothing was written" in result.stdout
     assert SECRET not in result.stdout
     assert client_file.read_bytes() == old
@@ -295,3 +295,38 @@ def test_an_input_placeholder_only_vscode_can_ask_for_is_refused_elsewhere(run, 
     published(asks, client="vscode")
     assert _deploy(run, path, client="vscode").status == 0
     assert json.loads(path.read_text())["servers"]["db"]["env"]["PASSWORD"] == "${input:db-password}"
+
+
+@pytest.mark.parametrize("value", ["12345", 'abc"defghijklmn', "pässwörd-geheim", "x"])
+def test_resolved_values_never_reach_any_output(  # type: ignore[no-untyped-def]
+    run, published, client_file: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Short values, quotes and non-ASCII text, in args as in env: the diff shows the placeholder instead."""
+    in_args = {"mcpServers": {"pin": {"command": "pin-mcp", "args": ["--pin=${env:PIN}"], "env": {"P": "${env:PIN}"}}}}
+    published(in_args)
+    monkeypatch.setenv("PIN", value)
+    encodings = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    assert '"--pin=${env:PIN}"' in _deploy(run, client_file, "--dry-run").stdout
+    for extra in (("--dry-run",), ("--dry-run", "--json"), ("--json",), ("--json",)):
+        result = _deploy(run, client_file, *extra)
+        assert result.status == 0, result.stderr
+        shown = result.stdout + result.stderr
+        assert not [e for e in encodings if f"--pin={e}" in shown or f'"{e}"' in shown], shown
+    assert json.loads(client_file.read_text())["mcpServers"]["pin"]["args"] == [f"--pin={value}"]
+
+
+def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    published({"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}})
+    old = client_file.read_bytes()
+    result = _deploy(run, client_file, "--json")
+    assert result.status == ExitCode.USAGE
+    assert "placeholders belong in values" in json.loads(result.stderr)["error"]["message"]
+    assert client_file.read_bytes() == old
+
+
+def test_an_unchanged_file_holding_resolved_values_is_still_narrowed(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    assert _deploy(run, client_file).status == 0
+    client_file.chmod(0o644)
+    again = _deploy(run, client_file, "--json")
+    assert again.status == 0 and json.loads(again.stdout)["changed"] is False
+    assert stat.S_IMODE(client_file.stat().st_mode) == 0o600

@@ -32,7 +32,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,11 +114,11 @@ def deploy(
         source = _verified_source(app, client, profile, expect_key)
         event.set(keyid=source.keyid, index_version=source.seen.index_version)
         state.check(source.store, source.seen)
-        servers, resolved = _expand_placeholders(
+        servers, values = _expand_placeholders(
             spec, _rendered_servers(spec, source.payload), resolve_env, os.environ if environ is None else environ
         )
         old, mode = _read_existing(target)
-        if resolved:
+        if values:
             mode &= SECRET_FILE_MODE
         current = parse_payload(old, str(target)) if old is not None else {}
         merged = _merge(current, spec.config_key, servers, target)
@@ -127,6 +127,8 @@ def deploy(
         if not dry_run:
             if changed:
                 backup = _replace(target, old, mode, merged, when)
+            elif values:
+                os.chmod(target, mode)  # unchanged, but it holds the values: narrowed all the same
             state.record(source.store, source.seen, when.strftime("%Y-%m-%dT%H:%M:%SZ"))
         event.set(changed=changed)
         return DeployResult(
@@ -136,12 +138,19 @@ def deploy(
             artifact=source.artifact,
             index_version=source.seen.index_version,
             servers=tuple(servers),
-            resolved_env=resolved,
+            resolved_env=tuple(sorted(values)),
             created=old is None,
             changed=changed,
             dry_run=dry_run,
             backup=str(backup) if backup is not None else None,
-            diff=_diff(target, current if old is not None else None, merged, spec.config_key),
+            diff=_diff(
+                target,
+                current if old is not None else None,
+                merged,
+                spec.config_key,
+                deployed=servers,
+                values=values,
+            ),
         )
 
 
@@ -179,13 +188,23 @@ def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:
 
 def _expand_placeholders(
     spec: ClientSpec, servers: dict[str, Any], resolve_env: bool, environ: Mapping[str, str]
-) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """``servers`` with each ``${env:NAME}`` the client cannot expand replaced by its value, and those names.
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """``servers`` with each ``${env:NAME}`` the client cannot expand replaced by its value; and the values used.
 
     Refuses (writing nothing) a placeholder the client cannot expand unless it
-    is an environment variable, ``resolve_env`` is set and the variable is set.
+    is an environment variable, ``resolve_env`` is set and the variable has a
+    value; and a placeholder in a name, where no client expands one.
     """
-    found = {(kind, name) for kind, name in _PLACEHOLDER.findall(json.dumps(servers)) if kind not in spec.placeholders}
+    if any(_PLACEHOLDER.search(key) for key in _keys(servers)):
+        raise ValidationError(
+            "A server's field name holds a placeholder; placeholders belong in values. Nothing was written."
+        )
+    found = {
+        (kind, name)
+        for text in _strings(servers)
+        for kind, name in _PLACEHOLDER.findall(text)
+        if kind not in spec.placeholders
+    }
     inputs = sorted(name for kind, name in found if kind == "input")
     if inputs:
         raise ValidationError(
@@ -194,7 +213,7 @@ def _expand_placeholders(
         )
     names = sorted(name for _, name in found)
     if not names:
-        return servers, ()
+        return servers, {}
     if not resolve_env:
         raise ValidationError(
             f"{spec.name} does not expand ${{env:NAME}} placeholders: it would start the servers with the literal "
@@ -205,22 +224,51 @@ def _expand_placeholders(
     missing = [name for name in names if not environ.get(name)]
     if missing:
         raise ValidationError(
-            f"--resolve-env: {', '.join(missing)} not set in this environment; nothing was written.",
+            f"--resolve-env: {', '.join(missing)} not set (or empty) in this environment; nothing was written.",
             hint="Export the variables in the shell that runs deploy.",
         )
     values = {name: environ[name] for name in names}
-    REDACTOR.register(values.values())  # no output of this process may show them
+    for value in values.values():  # a backstop: the diff shows placeholders, never these values
+        REDACTOR.register_text(value)
 
-    def substitute(value: Any) -> Any:
-        if isinstance(value, str):
-            return _PLACEHOLDER.sub(lambda m: values.get(m[2], m[0]) if m[1] == "env" else m[0], value)
-        if isinstance(value, dict):
-            return {key: substitute(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [substitute(item) for item in value]
-        return value
+    def resolve(text: str) -> str:
+        return _PLACEHOLDER.sub(lambda m: values.get(m[2], m[0]) if m[1] == "env" else m[0], text)
 
-    return substitute(servers), tuple(names)
+    return _map_strings(servers, resolve), values
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string value in a JSON value (not its keys)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _keys(value: Any) -> Iterator[str]:
+    """Every key of every object in a JSON value."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _keys(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys(item)
+
+
+def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
+    """A copy of a JSON value with ``change`` applied to every string value (keys kept)."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, dict):
+        return {key: _map_strings(item, change) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_map_strings(item, change) for item in value]
+    return value
 
 
 def _read_existing(path: Path) -> tuple[bytes | None, int]:
@@ -264,12 +312,44 @@ def _text(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
-def _diff(path: Path, old: dict[str, Any] | None, new: dict[str, Any], config_key: str) -> str:
-    """The unified diff of the file's text before and after, masked."""
-    before = _text(_masked(old, config_key)).splitlines() if old is not None else []
-    after = _text(_masked(new, config_key)).splitlines()
-    lines = difflib.unified_diff(before, after, f"{path} (current)", f"{path} (deployed)", lineterm="")
+def _diff(
+    path: Path,
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    config_key: str,
+    *,
+    deployed: Mapping[str, Any],
+    values: Mapping[str, str],
+) -> str:
+    """The unified diff of the file's text before and after, masked; in the ``deployed`` servers, each
+    resolved value is shown as its placeholder (before, too: an earlier deploy wrote the same values)."""
+
+    def shown(document: dict[str, Any]) -> list[str]:
+        return _text(_masked(_unresolved(document, config_key, deployed, values), config_key)).splitlines()
+
+    before = shown(old) if old is not None else []
+    lines = difflib.unified_diff(before, shown(new), f"{path} (current)", f"{path} (deployed)", lineterm="")
     return "\n".join(lines)
+
+
+def _unresolved(
+    document: dict[str, Any], config_key: str, deployed: Mapping[str, Any], values: Mapping[str, str]
+) -> dict[str, Any]:
+    """``document`` with each resolved value in the ``deployed`` servers written as its ``${env:NAME}`` again."""
+    servers = document.get(config_key)
+    if not values or not isinstance(servers, dict):
+        return document
+    by_length = sorted(values.items(), key=lambda item: len(item[1]), reverse=True)
+    pattern = re.compile("|".join(re.escape(value) for _, value in by_length))
+    names = {value: name for name, value in by_length}
+
+    def placeholders(text: str) -> str:
+        return pattern.sub(lambda match: f"${{env:{names[match[0]]}}}", text)
+
+    unresolved = {
+        name: _map_strings(entry, placeholders) if name in deployed else entry for name, entry in servers.items()
+    }
+    return {**document, config_key: unresolved}
 
 
 def _masked(document: dict[str, Any], config_key: str) -> dict[str, Any]:

@@ -125,7 +125,7 @@ async def _run(operation: Callable[[], Result]) -> Result:
         )
     except Exception:
         log.exception("Unexpected error in a tool call")
-        failure = _error_result(InternalError("Internal error; the server logged the details."))
+        failure = _error_result(InternalError(InternalError.default_message))
     return cast("Result", failure)
 
 
@@ -138,14 +138,19 @@ def _resource(operation: Callable[[], Mapping[str, Any]]) -> str:
 
 
 def _argument_error(text: str) -> dict[str, Any]:
-    """The SDK's argument-validation error without the rejected values, in the product's error shape.
+    """The SDK's own tool error in the product's error shape, without the data it quotes.
 
     Pydantic's messages quote the input (``input_value=...``): a model that puts
-    a token in the wrong argument must not see it echoed into the transcript.
+    a token in the wrong argument must not see it echoed into the transcript. A
+    result that failed its own output schema is a bug of ours: ``internal``.
     """
     kept = [line.split(" [type=")[0] for line in text.splitlines() if not line.startswith("    For further")]
     message = _scrub("\n".join(kept))
-    code = "validation" if "validation error" in message else "usage"
+    if message.startswith("Error executing tool"):  # our result failed the SDK's output check: a bug of ours
+        log.error("A tool result failed its output schema: %s", message)
+        code, message = "internal", InternalError.default_message
+    else:
+        code = "validation" if "validation error" in message else "usage"
     return {
         "content": [{"type": "text", "text": f"[{code}] {message}"}],
         "_meta": {ERROR_META_KEY: {"code": code, "message": message, "hint": ""}},
