@@ -8,6 +8,10 @@
 #   image.json  image.cdx.json   the site-packages of $IMAGE's /venv
 # pip-audit runs without --strict: that flag aborts at the first package it cannot look up and
 # writes no report, while the gate applies the same rule (not_audited) to every package at once.
+# pip-audit lists only what it finds where it is pointed, so the gate also gets the lock: lock.json
+# must list exactly its pins, image.json (--venv) those plus the project itself (coverage,
+# lock_mismatch): a partial report (wrong --path, unreadable dist-info) or a venv that is not the
+# lock fails instead of passing on what was seen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trap 'echo "audit.sh: failed: $BASH_COMMAND" >&2; exit 2' ERR
@@ -47,7 +51,8 @@ audit lock -r build/requirements.lock --require-hashes --disable-pip
 audit image --path "${site[0]}"
 
 status=0
-"$gate" --exceptions audit-exceptions.toml --first-party mcp-orchestration "$out/lock.json" "$out/image.json" || status=$?
+"$gate" --lock build/requirements.lock --exceptions audit-exceptions.toml --first-party mcp-orchestration \
+  "$out/lock.json" --venv "$out/image.json" || status=$?
 for sbom in "$out"/{lock,image}.cdx.json; do
   [[ -s $sbom ]] || { echo "audit.sh: pip-audit wrote no SBOM $sbom" >&2; [[ $status -ne 0 ]] || status=2; }
 done

@@ -7,17 +7,26 @@
 # Usage: build/base-images.sh
 #   ARCH=<debian arch>       default: the host's (another arch needs binfmt/qemu-user-static)
 #   FORCE=1                  rebuild images that already exist (the debootstrap cache is kept;
-#                            delete build/out/base-images/<arch>/debootstrap* to redo it)
+#                            delete build/out/base-images/<arch>/debootstrap* to redo it; a cache
+#                            from before signatures were enforced, debootstrap.done, is redone)
 #   SOURCE_DATE_EPOCH=<s>    file-time clamp; default: newest Debian changelog in each image
 #   MIRROR, SECURITY_MIRROR  Debian archives (default deb.debian.org)
+#   KEYRING=<file>           keys the archive's Release file must be signed with (default: Debian's
+#                            archive keyring, package debian-archive-keyring, installed if missing)
 # Needs root, debootstrap and a running Docker engine (BuildKit).
+# Signatures fail closed: debootstrap gets --keyring and --force-check-gpg, so an unsigned or
+# wrongly signed Release file, or a missing keyring, stops the build; without them it only warns
+# and goes on unverified when the keyring is absent and MIRROR is set. Inside the rootfs, apt
+# verifies against the keyring debootstrap installed (Signed-By below; nothing is marked trusted).
 set -euo pipefail
-[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=ARCH,FORCE,SOURCE_DATE_EPOCH,MIRROR,SECURITY_MIRROR "$0" "$@"  # debootstrap and chroot need root
+[ "$(id -u)" -eq 0 ] || exec sudo --preserve-env=ARCH,FORCE,SOURCE_DATE_EPOCH,MIRROR,SECURITY_MIRROR,KEYRING "$0" "$@"  # debootstrap and chroot need root
 
 cd "$(dirname "$0")/.."
 ARCH="${ARCH:-$(dpkg --print-architecture)}"
 MIRROR="${MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
+DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+KEYRING="${KEYRING:-$DEBIAN_KEYRING}"
 FORCE="${FORCE:-0}"
 OUT="build/out/base-images/$ARCH" # other tools share build/out
 BUILDER_TAG=mcp-orchestration/debian:13-slim
@@ -46,15 +55,29 @@ newest_changelog() {
   find "$1/usr/share/doc" -name 'changelog*' -printf '%T@\n' | sort -n | tail -n 1 | cut -d. -f1
 }
 
+# Debian's archive keyring, installed the way build/docker-engine.sh installs packages when it is
+# missing; another KEYRING must exist already. Too old a keyring (without trixie's keys) makes
+# debootstrap fail on the signature, as it should.
+ensure_keyring() {
+  [[ -e "$KEYRING" ]] && return
+  if [[ "$KEYRING" != "$DEBIAN_KEYRING" ]]; then
+    echo "base-images.sh: KEYRING=$KEYRING does not exist" >&2
+    exit 1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debian-archive-keyring >/dev/null
+}
+
 build_builder() {
   local cache="$OUT/debootstrap" root="$OUT/rootfs-slim"
 
-  # 1. debootstrap once; the result is cached under build/out.
-  if [[ ! -e "$cache.done" ]]; then
-    rm -rf "$cache"
+  # 1. debootstrap once, verifying the archive's signature (fails closed); cached under build/out.
+  if [[ ! -e "$cache.verified" ]]; then
+    ensure_keyring
+    rm -rf "$cache" "$cache.done"
     mkdir -p "$OUT"
-    debootstrap --variant=minbase --arch="$ARCH" trixie "$cache" "$MIRROR"
-    touch "$cache.done"
+    debootstrap --keyring="$KEYRING" --force-check-gpg --variant=minbase --arch="$ARCH" trixie "$cache" "$MIRROR"
+    touch "$cache.verified"
   fi
   rm -rf "$root"
   cp -a "$cache" "$root"

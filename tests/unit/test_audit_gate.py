@@ -1,35 +1,46 @@
-"""The audit gate against recorded pip-audit reports (tests/fixtures/pip_audit/README.md) and exceptions files.
+"""The audit gate against recorded pip-audit reports (tests/fixtures/pip_audit/README.md), locks and exceptions.
 
-"Today" is fixed, so an exception's expiry means the same on every run.
+"Today" is fixed, so an exception's expiry means the same on every run. The
+reports were recorded from the lock copied beside them, not from
+build/requirements.lock, so that a lock update does not invalidate them.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import re
 import sys
 import tomllib
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from mcp_orchestration.audit import cli, gate
+from mcp_orchestration.audit.errors import LockMalformedError
 from mcp_orchestration.audit.exceptions import load_exceptions, parse_exceptions
+from mcp_orchestration.audit.lock import load_lock, parse_lock
 from mcp_orchestration.errors import ExitCode
 from tests.conftest import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "pip_audit"
+LOCK = FIXTURES / "requirements.lock"  # what clean.json, skipped.json and skipped-image.json audited
+VULNERABLE = FIXTURES / "vulnerable.json"
+VULNERABLE_LOCK = FIXTURES / "vulnerable.lock"  # the five pins vulnerable.json audited
 TODAY = date(2026, 12, 1)
 IN_30_DAYS = TODAY + timedelta(days=30)
 EMPTY = "exceptions = []\n"
 
 
-def run_gate(*argv: str | Path, exceptions: str = EMPTY, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Result:
+def run_gate(
+    *argv: str | Path, exceptions: str = EMPTY, lock: Path = LOCK, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> Result:
     exceptions_file = tmp_path / "audit-exceptions.toml"
     exceptions_file.write_text(exceptions, encoding="utf-8")
-    status = cli.main(["--exceptions", str(exceptions_file), *map(str, argv)], today=TODAY)
+    status = cli.main(["--exceptions", str(exceptions_file), "--lock", str(lock), *map(str, argv)], today=TODAY)
     out, err = capsys.readouterr()
     return Result(status, out, err)
 
@@ -52,10 +63,29 @@ def row(out: str, package: str, vuln_id: str) -> str:
     return matches[0]
 
 
+def write_report(
+    path: Path,
+    *,
+    keep: Collection[str] | None = None,
+    versions: Mapping[str, str] | None = None,
+    names: Mapping[str, str] | None = None,
+    extra: Sequence[dict[str, object]] = (),
+) -> Path:
+    """clean.json altered: only ``keep`` packages, other ``versions`` or ``names``, ``extra`` entries appended."""
+    report = json.loads((FIXTURES / "clean.json").read_text())
+    dependencies = [dep for dep in report["dependencies"] if keep is None or dep["name"] in keep]
+    for dep in dependencies:
+        dep["version"] = (versions or {}).get(dep["name"], dep["version"])
+        dep["name"] = (names or {}).get(dep["name"], dep["name"])
+    report["dependencies"] = [*dependencies, *extra]
+    path.write_text(json.dumps(report))
+    return path
+
+
 @pytest.fixture
 def gate_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
-    def go(*argv: str | Path, exceptions: str = EMPTY) -> Result:
-        return run_gate(*argv, exceptions=exceptions, tmp_path=tmp_path, capsys=capsys)
+    def go(*argv: str | Path, exceptions: str = EMPTY, lock: Path = LOCK) -> Result:
+        return run_gate(*argv, exceptions=exceptions, lock=lock, tmp_path=tmp_path, capsys=capsys)
 
     return go
 
@@ -71,7 +101,7 @@ def test_clean_report_of_the_lock_passes(gate_run) -> None:  # type: ignore[no-u
 
 
 def test_vulnerable_report_fails_and_tables_every_vulnerability(gate_run) -> None:  # type: ignore[no-untyped-def]
-    result = gate_run(FIXTURES / "vulnerable.json")
+    result = gate_run(VULNERABLE, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert row(result.stdout, "idna", "PYSEC-2024-60").split() == ["idna", "3.6", "PYSEC-2024-60", "3.7", "vulnerable"]
     assert row(result.stdout, "h11", "CVE-2025-43859").split()[-2:] == ["0.16.0", "vulnerable"]
@@ -95,7 +125,7 @@ def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run) -> Non
             ("GHSA-0000-0000-0000", "starlette"),
         ]
     ) + exception("GHSA-7f5h-v6xp-fcq8-other-name", "starlette", aliases=["CVE-2025-62727"])
-    result = gate_run(FIXTURES / "vulnerable.json", exceptions=exceptions)
+    result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.OK, result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith(f"excepted until {IN_30_DAYS}")
     assert row(result.stdout, "starlette", "CVE-2025-62727").endswith(f"excepted until {IN_30_DAYS}")
@@ -105,7 +135,7 @@ def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run) -> Non
 
 def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run) -> None:  # type: ignore[no-untyped-def]
     exceptions = exception("GHSA-vqfr-h8mv-ghfj", "h11") + exception("CVE-2024-3651", "starlette")
-    result = gate_run(FIXTURES / "vulnerable.json", exceptions=exceptions)
+    result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith(f"excepted until {IN_30_DAYS}")
     assert row(result.stdout, "idna", "PYSEC-2024-60").endswith("vulnerable")
@@ -114,13 +144,14 @@ def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run) ->
 
 def test_without_aliases_in_the_report_only_the_reported_id_matches(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     # What pip-audit writes with `--aliases off`.
-    report = json.loads((FIXTURES / "vulnerable.json").read_text())
+    report = json.loads(VULNERABLE.read_text())
     report["dependencies"] = [dep for dep in report["dependencies"] if dep["name"] == "h11"]
     del report["dependencies"][0]["vulns"][0]["aliases"]
-    path = tmp_path / "no-aliases.json"
+    path, lock = tmp_path / "no-aliases.json", tmp_path / "h11.lock"
     path.write_text(json.dumps(report))
-    assert gate_run(path, exceptions=exception("GHSA-vqfr-h8mv-ghfj", "h11")).status == ExitCode.FAILURE
-    assert gate_run(path, exceptions=exception("CVE-2025-43859", "h11")).status == ExitCode.OK
+    lock.write_text("h11==0.14.0\n")
+    assert gate_run(path, exceptions=exception("GHSA-vqfr-h8mv-ghfj", "h11"), lock=lock).status == ExitCode.FAILURE
+    assert gate_run(path, exceptions=exception("CVE-2025-43859", "h11"), lock=lock).status == ExitCode.OK
 
 
 def test_skipped_report_recorded_without_an_advisory_source_fails(gate_run) -> None:  # type: ignore[no-untyped-def]
@@ -144,29 +175,112 @@ def test_one_skipped_package_among_audited_ones_fails(gate_run, tmp_path: Path) 
 
 
 def test_first_party_package_may_be_skipped_but_nothing_else(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    image = gate_run(FIXTURES / "skipped-image.json", "--first-party", "mcp_orchestration")
+    image = gate_run("--venv", FIXTURES / "skipped-image.json", "--first-party", "mcp_orchestration")
     assert "37 of 37 packages could not be audited" in image.stdout
     assert row(image.stdout, "mcp-orchestration", "-").endswith("first-party")
-    assert "38 of 38 packages" in gate_run(FIXTURES / "skipped-image.json").stdout
+    assert "[coverage]" not in image.stdout and "[lock_mismatch]" not in image.stdout  # the venv is the lock + us
+    assert "38 of 38 packages" in gate_run("--venv", FIXTURES / "skipped-image.json").stdout
 
-    report = json.loads((FIXTURES / "clean.json").read_text())
-    report["dependencies"].append({"name": "mcp-orchestration", "skip_reason": "Dependency not found on PyPI"})
-    path = tmp_path / "image.json"
-    path.write_text(json.dumps(report))
-    assert gate_run(path, "--first-party", "mcp-orchestration").status == ExitCode.OK
-    assert gate_run(path).status == ExitCode.FAILURE
+    path = write_report(tmp_path / "image.json", extra=[{"name": "mcp-orchestration", "skip_reason": "not on PyPI"}])
+    assert gate_run("--venv", path, "--first-party", "mcp-orchestration").status == ExitCode.OK
+    assert gate_run("--venv", path).status == ExitCode.FAILURE
 
 
 def test_empty_report_fails_as_nothing_audited(gate_run) -> None:  # type: ignore[no-untyped-def]
     result = gate_run(FIXTURES / "empty.json")
     assert result.status == ExitCode.FAILURE
     assert "FAIL [nothing_audited]" in result.stdout
+    assert "FAIL [coverage]" in result.stdout and "37 of the 37 packages" in result.stdout
 
 
 def test_every_report_is_judged(gate_run) -> None:  # type: ignore[no-untyped-def]
     result = gate_run(FIXTURES / "clean.json", FIXTURES / "skipped.json")
     assert result.status == ExitCode.FAILURE
     assert "clean.json: 37 packages" in result.stdout and "skipped.json: 37 packages" in result.stdout
+
+
+# -- coverage: every report lists the lock, exactly ------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [(), ("--venv",)], ids=["lock report", "venv report"])
+def test_a_partial_report_fails_on_coverage(gate_run, tmp_path: Path, role: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    # One audited package with no vulnerability: PASS before the gate compared reports with the lock.
+    result = gate_run(*role, write_report(tmp_path / "partial.json", keep={"idna"}))
+    assert result.status == ExitCode.FAILURE
+    assert "partial.json: 1 packages\n  no known vulnerability\n" in result.stdout
+    assert f"FAIL [coverage] {tmp_path / 'partial.json'}: 36 of the 37 packages of {LOCK} are missing" in result.stdout
+    assert "(annotated-types==0.8.0, anyio==4.16.0, attrs==26.1.0, cffi==2.1.1, click==8.5.1 and 31 more)" in (
+        result.stdout
+    )
+    assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
+
+
+def test_one_missing_package_fails_and_is_named(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = gate_run(write_report(tmp_path / "r.json", keep=set(load_lock(LOCK).pins) - {"cryptography"}))
+    assert result.status == ExitCode.FAILURE
+    assert "1 of the 37 packages" in result.stdout and "(cryptography==50.0.2)" in result.stdout
+
+
+SELF = {"name": "mcp-orchestration", "skip_reason": "Dependency not found on PyPI"}
+
+
+@pytest.mark.parametrize(
+    ("role", "ours"), [((), []), (("--venv",), [SELF])], ids=["lock report", "venv report with the project"]
+)
+def test_a_package_the_lock_does_not_pin_fails(  # type: ignore[no-untyped-def]
+    gate_run, tmp_path: Path, role: tuple[str, ...], ours: list[dict[str, object]]
+) -> None:
+    extra = [{"name": "requests", "version": "2.32.5", "vulns": []}, *ours]
+    result = gate_run(*role, write_report(tmp_path / "extra.json", extra=extra), "--first-party", "mcp-orchestration")
+    assert result.status == ExitCode.FAILURE
+    assert "FAIL [lock_mismatch]" in result.stdout and "1 package not as" in result.stdout
+    assert "(requests 2.32.5: not locked)" in result.stdout
+    assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
+
+
+def test_a_version_the_lock_does_not_pin_fails(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = gate_run(write_report(tmp_path / "old.json", versions={"idna": "3.6", "h11": "0.14.0"}))
+    assert result.status == ExitCode.FAILURE
+    assert "FAIL [lock_mismatch]" in result.stdout
+    assert (
+        "2 packages not as" in result.stdout and "(h11 0.14.0, locked 0.16.0, idna 3.6, locked 3.20)" in result.stdout
+    )
+    assert "[coverage]" not in result.stdout  # listed, at the wrong version: one finding, not two
+
+
+def test_names_are_compared_as_pep_503_normalises_them(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    names = {"jaraco-classes": "Jaraco.Classes", "typing-extensions": "typing_extensions"}
+    lock = tmp_path / "requirements.lock"
+    lock.write_text(LOCK.read_text().replace("pydantic-core==", "Pydantic_Core=="))
+    assert "Pydantic_Core==" in lock.read_text()
+    result = gate_run(write_report(tmp_path / "names.json", names=names), lock=lock)
+    assert result.status == ExitCode.OK, result.stdout
+
+
+def test_a_venv_report_must_list_the_first_party_distribution(gate_run) -> None:  # type: ignore[no-untyped-def]
+    result = gate_run("--venv", FIXTURES / "clean.json", "--first-party", "mcp_orchestration")
+    assert result.status == ExitCode.FAILURE
+    assert f"1 of the 38 packages of {LOCK} and the first-party mcp-orchestration are missing" in result.stdout
+    assert "(mcp-orchestration)" in result.stdout
+    # the lock's own report never lists it: there it is expected to be absent
+    assert gate_run(FIXTURES / "clean.json", "--first-party", "mcp-orchestration").status == ExitCode.OK
+
+
+def test_the_first_party_distribution_in_a_lock_report_fails(gate_run) -> None:  # type: ignore[no-untyped-def]
+    result = gate_run(FIXTURES / "skipped-image.json", "--first-party", "mcp-orchestration")
+    assert "FAIL [lock_mismatch]" in result.stdout and "(mcp-orchestration (skipped): not locked)" in result.stdout
+
+
+def test_the_recorded_reports_cover_their_lock(gate_run) -> None:  # type: ignore[no-untyped-def]
+    # A skipped package has no version in the JSON: its name covers the pin (and it is not_audited anyway).
+    result = gate_run(FIXTURES / "clean.json", FIXTURES / "skipped.json")
+    assert "[coverage]" not in result.stdout and "[lock_mismatch]" not in result.stdout
+    pins = load_lock(LOCK).pins
+    clean = json.loads((FIXTURES / "clean.json").read_text())["dependencies"]
+    assert pins == {dep["name"]: dep["version"] for dep in clean} and len(pins) == 37
+    assert dict(load_lock(VULNERABLE_LOCK).pins) == {
+        dep["name"]: dep["version"] for dep in json.loads(VULNERABLE.read_text())["dependencies"]
+    }
 
 
 @pytest.mark.parametrize(
@@ -217,7 +331,7 @@ def test_unreadable_or_malformed_report_gives_no_verdict_and_no_traceback(  # ty
 
 def test_expired_exception_fails_and_excepts_nothing(gate_run) -> None:  # type: ignore[no-untyped-def]
     exceptions = exception("GHSA-vqfr-h8mv-ghfj", "h11", expires=TODAY - timedelta(days=1))
-    result = gate_run(FIXTURES / "vulnerable.json", exceptions=exceptions)
+    result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert "FAIL [exception_expired] exception GHSA-vqfr-h8mv-ghfj for h11 expired on 2026-11-30" in result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith("vulnerable")
@@ -243,7 +357,7 @@ def test_an_exception_is_in_force_until_its_date_and_at_most_90_days_ahead(  # t
             ("CVE-2025-62727", "starlette"),
         ]
     )
-    result = gate_run(FIXTURES / "vulnerable.json", exceptions=exceptions)
+    result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert (result.status == ExitCode.OK) is in_force, result.stdout
     if not in_force:
         assert "more than 90 days after 2026-12-01 (at most 2027-03-01)" in result.stdout
@@ -273,7 +387,7 @@ VALID = exception("GHSA-vqfr-h8mv-ghfj", "h11")
     ],
 )
 def test_a_broken_exception_fails_and_excepts_nothing(gate_run, exceptions: str, problem: str) -> None:  # type: ignore[no-untyped-def]
-    result = gate_run(FIXTURES / "vulnerable.json", exceptions=exceptions)
+    result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert "FAIL [exception_invalid]" in result.stdout and problem in result.stdout, result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith("vulnerable")
@@ -293,7 +407,7 @@ def test_an_unreadable_exceptions_file_gives_no_verdict(
     path = tmp_path / "audit-exceptions.toml"
     if exceptions is not None:
         path.write_text(exceptions)
-    status = cli.main(["--exceptions", str(path), str(FIXTURES / "clean.json")], today=TODAY)
+    status = cli.main(["--exceptions", str(path), "--lock", str(LOCK), str(FIXTURES / "clean.json")], today=TODAY)
     out, err = capsys.readouterr()
     assert status == ExitCode.USAGE
     assert out == ""
@@ -316,6 +430,85 @@ def test_the_shipped_exceptions_file_is_empty_and_its_example_is_valid() -> None
     assert (entry.id, entry.package, entry.aliases) == ("GHSA-xxxx-xxxx-xxxx", "starlette", ("CVE-2026-00000",))
 
 
+def test_the_shipped_exceptions_file_cites_a_section_security_md_has() -> None:
+    header = (ROOT / "audit-exceptions.toml").read_text().splitlines()[0]
+    cited = re.findall(r'SECURITY\.md, "([^"]+)"', header)
+    headings = {line.removeprefix("## ") for line in (ROOT / "SECURITY.md").read_text().splitlines()}
+    assert cited and set(cited) <= headings, header
+
+
+# -- the lock --------------------------------------------------------------------------------------
+
+
+def test_the_lock_is_read_for_its_pins_alone() -> None:
+    text = (
+        "# a header\n"
+        "Foo_Bar[extra]==1.0.post1 \\\n"
+        "    --hash=sha256:aa \\\n"
+        "    --hash=sha256:bb\n"
+        "    # via x\n"
+        "\n"
+        "baz==2.0  # trailing comment\n"
+        "qux==3 \\\n"
+    )
+    assert dict(parse_lock(text, "t").pins) == {"foo-bar": "1.0.post1", "baz": "2.0", "qux": "3"}
+
+
+def test_the_shipped_lock_is_one_the_gate_reads() -> None:
+    # build/audit.sh passes it with --lock; a form the gate refuses would stop every audit with exit 2.
+    pins = load_lock(ROOT / "build" / "requirements.lock").pins
+    assert pins and all(version[0].isdigit() for version in pins.values())
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("idna>=3.7\n", "`idna>=3.7` is not a `name==version` pin"),
+        ("idna==3.*\n", "`idna==3.*` is not a `name==version` pin"),
+        ("idna===3.7\n", "is not a `name==version` pin"),
+        ('idna==3.7 ; python_version < "3.14"\n', "is not a `name==version` pin"),
+        ("idna==3.7 \\\n    --hash sha256:aa\n", "is not a `name==version` pin"),
+        ("-r other.txt\n", "`-r other.txt` is not a `name==version` pin"),
+        ("https://example.org/idna-3.7-py3-none-any.whl\n", "is not a `name==version` pin"),
+        ("idna==3.7\nIDNA==3.8\n", "t:2: IDNA is pinned twice"),
+        ("# nothing but comments\n", "t pins no package"),
+        ("", "t pins no package"),
+    ],
+)
+def test_a_lock_that_does_not_pin_exactly_gives_no_verdict(text: str, problem: str) -> None:
+    with pytest.raises(LockMalformedError) as raised:
+        parse_lock(text, "t")
+    assert problem in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (None, "lock_unreadable", "No such file or directory"),
+        (b"idna==3.7\n\xff\n", "lock_unreadable", "UnicodeDecodeError"),
+        (b"idna>=3.7\n", "lock_malformed", "is not a `name==version` pin"),
+    ],
+)
+def test_an_unreadable_or_malformed_lock_gives_no_verdict(  # type: ignore[no-untyped-def]
+    gate_run, tmp_path: Path, content: bytes | None, code: str, message: str
+) -> None:
+    lock = tmp_path / "requirements.lock"
+    if content is not None:
+        lock.write_bytes(content)
+    result = gate_run(FIXTURES / "clean.json", lock=lock)
+    assert result.status == ExitCode.USAGE
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error [{code}]: ") and message in result.stderr and str(lock) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_audit_sh_gives_the_gate_the_lock_and_says_which_report_is_the_venv() -> None:
+    script = (ROOT / "build" / "audit.sh").read_text().replace("\\\n", " ")
+    call = " ".join(next(line for line in script.splitlines() if line.lstrip().startswith('"$gate"')).split())
+    assert "--lock build/requirements.lock" in call and "-r build/requirements.lock" in script
+    assert '"$out/lock.json" --venv "$out/image.json"' in call and "--first-party mcp-orchestration" in call
+
+
 # -- the command --------------------------------------------------------------------------------
 
 
@@ -326,11 +519,14 @@ def test_help_documents_the_exit_statuses(capsys: pytest.CaptureFixture[str]) ->
     out = capsys.readouterr().out
     for text in ("0  PASS", "1  FAIL", "2  no verdict", "not_audited", "report_malformed", "exceptions_unreadable"):
         assert text in out
+    for text in ("--lock FILE", "--venv REPORT", "coverage", "lock_mismatch", "lock_unreadable", "lock_malformed"):
+        assert text in out
 
 
-def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [[], ["--lock", str(LOCK)], ["--venv"]])
+def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     with pytest.raises(SystemExit) as done:
-        cli.main([])
+        cli.main(argv)
     assert done.value.code == ExitCode.USAGE
 
 

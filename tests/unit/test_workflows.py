@@ -111,6 +111,19 @@ def make_calls(workflow: Workflow) -> list[tuple[str, int, list[str]]]:
     return calls
 
 
+def needs(workflow: Workflow, name: str) -> set[str]:
+    """Every job that must succeed before ``name`` starts: its ``needs``, and theirs."""
+    found: set[str] = set()
+    pending = [name]
+    while pending:
+        wanted = jobs(workflow).get(pending.pop(), {}).get("needs") or []
+        for other in [wanted] if isinstance(wanted, str) else wanted:
+            if other not in found:
+                found.add(other)
+                pending.append(other)
+    return found
+
+
 def step_index(job: dict[str, Any], pattern: str) -> int | None:
     """The index of the first step whose ``run`` or ``uses`` matches ``pattern``."""
     for index, step in enumerate(steps(job)):
@@ -239,14 +252,16 @@ def audit_problems(workflow: Workflow) -> list[str]:
 
 
 def release_problems(workflow: Workflow) -> list[str]:
-    """release.yml: on v* tags; the image built, audited, pushed, signed and attested by digest."""
+    """release.yml: on v* tags; tested, then the image built, audited, pushed, signed and attested by digest."""
     problems = []
     on = triggers(workflow)
     if set(on) != {"push"} or (on["push"] or {}).get("tags") != ["v*"] or "branches" in (on["push"] or {}):
         problems.append(f"release must run on pushed v* tags only: {on!r}")
-    made = [words for _, _, words in make_calls(workflow)]
+    calls = make_calls(workflow)
+    made = [words for _, _, words in calls if words != ["test"]]
     if made != [["image"], ["audit"]]:
         problems.append(f"release must build with `make image` and gate with `make audit`: {made}")
+    problems += untested_builds(workflow, calls)
     signers = id_token_jobs(workflow)
     if len(signers) != 1 or signers[0] == "<top level>":
         return [*problems, f"exactly one job may have id-token: write: {signers}"]
@@ -268,6 +283,16 @@ def release_problems(workflow: Workflow) -> list[str]:
     if not any("digest" in (other.get("outputs") or {}) for other in jobs(workflow).values()):
         problems.append("no job outputs the digest")
     return problems
+
+
+def untested_builds(workflow: Workflow, calls: list[tuple[str, int, list[str]]]) -> list[str]:
+    """A tag can point at a commit CI never tested: the job that builds must need one that runs `make test`."""
+    testers = {job for job, _, words in calls if words == ["test"]}
+    if not testers:
+        return ["release must run `make test` (as ci.yml does) before it builds"]
+    builders = {job for job, _, words in calls if words[:1] == ["image"]}
+    untested = sorted(job for job in builders if not testers & needs(workflow, job))
+    return [f"{job}: must need the job that runs make test ({', '.join(sorted(testers))})" for job in untested]
 
 
 # -- the workflows as they are ----------------------------------------------------------------
@@ -310,6 +335,15 @@ def test_release_signs_by_digest_and_only_the_signing_job_mints_an_oidc_token() 
     assert id_token_jobs(load("ci.yml")) == id_token_jobs(load("audit.yml")) == []
 
 
+def test_release_tests_the_tag_exactly_as_ci_does() -> None:
+    """The release's test job is ci.yml's: a change to one that the other misses would test less."""
+    release, ci = load("release.yml"), load("ci.yml")
+    [tester] = {job for job, _, words in make_calls(release) if words == ["test"]}
+    assert jobs(release)[tester] == jobs(ci)["test"]
+    for job in ("build", "publish", "sign"):  # nothing is built, pushed or signed before the tests pass
+        assert tester in needs(release, job), job
+
+
 def test_renovate_watches_the_locks_the_base_images_and_the_actions() -> None:
     """Dependabot reads neither ``build/*.lock`` nor ARG-named bases; Renovate must cover both."""
     config = json.loads((ROOT / "renovate.json").read_text())
@@ -320,6 +354,9 @@ def test_renovate_watches_the_locks_the_base_images_and_the_actions() -> None:
     dockerfiles = [re.compile(p.strip("/")) for p in config["dockerfile"]["managerFilePatterns"]]
     assert any(p.search("Dockerfile.distroless") for p in dockerfiles)
     assert "docker:pinDigests" in config["extends"] and "helpers:pinGitHubActionDigests" in config["extends"]
+    # pep621 would bump pyproject.toml's ranges and leave build/*.lock, which is what ships, as it was
+    assert "pep621" not in config["enabledManagers"]
+    assert "pep621" in " ".join(config["description"])  # and the description says why
     assert not (ROOT / ".github" / "dependabot.yml").exists(), "one update tool, not two"
 
 
@@ -417,5 +454,9 @@ def test_each_check_catches_what_it_guards_against() -> None:
         lambda w: drop_step(w, r"actions/attest@"),
         lambda w: drop_step(w, r"\bmake audit\b"),
         lambda w: triggers(w)["push"].update(branches=["main"]),
+        lambda w: jobs(w)["build"].pop("needs"),
+        lambda w: jobs(w)["build"].update(needs=["publish"]),
+        lambda w: drop_step(w, r"\bmake test\b"),
+        lambda w: edit_runs(jobs(w)["test"], "make test", "make lint"),
     ):
         assert release_problems(altered(release, alter)), alter

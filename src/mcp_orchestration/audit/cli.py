@@ -1,16 +1,25 @@
 """``mcp-orchestration-audit-gate``: the verdict on pip-audit JSON reports, as a table and an exit status.
 
-    mcp-orchestration-audit-gate [--exceptions FILE] [--first-party NAME] REPORT...
+    mcp-orchestration-audit-gate [--lock FILE] [--exceptions FILE] [--first-party NAME] [REPORT...] [--venv REPORT]
+
+A REPORT is pip-audit's report of the lock itself (`pip-audit -r LOCK`): it
+must list every package the lock pins, at its version, and nothing else. A
+--venv REPORT is that of a venv installed from the lock (`pip-audit --path`,
+e.g. the image's): it must list the same, plus every --first-party one.
 
 Exit status (stable: `make audit` and CI decide on it):
-  0  PASS: every package of every report was audited, and every known
-     vulnerability is covered by an exception in force.
+  0  PASS: every report lists exactly what it must, every package was audited,
+     and every known vulnerability is covered by an exception in force.
   1  FAIL: the policy says no; each finding is printed with its code:
-     vulnerable, not_audited, nothing_audited, exception_invalid, exception_expired.
+     vulnerable, not_audited, nothing_audited, coverage (a report misses a
+     package of the lock), lock_mismatch (a report lists a package at another
+     version than the lock, or one the lock does not pin), exception_invalid,
+     exception_expired.
   2  no verdict: bad arguments (usage), a report that cannot be read
-     (report_unreadable) or is not pip-audit's JSON (report_malformed), an
-     exceptions file that cannot be read or is not TOML (exceptions_unreadable),
-     or an unexpected error (internal). Treat it as FAIL.
+     (report_unreadable) or is not pip-audit's JSON (report_malformed), a lock
+     that cannot be read (lock_unreadable) or pins anything but name==version
+     (lock_malformed), an exceptions file that cannot be read or is not TOML
+     (exceptions_unreadable), or an unexpected error (internal). Treat it as FAIL.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from mcp_orchestration.audit.exceptions import load_exceptions
-from mcp_orchestration.audit.gate import Row, Verdict, evaluate
+from mcp_orchestration.audit.gate import Audit, Row, Verdict, evaluate
+from mcp_orchestration.audit.lock import load_lock
 from mcp_orchestration.audit.report import load_report
 from mcp_orchestration.errors import ExitCode, InternalError, OrchestrationError
 
-_SUMMARY, _, _EXIT_STATUS = (__doc__ or "").split("\n\n", 2)
+_SUMMARY, _, _ROLES, _EXIT_STATUS = (__doc__ or "").split("\n\n", 3)
 _HEADER = Row("package", "version", "vulnerability", ("fix versions",), "status")
 
 
@@ -34,11 +44,28 @@ def build_parser() -> argparse.ArgumentParser:
     """The gate's options; --help ends with the exit statuses of the module docstring."""
     parser = argparse.ArgumentParser(
         prog="mcp-orchestration-audit-gate",
-        description=_SUMMARY.replace("``", ""),
+        description=f"{_SUMMARY.replace('``', '')}\n\n{_ROLES}",
         epilog=_EXIT_STATUS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("reports", nargs="+", type=Path, metavar="REPORT", help="pip-audit report (-f json)")
+    parser.add_argument(
+        "reports", nargs="*", type=Path, metavar="REPORT", help="pip-audit report (-f json) of the lock (-r LOCK)"
+    )
+    parser.add_argument(
+        "--venv",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="REPORT",
+        help="pip-audit report (-f json) of a venv installed from the lock (--path): repeatable",
+    )
+    parser.add_argument(
+        "--lock",
+        type=Path,
+        default=Path("build/requirements.lock"),
+        metavar="FILE",
+        help="the hash-pinned lock every report must cover (default: %(default)s)",
+    )
     parser.add_argument(
         "--exceptions",
         type=Path,
@@ -51,18 +78,24 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="a distribution of this project, not on PyPI: it may be skipped (repeatable)",
+        help="a distribution of this project, not on PyPI: it may be skipped, and every --venv report "
+        "must list it (repeatable)",
     )
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int:
     """Judge the reports and return the exit status; ``today`` is fixed only by tests."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.reports and not args.venv:
+        parser.error("give at least one REPORT or --venv REPORT")
     try:
         exceptions = load_exceptions(args.exceptions)
-        reports = [load_report(path) for path in args.reports]
-        verdict = evaluate(reports, exceptions, today or datetime.now(UTC).date(), args.first_party)
+        lock = load_lock(args.lock)
+        audits = [Audit(load_report(path), "lock") for path in args.reports]
+        audits += [Audit(load_report(path), "venv") for path in args.venv]
+        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party)
     except OrchestrationError as error:
         return _fail(error)
     except Exception as error:  # a bug: still a verdict-less exit, never a traceback

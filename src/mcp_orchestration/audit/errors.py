@@ -1,7 +1,7 @@
 """Why the gate could reach no verdict: typed errors with stable codes, all exit status 2.
 
-A report or exceptions file that cannot be read or parsed is not a pass and
-not a policy finding either: the gate stops and says which file to fix.
+A report, lock or exceptions file that cannot be read or parsed is not a pass
+and not a policy finding either: the gate stops and says which file to fix.
 """
 
 from __future__ import annotations
@@ -22,3 +22,13 @@ class ReportMalformedError(UsageError):
 class ExceptionsUnreadableError(UsageError):
     code = "exceptions_unreadable"
     hint = "Pass the reviewed exceptions file with --exceptions (audit-exceptions.toml at the repository root)."
+
+
+class LockUnreadableError(UsageError):
+    code = "lock_unreadable"
+    hint = "Pass the hash-pinned lock the reports were made from with --lock (build/requirements.lock)."
+
+
+class LockMalformedError(UsageError):
+    code = "lock_malformed"
+    hint = "The lock must pin every package as `name==version` (build/lock.sh writes it so); regenerate it."
