@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -107,3 +108,15 @@ def run_process(*argv: str, env: dict[str, str] | None = None, **kwargs: object)
         check=False,
         **kwargs,  # type: ignore[arg-type]
     )
+
+
+def is_locked(path: Path) -> bool:
+    """Whether someone holds an exclusive lock on the file now at ``path``."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

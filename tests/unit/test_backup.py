@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import fcntl
 import io
 import json
-import os
 import re
 import stat
 import subprocess
@@ -25,7 +23,7 @@ from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
 GET = ("get", "--client", "claude-desktop", "--profile", "default", "--json")
@@ -102,18 +100,6 @@ def blocked_on(lock: Path) -> Callable[[], bool]:
     """Whether a lock request on the file now at ``lock`` is waiting (Linux lists waiters in /proc/locks after '->')."""
     waiter = re.compile(rf"->\s+FLOCK\s.*:{lock.stat().st_ino}\s")
     return lambda: waiter.search(Path("/proc/locks").read_text()) is not None
-
-
-def is_locked(lock: Path) -> bool:
-    """Whether someone holds the file now at ``lock``."""
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 needs_proc_locks = pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")

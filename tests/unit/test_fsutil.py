@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import fcntl
 import multiprocessing
 import os
 import re
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration import fsutil
+from tests.conftest import is_locked
 
 
 def test_atomic_write_creates_the_file_with_its_final_mode(tmp_path: Path) -> None:
@@ -69,18 +69,6 @@ def test_exclusive_lock_blocks_another_process(tmp_path: Path) -> None:
     assert waited >= 0.3
 
 
-def _is_locked(path: Path) -> bool:
-    """Whether someone holds a lock on the file now at ``path``."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
 def _eventually(condition: Callable[[], bool]) -> None:
     deadline = time.monotonic() + 10
     while not condition():
@@ -95,7 +83,7 @@ def test_a_lock_file_moved_while_someone_waits_is_locked_again_at_its_path(tmp_p
 
     def waiter() -> None:
         with fsutil.exclusive_lock(lock):
-            held.append(_is_locked(lock))
+            held.append(is_locked(lock))
 
     with fsutil.exclusive_lock(lock):
         blocked = re.compile(rf"->\s+FLOCK\s.*:{lock.stat().st_ino}\s")
