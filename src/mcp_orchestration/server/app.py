@@ -23,8 +23,9 @@ from mcp_types import CallToolResult
 from pydantic import Field
 
 from mcp_orchestration.domain.secret_rules import scrub_text
-from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError
+from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
 from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.operations import MAX_CHANGELOG_CHARS
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.server import schemas
 from mcp_orchestration.server.tools import ConfigTools
@@ -137,27 +138,21 @@ def _resource(operation: Callable[[], Mapping[str, Any]]) -> str:
         raise ResourceError(_scrub(f"[{error.code}] {error.message}")) from None
 
 
-def _argument_error(text: str) -> dict[str, Any]:
-    """The SDK's own tool error in the product's error shape, without the data it quotes.
+def _argument_error(text: str) -> OrchestrationError:
+    """The SDK's own tool error as the product's error, without the data it quotes.
 
     Pydantic's messages quote the input (``input_value=...``): a model that puts
     a token in the wrong argument must not see it echoed into the transcript. A
     result that failed its own output schema is a bug of ours: ``internal``.
     """
     kept = [line.split(" [type=")[0] for line in text.splitlines() if not line.startswith("    For further")]
-    message = _scrub("\n".join(kept))
+    message = "\n".join(kept)
     if "validation error" in message:
-        code = "validation"
-    elif message.startswith("Error executing tool"):  # our tools never raise: the result failed its schema
-        log.error("A tool result failed its output schema: %s", message)
-        code, message = "internal", InternalError.default_message
-    else:
-        code = "usage"
-    return {
-        "content": [{"type": "text", "text": f"[{code}] {message}"}],
-        "_meta": {ERROR_META_KEY: {"code": code, "message": message, "hint": ""}},
-        "isError": True,
-    }
+        return ValidationError(message)
+    if message.startswith("Error executing tool"):  # our tools never raise: the result failed its schema
+        log.error("A tool result failed its output schema: %s", _scrub(message))
+        return InternalError(InternalError.default_message)
+    return UsageError(message)
 
 
 async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
@@ -180,7 +175,8 @@ async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
         and ERROR_META_KEY not in result.get("_meta", {})
     ):
         text = "\n".join(str(block.get("text", "")) for block in result.get("content", []))
-        return {**result, **_argument_error(text)}
+        failure = _error_result(_argument_error(text))
+        return {**result, **failure.model_dump(mode="json", by_alias=True, exclude_none=True)}
     return result
 
 
@@ -264,7 +260,7 @@ def build_server(tools: ConfigTools) -> MCPServer:
     async def publish_config(
         client: Client,
         profile: Profile,
-        changelog: Annotated[str, Field(description="Why this version exists.", max_length=1000)] = "",
+        changelog: Annotated[str, Field(description="Why this version exists.", max_length=MAX_CHANGELOG_CHARS)] = "",
     ) -> schemas.PublishResult:
         return await _run(lambda: tools.publish_config(client, profile, changelog))
 
