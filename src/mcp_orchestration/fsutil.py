@@ -19,11 +19,55 @@ import ctypes
 import errno
 import fcntl
 import os
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _TEMP_PREFIX = ".tmp-"
+_SAFE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class UnsafeFileError(OSError):
+    """A path that ``read_regular`` refuses: a link, a FIFO, a device, a directory, or a file over the limit."""
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None) -> bytes:
+    """The bytes of the regular file at ``path``, at most ``limit`` of them, without following a link.
+
+    The one way the product reads a store, key or config file. ``O_NOFOLLOW``
+    refuses a link as the last component; ``O_NONBLOCK`` keeps a FIFO from
+    hanging the open; ``fstat`` on the open descriptor refuses anything but a
+    regular file (a device such as ``/dev/zero`` would never end); and a file
+    larger than ``limit``, or one that grows past it while read, is refused
+    rather than read whole. ``FileNotFoundError`` and ``PermissionError`` pass
+    through unchanged; everything else refused is :class:`UnsafeFileError`.
+    """
+    try:
+        fd = os.open(path, _SAFE_READ_FLAGS, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
+            raise UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path)) from None
+        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a FIFO with no writer; a directory
+            raise UnsafeFileError(exc.errno, "is not a regular file", str(path)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
+        if info.st_size > limit:
+            raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+        chunks = []
+        remaining = limit + 1
+        while remaining and (chunk := os.read(fd, min(remaining, 1 << 20))):
+            chunks.append(chunk)
+            remaining -= len(chunk)
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > limit:
+        raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+    return data
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> None:

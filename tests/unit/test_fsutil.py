@@ -93,3 +93,40 @@ def test_a_lock_file_moved_while_someone_waits_is_locked_again_at_its_path(tmp_p
         lock.rename(tmp_path / "moved.lock")  # as a restore moves a store, lock file and all, aside
     thread.join(10)
     assert held == [True]
+
+
+def test_read_regular_reads_a_file_within_its_limit(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"x" * 10)
+    assert fsutil.read_regular(target, 10) == b"x" * 10
+    with pytest.raises(fsutil.UnsafeFileError, match="larger than 9 bytes"):
+        fsutil.read_regular(target, 9)
+
+
+@pytest.mark.parametrize("kind", ["link", "fifo", "device", "directory", "dangling"])
+def test_read_regular_refuses_anything_but_a_regular_file_and_never_blocks(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "planted"
+    real = tmp_path / "real"
+    real.write_bytes(b"data")
+    if kind == "link":
+        target.symlink_to(real)
+    elif kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        target.symlink_to("/dev/zero")
+    elif kind == "directory":
+        target.mkdir()
+    else:
+        target.symlink_to(tmp_path / "missing")
+    with pytest.raises(fsutil.UnsafeFileError):
+        fsutil.read_regular(target, 1 << 20)
+
+
+def test_read_regular_refuses_a_device_opened_directly(tmp_path: Path) -> None:
+    with pytest.raises(fsutil.UnsafeFileError, match="not a regular file"):
+        fsutil.read_regular("/dev/zero", 1 << 20)
+
+
+def test_read_regular_passes_a_missing_file_through(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        fsutil.read_regular(tmp_path / "missing", 10)
