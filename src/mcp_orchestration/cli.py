@@ -414,9 +414,12 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
 def _cmd_claude_config(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
+    from mcp_orchestration.trust import keys
 
     # --key-file (a global option) names the key on the host; it is mounted, never read here.
-    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume)
+    expect_key = getattr(args, "expect_key", None)
+    expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
+    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume, expect_root)
     sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
     return ExitCode.OK
 

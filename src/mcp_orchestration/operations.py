@@ -30,7 +30,7 @@ from mcp_orchestration.errors import (
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.host_state import HostState
 from mcp_orchestration.redaction import REDACTOR
-from mcp_orchestration.settings import KeySpec, Settings
+from mcp_orchestration.settings import ENV_EXPECT_KEY, KeySpec, Settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
@@ -364,11 +364,13 @@ DEFAULT_VOLUME = "mcp-orchestration-data"
 CONTAINER_HOME = "/var/lib/mcp-orchestration"
 
 
-def claude_config(image: str, key_file: Path | None, volume: str) -> dict[str, Any]:
+def claude_config(image: str, key_file: Path | None, volume: str, expect_root: str | None = None) -> dict[str, Any]:
     """The Claude Desktop ``mcpServers`` entry that runs the hardened container over stdio.
 
     The key is mounted read-only as a file at ``/run/secrets/signing_key``; it never
-    appears in ``args`` or ``env``. No TTY (``-t`` would corrupt the protocol).
+    appears in ``args`` or ``env``. The root fingerprint, public, is passed as
+    ``MCP_ORCHESTRATION_EXPECT_KEY``: the container keeps no host state, and without
+    the key it has no other anchor. No TTY (``-t`` would corrupt the protocol).
     """
     args = [
         "run", "-i", "--rm", "--init",
@@ -381,5 +383,7 @@ def claude_config(image: str, key_file: Path | None, volume: str) -> dict[str, A
     ]  # fmt: skip
     if key_file is not None:
         args += ["-v", f"{key_file.expanduser().resolve()}:/run/secrets/signing_key:ro"]
+    if expect_root is not None:
+        args += ["-e", f"{ENV_EXPECT_KEY}={expect_root}"]
     args.append(image)
     return {"mcpServers": {"mcp-orchestration": {"command": "docker", "args": args}}}

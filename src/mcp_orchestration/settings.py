@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -58,7 +58,7 @@ class Settings:
 
     home: Path
     signing_key: KeySpec
-    host_state_file: Path
+    host_state_file: Path = field(default_factory=lambda: _default_state_file(os.environ))
     expect_root: str | None = None  # ``SHA256:<hex>`` from --expect-key or $MCP_ORCHESTRATION_EXPECT_KEY
 
     @property
@@ -68,6 +68,12 @@ class Settings:
     @property
     def telemetry_dir(self) -> Path:
         return self.home / "telemetry"
+
+
+def _default_state_file(environ: Mapping[str, str]) -> Path:
+    from mcp_orchestration.host_state import default_state_file
+
+    return default_state_file(environ)
 
 
 def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:
@@ -158,7 +164,6 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build the settings for one process from options and the environment."""
-    from mcp_orchestration.host_state import default_state_file
     from mcp_orchestration.trust.keys import public_key_fingerprint
 
     env = os.environ if environ is None else environ
@@ -167,6 +172,6 @@ def load_settings(
     return Settings(
         home=(home or default_home(env)).expanduser(),
         signing_key=key_spec(key_file=key_file, passphrase_file=passphrase_file, key_source=key_source, environ=env),
-        host_state_file=default_state_file(env),
+        host_state_file=_default_state_file(env),
         expect_root=public_key_fingerprint(expected) if expected else None,
     )

@@ -185,6 +185,7 @@ class Harness:
         self.failures: list[str] = []
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         self.base_env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+        self.base_env["MCP_ORCHESTRATION_HOST_STATE"] = str(root / "host-state.json")
 
     def _one(self, case: Case, number: int, flags: tuple[str, ...]) -> Run:
         argv = [part.replace("{v}", str(number)) for part in case.argv]
@@ -665,7 +666,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         for kind, code in codes.items():
             shutil.copytree(root / "s3", root / f"t-{kind}")
             _tamper(root / f"t-{kind}", kind, artifact)
-            at: dict[str, Any] = {"home": f"t-{kind}", "status": None}
+            # A copy in a new home: this host never pinned it, so every command states the root.
+            at: dict[str, Any] = {"home": f"t-{kind}", "status": None, "env": {"MCP_ORCHESTRATION_EXPECT_KEY": fpr_a}}
             cases += [
                 Case(f"{kind}: verify deep", ("verify", "--deep"), **{**at, "status": 3}, code=code),
                 Case(f"{kind}: verify", ("verify",), **at),

@@ -355,7 +355,7 @@ class Harness:
         key_file = root / "signing_key"
         write_key(key_file)
         self.app = App(load_settings(home=root / "home", key_file=key_file, environ={}))
-        operations.init(self.app, None)
+        operations.init(self.app)
         key, lines = key_encodings(key_file)
         self.canaries = Canaries(key, lines)
         self.secret = secrets_strategy(lines)

@@ -151,7 +151,7 @@ def _app(home: Path, key_file: Path | None) -> App:
 def app(home: Path, signing_key_file: Path) -> App:
     """An initialised store whose App holds the signing key."""
     application = _app(home, signing_key_file)
-    operations.init(application, None)
+    operations.init(application)
     return application
 
 

@@ -279,3 +279,11 @@ def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run, 
     assert f"{key_file.resolve()}:/run/secrets/signing_key:ro" in args
     assert args[-1] == "img:1"
     assert key_file.read_text().splitlines()[1] not in json.dumps(snippet)
+
+
+def test_claude_config_passes_the_root_fingerprint_for_a_container_without_the_key(run) -> None:  # type: ignore[no-untyped-def]
+    root = "SHA256:" + "ab" * 32
+    snippet = json.loads(run("claude-config", "--expect-key", root).stdout)
+    args = snippet["mcpServers"]["mcp-orchestration"]["args"]
+    assert args[args.index("-e") + 1] == f"MCP_ORCHESTRATION_EXPECT_KEY={root}"
+    assert args[-1] == "mcp-orchestration:latest"

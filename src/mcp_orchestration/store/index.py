@@ -364,12 +364,15 @@ class Index:
         with self.write_lock():
             ensure_dir(self.index_dir)
             if KeyHistory.exists(self.keys_dir):
-                history = self.load_history()
-                if history.root_fingerprint != key.fingerprint:
+                # Another root is a conflict (a different store lives here), said before the host's policy
+                # refuses the store as untrusted.
+                existing_root = KeyHistory.load(self.keys_dir).root_fingerprint
+                if existing_root != key.fingerprint:
                     raise ConflictError(
-                        f"The store is already initialised with root key {history.root_fingerprint}.",
+                        f"The store is already initialised with root key {existing_root}.",
                         hint="Use that key, or choose another --home for a new store.",
                     )
+                history = self.load_history()
                 if self.head_path.exists() or self.guard() is not None or len(history.versions) > 1:
                     return history, self.current_head(history), False
                 history.require_active(key)  # only an init that stopped before its first head resumes
