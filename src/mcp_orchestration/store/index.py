@@ -19,13 +19,14 @@ like a rollback.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from mcp_orchestration.errors import (
     ConflictError,
@@ -69,14 +70,31 @@ class SignedHead:
     envelope_bytes: bytes
 
 
+class _AnyBase(enum.Enum):
+    ANY = "any"
+
+
+ANY_BASE: Final = _AnyBase.ANY
+"""An update's ``expected_base`` when whatever is published now may be replaced (the operator's ``publish``)."""
+
+ExpectedBase = str | None | Literal[_AnyBase.ANY]
+
+
 @dataclass(frozen=True)
 class ProfileUpdate:
-    """One profile's new payload in a publish."""
+    """One profile's new payload in a publish.
+
+    ``expected_base`` is the artifact the new payload was made from (None: made
+    when nothing was published): if the profile's current artifact is another,
+    someone published in between and the publish is a conflict, not a silent
+    overwrite. ``ANY_BASE`` skips the check.
+    """
 
     client: str
     profile: str
     payload: dict[str, Any]
     changelog: str = ""
+    expected_base: ExpectedBase = field(default=ANY_BASE, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -354,10 +372,12 @@ class Index:
                     tree_id = clients.get(update.client)
                     trees[update.client] = self._profiles(tree_id) if tree_id else {}
                 profiles = trees[update.client]
+                previous = profiles.get(update.profile)
+                previous_artifact = self.entry(previous).artifact if previous is not None else None
+                _check_base(update, previous_artifact)
                 artifact = self.objects.put_json(update.payload, batch)
                 artifacts[name] = artifact
-                previous = profiles.get(update.profile)
-                if previous is not None and self.entry(previous).artifact == artifact:
+                if previous_artifact == artifact:
                     unchanged.append(name)
                     continue
                 entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
@@ -525,6 +545,21 @@ class Index:
     def export(self) -> bytes:
         """The current signed index envelope, verified first."""
         return self.snapshot()[1].envelope_bytes
+
+
+def _check_base(update: ProfileUpdate, current: str | None) -> None:
+    """Refuse an update made from another version than the one published now (the caller holds the lock)."""
+    expected = update.expected_base
+    if expected is ANY_BASE or expected == current:
+        return
+    raise ConflictError(
+        f"{update.client}/{update.profile} changed since the draft was started: it started from "
+        f"{expected or 'nothing published'}, and {current or 'nothing'} is published now.",
+        hint=(
+            "Someone else published it meanwhile. See what the draft would replace with view_draft_config or "
+            "diff_config, then clear_draft_config and redo the edit on the new published config."
+        ),
+    )
 
 
 def _parse_head(envelope: dsse.Envelope, what: str) -> Head:
