@@ -255,8 +255,8 @@ class ConfigTools:
         """Validate, sign and publish the draft, then drop it; the result shows exactly what was signed.
 
         The publish succeeds only if the profile is still at the draft's base
-        artifact (checked under the index lock), so the diff from that base is
-        the diff from the config this publish replaced.
+        artifact (checked under the index lock) or already holds the draft's
+        config, so the diff shown is from the config this publish replaced.
         """
         operations.check_changelog(changelog)
         key = self.app.require_writable()
@@ -270,9 +270,9 @@ class ConfigTools:
                 )
             require_valid(draft.payload)
             base = None if draft.base_artifact is None else self.app.index.objects.get_json(draft.base_artifact)
-            diff = diff_configs(base, draft.payload)
             result = operations.publish_payload(
                 self.app, client, profile, draft.payload, changelog, base_artifact=draft.base_artifact
             )
             self.drafts.clear(client, profile)
-        return cast("schemas.PublishResult", {**result, "diff": diff.to_dict()})
+        replaced = base if result["changed"] else draft.payload  # unchanged: it was already published
+        return cast("schemas.PublishResult", {**result, "diff": diff_configs(replaced, draft.payload).to_dict()})

@@ -374,8 +374,9 @@ class Index:
                 profiles = trees[update.client]
                 previous = profiles.get(update.profile)
                 previous_artifact = self.entry(previous).artifact if previous is not None else None
-                _check_base(update, previous_artifact)
-                artifact = self.objects.put_json(update.payload, batch)
+                data = canonical_bytes(update.payload)
+                _check_base(update, previous_artifact, digest_of(data))
+                artifact = self.objects.put_bytes(data, batch)
                 artifacts[name] = artifact
                 if previous_artifact == artifact:
                     unchanged.append(name)
@@ -547,10 +548,14 @@ class Index:
         return self.snapshot()[1].envelope_bytes
 
 
-def _check_base(update: ProfileUpdate, current: str | None) -> None:
-    """Refuse an update made from another version than the one published now (the caller holds the lock)."""
+def _check_base(update: ProfileUpdate, current: str | None, artifact: str) -> None:
+    """Refuse an update made from another version than the one published now (the caller holds the lock).
+
+    Publishing what is already published again loses nothing, so it passes
+    (a retry after the first attempt's draft could not be dropped).
+    """
     expected = update.expected_base
-    if expected is ANY_BASE or expected == current:
+    if expected is ANY_BASE or current in (expected, artifact):
         return
     raise ConflictError(
         f"{update.client}/{update.profile} changed since the draft was started: it started from "
