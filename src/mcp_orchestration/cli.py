@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--key-source", choices=("file", "keyring"), default=argparse.SUPPRESS, help="where the signing key comes from"
     )
+    group.add_argument(
+        "--expect-key",
+        metavar="SHA256:HEX",
+        default=argparse.SUPPRESS,
+        help="the store's root key fingerprint: refuse any other, and pin it on this host if none is pinned "
+        "(default: $MCP_ORCHESTRATION_EXPECT_KEY, else the root this host pinned)",
+    )
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show (redacted) tracebacks")
     group.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS, help="stderr log format")
@@ -112,8 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--client", required=True)
         sub.add_argument("--profile", required=True)
 
-    sub = add("init", _cmd_init, "create the store and pin the signing key")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="refuse any signing key but this one")
+    add("init", _cmd_init, "create the store and pin the signing key as its root, on this host too")
     sub = add("publish", _cmd_publish, "sign and store a config for a client profile")
     profile_args(sub)
     sub.add_argument("--file", required=True, help="JSON config file, or - for stdin")
@@ -125,22 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     profile_args(sub)
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
     sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("restore", _cmd_restore, "check a backup archive completely, then put its store in place")
     sub.add_argument("--from", dest="source", required=True, metavar="FILE|-", help="archive file, or - for stdin")
     sub.add_argument(
         "--force", action="store_true", help="replace an existing store, kept as storage.pre-restore-<UTC time>"
     )
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("deploy", _cmd_deploy, "merge a profile's verified servers into a client's config file on this machine")
     profile_args(sub)
     sub.add_argument("--config-path", type=Path, help="the client's config file (default: its place on this platform)")
     sub.add_argument("--dry-run", action="store_true", help="print the (masked) diff and write nothing")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub.add_argument(
         "--resolve-env",
         action="store_true",
@@ -152,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
     sub.add_argument("--image", default="mcp-orchestration:latest", help="image to run (default: %(default)s)")
     sub.add_argument("--volume", default="mcp-orchestration-data", help="store volume (default: %(default)s)")
+
+    trust = add("trust", _no_subcommand, "what this host trusts about the store").add_subparsers(
+        dest="trust_command", required=True, parser_class=_Parser
+    )
+    add("show", _cmd_trust_show, "print the root this host pinned and the last head it accepted", into=trust)
+    add("forget", _cmd_trust_forget, "forget them (after re-creating or rewinding the store on purpose)", into=trust)
 
     index = add("index", _no_subcommand, "index commands").add_subparsers(
         dest="index_command", required=True, parser_class=_Parser
@@ -207,6 +215,7 @@ def _app(args: argparse.Namespace) -> App:
         key_file=getattr(args, "key_file", None),
         passphrase_file=getattr(args, "passphrase_file", None),
         key_source=getattr(args, "key_source", None),
+        expect_key=getattr(args, "expect_key", None),
     )
     return App(settings)
 
@@ -221,7 +230,7 @@ def _no_subcommand(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    result = operations.init(_app(args), args.expect_key)
+    result = operations.init(_app(args))
     verb = "Initialised" if result["created"] else "Already initialised:"
     return _emit(args, result, f"{verb} store at {result['home']}\nRoot key: {result['fingerprint']}")
 
@@ -272,7 +281,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    report = operations.verify(_app(args), args.deep, args.expect_key)
+    report = operations.verify(_app(args), args.deep)
     text = (
         f"OK: index version {report['index_version']} signed by SHA256:{report['keyid']}, "
         f"{report['heads_checked']} head(s) checked"
@@ -298,7 +307,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
             "Refusing to write a binary archive to a terminal.", hint="Redirect stdout, or pass --out FILE."
         )
     target = sys.stdout.buffer if to_stdout else Path(args.out)
-    result = operations.backup(_app(args), target, args.expect_key, force=args.force)
+    result = operations.backup(_app(args), target, force=args.force)
     text = (
         f"Backed up index version {result['index_version']} ({result['files']} files, {result['bytes']} bytes, "
         f"root key {result['root_fingerprint']}) to {result['out']} after verify --deep; "
@@ -317,7 +326,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     if from_stdin and sys.stdin.isatty():
         raise UsageError("Refusing to read an archive from a terminal.", hint="Pipe it in, or pass --from FILE.")
     source = sys.stdin.buffer if from_stdin else Path(args.source)
-    result = operations.restore(_app(args), source, args.expect_key, force=args.force)
+    result = operations.restore(_app(args), source, force=args.force)
     version = result["index_version"]
     lines = [
         f"Restored index version {version} (backup of {result['created_at']}, root key {result['root_fingerprint']}, "
@@ -336,9 +345,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             "interrupted publishes; harmless: nothing reads them, and each holds only what its hash names)."
         )
     lines.append(
-        f"Hosts refuse an index older than the one they last deployed from: where deploy ran with a version newer "
-        f"than {version}, it now fails with [rollback] until this store's entry is removed from that host's "
-        "deploy-state.json."
+        f"This host now accepts index version {version} as the newest of this store. Any other host that accepted "
+        "a newer index of it refuses this one with [rollback] or [fork] until `mcp-orchestration trust forget` "
+        "is run there."
     )
     return _emit(args, result, "\n".join(lines))
 
@@ -354,7 +363,6 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         args.profile,
         config_path=args.config_path,
         dry_run=args.dry_run,
-        expect_key=args.expect_key,
         resolve_env=args.resolve_env,
     )
     source = f"{result.client}/{result.profile} (index version {result.index_version}, artifact {result.artifact})"
@@ -411,6 +419,30 @@ def _cmd_claude_config(args: argparse.Namespace) -> int:
     snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume)
     sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
     return ExitCode.OK
+
+
+def _cmd_trust_show(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.trust_show(_app(args))
+    if result["root"] is None:
+        text = f"No root key is pinned on this host for the store at {result['home']}."
+    else:
+        accepted = (
+            f"last accepted index version {result['index_version']} (head {result['head_id']}, {result['seen_at']})"
+            if result["head_id"]
+            else "no index accepted yet"
+        )
+        text = f"Store at {result['home']}: root {result['root']}; {accepted}.\nState file: {result['state_file']}"
+    return _emit(args, result, text)
+
+
+def _cmd_trust_forget(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.trust_forget(_app(args))
+    verb = "Forgot" if result["forgotten"] else "Nothing was pinned for"
+    return _emit(args, result, f"{verb} the store at {result['home']} on this host; pin it again with --expect-key.")
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:

@@ -124,6 +124,12 @@ class RollbackError(VerificationError):
     code = "rollback"
 
 
+class ForkError(RollbackError):
+    """Two signed heads claim the same place in the chain: one of them was built on a rewound index."""
+
+    code = "fork"
+
+
 class KeyHistoryError(VerificationError):
     code = "key_history"
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mcp_orchestration.anchor import HostAnchor
 from mcp_orchestration.domain.payload import parse_payload
 from mcp_orchestration.domain.secret_rules import scrub_text
 from mcp_orchestration.errors import (
@@ -27,6 +28,7 @@ from mcp_orchestration.errors import (
     ValidationError,
 )
 from mcp_orchestration.fsutil import create_exclusive
+from mcp_orchestration.host_state import HostState
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
@@ -41,7 +43,14 @@ class App:
 
     def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
-        self.index = Index(settings.storage_dir)
+        self.anchor = HostAnchor(
+            HostState(settings.host_state_file),
+            settings.home.resolve(),
+            settings.expect_root,
+            signing_key=self._configured_key,
+            loaded_key=lambda: self._key,
+        )
+        self.index = Index(settings.storage_dir, policy=self.anchor)
         self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
         self._key: SigningKey | None = None
 
@@ -53,6 +62,11 @@ class App:
         except OrchestrationError as exc:
             self.telemetry.record("key_load", exc.code, (time.perf_counter() - started) * 1000, source=spec.source)
             raise
+
+    def _configured_key(self) -> SigningKey | None:
+        """The signing key, if this process was given one (a key file that exists, or the keyring on request)."""
+        spec = self.settings.signing_key
+        return self.signing_key if spec.source == "keyring" or spec.path is not None else None
 
     @property
     def signing_key(self) -> SigningKey:
@@ -72,16 +86,19 @@ class App:
         return key
 
 
-def init(app: App, expect_key: str | None) -> dict[str, Any]:
-    """Create the store and pin the signing key as the root of its key history."""
+def init(app: App) -> dict[str, Any]:
+    """Create the store, pin the signing key as the root of its key history, and pin that root on this host."""
     with app.telemetry.operation("init") as event:
         key = app.signing_key
         event.set(keyid=key.keyid)
-        if expect_key is not None and keys.public_key_fingerprint(expect_key) != key.fingerprint:
+        expected = app.settings.expect_root
+        if expected is not None and expected != key.fingerprint:
             raise KeyNotTrustedError(
-                f"The signing key is {key.fingerprint}, not the expected {keys.public_key_fingerprint(expect_key)}.",
+                f"The signing key is {key.fingerprint}, not the expected {expected}.",
                 hint="Check which secret file is mounted; init pins the first key for good.",
             )
+        if not app.index.exists():
+            app.anchor.forget()  # a new store in this home: what the host held about an old one no longer applies
         history, head, created = app.index.initialize(key)
         event.set(index_version=head.head.version)
         return {
@@ -155,21 +172,19 @@ def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
     return {"client": client, "profile": profile, "versions": [asdict(e) for e in entries]}
 
 
-def verify(app: App, deep: bool, expect_key: str | None) -> dict[str, Any]:
-    """Verify key history, signatures, chain and (deep) every reachable object."""
+def verify(app: App, deep: bool) -> dict[str, Any]:
+    """Verify key history, signatures, chain and (deep) every reachable object, against the host's anchor."""
     with app.telemetry.operation("verify") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
-        report = app.index.verify(deep=deep, expect_root=expect)
+        report = app.index.verify(deep=deep)
         event.set(keyid=report.keyid, index_version=report.index_version, deep=deep)
         return asdict(report)
 
 
-def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
+def backup(app: App, target: Path | BinaryIO, *, force: bool) -> dict[str, Any]:
     """Deep-verify the store and write it as one archive: to a new file, or to a stream such as stdout."""
     from mcp_orchestration.store import backup as archive  # operator commands only: serving never loads tarfile
 
     with app.telemetry.operation("backup") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
         output: contextlib.AbstractContextManager[BinaryIO]
         if isinstance(target, Path):
             if target.resolve().is_relative_to(app.settings.storage_dir.resolve()):
@@ -178,22 +193,30 @@ def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: 
         else:
             output = contextlib.nullcontext(target)
         with output as out:
-            manifest = archive.backup(app.index, out, expect_root=expect, now=datetime.now(UTC))
+            manifest = archive.backup(app.index, out, expect_root=None, now=datetime.now(UTC))
             out.flush()
         event.set(index_version=manifest.index_version, files=len(manifest.files))
         return {**manifest.summary(), "out": str(target) if isinstance(target, Path) else "-"}
 
 
-def restore(app: App, source: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
-    """Check a backup archive completely, deep-verify the store in it, then put that store in place."""
+def restore(app: App, source: Path | BinaryIO, *, force: bool) -> dict[str, Any]:
+    """Check a backup archive completely, deep-verify the store in it against the pinned root, then put that
+    store in place; this host then accepts the restored index as its newest (it was restored on purpose)."""
     from mcp_orchestration.store import backup as archive
 
     with app.telemetry.operation("restore") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
+        expect = app.anchor.pinned_root()
+        if expect is None:
+            raise KeyNotTrustedError(
+                "Restore needs the store's root key: no root is pinned for this store on this host.",
+                hint="Pass --expect-key SHA256:<root fingerprint> (from your records, not from the backup).",
+            )
         storage_dir = app.settings.storage_dir
         opened = _open_archive(source) if isinstance(source, Path) else contextlib.nullcontext(source)
         with opened as stream:
             result = archive.restore(storage_dir, stream, expect_root=expect, force=force, now=datetime.now(UTC))
+        app.anchor.repin(expect)
+        app.index.snapshot()  # accepted as this host's newest index
         event.set(index_version=result.manifest.index_version, files=len(result.manifest.files))
         return {
             **result.manifest.summary(),
@@ -210,6 +233,27 @@ def _open_archive(path: Path) -> BinaryIO:
         return path.open("rb")
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
+def trust_show(app: App) -> dict[str, Any]:
+    """The root this host pinned for the store and the last head it accepted (public data only)."""
+    record = app.anchor.state.get(app.anchor.home)
+    return {
+        "home": str(app.anchor.home),
+        "state_file": str(app.anchor.state.path),
+        "root": record.root if record else None,
+        "head_id": record.head_id if record else None,
+        "index_version": record.index_version if record else None,
+        "key_history_version": record.key_history_version if record else None,
+        "seen_at": record.seen_at if record else None,
+    }
+
+
+def trust_forget(app: App) -> dict[str, Any]:
+    """Forget the store's pinned root and last accepted head on this host."""
+    forgotten = app.anchor.state.get(app.anchor.home) is not None
+    app.anchor.forget()
+    return {"home": str(app.anchor.home), "forgotten": forgotten}
 
 
 def export_index(app: App) -> bytes:

@@ -445,7 +445,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             Case("verify", ("verify",), contains="OK: index version"),
             Case("verify deep", ("verify", "--deep"), flags=FAILURE_FLAGS),
             Case("verify pinned", ("verify", "--expect-key", fpr_a)),
-            Case("verify wrong pin", ("verify", "--expect-key", fpr_c), 3, "key_history"),
+            Case("verify wrong pin", ("verify", "--expect-key", fpr_c), 4, "key_untrusted"),
             Case("verify PEM as pin", ("verify", f"--expect-key={pem_a}"), 2, "invalid_id"),
             Case("index export", ("index", "export"), contains="payloadType", flags=FAILURE_FLAGS),
             Case("keys list", ("keys", "list"), contains=fpr_a, json_contains=fpr_a, flags=FAILURE_FLAGS),

@@ -218,7 +218,7 @@ def test_rotation_and_revocation_from_the_command_line(  # type: ignore[no-untyp
     assert run("keys", "revoke", old, "--key-file", str(next_key_file)).status == 0
     assert "revoked" in run("keys", "list").stdout
     assert run("verify", "--deep", "--expect-key", old).status == 0
-    assert run("verify", "--expect-key", new).status == ExitCode.VERIFICATION
+    assert run("verify", "--expect-key", new).status == ExitCode.KEY
 
 
 def test_tampered_store_exits_with_verification_status(

@@ -133,7 +133,7 @@ class ConfigTools:
 
     def verify_config(self, client: str, profile: str) -> schemas.VerifyResult:
         """Verify the key history, the signed chain and the profile's artifact bytes."""
-        report = operations.verify(self.app, deep=False, expect_key=None)
+        report = operations.verify(self.app, deep=False)
         entry = operations.get(self.app, client, profile, None)["entry"]  # re-hashes the artifact
         return cast(
             "schemas.VerifyResult",
