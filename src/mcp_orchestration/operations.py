@@ -31,7 +31,7 @@ from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.host_state import HostState
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import ENV_EXPECT_KEY, KeySpec, Settings
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
 from mcp_orchestration.trust.history import KeyStatus
@@ -114,13 +114,27 @@ def publish(app: App, *, client: str, profile: str, data: bytes, source: str, ch
     return publish_payload(app, client, profile, parse_payload(data, source), changelog)
 
 
-def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> dict[str, Any]:
-    """Sign and store a new config for ``client/profile``."""
+def publish_payload(
+    app: App,
+    client: str,
+    profile: str,
+    payload: dict[str, Any],
+    changelog: str,
+    *,
+    base_artifact: ExpectedBase = ANY_BASE,
+) -> dict[str, Any]:
+    """Sign and store a new config for ``client/profile``.
+
+    ``base_artifact`` is what the payload was edited from (None: nothing was
+    published): a publish by anyone else since then is a ``conflict``, checked
+    under the index lock. The default, ``ANY_BASE``, replaces whatever is there.
+    """
     check_changelog(changelog)
     with app.telemetry.operation("publish") as event:
         key = app.signing_key
         event.set(keyid=key.keyid)
-        result = app.index.publish(key, [ProfileUpdate(client, profile, payload, changelog)])
+        update = ProfileUpdate(client, profile, payload, changelog, expected_base=base_artifact)
+        result = app.index.publish(key, [update])
         event.set(index_version=result.index_version, changed=not result.unchanged)
         return {
             "client": client,

@@ -18,11 +18,13 @@ import pytest
 from mcp_orchestration import cli
 from mcp_orchestration.errors import ExitCode
 from mcp_orchestration.fsutil import exclusive_lock
+from mcp_orchestration.settings import KeySpec
 from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
+from mcp_orchestration.trust import keys
 from tests.conftest import SAMPLE_CONFIG, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
@@ -53,7 +55,7 @@ def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  #
     """A store with one published profile and one draft; returns the home."""
     assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file)).status == 0
     draft = Draft("cursor", "work", OTHER_CONFIG, None, "2024-01-01T00:00:00Z")
-    DraftStore(initialised / "storage").save(draft)
+    DraftStore(initialised / "storage").save(draft, keys.load_signing_key(KeySpec("file", key_file, None)))
     return initialised
 
 

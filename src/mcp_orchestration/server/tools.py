@@ -57,7 +57,7 @@ class ConfigTools:
         if client is not None:
             check_name_id(client, "client")
         published = self.app.index.list_profiles()
-        drafts = set(self.drafts.list())
+        drafts = set(self.drafts.list())  # names checked, files not read: listing needs no key
         names = {(c, p) for c, profiles in published.items() for p in profiles} | drafts
         return {
             "profiles": [
@@ -150,9 +150,14 @@ class ConfigTools:
     # -- drafts --------------------------------------------------------------------------
 
     def _draft(self, client: str, profile: str) -> Draft:
-        """The profile's draft, or a new one started from its published config."""
+        """The profile's draft, or a new one started from its published config.
+
+        Checking a draft's MAC needs the signing key: without one, the key's
+        error is the answer, never a draft no one can vouch for.
+        """
         clients.get_client(client)
-        existing = self.drafts.get(client, profile)
+        check_name_id(profile, "profile")
+        existing = self.drafts.get(client, profile, self.app.signing_key)
         if existing is not None:
             return existing
         try:
@@ -163,11 +168,11 @@ class ConfigTools:
 
     def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> schemas.DraftView:
         """Apply ``change`` to the draft's config: read, change and write under the drafts lock, so no edit is lost."""
-        self.app.require_writable()
+        key = self.app.require_writable()
         with self.drafts.lock():
             draft = self._draft(client, profile)
             updated = Draft(client, profile, change(draft.payload), draft.base_artifact, utc_now())
-            self.drafts.save(updated)
+            self.drafts.save(updated, key)
         return self._show(updated)
 
     def _show(self, draft: Draft) -> schemas.DraftView:
@@ -247,18 +252,27 @@ class ConfigTools:
         return cast("schemas.ValidationResult", {"client": client, "profile": profile, **report})
 
     def publish_config(self, client: str, profile: str, changelog: str = "") -> schemas.PublishResult:
-        """Validate, sign and publish the draft, then drop it."""
+        """Validate, sign and publish the draft, then drop it; the result shows exactly what was signed.
+
+        The publish succeeds only if the profile is still at the draft's base
+        artifact (checked under the index lock) or already holds the draft's
+        config, so the diff shown is from the config this publish replaced.
+        """
         operations.check_changelog(changelog)
-        self.app.require_writable()
+        key = self.app.require_writable()
         with self.drafts.lock():  # no edit can slip in between publishing the draft and dropping it
             clients.get_client(client)
-            draft = self.drafts.get(client, profile)
+            draft = self.drafts.get(client, profile, key)
             if draft is None:
                 raise NotFoundError(
                     f"There is no draft of {client}/{profile} to publish.",
                     "Edit the profile first (add_server_to_config / remove_server_from_config).",
                 )
             require_valid(draft.payload)
-            result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
+            base = None if draft.base_artifact is None else self.app.index.objects.get_json(draft.base_artifact)
+            result = operations.publish_payload(
+                self.app, client, profile, draft.payload, changelog, base_artifact=draft.base_artifact
+            )
             self.drafts.clear(client, profile)
-        return cast("schemas.PublishResult", result)
+        replaced = base if result["changed"] else draft.payload  # unchanged: it was already published
+        return cast("schemas.PublishResult", {**result, "diff": diff_configs(replaced, draft.payload).to_dict()})

@@ -26,13 +26,14 @@ every new head before any reader uses them.
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from mcp_orchestration.errors import (
     ConflictError,
@@ -77,14 +78,31 @@ class SignedHead:
     envelope_bytes: bytes
 
 
+class _AnyBase(enum.Enum):
+    ANY = "any"
+
+
+ANY_BASE: Final = _AnyBase.ANY
+"""An update's ``expected_base`` when whatever is published now may be replaced (the operator's ``publish``)."""
+
+ExpectedBase = str | None | Literal[_AnyBase.ANY]
+
+
 @dataclass(frozen=True)
 class ProfileUpdate:
-    """One profile's new payload in a publish."""
+    """One profile's new payload in a publish.
+
+    ``expected_base`` is the artifact the new payload was made from (None: made
+    when nothing was published): if the profile's current artifact is another,
+    someone published in between and the publish is a conflict, not a silent
+    overwrite. ``ANY_BASE`` skips the check.
+    """
 
     client: str
     profile: str
     payload: dict[str, Any]
     changelog: str = ""
+    expected_base: ExpectedBase = field(default=ANY_BASE, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -407,10 +425,13 @@ class Index:
                     tree_id = clients.get(update.client)
                     trees[update.client] = self._profiles(tree_id) if tree_id else {}
                 profiles = trees[update.client]
-                artifact = self.objects.put_json(update.payload, batch)
-                artifacts[name] = artifact
                 previous = profiles.get(update.profile)
-                if previous is not None and self.entry(previous).artifact == artifact:
+                previous_artifact = self.entry(previous).artifact if previous is not None else None
+                data = canonical_bytes(update.payload)
+                _check_base(update, previous_artifact, digest_of(data))
+                artifact = self.objects.put_bytes(data, batch)
+                artifacts[name] = artifact
+                if previous_artifact == artifact:
                     unchanged.append(name)
                     continue
                 entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
@@ -585,6 +606,25 @@ class Index:
     def export(self) -> bytes:
         """The current signed index envelope, verified first."""
         return self.snapshot()[1].envelope_bytes
+
+
+def _check_base(update: ProfileUpdate, current: str | None, artifact: str) -> None:
+    """Refuse an update made from another version than the one published now (the caller holds the lock).
+
+    Publishing what is already published again loses nothing, so it passes
+    (a retry after the first attempt's draft could not be dropped).
+    """
+    expected = update.expected_base
+    if expected is ANY_BASE or current in (expected, artifact):
+        return
+    raise ConflictError(
+        f"{update.client}/{update.profile} changed since the draft was started: it started from "
+        f"{expected or 'nothing published'}, and {current or 'nothing'} is published now.",
+        hint=(
+            "Someone else published it meanwhile. See what the draft would replace with view_draft_config or "
+            "diff_config, then clear_draft_config and redo the edit on the new published config."
+        ),
+    )
 
 
 def _parse_head(envelope: dsse.Envelope, what: str) -> Head:
