@@ -468,7 +468,7 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
 
     assert verify_deep(run, home)["index_version"] == VERSION_BEFORE_ROTATION + 1
     latest = run("get", "--json", "--home", str(home), "--client", "app", "--profile", "main").json()
-    assert latest["payload"] == json.loads(rotation.config.read_text())
+    assert latest["config"] == json.loads(rotation.config.read_text())
 
     following = rotation.publish_argv(home, rotation.old_path)
     following[following.index("--file") + 1] = str(tmp_path / "next.json")
