@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        sys.stderr.write(REDACTOR.redact(f"{self.prog}: error: {message}\n"))
+        sys.stderr.write(REDACTOR.scrub(f"{self.prog}: error: {message}\n"))
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -124,13 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     profile_args(sub)
     sub.add_argument("--file", required=True, help="JSON config file, or - for stdin")
     sub.add_argument("--changelog", default="", help="why this version exists")
-    sub = add("get", _cmd_get, "print a profile's config (verified)")
+    sub = add("get", _cmd_get, "print a profile's config (verified; env and header values masked)")
     profile_args(sub)
     sub.add_argument("--artifact", help="a past artifact id from the profile's history")
     sub = add("history", _cmd_history, "list a profile's published versions")
     profile_args(sub)
+    sub = add("export", _cmd_export, "print a profile's config in the client's own file format (masked, like get)")
+    profile_args(sub)
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
-    sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
+    sub.add_argument(
+        "--deep",
+        action="store_true",
+        help="re-hash every reachable object and every head, and report stored configs that hold a credential",
+    )
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
@@ -264,13 +270,20 @@ def _cmd_get(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
     result = operations.get(_app(args), args.client, args.profile, args.artifact)
-    return _emit(args, result, json.dumps(result["payload"], indent=2, sort_keys=True))
+    return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.export(_app(args), args.client, args.profile)
+    return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    result = operations.profile_history(_app(args), args.client, args.profile)
+    result = operations.profile_history(_app(args), args.client, args.profile)  # changelogs come back escaped
     lines = [
         f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  {v['changelog']}".rstrip()
         for v in result["versions"]
@@ -293,7 +306,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 f"\nNote: {len(report['damaged_unreferenced'])} damaged object(s) that no index version refers to "
                 "(left by an interrupted write; harmless, and replaced if the same content is published again)."
             )
+        if report["credentials"]:
+            text += "\n" + _credentials_warning(report["credentials"])
     return _emit(args, report, text)
+
+
+def _credentials_warning(found: list[dict[str, Any]]) -> str:
+    """The warning block of ``verify --deep`` for stored configs that hold a credential (places only, no value)."""
+    lines = [
+        f"WARNING: {len(found)} published version(s) hold what looks like a credential (signed in by an earlier "
+        "release, which did not check command-line publishes). The store is intact and append-only, so this is "
+        "not a verification failure, but every reader of the store, its backups and mirrors has these values:"
+    ]
+    lines += [
+        f"  {item['client']}/{item['profile']} index version {item['index_version']} artifact {item['artifact']}: "
+        + ", ".join(item["paths"])
+        for item in found
+    ]
+    lines.append(
+        "Rotate each credential at its issuer now, then publish a version that references it as a ${env:NAME} "
+        "placeholder (see SECURITY.md, 'A credential in the store')."
+    )
+    return "\n".join(lines)
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
@@ -402,12 +436,12 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     try:
         operations.healthcheck(_app(args))
     except OrchestrationError as error:
-        sys.stderr.write(REDACTOR.redact(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
+        sys.stderr.write(REDACTOR.scrub(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
         return ExitCode.FAILURE
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         reason = f"{error.strerror or type(error).__name__}{where}"
-        sys.stderr.write(REDACTOR.redact(f"unhealthy [filesystem]: {reason}") + "\n")
+        sys.stderr.write(REDACTOR.scrub(f"unhealthy [filesystem]: {reason}") + "\n")
         return ExitCode.FAILURE
     return ExitCode.OK
 
@@ -527,11 +561,12 @@ def _cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace | None, error: OrchestrationError) -> int:
+    """One error on stderr, scrubbed as the MCP server scrubs its errors (known secrets, credential-like words)."""
     if args is not None and getattr(args, "json", False):
         text = json.dumps({"error": error.to_dict()}, sort_keys=True)
     else:
         text = f"error [{error.code}]: {error.diagnostics()}"
-    sys.stderr.write(REDACTOR.redact(text) + "\n")
+    sys.stderr.write(REDACTOR.scrub(text) + "\n")
     return error.exit_code
 
 

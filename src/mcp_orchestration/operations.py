@@ -8,6 +8,7 @@ JSON-ready data. Rendering is the caller's job.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from dataclasses import asdict
@@ -16,8 +17,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mcp_orchestration.anchor import HostAnchor
-from mcp_orchestration.domain.payload import parse_payload
+from mcp_orchestration.domain import clients
+from mcp_orchestration.domain.masking import mask_secrets
+from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.domain.secret_rules import scrub_text
+from mcp_orchestration.domain.strict import escape_hidden, has_hidden
+from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import (
     ConflictError,
     KeyNotTrustedError,
@@ -29,9 +34,11 @@ from mcp_orchestration.errors import (
 )
 from mcp_orchestration.fsutil import create_exclusive
 from mcp_orchestration.host_state import HostState
+from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.redaction import REDACTOR
 from mcp_orchestration.settings import ENV_EXPECT_KEY, KeySpec, Settings
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
+from mcp_orchestration.store.model import Entry
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
 from mcp_orchestration.trust.history import KeyStatus
@@ -110,7 +117,8 @@ def init(app: App) -> dict[str, Any]:
 
 
 def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> dict[str, Any]:
-    """Parse untrusted bytes as a config, then sign and store it for ``client/profile``."""
+    """Parse untrusted bytes as a config, then publish it through :func:`publish_payload`."""
+    app.require_writable()  # before parsing: the redactor must know the key before an error can quote the file
     return publish_payload(app, client, profile, parse_payload(data, source), changelog)
 
 
@@ -123,15 +131,14 @@ def publish_payload(
     *,
     base_artifact: ExpectedBase = ANY_BASE,
 ) -> dict[str, Any]:
-    """Sign and store a new config for ``client/profile``.
+    """Sign and store a new config for ``client/profile``: the one gate of every writer (CLI, MCP, tests alike).
 
     ``base_artifact`` is what the payload was edited from (None: nothing was
     published): a publish by anyone else since then is a ``conflict``, checked
     under the index lock. The default, ``ANY_BASE``, replaces whatever is there.
     """
-    check_changelog(changelog)
     with app.telemetry.operation("publish") as event:
-        key = app.signing_key
+        key = admit(app, client, profile, payload, changelog)
         event.set(keyid=key.keyid)
         update = ProfileUpdate(client, profile, payload, changelog, expected_base=base_artifact)
         result = app.index.publish(key, [update])
@@ -146,13 +153,34 @@ def publish_payload(
         }
 
 
+def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> SigningKey:
+    """Check everything a publish would sign, and return the key that may sign it; else raise.
+
+    The key comes first: once loaded, the redactor knows its every encoding, so
+    no check can let the key through or quote it back. Then the ids (the client
+    must be one this product knows), the changelog and the payload.
+    """
+    key = app.require_writable()
+    clients.get_client(client)
+    check_name_id(profile, "profile")
+    check_changelog(changelog)
+    check_payload(payload)
+    return key
+
+
 MAX_CHANGELOG_CHARS = 1000
 
 
 def check_changelog(changelog: str) -> None:
-    """A changelog is signed into the index and shown to everyone: bounded, and never a credential."""
+    """A changelog is signed into the index and shown to everyone: one bounded line of visible text, no credential."""
     if len(changelog) > MAX_CHANGELOG_CHARS:
         raise LimitError(f"The changelog is {len(changelog)} characters; the limit is {MAX_CHANGELOG_CHARS}.")
+    if has_hidden(changelog):
+        raise ValidationError(
+            "The changelog contains a control or invisible character (a line break, tab, escape sequence, NUL, "
+            "bidi override or zero-width character).",
+            "Write the changelog as one line of visible text: it is printed to terminals and shown to models.",
+        )
     if scrub_text(changelog) != changelog or REDACTOR.redact(changelog) != changelog:
         raise ValidationError(
             "The changelog contains something that looks like a credential.",
@@ -160,24 +188,123 @@ def check_changelog(changelog: str) -> None:
         )
 
 
+def check_payload(payload: dict[str, Any]) -> None:
+    """A config is as bounded as a parsed file, passes every config rule, and holds no secret this process knows."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise LimitError(f"The config is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}.")
+    require_valid(payload)
+    if REDACTOR.redact(text) != text:
+        raise ValidationError(
+            "The config contains a secret this process holds (the signing key, in some encoding).",
+            "Never put key material in a config; if it was pasted somewhere else too, rotate the key.",
+        )
+
+
+def shown_changelog(changelog: str) -> str:
+    """A stored changelog as every interface shows it: credential-like words masked, hidden characters escaped.
+
+    Stores written by earlier versions may hold either (their command line checked neither).
+    """
+    return escape_hidden(scrub_text(changelog))
+
+
+def masked_config(payload: Any) -> dict[str, Any]:
+    """A config as every interface shows it: env and header values, and anything credential-like, masked."""
+    return mask_secrets(payload)
+
+
+def read_published(app: App, client: str, profile: str, artifact: str | None = None) -> tuple[Entry, Any]:
+    """A profile's verified entry and payload, unmasked: for drafts, diffs and deploy, never for output."""
+    return app.index.get_artifact(client, profile, artifact)
+
+
+def published_view(entry: Entry, config: dict[str, Any]) -> dict[str, Any]:
+    """A published version as shown: its entry's facts, the safe changelog and the (masked) ``config``."""
+    return {
+        "client": entry.client,
+        "profile": entry.profile,
+        "artifact": entry.artifact,
+        "index_version": entry.index_version,
+        "published_at": entry.published_at,
+        "changelog": shown_changelog(entry.changelog),
+        "config": config,
+    }
+
+
 def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
-    """A profile's latest (or a given) artifact, with its entry."""
-    entry, payload = app.index.get_artifact(client, profile, artifact)
-    return {"entry": asdict(entry), "payload": payload}
+    """A profile's latest (or a given) version, verified, with its config masked."""
+    entry, payload = read_published(app, client, profile, artifact)
+    return published_view(entry, masked_config(payload))
+
+
+def export_view(published: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`published_view` in its client's own file shape (servers under the client's key, its field names)."""
+    spec = clients.get_client(published["client"])
+    servers = published["config"].get("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ValidationError("The profile's mcpServers is not an object of servers; it cannot be exported.")
+    return {
+        "client": published["client"],
+        "profile": published["profile"],
+        "artifact": published["artifact"],
+        "index_version": published["index_version"],
+        "config": spec.render(servers),
+    }
+
+
+def export(app: App, client: str, profile: str) -> dict[str, Any]:
+    """A profile's latest config in the client's own file shape, masked like :func:`get`."""
+    clients.get_client(client)
+    return export_view(get(app, client, profile, None))
 
 
 def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
-    """Every published version of a profile, newest first."""
+    """Every published version of a profile, newest first (changelogs as :func:`shown_changelog` shows them)."""
     entries = app.index.profile_history(client, profile)
-    return {"client": client, "profile": profile, "versions": [asdict(e) for e in entries]}
+    versions = [{**asdict(e), "changelog": shown_changelog(e.changelog)} for e in entries]
+    return {"client": client, "profile": profile, "versions": versions}
 
 
 def verify(app: App, deep: bool) -> dict[str, Any]:
-    """Verify key history, signatures, chain and (deep) every reachable object, against the host's anchor."""
+    """Verify key history, signatures, chain and (deep) every reachable object and every stored config's content,
+    against the host's anchor."""
     with app.telemetry.operation("verify") as event:
         report = app.index.verify(deep=deep)
         event.set(keyid=report.keyid, index_version=report.index_version, deep=deep)
-        return asdict(report)
+        result = asdict(report)
+        if deep:
+            result["credentials"] = stored_credentials(app)
+            event.set(credentials=len(result["credentials"]))
+        return result
+
+
+def stored_credentials(app: App) -> list[dict[str, Any]]:
+    """Every published version whose config holds a credential, by place (JSON pointers), never by value.
+
+    Earlier releases signed command-line publishes unchecked, so an intact,
+    append-only store can hold one; it cannot be removed, only reported.
+    """
+    found = []
+    paths_of: dict[str, list[str]] = {}
+    for client, profiles in sorted(app.index.list_profiles().items()):
+        for profile in profiles:
+            for entry in app.index.profile_history(client, profile):
+                if entry.artifact not in paths_of:
+                    report = validate_config(app.index.objects.get_json(entry.artifact))
+                    paths_of[entry.artifact] = [p.path for p in report.problems if p.code == "secret"]
+                if paths_of[entry.artifact]:
+                    found.append(
+                        {
+                            "client": client,
+                            "profile": profile,
+                            "artifact": entry.artifact,
+                            "index_version": entry.index_version,
+                            "paths": paths_of[entry.artifact],
+                        }
+                    )
+    return found
 
 
 def backup(app: App, target: Path | BinaryIO, *, force: bool) -> dict[str, Any]:

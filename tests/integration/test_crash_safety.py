@@ -44,7 +44,7 @@ from tests.integration.crash_driver import (
 pytestmark = pytest.mark.slow
 
 
-TARGETS = ("alpha/main", "alpha/canary", "beta/main")
+TARGETS = ("cursor/main", "cursor/canary", "vscode/main")  # publish accepts known clients only
 PUBLISH_KILLS = 50
 # A publish takes a few milliseconds (the first one in a process, which also loads the key, a few
 # more). Most kills come after the first acknowledgement, some during the first publish; a random
@@ -189,7 +189,7 @@ class RotationSetup:
         return ["keys", "rotate", "--json", "--home", str(home), *keys]
 
     def publish_argv(self, home: Path, key: Path) -> list[str]:
-        where = ["--client", "app", "--profile", "main", "--file", str(self.config)]
+        where = ["--client", "cursor", "--profile", "main", "--file", str(self.config)]
         return ["publish", "--json", "--home", str(home), "--key-file", str(key), *where]
 
     def state(self, home: Path) -> str:
@@ -251,7 +251,7 @@ def rotation(tmp_path_factory: pytest.TempPathFactory) -> RotationSetup:
         config = root / f"config-{number}.json"
         config.write_text(json.dumps({"mcpServers": {"fs": {"command": "serve", "args": [str(number)]}}}))
         commands.append(["publish", "--home", str(template), "--key-file", str(root / "signing_key")])
-        commands[-1] += ["--client", "app", "--profile", "main", "--file", str(config)]
+        commands[-1] += ["--client", "cursor", "--profile", "main", "--file", str(config)]
     assert [result["status"] for result in run_cli_batch(commands, env)] == [0] * VERSION_BEFORE_ROTATION
     config = root / "config.json"
     config.write_text(json.dumps({"mcpServers": {"fs": {"command": "serve", "args": ["next"]}}}))
@@ -448,7 +448,7 @@ def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_le
     monkeypatch.undo()
 
     assert verify_deep(run, home)["index_version"] == VERSION_BEFORE_ROTATION
-    history = run("history", "--json", "--home", str(home), "--client", "app", "--profile", "main").json()
+    history = run("history", "--json", "--home", str(home), "--client", "cursor", "--profile", "main").json()
     assert [v["index_version"] for v in history["versions"]] == list(range(VERSION_BEFORE_ROTATION, 1, -1))
 
     assert list((home / "storage" / "index").glob(f"{fsutil._TEMP_PREFIX}*")), "the new head was staged"
@@ -469,8 +469,8 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     monkeypatch.undo()
 
     assert verify_deep(run, home)["index_version"] == VERSION_BEFORE_ROTATION + 1
-    latest = run("get", "--json", "--home", str(home), "--client", "app", "--profile", "main").json()
-    assert latest["payload"] == json.loads(rotation.config.read_text())
+    latest = run("get", "--json", "--home", str(home), "--client", "cursor", "--profile", "main").json()
+    assert latest["config"] == json.loads(rotation.config.read_text())
 
     following = rotation.publish_argv(home, rotation.old_path)
     following[following.index("--file") + 1] = str(tmp_path / "next.json")

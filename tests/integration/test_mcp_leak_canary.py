@@ -238,7 +238,7 @@ async def bad_calls(s: Session, secret: Secrets, when: str) -> None:
         f"{when} changelog too long",
         "publish_config",
         {**BASE, "changelog": (pem + token) * 8},
-        "validation",
+        "limit",
     )
     await t(f"{when} unknown tool", "export_private_key", {"pem": pem, "token": token}, ERROR)
     await t(f"{when} PEM as tool name", pem, {"token": token}, ERROR)

@@ -286,7 +286,7 @@ def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_p
     assert run("verify", "--deep", "--home", str(fresh)).status == 0
     original = json.loads(run(*GET).stdout)
     assert json.loads(run(*GET, "--home", str(fresh)).stdout) == original
-    assert original["payload"] == SAMPLE_CONFIG
+    assert original["config"] == SAMPLE_CONFIG
     assert DraftStore(store / "storage").list() == [("cursor", "work")]
     assert not (fresh / "storage" / "drafts").exists()  # drafts are unsigned working state: never restored
     storage = fresh / "storage"
@@ -554,7 +554,7 @@ def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(  # ty
     assert snapshot(kept) == {
         name.removeprefix("storage/"): value for name, value in before.items() if name.startswith("storage/")
     }
-    assert json.loads(run(*GET).stdout)["payload"] == SAMPLE_CONFIG
+    assert json.loads(run(*GET).stdout)["config"] == SAMPLE_CONFIG
     assert run("verify", "--deep").status == 0
 
 

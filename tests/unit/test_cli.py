@@ -39,7 +39,7 @@ def test_publish_get_history_verify_and_export(run, initialised: Path, key_file:
     assert published.status == 0, published.stderr
     artifact = json.loads(published.stdout)["artifact"]
     got = run("get", "--client", "claude-desktop", "--profile", "default", "--json")
-    assert json.loads(got.stdout)["payload"] == SAMPLE_CONFIG
+    assert json.loads(got.stdout)["config"] == SAMPLE_CONFIG
     assert json.loads(run("get", "--client", "claude-desktop", "--profile", "default").stdout) == SAMPLE_CONFIG
     history = run("history", "--client", "claude-desktop", "--profile", "default")
     assert artifact in history.stdout and "first" in history.stdout

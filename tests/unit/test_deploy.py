@@ -13,7 +13,8 @@ from mcp_orchestration.domain.deploy import deploy
 from mcp_orchestration.errors import ConflictError, ExitCode
 from mcp_orchestration.operations import App
 from mcp_orchestration.settings import load_settings
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.trust import keys
 from tests.conftest import Result
 
 PLACEHOLDER = "${env:GITHUB_TOKEN}"
@@ -310,8 +311,13 @@ def test_resolved_values_never_reach_any_output(  # type: ignore[no-untyped-def]
     assert json.loads(client_file.read_text())["mcpServers"]["pin"]["args"] == [f"--pin={value}"]
 
 
-def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
-    published({"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}})
+def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path, home: Path, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    """Publish refuses it; deploy refuses it too in a store an earlier release wrote unchecked."""
+    payload = {"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}}
+    with pytest.raises(AssertionError, match="validation"):
+        published(payload)
+    key = keys.parse_private_key(key_file.read_bytes(), None, origin="test")
+    Index(home / "storage").publish(key, [ProfileUpdate("claude-desktop", "default", payload)])
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--json")
     assert result.status == ExitCode.USAGE

@@ -31,6 +31,7 @@ from mcp_orchestration.errors import (
     KeyUnreadableError,
     PassphraseError,
 )
+from mcp_orchestration.ids import shown
 from mcp_orchestration.redaction import MIN_SECRET_LENGTH, REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
 from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
 
@@ -362,7 +363,7 @@ def parse_keyid(text: str) -> str:
     value = text.strip()
     value = value[len("SHA256:") :] if value.upper().startswith("SHA256:") else value
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-        raise InvalidIdError(f"{text[:80]!a} is not a key fingerprint: expected SHA256: and 64 hex digits.")
+        raise InvalidIdError(f"{shown(text)} is not a key fingerprint: expected SHA256: and 64 hex digits.")
     return value.lower()
 
 
