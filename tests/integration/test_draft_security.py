@@ -90,7 +90,7 @@ def key_file(tmp_path: Path, key_bytes: bytes) -> Path:
 @pytest.fixture
 def app(home: Path, key_file: Path) -> App:
     application = _app(home, key_file)
-    operations.init(application, None)
+    operations.init(application)
     return application
 
 
@@ -337,7 +337,7 @@ async def test_two_servers_publishing_from_the_same_base_cannot_both_win(app: Ap
     one = operations.publish_payload(app, CD, PROFILE, {"mcpServers": {"a": {"command": "a"}}}, "", base_artifact=base)
     with pytest.raises(ConflictError):
         operations.publish_payload(second, CD, PROFILE, {"mcpServers": {"b": {"command": "b"}}}, "", base_artifact=base)
-    assert operations.get(second, CD, PROFILE, None)["entry"]["artifact"] == one["artifact"]
+    assert operations.get(second, CD, PROFILE, None)["artifact"] == one["artifact"]
     # "Nothing published yet" is a base too.
     operations.publish_payload(app, CD, "fresh", {"mcpServers": {}}, "", base_artifact=None)
     with pytest.raises(ConflictError):

@@ -306,7 +306,7 @@ def test_a_store_written_by_release_0_1_0_still_verifies_and_reads(run, legacy: 
     assert (report["index_version"], report["key_history_version"], report["profiles"]) == (7, 4, 2)
     assert report["heads_vouched_by_chain"] == 3  # key 1 is revoked: its heads are vouched by the chain
     got = json.loads(run("get", "--client", "cursor", "--profile", "work", "--json").stdout)
-    assert got["entry"]["changelog"] == "second"
+    assert got["changelog"] == "second"
     versions = json.loads(run("history", *WHICH, "--json").stdout)["versions"]
     assert [v["changelog"] for v in versions] == ["after rotation", "first"]
     assert [k["status"] for k in json.loads(run("keys", "list", "--json").stdout)["keys"]] == [

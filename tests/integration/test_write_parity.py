@@ -207,7 +207,7 @@ def key_file(tmp_path: Path, key: Key) -> Path:
 @pytest.fixture
 def app(home: Path, key_file: Path) -> App:
     application = App(Settings(home=home, signing_key=KeySpec("file", key_file, None)))
-    operations.init(application, None)
+    operations.init(application)
     return application
 
 
@@ -229,7 +229,7 @@ def write_draft(app: App, client: str, profile: str, payload: Any) -> None:
     """
     drafts = DraftStore(app.settings.storage_dir)
     with contextlib.suppress(OrchestrationError):
-        drafts.save(Draft(client, profile, payload, None, utc_now()))
+        drafts.save(Draft(client, profile, payload, None, utc_now()), app.signing_key)
 
 
 # -- the three write paths -----------------------------------------------------------------------

@@ -244,6 +244,7 @@ class ConfigTools:
         config, so the diff shown is from the config this publish replaced.
         """
         key = self.app.require_writable()
+        operations.check_changelog(changelog)  # the gate checks it again; a hostile changelog is refused first
         with self.drafts.lock():  # no edit can slip in between publishing the draft and dropping it
             draft = self.drafts.get(client, profile, key)
             if draft is None:

@@ -48,10 +48,12 @@ from mcp_orchestration.errors import (
     VerificationError,
 )
 from mcp_orchestration.fsutil import (
+    UnsafeFileError,
     WriteBatch,
     atomic_write,
     ensure_dir,
     exclusive_lock,
+    read_regular,
     remove_stale_temps,
 )
 from mcp_orchestration.ids import check_artifact_id, check_name_id
@@ -361,7 +363,7 @@ class Index:
         data = envelope.to_bytes()
         batch.stage(self.head_path, data)
         batch.commit()
-        head_id = self.objects.put_bytes(data, WriteBatch(self.storage_dir))
+        head_id = self.objects.put_replacing(data, WriteBatch(self.storage_dir))
         guard = Guard(head.version, head.key_history_version)
         if head.version == 1:
             create_guard(self.accepted_path, guard)
@@ -477,8 +479,7 @@ class Index:
         )
         walked: set[str] = set()
         if deep:
-            if os.path.lexists(self.objects.path_for(current.head_id)):  # absent only after a crash (see _write_head)
-                self.objects.get_bytes(current.head_id)
+            self._check_head_copy(current, report)
             report.profiles = sum(len(self._profiles(tree)) for tree in self._clients(current.head).values())
         signed = current
         while True:
@@ -502,6 +503,26 @@ class Index:
             self._sweep_unreferenced(walked, history, current, report)
         self._save_checkpoint(current.head_id)
         return report
+
+    def _check_head_copy(self, current: SignedHead, report: VerifyReport) -> None:
+        """The current head's copy in the CAS is whole, or what a crash leaves of it (see :meth:`_write_head`).
+
+        A crash can leave it absent, or, after a power cut, cut short (renamed in
+        before its bytes were flushed): the next writer rewrites it. Any other
+        difference from ``HEAD`` is damage.
+        """
+        try:
+            self.objects.get_bytes(current.head_id)
+        except IntegrityError:
+            try:
+                left = read_regular(self.objects.path_for(current.head_id), len(current.envelope_bytes))
+            except FileNotFoundError:
+                return
+            except UnsafeFileError:
+                raise IntegrityError(f"The copy of the current index {current.head_id} is damaged.") from None
+            if not current.envelope_bytes.startswith(left):
+                raise
+            report.damaged_unreferenced.append(current.head_id)
 
     def _previous_head(
         self, signed: SignedHead, previous_id: str, history: KeyHistory, report: VerifyReport
