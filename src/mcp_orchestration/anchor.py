@@ -117,25 +117,36 @@ class HostAnchor:
             self._remember(accepted)
 
     def _remember(self, record: StoreRecord) -> None:
-        """Write ``record`` unless a newer head was recorded meanwhile; a read-only state file is no error."""
-        try:
-            with self.state.locked():
-                stored = self.state.get(self.home)
-                if stored is not None and stored.root == record.root and stored.index_version > record.index_version:
-                    return
-                self.state.put(self.home, record)
-        except OSError as exc:
-            log.debug("Host state %s not updated: %s", self.state.path, exc.strerror or type(exc).__name__)
+        """Write ``record`` unless a newer head was recorded meanwhile."""
+
+        def write() -> None:
+            stored = self.state.get(self.home)
+            if stored is not None and stored.root == record.root and stored.index_version > record.index_version:
+                return
+            self.state.put(self.home, record)
+
+        self._best_effort(write)
 
     def repin(self, root: str) -> None:
         """Pin ``root`` afresh, forgetting the last head accepted (after a restore the operator asked for)."""
-        with self.state.locked():
-            self.state.put(self.home, StoreRecord(root))
+        self._best_effort(lambda: self.state.put(self.home, StoreRecord(root)))
 
-    def forget(self) -> None:
-        """Drop what this host holds about the store (before ``init`` creates a new store in its place)."""
-        with self.state.locked():
-            self.state.forget(self.home)
+    def forget(self, *, strict: bool = False) -> None:
+        """Drop what this host holds about the store (``init`` does, before it creates a new store there)."""
+        if strict:
+            with self.state.locked():
+                self.state.forget(self.home)
+        else:
+            self._best_effort(lambda: self.state.forget(self.home))
+
+    def _best_effort(self, change: Callable[[], None]) -> None:
+        """Apply ``change`` under the state's lock; a state file that cannot be written (a container's read-only
+        root) is no error: the checks still run against what it holds."""
+        try:
+            with self.state.locked():
+                change()
+        except OSError as exc:
+            log.debug("Host state %s not updated: %s", self.state.path, exc.strerror or type(exc).__name__)
 
 
 def _require_descent(index: Index, history: KeyHistory, head: SignedHead, record: StoreRecord, where: Path) -> None:

@@ -103,7 +103,7 @@ class HostState:
     def _read(self) -> dict[str, StoreRecord]:
         try:
             data = read_regular(self.path, MAX_STATE_BYTES)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no state file (yet) on this host
             return self._read_legacy()
         except UnsafeFileError:
             raise self._damaged() from None
@@ -119,7 +119,7 @@ class HostState:
         legacy = self.path.with_name(LEGACY_STATE_FILE_NAME)
         try:
             data = read_regular(legacy, MAX_STATE_BYTES)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return {}
         except UnsafeFileError:
             raise self._damaged(legacy) from None

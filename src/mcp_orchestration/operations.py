@@ -379,7 +379,7 @@ def trust_show(app: App) -> dict[str, Any]:
 def trust_forget(app: App) -> dict[str, Any]:
     """Forget the store's pinned root and last accepted head on this host."""
     forgotten = app.anchor.state.get(app.anchor.home) is not None
-    app.anchor.forget()
+    app.anchor.forget(strict=True)
     return {"home": str(app.anchor.home), "forgotten": forgotten}
 
 

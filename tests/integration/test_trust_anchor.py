@@ -329,3 +329,22 @@ def test_the_deploy_state_of_release_0_1_0_becomes_the_host_state(  # type: igno
     assert run("get", *WHICH).status == 0  # pinned by the old deploy state: no --expect-key needed
     shown = json.loads(run("trust", "show", "--json").stdout)
     assert (shown["root"], shown["index_version"]) == (root, 7)
+
+
+def test_a_host_state_that_cannot_be_written_is_read_only_not_fatal(  # type: ignore[no-untyped-def]
+    run, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container's root is read-only: init, publish, restore and reads work, anchored by the key or the pin."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    monkeypatch.setenv("MCP_ORCHESTRATION_HOST_STATE", str(blocker / "host-state.json"))
+    assert run("init", "--key-file", str(key_file)).status == 0
+    assert _publish(run, tmp_path / "home", key_file, GOOD).status == 0
+    assert _code(run("get", *WHICH, "--json")) == "key_untrusted"  # nothing was remembered
+    root = _fingerprint(key_file)
+    assert run("get", *WHICH, "--expect-key", root).status == 0
+    assert run("get", *WHICH, "--key-file", str(key_file)).status == 0
+    assert run("backup", "--out", str(tmp_path / "b.tar"), "--expect-key", root).status == 0
+    restored = run("restore", "--from", str(tmp_path / "b.tar"), "--force", "--expect-key", root)
+    assert restored.status == 0, restored.stderr
+    assert _code(run("trust", "forget", "--json")) == "filesystem"
