@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 _TEMP_PREFIX = ".tmp-"
 _SAFE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -46,28 +47,104 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None
     try:
         fd = os.open(path, _SAFE_READ_FLAGS, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
-            raise UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path)) from None
-        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a FIFO with no writer; a directory
-            raise UnsafeFileError(exc.errno, "is not a regular file", str(path)) from None
-        raise
+        raise _refusal(exc, path) from None
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
-        if info.st_size > limit:
-            raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
-        chunks = []
-        remaining = limit + 1
-        while remaining and (chunk := os.read(fd, min(remaining, 1 << 20))):
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            _check_regular(info, limit, path)
+        # Inline, not a loop of chunks: this is every object read. One read of the size and a byte
+        # more, then the read that sees the end; a file that grew is refused by _read_at_most.
+        data = os.read(fd, info.st_size + 1)
+        if len(data) <= info.st_size and not os.read(fd, 1):
+            return data
+        os.lseek(fd, 0, os.SEEK_SET)
+        return _read_at_most(fd, info.st_size, limit, path)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
+
+
+def read_regular_stat(
+    path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None
+) -> tuple[bytes, os.stat_result]:
+    """:func:`read_regular`, with the ``fstat`` of the very descriptor read (its mode, owner, size)."""
+    fd = _open_regular(path, _SAFE_READ_FLAGS, dir_fd)
+    try:
+        info = os.fstat(fd)
+        _check_regular(info, limit, path)
+        data = _read_at_most(fd, min(info.st_size, limit), limit, path)
+    finally:
+        os.close(fd)
+    return data, info
+
+
+def read_named_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The regular file an operator named, following a link at that path, at most ``limit`` bytes.
+
+    An operator's own path (a key or passphrase secret, ``--file``, a public
+    key, a catalog) may legitimately be a link: Kubernetes mounts secrets and
+    config maps as links into ``..data/``. So the path is resolved first, and
+    then the file reached is read with :func:`read_regular`: it must still be a
+    regular file within ``limit``, never a FIFO or a device. Store paths never
+    come through here: a link inside the store is always refused.
+    """
+    return read_regular(os.path.realpath(path), limit)
+
+
+def open_regular_stream(path: str | os.PathLike[str]) -> BinaryIO:
+    """A binary stream of the regular file an operator named (a link at the path is followed), unbounded.
+
+    For large inputs read as a stream (a backup archive). A FIFO or device is
+    refused without blocking; a stream from a pipe is the caller's ``-``.
+    """
+    fd = _open_regular(path, _SAFE_READ_FLAGS & ~os.O_NOFOLLOW, None)
+    try:
+        _check_regular(os.fstat(fd), None, path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_regular(path: str | os.PathLike[str], flags: int, dir_fd: int | None) -> int:
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _refusal(exc, path) from None
+
+
+def _refusal(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """The error for a failed safe open: :class:`UnsafeFileError` for what is not a regular file, else ``exc``."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
+        return UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path))
+    if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a FIFO with no writer; a directory
+        return UnsafeFileError(exc.errno, "is not a regular file", str(path))
+    return exc
+
+
+def _check_regular(info: os.stat_result, limit: int | None, path: str | os.PathLike[str]) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
+    if limit is not None and info.st_size > limit:
         raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
-    return data
+
+
+def _read_at_most(fd: int, expected: int, limit: int, path: str | os.PathLike[str]) -> bytes:
+    """Read to end of file, refusing more than ``limit`` bytes (the file may grow after ``fstat``).
+
+    The first read asks for the ``expected`` size and one byte more, so a file
+    that is as ``fstat`` said costs one read and the read that sees its end.
+    """
+    chunks = []
+    total = 0
+    size = expected + 1
+    while total <= limit and (chunk := os.read(fd, min(size, limit + 1 - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+        size = 1 << 20
+    if total > limit:
+        raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> None:
