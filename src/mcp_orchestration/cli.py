@@ -242,13 +242,18 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _read_input(path: Path) -> bytes:
+    """``publish --file``: a regular file (a link to one is followed), never a FIFO or a device.
+
+    A file over the payload limit is refused here, before it is read whole.
+    """
     from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
+    from mcp_orchestration.fsutil import read_named_file
+    from mcp_orchestration.operations import unreadable_input
 
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_PAYLOAD_BYTES + 1)
+        return read_named_file(path, MAX_PAYLOAD_BYTES)
     except OSError as exc:
-        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise unreadable_input(path, exc) from None
 
 
 def _cmd_get(args: argparse.Namespace) -> int:

@@ -117,12 +117,16 @@ def _refusal(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     """The error for a failed safe open: :class:`UnsafeFileError` for what is not a regular file, else ``exc``."""
     if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
         return UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path))
-    if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a FIFO with no writer; a directory
-        return UnsafeFileError(exc.errno, "is not a regular file", str(path))
+    if exc.errno == errno.EISDIR:
+        return UnsafeFileError(errno.EISDIR, "is a directory", str(path))
+    if exc.errno == errno.ENXIO:  # a socket, or a FIFO with no writer
+        return UnsafeFileError(errno.ENXIO, "is not a regular file", str(path))
     return exc
 
 
 def _check_regular(info: os.stat_result, limit: int | None, path: str | os.PathLike[str]) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsafeFileError(errno.EISDIR, "is a directory", str(path))
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
     if limit is not None and info.st_size > limit:

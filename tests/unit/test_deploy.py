@@ -130,11 +130,12 @@ def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, cli
     assert stat.S_IMODE(backup.stat().st_mode) == 0o640
     assert stat.S_IMODE(client_file.stat().st_mode) == 0o640
     assert client_file.read_bytes() != old
-    # A second backup in the same second would clobber the first: refused, nothing written.
-    client_file.write_bytes(old)
-    with pytest.raises(ConflictError):
-        deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
-    assert client_file.read_bytes() == old and backup.read_bytes() == old
+    # A second deploy in the same second gets a backup of its own; the first is never clobbered.
+    client_file.write_bytes(b'{"other": 1}')
+    again = deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
+    second = client_file.with_name("claude_desktop_config.json.bak-20240102T030405Z-1")
+    assert again.backup == str(second) and _backups(client_file) == [backup, second]
+    assert backup.read_bytes() == old and second.read_bytes() == b'{"other": 1}'
 
 
 def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -135,10 +135,10 @@ def test_unreadable_key_file_names_path_uid_and_fix(tmp_path: Path, monkeypatch:
     path = tmp_path / "k"
     write_key(path)
 
-    def refuse(self: Path) -> bytes:
+    def refuse(path: Path, limit: int) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(keys, "read_named_file", refuse)
     with pytest.raises(KeyUnreadableError) as caught:
         keys.load_signing_key(_spec(path))
     text = caught.value.diagnostics()

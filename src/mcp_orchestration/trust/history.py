@@ -30,11 +30,12 @@ from mcp_orchestration.errors import (
     KeyRevokedError,
     NotInitializedError,
 )
-from mcp_orchestration.fsutil import atomic_write, ensure_dir
+from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.keys import PublicKey, SigningKey
 
 _VERSION_FILE = re.compile(r"([0-9]{8})\.json")
+MAX_VERSION_BYTES = 1 << 20  # a version lists every key ever used, a few hundred bytes each
 
 
 class KeyStatus(StrEnum):
@@ -213,7 +214,12 @@ class KeyHistory:
 
     @classmethod
     def load(cls, directory: Path, *, expect_root: str | None = None) -> KeyHistory:
-        """Read and verify every version from the pinned first one to the newest."""
+        """Read and verify every version from the pinned first one to the newest.
+
+        Every file named like a version must be a regular file of at most
+        ``MAX_VERSION_BYTES``: a link, FIFO or device there is damage
+        (:class:`KeyHistoryError`), never followed, waited on or read without end.
+        """
         files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.fullmatch(p.name)))
         if not files:
             raise NotInitializedError(f"No key history in {directory}: the store is not initialised.")
@@ -221,8 +227,8 @@ class KeyHistory:
             raise KeyHistoryError(f"The key history in {directory} has a gap: versions {files}.")
         versions: list[HistoryVersion] = []
         for number in files:
-            data = cls.path_for(directory, number).read_bytes()
             what = f"key history version {number}"
+            data = _read_version(cls.path_for(directory, number), what)
             envelope = dsse.Envelope.from_bytes(data, what=what)
             if versions:
                 # The key that was active in the verified version before must have signed
@@ -304,6 +310,20 @@ class KeyHistory:
             if record.covers(index_version):
                 return keyid, record
         return None
+
+
+def _read_version(path: Path, what: str) -> bytes:
+    """A version file's bytes: only a regular file within the bound is a version, anything else is damage."""
+    try:
+        return read_regular(path, MAX_VERSION_BYTES)
+    except UnsafeFileError as exc:
+        raise KeyHistoryError(
+            f"The file of {what} ({path.name}) is not a regular file of the store: it {exc.strerror}."
+        ) from None
+    except FileNotFoundError:
+        raise KeyHistoryError(f"The file of {what} ({path.name}) was removed while the history was read.") from None
+    except OSError as exc:
+        raise KeyHistoryError(f"The file of {what} ({path.name}) cannot be read ({exc.strerror}).") from None
 
 
 def _iter_dir(directory: Path) -> Iterator[Path]:
