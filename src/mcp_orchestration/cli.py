@@ -374,7 +374,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import anyio
+
     from mcp_orchestration.server.app import build_server
+    from mcp_orchestration.server.stdio import serve_stdio
     from mcp_orchestration.server.tools import ConfigTools
 
     catalog = os.environ.get("MCP_ORCHESTRATION_CATALOG_FILE")
@@ -384,7 +387,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OrchestrationError as error:
         log.warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
     server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
-    server.run("stdio")
+    anyio.run(serve_stdio, server)  # the SDK's stdio run, with stdin read in bounded lines
     return ExitCode.OK
 
 

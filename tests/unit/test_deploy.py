@@ -11,7 +11,7 @@ import pytest
 
 from mcp_orchestration.domain.deploy import deploy
 from mcp_orchestration.domain.last_seen import ENV_STATE_FILE
-from mcp_orchestration.errors import ConflictError, ExitCode
+from mcp_orchestration.errors import ExitCode
 from mcp_orchestration.operations import App
 from mcp_orchestration.settings import load_settings
 from mcp_orchestration.store.index import Index
