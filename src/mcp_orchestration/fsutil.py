@@ -44,23 +44,7 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None
     rather than read whole. ``FileNotFoundError`` and ``PermissionError`` pass
     through unchanged; everything else refused is :class:`UnsafeFileError`.
     """
-    try:
-        fd = os.open(path, _SAFE_READ_FLAGS, dir_fd=dir_fd)
-    except OSError as exc:
-        raise _refusal(exc, path) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            _check_regular(info, limit, path)
-        # Inline, not a loop of chunks: this is every object read. One read of the size and a byte
-        # more, then the read that sees the end; a file that grew is refused by _read_at_most.
-        data = os.read(fd, info.st_size + 1)
-        if len(data) <= info.st_size and not os.read(fd, 1):
-            return data
-        os.lseek(fd, 0, os.SEEK_SET)
-        return _read_at_most(fd, info.st_size, limit, path)
-    finally:
-        os.close(fd)
+    return read_regular_stat(path, limit, dir_fd=dir_fd)[0]
 
 
 def read_regular_stat(
@@ -71,10 +55,9 @@ def read_regular_stat(
     try:
         info = os.fstat(fd)
         _check_regular(info, limit, path)
-        data = _read_at_most(fd, min(info.st_size, limit), limit, path)
+        return _read_to_end(fd, info.st_size, limit, path), info
     finally:
         os.close(fd)
-    return data, info
 
 
 def read_named_file(path: str | os.PathLike[str], limit: int) -> bytes:
@@ -133,22 +116,24 @@ def _check_regular(info: os.stat_result, limit: int | None, path: str | os.PathL
         raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
 
 
-def _read_at_most(fd: int, expected: int, limit: int, path: str | os.PathLike[str]) -> bytes:
-    """Read to end of file, refusing more than ``limit`` bytes (the file may grow after ``fstat``).
+def _read_to_end(fd: int, size: int, limit: int, path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, ``size`` of them by ``fstat``, refusing more than ``limit`` (it may grow meanwhile).
 
-    The first read asks for the ``expected`` size and one byte more, so a file
-    that is as ``fstat`` said costs one read and the read that sees its end.
+    Every object read comes here, so the common case is two system calls: one
+    read of the whole size and a byte more, and the read that sees the end.
     """
+    data = os.read(fd, size + 1)
+    if len(data) <= size and not os.read(fd, 1):
+        return data
+    os.lseek(fd, 0, os.SEEK_SET)  # grown, or a short read: start over, in bounded chunks
     chunks = []
     total = 0
-    size = expected + 1
-    while total <= limit and (chunk := os.read(fd, min(size, limit + 1 - total))):
+    while total <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - total))):
         chunks.append(chunk)
         total += len(chunk)
-        size = 1 << 20
     if total > limit:
         raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return b"".join(chunks)
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> None:
