@@ -30,6 +30,7 @@ from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
 from mcp_orchestration.operations import MAX_PUBLIC_KEY_FILE_BYTES
 from mcp_orchestration.server.app import ERROR_META_KEY
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES
+from mcp_orchestration.telemetry import EVENTS_FILE
 from mcp_orchestration.trust.history import MAX_VERSION_BYTES
 from mcp_orchestration.trust.keys import MAX_SECRET_FILE_BYTES
 from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, run_process, write_key
@@ -311,3 +312,11 @@ def test_a_restore_from_a_fifo_or_a_device_is_refused_without_waiting(store: Pat
     for source in (fifo, device):
         status, error = _cli("restore", "--from", str(source), "--force")
         assert (status, error and error["code"]) == (2, "usage"), error
+
+
+def test_a_fifo_at_the_telemetry_file_does_not_hang_a_command(store: Path) -> None:
+    events = store / "telemetry" / EVENTS_FILE
+    events.parent.mkdir(exist_ok=True)
+    events.unlink(missing_ok=True)
+    os.mkfifo(events, 0o600)
+    assert _cli("verify") == (0, None)  # the event is not recorded (a warning says so); the command goes on
