@@ -17,6 +17,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +34,11 @@ from mcp_orchestration.store.cas import MAX_OBJECT_BYTES
 from mcp_orchestration.telemetry import EVENTS_FILE
 from mcp_orchestration.trust.history import MAX_VERSION_BYTES
 from mcp_orchestration.trust.keys import MAX_SECRET_FILE_BYTES
-from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, run_process, write_key
+from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, write_key
 
 TIMEOUT = 20.0
 ADDRESS_SPACE = 2 << 30  # far above what a command needs; far below "read /dev/zero until the OOM killer comes"
+MAX_RSS = 300 << 20  # a command's peak; one that read /dev/zero until the address-space limit is far above
 KINDS = ("dev_zero", "fifo", "outside", "oversize")
 
 
@@ -44,15 +46,44 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
 
 
+@dataclass(frozen=True)
+class Run:
+    status: int
+    stdout: str
+    stderr: str
+    peak_rss: int  # bytes, the child's own (from wait4, not the whole test run's)
+
+
+def run_bounded(*argv: str) -> Run:
+    """The command in a subprocess, killed after ``TIMEOUT`` (the test fails), with its peak memory."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mcp_orchestration", *argv],
+            stdout=out,
+            stderr=err,
+            preexec_fn=_limit_memory,  # noqa: PLW1509 - only setrlimit, which is async-signal-safe
+        )
+        deadline = time.monotonic() + TIMEOUT
+        while (waited := os.wait4(process.pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:
+                process.kill()
+                os.wait4(process.pid, 0)
+                raise AssertionError(f"{argv} did not finish within {TIMEOUT} s")
+            time.sleep(0.02)
+        process.returncode = os.waitstatus_to_exitcode(waited[1])  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Run(process.returncode, out.read().decode(), err.read().decode(), waited[2].ru_maxrss * 1024)
+
+
 def _cli(*argv: str) -> tuple[int, dict[str, Any] | None]:
-    """Run the command in a subprocess; its exit status and its --json error (None on success)."""
-    started = time.monotonic()
-    result = run_process(*argv, "--json", timeout=TIMEOUT, preexec_fn=_limit_memory)
-    assert time.monotonic() - started < TIMEOUT
-    if result.returncode == 0:
+    """Run the command; its exit status and its --json error (None on success). It must stay small."""
+    result = run_bounded(*argv, "--json")
+    assert result.peak_rss < MAX_RSS, result.peak_rss
+    if result.status == 0:
         return 0, None
     document = json.loads(result.stderr.strip().splitlines()[-1] if not result.stdout.strip() else result.stdout)
-    return result.returncode, document.get("error", document)
+    return result.status, document.get("error", document)
 
 
 def plant(kind: str, path: Path, limit: int, outside: Path) -> None:
@@ -90,7 +121,7 @@ def _storage(home: Path) -> Path:
 
 
 def _artifact(home: Path) -> Path:
-    artifact = json.loads((home.parent / "artifact.json").read_text())
+    artifact = str(json.loads((home.parent / "artifact.json").read_text()))
     return _storage(home) / "objects" / "sha256" / artifact[:2] / artifact[2:]
 
 
@@ -188,7 +219,7 @@ def store(run, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: p
     source = _write_json(tmp_path / "input.json", SAMPLE_CONFIG)
     published = run("publish", *GET[1:], "--file", source, "--key-file", str(key_file), "--json")
     assert published.status == 0, published.stderr
-    (tmp_path / "artifact.json").write_text(json.dumps(published.json()["artifact"]))  # type: ignore[index]
+    (tmp_path / "artifact.json").write_text(json.dumps(published.json()["artifact"]))
     assert run("verify", "--json").status == 0  # writes index/verified
     write_key(tmp_path / "encrypted_key", passphrase=PASSPHRASE)
     (tmp_path / "passphrase").write_text(PASSPHRASE + "\n")
@@ -223,8 +254,8 @@ def test_every_read_refuses_what_is_not_a_bounded_regular_file(
 def test_healthcheck_fails_fast_when_head_is_a_link_to_dev_zero(store: Path) -> None:
     plant("dev_zero", _storage(store) / "index" / "HEAD", MAX_OBJECT_BYTES, store)
     started = time.monotonic()
-    result = run_process("healthcheck", timeout=TIMEOUT, preexec_fn=_limit_memory)
-    assert result.returncode == 1
+    result = run_bounded("healthcheck")
+    assert result.status == 1 and result.peak_rss < MAX_RSS
     assert time.monotonic() - started < 10
 
 

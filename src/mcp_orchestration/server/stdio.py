@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
-from collections.abc import AsyncIterator, Iterator
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
@@ -120,10 +122,10 @@ def error_reply(code: int, message: str) -> SessionMessage:
 
 
 class BoundedStdin:
-    """The lines of ``fd`` for the SDK's stdio transport; a refused line is answered on the write stream instead."""
+    """The lines ``read`` returns, for the SDK's stdio transport; a refused line is answered on the write stream."""
 
-    def __init__(self, fd: int, limit: int = MAX_LINE_BYTES) -> None:
-        self._fd = fd
+    def __init__(self, read: Callable[[int], bytes], limit: int = MAX_LINE_BYTES) -> None:
+        self._read = read
         self._limit = limit
         self._reply: Any = None
         self._ready = anyio.Event()
@@ -140,7 +142,7 @@ class BoundedStdin:
         await self._ready.wait()
         splitter = LineSplitter(self._limit)
         while True:
-            chunk = await anyio.to_thread.run_sync(os.read, self._fd, _CHUNK_BYTES, abandon_on_cancel=True)
+            chunk = await anyio.to_thread.run_sync(self._read, _CHUNK_BYTES, abandon_on_cancel=True)
             for line in splitter.feed(chunk) if chunk else splitter.finish():
                 text = await self._accepted(line)
                 if text is not None:
@@ -167,17 +169,24 @@ class BoundedStdin:
 
 
 @contextlib.contextmanager
-def _claimed_stdin() -> Iterator[int]:
-    """A private descriptor of the wire on fd 0, with fd 0 on the null device meanwhile (as the SDK does).
+def _claimed_stdin() -> Iterator[Callable[[int], bytes]]:
+    """A read function for the wire on stdin, taken as the SDK takes it.
 
-    The private descriptor is never closed: a worker thread may still be
-    blocked reading it after the transport ends, and a recycled number would
-    be read in its place. If fd 0 cannot be moved aside, it is read in place.
+    If ``sys.stdin`` is fd 0, the wire is read from a private duplicate and fd
+    0 points at the null device meanwhile. The duplicate is never closed: a
+    worker thread may still be blocked reading it after the transport ends,
+    and a recycled number would be read in its place. If fd 0 cannot be moved
+    aside, or ``sys.stdin`` is not fd 0 (a test harness's stand-in), stdin's
+    own buffer is read in place.
     """
+    buffer = sys.stdin.buffer
     try:
-        private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3)
-    except OSError:
-        yield 0
+        backed = buffer.fileno() == 0
+        private = fcntl.fcntl(0, fcntl.F_DUPFD_CLOEXEC, 3) if backed else -1
+    except (AttributeError, OSError, ValueError):
+        private = -1
+    if private < 0:
+        yield getattr(buffer, "read1", buffer.read)
         return
     null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     try:
@@ -185,7 +194,7 @@ def _claimed_stdin() -> Iterator[int]:
     finally:
         os.close(null)
     try:
-        yield private
+        yield functools.partial(os.read, private)
     finally:
         os.dup2(private, 0)
 
@@ -193,8 +202,8 @@ def _claimed_stdin() -> Iterator[int]:
 async def serve_stdio(server: MCPServer) -> None:
     """Run ``server`` over stdio as ``MCPServer.run("stdio")`` does, with the bounded stdin above."""
     lowlevel = server._lowlevel_server  # the SDK's own run_stdio_async does exactly this, on its streams
-    with _claimed_stdin() as fd:
-        stdin = BoundedStdin(fd)
+    with _claimed_stdin() as read:
+        stdin = BoundedStdin(read)
         async with stdio_server(stdin=cast("anyio.AsyncFile[str]", stdin)) as (read_stream, write_stream):
             stdin.answer_on(write_stream)
             await lowlevel.run(read_stream, write_stream, lowlevel.create_initialization_options())
