@@ -51,7 +51,15 @@ class Run:
     status: int
     stdout: str
     stderr: str
-    peak_rss: int  # bytes, the child's own (from wait4, not the whole test run's)
+    peak_rss: int  # bytes: the highest VmHWM seen while it ran (wait4's ru_maxrss would count the forking parent)
+
+
+def _high_water(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmHWM:")), 0)
 
 
 def run_bounded(*argv: str) -> Run:
@@ -64,16 +72,17 @@ def run_bounded(*argv: str) -> Run:
             preexec_fn=_limit_memory,  # noqa: PLW1509 - only setrlimit, which is async-signal-safe
         )
         deadline = time.monotonic() + TIMEOUT
-        while (waited := os.wait4(process.pid, os.WNOHANG))[0] == 0:
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _high_water(process.pid))
             if time.monotonic() > deadline:
                 process.kill()
-                os.wait4(process.pid, 0)
+                process.wait()
                 raise AssertionError(f"{argv} did not finish within {TIMEOUT} s")
-            time.sleep(0.02)
-        process.returncode = os.waitstatus_to_exitcode(waited[1])  # reaped here, not by Popen
+            time.sleep(0.01)
         out.seek(0)
         err.seek(0)
-        return Run(process.returncode, out.read().decode(), err.read().decode(), waited[2].ru_maxrss * 1024)
+        return Run(process.returncode, out.read().decode(), err.read().decode(), peak)
 
 
 def _cli(*argv: str) -> tuple[int, dict[str, Any] | None]:
