@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench: $(STAMP)
 
 bench-server: $(STAMP)
 	$(BIN)/python benchmarks/server_bench.py
+
+# BEFORE=/path/to/an/older/checkout/src also compares the cold start with that release.
+bench-trust: $(STAMP)
+	$(BIN)/python benchmarks/trust_bench.py $(if $(BEFORE),--before $(BEFORE))
 
 bench-container: $(STAMP) image
 	$(BIN)/python benchmarks/container_bench.py
@@ -95,10 +99,12 @@ BACKUP ?= mcp-orchestration-backup.tar
 STORE_RUN = $(DOCKER) run --rm -i --init --network none --read-only --cap-drop ALL \
 	--security-opt no-new-privileges -v $(VOLUME):/var/lib/mcp-orchestration $(IMAGE)
 
-backup:  # EXPECT_KEY=SHA256:... (optional) also pins the root the store must have
+# The container holds no host state: EXPECT_KEY=SHA256:... is the root the store must have.
+backup:
+	@test -n "$(EXPECT_KEY)" || { echo "make backup: set EXPECT_KEY=SHA256:... (your pinned root key)" >&2; exit 2; }
 	@test ! -e $(BACKUP) || { echo "make backup: $(BACKUP) exists; name another with BACKUP=" >&2; exit 1; }
 	rm -f $(BACKUP).partial
-	umask 077 && $(STORE_RUN) backup $(if $(EXPECT_KEY),--expect-key $(EXPECT_KEY)) --out - >$(BACKUP).partial \
+	umask 077 && $(STORE_RUN) backup --expect-key $(EXPECT_KEY) --out - >$(BACKUP).partial \
 	  || { rm -f $(BACKUP).partial; exit 1; }
 	mv $(BACKUP).partial $(BACKUP)
 

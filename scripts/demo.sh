@@ -5,6 +5,7 @@ set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export MCP_ORCHESTRATION_HOME="$work/home"
+export MCP_ORCHESTRATION_HOST_STATE="$work/host-state.json" # a throwaway store: leave the real host state alone
 run() { printf '\n$ mcp-orchestration %s\n' "$*"; mcp-orchestration "$@"; }
 
 run keys generate --out "$work/signing_key"

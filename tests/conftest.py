@@ -40,6 +40,7 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         if name.startswith(ENV_PREFIX):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MCP_ORCHESTRATION_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MCP_ORCHESTRATION_HOST_STATE", str(tmp_path / "host-state" / "host-state.json"))
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     yield
 

@@ -52,7 +52,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
-        sys.stderr.write(REDACTOR.redact(f"{self.prog}: error: {message}\n"))
+        sys.stderr.write(REDACTOR.scrub(f"{self.prog}: error: {message}\n"))
         raise SystemExit(ExitCode.USAGE)
 
 
@@ -94,6 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument(
         "--key-source", choices=("file", "keyring"), default=argparse.SUPPRESS, help="where the signing key comes from"
     )
+    group.add_argument(
+        "--expect-key",
+        metavar="SHA256:HEX",
+        default=argparse.SUPPRESS,
+        help="the store's root key fingerprint: refuse any other, and pin it on this host if none is pinned "
+        "(default: $MCP_ORCHESTRATION_EXPECT_KEY, else the root this host pinned)",
+    )
     group.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     group.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show (redacted) tracebacks")
     group.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS, help="stderr log format")
@@ -112,35 +119,36 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--client", required=True)
         sub.add_argument("--profile", required=True)
 
-    sub = add("init", _cmd_init, "create the store and pin the signing key")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="refuse any signing key but this one")
+    add("init", _cmd_init, "create the store and pin the signing key as its root, on this host too")
     sub = add("publish", _cmd_publish, "sign and store a config for a client profile")
     profile_args(sub)
     sub.add_argument("--file", required=True, help="JSON config file, or - for stdin")
     sub.add_argument("--changelog", default="", help="why this version exists")
-    sub = add("get", _cmd_get, "print a profile's config (verified)")
+    sub = add("get", _cmd_get, "print a profile's config (verified; env and header values masked)")
     profile_args(sub)
     sub.add_argument("--artifact", help="a past artifact id from the profile's history")
     sub = add("history", _cmd_history, "list a profile's published versions")
     profile_args(sub)
+    sub = add("export", _cmd_export, "print a profile's config in the client's own file format (masked, like get)")
+    profile_args(sub)
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
-    sub.add_argument("--deep", action="store_true", help="re-hash every reachable object and every head")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
+    sub.add_argument(
+        "--deep",
+        action="store_true",
+        help="re-hash every reachable object and every head, and report stored configs that hold a credential",
+    )
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("restore", _cmd_restore, "check a backup archive completely, then put its store in place")
     sub.add_argument("--from", dest="source", required=True, metavar="FILE|-", help="archive file, or - for stdin")
     sub.add_argument(
         "--force", action="store_true", help="replace an existing store, kept as storage.pre-restore-<UTC time>"
     )
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub = add("deploy", _cmd_deploy, "merge a profile's verified servers into a client's config file on this machine")
     profile_args(sub)
     sub.add_argument("--config-path", type=Path, help="the client's config file (default: its place on this platform)")
     sub.add_argument("--dry-run", action="store_true", help="print the (masked) diff and write nothing")
-    sub.add_argument("--expect-key", metavar="SHA256:HEX", help="require this pinned root key")
     sub.add_argument(
         "--resolve-env",
         action="store_true",
@@ -152,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
     sub.add_argument("--image", default="mcp-orchestration:latest", help="image to run (default: %(default)s)")
     sub.add_argument("--volume", default="mcp-orchestration-data", help="store volume (default: %(default)s)")
+
+    trust = add("trust", _no_subcommand, "what this host trusts about the store").add_subparsers(
+        dest="trust_command", required=True, parser_class=_Parser
+    )
+    add("show", _cmd_trust_show, "print the root this host pinned and the last head it accepted", into=trust)
+    add("forget", _cmd_trust_forget, "forget them (after re-creating or rewinding the store on purpose)", into=trust)
 
     index = add("index", _no_subcommand, "index commands").add_subparsers(
         dest="index_command", required=True, parser_class=_Parser
@@ -207,6 +221,7 @@ def _app(args: argparse.Namespace) -> App:
         key_file=getattr(args, "key_file", None),
         passphrase_file=getattr(args, "passphrase_file", None),
         key_source=getattr(args, "key_source", None),
+        expect_key=getattr(args, "expect_key", None),
     )
     return App(settings)
 
@@ -221,7 +236,7 @@ def _no_subcommand(args: argparse.Namespace) -> int:
 def _cmd_init(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    result = operations.init(_app(args), args.expect_key)
+    result = operations.init(_app(args))
     verb = "Initialised" if result["created"] else "Already initialised:"
     return _emit(args, result, f"{verb} store at {result['home']}\nRoot key: {result['fingerprint']}")
 
@@ -260,13 +275,20 @@ def _cmd_get(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
     result = operations.get(_app(args), args.client, args.profile, args.artifact)
-    return _emit(args, result, json.dumps(result["payload"], indent=2, sort_keys=True))
+    return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.export(_app(args), args.client, args.profile)
+    return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    result = operations.profile_history(_app(args), args.client, args.profile)
+    result = operations.profile_history(_app(args), args.client, args.profile)  # changelogs come back escaped
     lines = [
         f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  {v['changelog']}".rstrip()
         for v in result["versions"]
@@ -277,7 +299,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 def _cmd_verify(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
 
-    report = operations.verify(_app(args), args.deep, args.expect_key)
+    report = operations.verify(_app(args), args.deep)
     text = (
         f"OK: index version {report['index_version']} signed by SHA256:{report['keyid']}, "
         f"{report['heads_checked']} head(s) checked"
@@ -289,7 +311,28 @@ def _cmd_verify(args: argparse.Namespace) -> int:
                 f"\nNote: {len(report['damaged_unreferenced'])} damaged object(s) that no index version refers to "
                 "(left by an interrupted write; harmless, and replaced if the same content is published again)."
             )
+        if report["credentials"]:
+            text += "\n" + _credentials_warning(report["credentials"])
     return _emit(args, report, text)
+
+
+def _credentials_warning(found: list[dict[str, Any]]) -> str:
+    """The warning block of ``verify --deep`` for stored configs that hold a credential (places only, no value)."""
+    lines = [
+        f"WARNING: {len(found)} published version(s) hold what looks like a credential (signed in by an earlier "
+        "release, which did not check command-line publishes). The store is intact and append-only, so this is "
+        "not a verification failure, but every reader of the store, its backups and mirrors has these values:"
+    ]
+    lines += [
+        f"  {item['client']}/{item['profile']} index version {item['index_version']} artifact {item['artifact']}: "
+        + ", ".join(item["paths"])
+        for item in found
+    ]
+    lines.append(
+        "Rotate each credential at its issuer now, then publish a version that references it as a ${env:NAME} "
+        "placeholder (see SECURITY.md, 'A credential in the store')."
+    )
+    return "\n".join(lines)
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:
@@ -303,7 +346,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
             "Refusing to write a binary archive to a terminal.", hint="Redirect stdout, or pass --out FILE."
         )
     target = sys.stdout.buffer if to_stdout else Path(args.out)
-    result = operations.backup(_app(args), target, args.expect_key, force=args.force)
+    result = operations.backup(_app(args), target, force=args.force)
     text = (
         f"Backed up index version {result['index_version']} ({result['files']} files, {result['bytes']} bytes, "
         f"root key {result['root_fingerprint']}) to {result['out']} after verify --deep; "
@@ -322,7 +365,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     if from_stdin and sys.stdin.isatty():
         raise UsageError("Refusing to read an archive from a terminal.", hint="Pipe it in, or pass --from FILE.")
     source = sys.stdin.buffer if from_stdin else Path(args.source)
-    result = operations.restore(_app(args), source, args.expect_key, force=args.force)
+    result = operations.restore(_app(args), source, force=args.force)
     version = result["index_version"]
     lines = [
         f"Restored index version {version} (backup of {result['created_at']}, root key {result['root_fingerprint']}, "
@@ -341,9 +384,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
             "interrupted publishes; harmless: nothing reads them, and each holds only what its hash names)."
         )
     lines.append(
-        f"Hosts refuse an index older than the one they last deployed from: where deploy ran with a version newer "
-        f"than {version}, it now fails with [rollback] until this store's entry is removed from that host's "
-        "deploy-state.json."
+        f"This host now accepts index version {version} as the newest of this store. Any other host that accepted "
+        "a newer index of it refuses this one with [rollback] or [fork] until `mcp-orchestration trust forget` "
+        "is run there."
     )
     return _emit(args, result, "\n".join(lines))
 
@@ -359,7 +402,6 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         args.profile,
         config_path=args.config_path,
         dry_run=args.dry_run,
-        expect_key=args.expect_key,
         resolve_env=args.resolve_env,
     )
     source = f"{result.client}/{result.profile} (index version {result.index_version}, artifact {result.artifact})"
@@ -402,23 +444,50 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
     try:
         operations.healthcheck(_app(args))
     except OrchestrationError as error:
-        sys.stderr.write(REDACTOR.redact(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
+        sys.stderr.write(REDACTOR.scrub(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
         return ExitCode.FAILURE
     except OSError as error:
         where = f" ({error.filename})" if error.filename else ""
         reason = f"{error.strerror or type(error).__name__}{where}"
-        sys.stderr.write(REDACTOR.redact(f"unhealthy [filesystem]: {reason}") + "\n")
+        sys.stderr.write(REDACTOR.scrub(f"unhealthy [filesystem]: {reason}") + "\n")
         return ExitCode.FAILURE
     return ExitCode.OK
 
 
 def _cmd_claude_config(args: argparse.Namespace) -> int:
     from mcp_orchestration import operations
+    from mcp_orchestration.trust import keys
 
     # --key-file (a global option) names the key on the host; it is mounted, never read here.
-    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume)
+    expect_key = getattr(args, "expect_key", None)
+    expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
+    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume, expect_root)
     sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
     return ExitCode.OK
+
+
+def _cmd_trust_show(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.trust_show(_app(args))
+    if result["root"] is None:
+        text = f"No root key is pinned on this host for the store at {result['home']}."
+    else:
+        accepted = (
+            f"last accepted index version {result['index_version']} (head {result['head_id']}, {result['seen_at']})"
+            if result["head_id"]
+            else "no index accepted yet"
+        )
+        text = f"Store at {result['home']}: root {result['root']}; {accepted}.\nState file: {result['state_file']}"
+    return _emit(args, result, text)
+
+
+def _cmd_trust_forget(args: argparse.Namespace) -> int:
+    from mcp_orchestration import operations
+
+    result = operations.trust_forget(_app(args))
+    verb = "Forgot" if result["forgotten"] else "Nothing was pinned for"
+    return _emit(args, result, f"{verb} the store at {result['home']} on this host; pin it again with --expect-key.")
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:
@@ -500,11 +569,12 @@ def _cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace | None, error: OrchestrationError) -> int:
+    """One error on stderr, scrubbed as the MCP server scrubs its errors (known secrets, credential-like words)."""
     if args is not None and getattr(args, "json", False):
         text = json.dumps({"error": error.to_dict()}, sort_keys=True)
     else:
         text = f"error [{error.code}]: {error.diagnostics()}"
-    sys.stderr.write(REDACTOR.redact(text) + "\n")
+    sys.stderr.write(REDACTOR.scrub(text) + "\n")
     return error.exit_code
 
 

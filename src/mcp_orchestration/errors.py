@@ -106,12 +106,28 @@ class IntegrityError(VerificationError):
     code = "integrity"
 
 
+class DraftUnauthenticatedError(IntegrityError):
+    """A draft whose MAC is missing or wrong: planted or edited by someone without the signing key."""
+
+    code = "draft_unauthenticated"
+    hint = (
+        "Clear it with clear_draft_config (or remove the file) and edit again; a draft made before a key "
+        "rotation or by an earlier release is refused the same way."
+    )
+
+
 class SignatureError(VerificationError):
     code = "signature"
 
 
 class RollbackError(VerificationError):
     code = "rollback"
+
+
+class ForkError(RollbackError):
+    """Two signed heads claim the same place in the chain: one of them was built on a rewound index."""
+
+    code = "fork"
 
 
 class KeyHistoryError(VerificationError):

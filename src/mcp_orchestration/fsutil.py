@@ -21,12 +21,13 @@ import fcntl
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 _TEMP_PREFIX = ".tmp-"
 _SAFE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class UnsafeFileError(OSError):
@@ -134,6 +135,61 @@ def _read_to_end(fd: int, size: int, limit: int, path: str | os.PathLike[str]) -
     if total > limit:
         raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
     return b"".join(chunks)
+
+
+def open_directory(base: Path, parts: Sequence[str], *, create: bool, mode: int = 0o700) -> int:
+    """A descriptor of the directory ``base/parts[0]/parts[1]/...``, no component under ``base`` a link.
+
+    ``base`` is the operator's configured location and is opened as given; each
+    part is one name, opened with ``O_NOFOLLOW`` relative to the directory
+    before it, so a link planted anywhere below ``base`` is refused
+    (:class:`UnsafeFileError`) rather than followed out of it. With ``create``
+    missing parts are made with ``mode``; without, ``FileNotFoundError`` passes
+    through. The caller closes the descriptor.
+    """
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts:
+            if not part or part in (".", "..") or "/" in part or "\0" in part:
+                raise ValueError(f"{part!a} is not a single path component")
+            if create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, mode, dir_fd=fd)
+            try:
+                child = os.open(part, _DIRECTORY_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENOTDIR):
+                    raise UnsafeFileError(exc.errno, "is a link or not a directory", part) from None
+                raise
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def atomic_write_at(dir_fd: int, name: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace the file ``name`` in the open directory ``dir_fd`` with ``data``, crash-safely.
+
+    Like :func:`atomic_write`, but every step is relative to the descriptor, so
+    the write lands in that directory whatever its path has become. A link at
+    ``name`` is replaced, never followed.
+    """
+    temp = f"{_TEMP_PREFIX}{os.urandom(8).hex()}"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+        raise
+    os.fsync(dir_fd)
 
 
 def ensure_dir(path: Path, mode: int = 0o700) -> None:
@@ -300,14 +356,46 @@ def create_exclusive(path: Path, data: bytes, mode: int = 0o600, owner: tuple[in
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on the lock file ``path`` for the block."""
-    fd = _lock_file_at(path)
+    fd = _lock_file_at(path, lambda: os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
     try:
         yield
     finally:
         os.close(fd)
 
 
-def _lock_file_at(path: Path) -> int:
+@contextlib.contextmanager
+def exclusive_lock_in(base: Path, parts: Sequence[str], name: str) -> Iterator[None]:
+    """:func:`exclusive_lock` on ``base/parts.../name``, where no component under ``base`` may be a link.
+
+    The directories are made (0700) as needed, as by :func:`open_directory`;
+    a link or anything but a regular file at ``name`` is :class:`UnsafeFileError`.
+    """
+
+    def open_lock_file() -> int:
+        dir_fd = open_directory(base, parts, create=True)
+        try:
+            fd = os.open(
+                name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600, dir_fd=dir_fd
+            )
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR):
+                raise UnsafeFileError(exc.errno, "is a link or not a regular file", name) from None
+            raise
+        finally:
+            os.close(dir_fd)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise UnsafeFileError(errno.EINVAL, "is not a regular file", name)
+        return fd
+
+    fd = _lock_file_at(base.joinpath(*parts, name), open_lock_file)
+    try:
+        yield
+    finally:
+        os.close(fd)
+
+
+def _lock_file_at(path: Path, open_file: Callable[[], int]) -> int:
     """An open, locked descriptor of the file that is at ``path`` once the lock is granted.
 
     A lock is on a file, not a name: if the file was moved or replaced while
@@ -315,7 +403,7 @@ def _lock_file_at(path: Path) -> int:
     nothing at ``path`` any more, so it is taken again on the file now there.
     """
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_file()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if _is_file_at(fd, path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import time
 from dataclasses import asdict
@@ -16,8 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcp_orchestration.domain.payload import parse_payload
+from mcp_orchestration.anchor import HostAnchor
+from mcp_orchestration.domain import clients
+from mcp_orchestration.domain.masking import mask_secrets
+from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.domain.secret_rules import scrub_text
+from mcp_orchestration.domain.strict import escape_hidden, has_hidden
+from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import (
     ConflictError,
     KeyNotTrustedError,
@@ -28,9 +34,12 @@ from mcp_orchestration.errors import (
     ValidationError,
 )
 from mcp_orchestration.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
+from mcp_orchestration.host_state import HostState
+from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.redaction import REDACTOR
-from mcp_orchestration.settings import KeySpec, Settings
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.settings import ENV_EXPECT_KEY, KeySpec, Settings
+from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
+from mcp_orchestration.store.model import Entry
 from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
 from mcp_orchestration.trust.history import KeyStatus
@@ -44,7 +53,14 @@ class App:
 
     def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
-        self.index = Index(settings.storage_dir)
+        self.anchor = HostAnchor(
+            HostState(settings.host_state_file),
+            settings.home.resolve(),
+            settings.expect_root,
+            signing_key=self._configured_key,
+            loaded_key=lambda: self._key,
+        )
+        self.index = Index(settings.storage_dir, policy=self.anchor)
         self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
         self._key: SigningKey | None = None
 
@@ -56,6 +72,11 @@ class App:
         except OrchestrationError as exc:
             self.telemetry.record("key_load", exc.code, (time.perf_counter() - started) * 1000, source=spec.source)
             raise
+
+    def _configured_key(self) -> SigningKey | None:
+        """The signing key, if this process was given one (a key file that exists, or the keyring on request)."""
+        spec = self.settings.signing_key
+        return self.signing_key if spec.source == "keyring" or spec.path is not None else None
 
     @property
     def signing_key(self) -> SigningKey:
@@ -75,16 +96,19 @@ class App:
         return key
 
 
-def init(app: App, expect_key: str | None) -> dict[str, Any]:
-    """Create the store and pin the signing key as the root of its key history."""
+def init(app: App) -> dict[str, Any]:
+    """Create the store, pin the signing key as the root of its key history, and pin that root on this host."""
     with app.telemetry.operation("init") as event:
         key = app.signing_key
         event.set(keyid=key.keyid)
-        if expect_key is not None and keys.public_key_fingerprint(expect_key) != key.fingerprint:
+        expected = app.settings.expect_root
+        if expected is not None and expected != key.fingerprint:
             raise KeyNotTrustedError(
-                f"The signing key is {key.fingerprint}, not the expected {keys.public_key_fingerprint(expect_key)}.",
+                f"The signing key is {key.fingerprint}, not the expected {expected}.",
                 hint="Check which secret file is mounted; init pins the first key for good.",
             )
+        if not app.index.exists():
+            app.anchor.forget()  # a new store in this home: what the host held about an old one no longer applies
         history, head, created = app.index.initialize(key)
         event.set(index_version=head.head.version)
         return {
@@ -96,17 +120,31 @@ def init(app: App, expect_key: str | None) -> dict[str, Any]:
 
 
 def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> dict[str, Any]:
-    """Parse untrusted bytes as a config, then sign and store it for ``client/profile``."""
+    """Parse untrusted bytes as a config, then publish it through :func:`publish_payload`."""
+    app.require_writable()  # before parsing: the redactor must know the key before an error can quote the file
     return publish_payload(app, client, profile, parse_payload(data, source), changelog)
 
 
-def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> dict[str, Any]:
-    """Sign and store a new config for ``client/profile``."""
-    check_changelog(changelog)
+def publish_payload(
+    app: App,
+    client: str,
+    profile: str,
+    payload: dict[str, Any],
+    changelog: str,
+    *,
+    base_artifact: ExpectedBase = ANY_BASE,
+) -> dict[str, Any]:
+    """Sign and store a new config for ``client/profile``: the one gate of every writer (CLI, MCP, tests alike).
+
+    ``base_artifact`` is what the payload was edited from (None: nothing was
+    published): a publish by anyone else since then is a ``conflict``, checked
+    under the index lock. The default, ``ANY_BASE``, replaces whatever is there.
+    """
     with app.telemetry.operation("publish") as event:
-        key = app.signing_key
+        key = admit(app, client, profile, payload, changelog)
         event.set(keyid=key.keyid)
-        result = app.index.publish(key, [ProfileUpdate(client, profile, payload, changelog)])
+        update = ProfileUpdate(client, profile, payload, changelog, expected_base=base_artifact)
+        result = app.index.publish(key, [update])
         event.set(index_version=result.index_version, changed=not result.unchanged)
         return {
             "client": client,
@@ -118,13 +156,34 @@ def publish_payload(app: App, client: str, profile: str, payload: dict[str, Any]
         }
 
 
+def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> SigningKey:
+    """Check everything a publish would sign, and return the key that may sign it; else raise.
+
+    The key comes first: once loaded, the redactor knows its every encoding, so
+    no check can let the key through or quote it back. Then the ids (the client
+    must be one this product knows), the changelog and the payload.
+    """
+    key = app.require_writable()
+    clients.get_client(client)
+    check_name_id(profile, "profile")
+    check_changelog(changelog)
+    check_payload(payload)
+    return key
+
+
 MAX_CHANGELOG_CHARS = 1000
 
 
 def check_changelog(changelog: str) -> None:
-    """A changelog is signed into the index and shown to everyone: bounded, and never a credential."""
+    """A changelog is signed into the index and shown to everyone: one bounded line of visible text, no credential."""
     if len(changelog) > MAX_CHANGELOG_CHARS:
         raise LimitError(f"The changelog is {len(changelog)} characters; the limit is {MAX_CHANGELOG_CHARS}.")
+    if has_hidden(changelog):
+        raise ValidationError(
+            "The changelog contains a control or invisible character (a line break, tab, escape sequence, NUL, "
+            "bidi override or zero-width character).",
+            "Write the changelog as one line of visible text: it is printed to terminals and shown to models.",
+        )
     if scrub_text(changelog) != changelog or REDACTOR.redact(changelog) != changelog:
         raise ValidationError(
             "The changelog contains something that looks like a credential.",
@@ -132,33 +191,130 @@ def check_changelog(changelog: str) -> None:
         )
 
 
+def check_payload(payload: dict[str, Any]) -> None:
+    """A config is as bounded as a parsed file, passes every config rule, and holds no secret this process knows."""
+    text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise LimitError(f"The config is {size} bytes as JSON; the limit is {MAX_PAYLOAD_BYTES}.")
+    require_valid(payload)
+    if REDACTOR.redact(text) != text:
+        raise ValidationError(
+            "The config contains a secret this process holds (the signing key, in some encoding).",
+            "Never put key material in a config; if it was pasted somewhere else too, rotate the key.",
+        )
+
+
+def shown_changelog(changelog: str) -> str:
+    """A stored changelog as every interface shows it: credential-like words masked, hidden characters escaped.
+
+    Stores written by earlier versions may hold either (their command line checked neither).
+    """
+    return escape_hidden(scrub_text(changelog))
+
+
+def masked_config(payload: Any) -> dict[str, Any]:
+    """A config as every interface shows it: env and header values, and anything credential-like, masked."""
+    return mask_secrets(payload)
+
+
+def read_published(app: App, client: str, profile: str, artifact: str | None = None) -> tuple[Entry, Any]:
+    """A profile's verified entry and payload, unmasked: for drafts, diffs and deploy, never for output."""
+    return app.index.get_artifact(client, profile, artifact)
+
+
+def published_view(entry: Entry, config: dict[str, Any]) -> dict[str, Any]:
+    """A published version as shown: its entry's facts, the safe changelog and the (masked) ``config``."""
+    return {
+        "client": entry.client,
+        "profile": entry.profile,
+        "artifact": entry.artifact,
+        "index_version": entry.index_version,
+        "published_at": entry.published_at,
+        "changelog": shown_changelog(entry.changelog),
+        "config": config,
+    }
+
+
 def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
-    """A profile's latest (or a given) artifact, with its entry."""
-    entry, payload = app.index.get_artifact(client, profile, artifact)
-    return {"entry": asdict(entry), "payload": payload}
+    """A profile's latest (or a given) version, verified, with its config masked."""
+    entry, payload = read_published(app, client, profile, artifact)
+    return published_view(entry, masked_config(payload))
+
+
+def export_view(published: dict[str, Any]) -> dict[str, Any]:
+    """A :func:`published_view` in its client's own file shape (servers under the client's key, its field names)."""
+    spec = clients.get_client(published["client"])
+    servers = published["config"].get("mcpServers", {})
+    if not isinstance(servers, dict):
+        raise ValidationError("The profile's mcpServers is not an object of servers; it cannot be exported.")
+    return {
+        "client": published["client"],
+        "profile": published["profile"],
+        "artifact": published["artifact"],
+        "index_version": published["index_version"],
+        "config": spec.render(servers),
+    }
+
+
+def export(app: App, client: str, profile: str) -> dict[str, Any]:
+    """A profile's latest config in the client's own file shape, masked like :func:`get`."""
+    clients.get_client(client)
+    return export_view(get(app, client, profile, None))
 
 
 def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
-    """Every published version of a profile, newest first."""
+    """Every published version of a profile, newest first (changelogs as :func:`shown_changelog` shows them)."""
     entries = app.index.profile_history(client, profile)
-    return {"client": client, "profile": profile, "versions": [asdict(e) for e in entries]}
+    versions = [{**asdict(e), "changelog": shown_changelog(e.changelog)} for e in entries]
+    return {"client": client, "profile": profile, "versions": versions}
 
 
-def verify(app: App, deep: bool, expect_key: str | None) -> dict[str, Any]:
-    """Verify key history, signatures, chain and (deep) every reachable object."""
+def verify(app: App, deep: bool) -> dict[str, Any]:
+    """Verify key history, signatures, chain and (deep) every reachable object and every stored config's content,
+    against the host's anchor."""
     with app.telemetry.operation("verify") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
-        report = app.index.verify(deep=deep, expect_root=expect)
+        report = app.index.verify(deep=deep)
         event.set(keyid=report.keyid, index_version=report.index_version, deep=deep)
-        return asdict(report)
+        result = asdict(report)
+        if deep:
+            result["credentials"] = stored_credentials(app)
+            event.set(credentials=len(result["credentials"]))
+        return result
 
 
-def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
+def stored_credentials(app: App) -> list[dict[str, Any]]:
+    """Every published version whose config holds a credential, by place (JSON pointers), never by value.
+
+    Earlier releases signed command-line publishes unchecked, so an intact,
+    append-only store can hold one; it cannot be removed, only reported.
+    """
+    found = []
+    paths_of: dict[str, list[str]] = {}
+    for client, profiles in sorted(app.index.list_profiles().items()):
+        for profile in profiles:
+            for entry in app.index.profile_history(client, profile):
+                if entry.artifact not in paths_of:
+                    report = validate_config(app.index.objects.get_json(entry.artifact))
+                    paths_of[entry.artifact] = [p.path for p in report.problems if p.code == "secret"]
+                if paths_of[entry.artifact]:
+                    found.append(
+                        {
+                            "client": client,
+                            "profile": profile,
+                            "artifact": entry.artifact,
+                            "index_version": entry.index_version,
+                            "paths": paths_of[entry.artifact],
+                        }
+                    )
+    return found
+
+
+def backup(app: App, target: Path | BinaryIO, *, force: bool) -> dict[str, Any]:
     """Deep-verify the store and write it as one archive: to a new file, or to a stream such as stdout."""
     from mcp_orchestration.store import backup as archive  # operator commands only: serving never loads tarfile
 
     with app.telemetry.operation("backup") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
         output: contextlib.AbstractContextManager[BinaryIO]
         if isinstance(target, Path):
             if target.resolve().is_relative_to(app.settings.storage_dir.resolve()):
@@ -167,22 +323,30 @@ def backup(app: App, target: Path | BinaryIO, expect_key: str | None, *, force: 
         else:
             output = contextlib.nullcontext(target)
         with output as out:
-            manifest = archive.backup(app.index, out, expect_root=expect, now=datetime.now(UTC))
+            manifest = archive.backup(app.index, out, expect_root=None, now=datetime.now(UTC))
             out.flush()
         event.set(index_version=manifest.index_version, files=len(manifest.files))
         return {**manifest.summary(), "out": str(target) if isinstance(target, Path) else "-"}
 
 
-def restore(app: App, source: Path | BinaryIO, expect_key: str | None, *, force: bool) -> dict[str, Any]:
-    """Check a backup archive completely, deep-verify the store in it, then put that store in place."""
+def restore(app: App, source: Path | BinaryIO, *, force: bool) -> dict[str, Any]:
+    """Check a backup archive completely, deep-verify the store in it against the pinned root, then put that
+    store in place; this host then accepts the restored index as its newest (it was restored on purpose)."""
     from mcp_orchestration.store import backup as archive
 
     with app.telemetry.operation("restore") as event:
-        expect = keys.public_key_fingerprint(expect_key) if expect_key else None
+        expect = app.anchor.pinned_root()
+        if expect is None:
+            raise KeyNotTrustedError(
+                "Restore needs the store's root key: no root is pinned for this store on this host.",
+                hint="Pass --expect-key SHA256:<root fingerprint> (from your records, not from the backup).",
+            )
         storage_dir = app.settings.storage_dir
         opened = _open_archive(source) if isinstance(source, Path) else contextlib.nullcontext(source)
         with opened as stream:
             result = archive.restore(storage_dir, stream, expect_root=expect, force=force, now=datetime.now(UTC))
+        app.anchor.repin(expect)
+        app.index.snapshot()  # accepted as this host's newest index
         event.set(index_version=result.manifest.index_version, files=len(result.manifest.files))
         return {
             **result.manifest.summary(),
@@ -212,6 +376,27 @@ def unreadable_input(path: Path, exc: OSError) -> UsageError:
             hint="Name a regular file (a link to one is followed); a FIFO or a device is never read, use - for a pipe.",
         )
     return UsageError(f"Cannot read {path}: {exc.strerror}.")
+
+
+def trust_show(app: App) -> dict[str, Any]:
+    """The root this host pinned for the store and the last head it accepted (public data only)."""
+    record = app.anchor.state.get(app.anchor.home)
+    return {
+        "home": str(app.anchor.home),
+        "state_file": str(app.anchor.state.path),
+        "root": record.root if record else None,
+        "head_id": record.head_id if record else None,
+        "index_version": record.index_version if record else None,
+        "key_history_version": record.key_history_version if record else None,
+        "seen_at": record.seen_at if record else None,
+    }
+
+
+def trust_forget(app: App) -> dict[str, Any]:
+    """Forget the store's pinned root and last accepted head on this host."""
+    forgotten = app.anchor.state.get(app.anchor.home) is not None
+    app.anchor.forget()
+    return {"home": str(app.anchor.home), "forgotten": forgotten}
 
 
 def export_index(app: App) -> bytes:
@@ -336,11 +521,13 @@ DEFAULT_VOLUME = "mcp-orchestration-data"
 CONTAINER_HOME = "/var/lib/mcp-orchestration"
 
 
-def claude_config(image: str, key_file: Path | None, volume: str) -> dict[str, Any]:
+def claude_config(image: str, key_file: Path | None, volume: str, expect_root: str | None = None) -> dict[str, Any]:
     """The Claude Desktop ``mcpServers`` entry that runs the hardened container over stdio.
 
     The key is mounted read-only as a file at ``/run/secrets/signing_key``; it never
-    appears in ``args`` or ``env``. No TTY (``-t`` would corrupt the protocol).
+    appears in ``args`` or ``env``. The root fingerprint, public, is passed as
+    ``MCP_ORCHESTRATION_EXPECT_KEY``: the container keeps no host state, and without
+    the key it has no other anchor. No TTY (``-t`` would corrupt the protocol).
     """
     args = [
         "run", "-i", "--rm", "--init",
@@ -353,5 +540,7 @@ def claude_config(image: str, key_file: Path | None, volume: str) -> dict[str, A
     ]  # fmt: skip
     if key_file is not None:
         args += ["-v", f"{key_file.expanduser().resolve()}:/run/secrets/signing_key:ro"]
+    if expect_root is not None:
+        args += ["-e", f"{ENV_EXPECT_KEY}={expect_root}"]
     args.append(image)
     return {"mcpServers": {"mcp-orchestration": {"command": "docker", "args": args}}}

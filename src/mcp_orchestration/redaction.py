@@ -46,10 +46,21 @@ def encodings_of_pem(pem: str) -> set[str]:
 
 
 def encodings_of_bytes(raw: bytes) -> set[str]:
-    """Hex (both cases), base64 and base64url (with and without padding) of ``raw``."""
-    standard = base64.b64encode(raw).decode()
-    urlsafe = base64.urlsafe_b64encode(raw).decode()
-    return {raw.hex(), raw.hex().upper(), standard, standard.rstrip("="), urlsafe, urlsafe.rstrip("=")}
+    """Hex (both cases), base64 and base64url (with and without padding) of ``raw``, also as part of a larger blob.
+
+    Inside a larger base64 text ``raw`` starts at a byte offset of 0, 1 or 2
+    modulo 3, and each offset encodes it to different characters. For each,
+    the run of characters that depend on ``raw`` alone is learnt too: the
+    characters that mix in a neighbouring byte (first or last) are dropped.
+    """
+    forms = {raw.hex(), raw.hex().upper()}
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        whole = encode(raw).decode()
+        forms.update((whole, whole.rstrip("=")))
+        for offset in (0, 1, 2):
+            shifted = encode(bytes(offset) + raw).decode()
+            forms.add(shifted[(8 * offset + 5) // 6 : 8 * (offset + len(raw)) // 6])
+    return forms
 
 
 class Redactor:
@@ -81,11 +92,11 @@ class Redactor:
         """Return ``text`` with every known secret and private-key block masked."""
         return self._pattern.sub(MASK, text)
 
-    def redact_log(self, text: str) -> str:
-        """A log line: known secrets masked, and anything else that looks like a credential.
+    def scrub(self, text: str) -> str:
+        """Text that may quote input (an error, a log line): known secrets and anything credential-like masked.
 
-        Logs quote requests (a resource URI, a tool name), so unlike tool output
-        they can carry a secret the process never loaded.
+        Errors and logs quote requests and arguments (an id, a resource URI), so
+        unlike tool output they can carry a secret the process never loaded.
         """
         return scrub_text(self.redact(text))
 
@@ -105,7 +116,7 @@ class RedactingFormatter(logging.Formatter):
         self._redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return self._redactor.redact_log(super().format(record))
+        return self._redactor.scrub(super().format(record))
 
 
 class JsonRedactingFormatter(logging.Formatter):
@@ -124,7 +135,7 @@ class JsonRedactingFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self._redactor.redact(self.formatException(record.exc_info))
-        return self._redactor.redact_log(json.dumps(entry, ensure_ascii=False))
+        return self._redactor.scrub(json.dumps(entry, ensure_ascii=False))
 
 
 def configure_logging(level: int = logging.WARNING, fmt: str = "text", redactor: Redactor = REDACTOR) -> None:

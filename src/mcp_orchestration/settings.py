@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +24,7 @@ ENV_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE"  # noqa: S
 ENV_NEXT_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE"
 ENV_NEXT_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 ENV_KEY_SOURCE = "MCP_ORCHESTRATION_KEY_SOURCE"
+ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
 SECRETS_DIR = Path("/run/secrets")
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
@@ -53,10 +54,12 @@ class KeySpec:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a command needs to find its store and its key."""
+    """Everything a command needs to find its store, its key and what this host trusts."""
 
     home: Path
     signing_key: KeySpec
+    host_state_file: Path = field(default_factory=lambda: _default_state_file(os.environ))
+    expect_root: str | None = None  # ``SHA256:<hex>`` from --expect-key or $MCP_ORCHESTRATION_EXPECT_KEY
 
     @property
     def storage_dir(self) -> Path:
@@ -65,6 +68,12 @@ class Settings:
     @property
     def telemetry_dir(self) -> Path:
         return self.home / "telemetry"
+
+
+def _default_state_file(environ: Mapping[str, str]) -> Path:
+    from mcp_orchestration.host_state import default_state_file
+
+    return default_state_file(environ)
 
 
 def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:
@@ -151,12 +160,18 @@ def load_settings(
     key_file: Path | None = None,
     passphrase_file: Path | None = None,
     key_source: KeySource | None = None,
+    expect_key: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build the settings for one process from options and the environment."""
+    from mcp_orchestration.trust.keys import public_key_fingerprint
+
     env = os.environ if environ is None else environ
     refuse_plain_secret_variables(env)
+    expected = expect_key or env.get(ENV_EXPECT_KEY) or None
     return Settings(
         home=(home or default_home(env)).expanduser(),
         signing_key=key_spec(key_file=key_file, passphrase_file=passphrase_file, key_source=key_source, environ=env),
+        host_state_file=_default_state_file(env),
+        expect_root=public_key_fingerprint(expected) if expected else None,
     )

@@ -108,17 +108,24 @@ def mounts(volume: str, key: Path | None) -> list[str]:
     return args
 
 
-def run_args(volume: str, key: Path | None, *command: str, entrypoint: str | None = None) -> list[str]:
-    """``docker run`` arguments for one hardened, throwaway, stdin-attached container."""
+def run_args(
+    volume: str, key: Path | None, *command: str, entrypoint: str | None = None, pin: str | None = None
+) -> list[str]:
+    """``docker run`` arguments for one hardened, throwaway, stdin-attached container.
+
+    ``pin`` is the store's root fingerprint, which a container without the key needs to read anything.
+    """
     extra = ["--entrypoint", entrypoint] if entrypoint else []
+    if pin is not None:
+        extra += ["-e", f"MCP_ORCHESTRATION_EXPECT_KEY={pin}"]
     return ["run", "-i", "--rm", *HARDENED, *mounts(volume, key), *extra, IMAGE, *command]
 
 
 def run(
-    transcript: Transcript, volume: str, key: Path | None, *command: str, stdin: str = ""
+    transcript: Transcript, volume: str, key: Path | None, *command: str, stdin: str = "", pin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run one CLI command in a container; its output is recorded and checked for key bytes."""
-    result = docker(*run_args(volume, key, *command), check=False, input=stdin, timeout=60)
+    result = docker(*run_args(volume, key, *command, pin=pin), check=False, input=stdin, timeout=60)
     transcript.record(result.stdout, result.stderr)
     return result
 
@@ -349,7 +356,7 @@ async def test_without_the_key_reads_work_and_writes_answer_key_unavailable(
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
 
-    params = StdioServerParameters(command=DOCKER, args=run_args(store.volume, None))
+    params = StdioServerParameters(command=DOCKER, args=run_args(store.volume, None, pin=store.fingerprint))
     errlog_path = tmp_path / "readonly.stderr"
     where = {"client": CD, "profile": PROFILE}
     with errlog_path.open("w") as errlog, anyio.fail_after(SESSION_TIMEOUT):
@@ -479,11 +486,13 @@ def test_the_store_outlives_the_container(store: Store, transcript: Transcript) 
     )  # fmt: skip
     assert published.returncode == 0, published.stderr
 
-    got = run(transcript, store.volume, None, "get", "--client", CD, "--profile", PROFILE)
+    unpinned = run(transcript, store.volume, None, "--json", "get", "--client", CD, "--profile", PROFILE)
+    assert unpinned.returncode == 4 and json.loads(unpinned.stderr)["error"]["code"] == "key_untrusted"
+    got = run(transcript, store.volume, None, "get", "--client", CD, "--profile", PROFILE, pin=store.fingerprint)
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout) == SAMPLE_CONFIG
 
-    verified = run(transcript, store.volume, None, "--json", "verify", "--deep")
+    verified = run(transcript, store.volume, None, "--json", "verify", "--deep", pin=store.fingerprint)
     assert verified.returncode == 0, verified.stderr
     report = json.loads(verified.stdout)
     assert report["index_version"] == 2
@@ -529,7 +538,7 @@ def test_make_backup_and_restore_move_a_verified_store_between_volumes(
         restored = _make("restore", VOLUME=target, BACKUP=str(archive), EXPECT_KEY=store.fingerprint)
         transcript.record(restored.stdout, restored.stderr)
         assert restored.returncode == 0, restored.stderr
-        got = run(transcript, target, None, "get", "--client", CD, "--profile", PROFILE)
+        got = run(transcript, target, None, "get", "--client", CD, "--profile", PROFILE, pin=store.fingerprint)
         assert got.returncode == 0, got.stderr
         assert json.loads(got.stdout) == SAMPLE_CONFIG
         assert run(transcript, target, None, "verify", "--deep", "--expect-key", store.fingerprint).returncode == 0

@@ -117,7 +117,7 @@ def _read(args: argparse.Namespace) -> int:
     rounds = 0
     while not select.select([sys.stdin], [], [], 0)[0]:
         try:
-            operations.verify(app, False, None)
+            operations.verify(app, False)
             app.index.list_profiles()
         except OrchestrationError as error:
             _say(f"error {error.code} {error.message}")
@@ -156,6 +156,10 @@ def child_env(home: Path) -> dict[str, str]:
     """An explicit environment for a child: this one, pointed at ``home``, with no keyring."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("MCP_ORCHESTRATION_")}
     env["MCP_ORCHESTRATION_HOME"] = str(home)
+    # The host state of the test (tests/conftest.py), so the test's own reads share what the children pinned.
+    env["MCP_ORCHESTRATION_HOST_STATE"] = os.environ.get(
+        "MCP_ORCHESTRATION_HOST_STATE", str(home.parent / f"{home.name}-host-state.json")
+    )
     env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
     return env
 

@@ -37,11 +37,12 @@ WORKERS = 4
 PUBLISHES_EACH = 10
 TOTAL = WORKERS * PUBLISHES_EACH
 
-# Which CLIENT/PROFILE targets worker ``w`` publishes to, round robin.
+# Which CLIENT/PROFILE targets worker ``w`` publishes to, round robin (publish accepts known clients only).
+OWN_CLIENTS = ("vscode", "windsurf")
 LAYOUTS: dict[str, Callable[[int], list[str]]] = {
-    "all_to_one_profile": lambda w: ["shared/main"],
-    "each_to_its_own_profile": lambda w: [f"client{w % 2}/worker{w}"],
-    "shared_and_own_profiles_interleaved": lambda w: ["shared/main", f"client{w % 2}/worker{w}"],
+    "all_to_one_profile": lambda w: ["cursor/main"],
+    "each_to_its_own_profile": lambda w: [f"{OWN_CLIENTS[w % 2]}/worker{w}"],
+    "shared_and_own_profiles_interleaved": lambda w: ["cursor/main", f"{OWN_CLIENTS[w % 2]}/worker{w}"],
 }
 
 

@@ -44,7 +44,7 @@ from tests.integration.crash_driver import (
 pytestmark = pytest.mark.slow
 
 
-TARGETS = ("alpha/main", "alpha/canary", "beta/main")
+TARGETS = ("cursor/main", "cursor/canary", "vscode/main")  # publish accepts known clients only
 PUBLISH_KILLS = 50
 # A publish takes a few milliseconds (the first one in a process, which also loads the key, a few
 # more). Most kills come after the first acknowledgement, some during the first publish; a random
@@ -65,7 +65,9 @@ def storage_temps(home: Path) -> set[Path]:
 
 
 def verify_deep(run: Any, home: Path) -> dict[str, Any]:
-    result: Result = run("verify", "--deep", "--json", "--home", str(home))
+    # These tests check what a crash leaves, not whose store it is: the pin is the store's own root.
+    root = Index(home / "storage").load_history().root_fingerprint
+    result: Result = run("verify", "--deep", "--json", "--home", str(home), "--expect-key", root)
     assert result.status == 0, result.stderr
     report = result.json()
     assert isinstance(report, dict)
@@ -187,7 +189,7 @@ class RotationSetup:
         return ["keys", "rotate", "--json", "--home", str(home), *keys]
 
     def publish_argv(self, home: Path, key: Path) -> list[str]:
-        where = ["--client", "app", "--profile", "main", "--file", str(self.config)]
+        where = ["--client", "cursor", "--profile", "main", "--file", str(self.config)]
         return ["publish", "--json", "--home", str(home), "--key-file", str(key), *where]
 
     def state(self, home: Path) -> str:
@@ -209,7 +211,7 @@ class RotationSetup:
         assert verify_deep(run, home)["keyid"] == (self.new if signed_by_new else self.old)
 
         # Re-run the rotation, then check the result, in one fresh process (start-up is the slow part).
-        home_arg = ["--home", str(home)]
+        home_arg = ["--home", str(home), "--expect-key", f"SHA256:{self.old}"]
         rerun, verified, listed, refused, accepted, verified_again = run_cli_batch(
             [
                 self.rotate_argv(home),
@@ -249,7 +251,7 @@ def rotation(tmp_path_factory: pytest.TempPathFactory) -> RotationSetup:
         config = root / f"config-{number}.json"
         config.write_text(json.dumps({"mcpServers": {"fs": {"command": "serve", "args": [str(number)]}}}))
         commands.append(["publish", "--home", str(template), "--key-file", str(root / "signing_key")])
-        commands[-1] += ["--client", "app", "--profile", "main", "--file", str(config)]
+        commands[-1] += ["--client", "cursor", "--profile", "main", "--file", str(config)]
     assert [result["status"] for result in run_cli_batch(commands, env)] == [0] * VERSION_BEFORE_ROTATION
     config = root / "config.json"
     config.write_text(json.dumps({"mcpServers": {"fs": {"command": "serve", "args": ["next"]}}}))
@@ -446,7 +448,7 @@ def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_le
     monkeypatch.undo()
 
     assert verify_deep(run, home)["index_version"] == VERSION_BEFORE_ROTATION
-    history = run("history", "--json", "--home", str(home), "--client", "app", "--profile", "main").json()
+    history = run("history", "--json", "--home", str(home), "--client", "cursor", "--profile", "main").json()
     assert [v["index_version"] for v in history["versions"]] == list(range(VERSION_BEFORE_ROTATION, 1, -1))
 
     assert list((home / "storage" / "index").glob(f"{fsutil._TEMP_PREFIX}*")), "the new head was staged"
@@ -467,8 +469,8 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     monkeypatch.undo()
 
     assert verify_deep(run, home)["index_version"] == VERSION_BEFORE_ROTATION + 1
-    latest = run("get", "--json", "--home", str(home), "--client", "app", "--profile", "main").json()
-    assert latest["payload"] == json.loads(rotation.config.read_text())
+    latest = run("get", "--json", "--home", str(home), "--client", "cursor", "--profile", "main").json()
+    assert latest["config"] == json.loads(rotation.config.read_text())
 
     following = rotation.publish_argv(home, rotation.old_path)
     following[following.index("--file") + 1] = str(tmp_path / "next.json")

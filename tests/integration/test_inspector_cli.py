@@ -110,7 +110,8 @@ class Inspector:
         self.runs: list[Run] = []
 
     def run(self, *options: str) -> Run:
-        env_options = [part for name, value in self.server_env.items() for part in ("-e", f"{name}={value}")]
+        server_env = {"MCP_ORCHESTRATION_HOST_STATE": os.environ["MCP_ORCHESTRATION_HOST_STATE"], **self.server_env}
+        env_options = [part for name, value in server_env.items() for part in ("-e", f"{name}={value}")]
         # Under --cli, what stands before "--" is the server command, what follows is the Inspector's options.
         argv = [
             str(INSPECTOR),

@@ -33,8 +33,8 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from mcp_orchestration.domain.masking import MASK as CONFIG_MASK
 from mcp_orchestration.errors import OrchestrationError, SigningKeyError
-from mcp_orchestration.redaction import MASK
 from mcp_orchestration.settings import DEFAULT_KEY_FILE, ENV_PREFIX, KeySpec, load_settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys, rotation
@@ -185,6 +185,7 @@ class Harness:
         self.failures: list[str] = []
         self.base_env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
         self.base_env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+        self.base_env["MCP_ORCHESTRATION_HOST_STATE"] = str(root / "host-state.json")
 
     def _one(self, case: Case, number: int, flags: tuple[str, ...]) -> Run:
         argv = [part.replace("{v}", str(number)) for part in case.argv]
@@ -249,6 +250,12 @@ class World:
     failures: list[str] = field(repr=False)
     telemetry: dict[str, str] = field(repr=False)
     unreadable_tested: bool
+
+
+def legacy_publish(home: Path, key_file: Path, client: str, profile: str, payload: Any, changelog: str = "") -> None:
+    """Sign ``payload`` in unchecked, through the store's low-level publish, as an earlier release could."""
+    key = keys.parse_private_key(key_file.read_bytes(), None, origin=str(key_file))
+    Index(home / "storage").publish(key, [ProfileUpdate(client, profile, payload, changelog)])
 
 
 def _write(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
@@ -372,11 +379,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     unknown_fpr = "SHA256:" + "ab" * 32
     pem_a, pem_b_plain = _pkcs8(key_a).decode(), _pkcs8(key_b).decode()
 
-    # The PEM goes into a payload's env values and into changelogs; it must only ever come back masked.
+    # The PEM goes into a payload's env values and into changelogs: every publish refuses it, and a store
+    # that already holds it (written by an earlier release, see legacy_publish) only ever shows it masked.
     payload = {"mcpServers": {"fs": {"command": "npx", "env": {"SIGNING_KEY": pem_a, "OTHER": pem_b_plain}}}}
     artifact = hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
     payload_v = json.dumps({**payload, "variant": "{v}"})
+    clean_v = json.dumps({"mcpServers": {"fs": {"command": "npx"}}, "variant": "{v}"})
     (root / "payload.json").write_text(json.dumps(payload))
+    (root / "clean.json").write_text(json.dumps({"mcpServers": {"fs": {"command": "npx", "args": ["-y", "fs"]}}}))
     (root / "bad.json").write_text('{"mcpServers": ')
     (root / "array.json").write_text("[1, 2]")
     (root / "nan.json").write_text('{"a": NaN}')
@@ -388,12 +398,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     ka, kc = ("--key-file", str(a)), ("--key-file", str(c))
     kb = ("--key-file", str(b), "--passphrase-file", str(pb))
     kd = ("--key-file", str(d), "--passphrase-file", str(pd))
-    main = ("--client", "claude", "--profile", "main")
-    p0 = ("--client", "claude", "--profile", "p0")
-    masked: dict[str, Any] = {"contains": MASK, "json_contains": MASK}
+    main = ("--client", "claude-desktop", "--profile", "main")
+    clean = ("--client", "claude-desktop", "--profile", "clean")
+    p0 = ("--client", "claude-desktop", "--profile", "p0")
+    masked: dict[str, Any] = {"contains": CONFIG_MASK, "json_contains": CONFIG_MASK}
 
     def publish(*key: str, profile: str = "v{v}") -> tuple[str, ...]:
-        return ("publish", *key, "--client", "claude", "--profile", profile, "--file", "-")
+        return ("publish", *key, "--client", "claude-desktop", "--profile", profile, "--file", "-")
 
     def fingerprint(*key: str) -> tuple[str, ...]:
         return ("keys", "fingerprint", *key)
@@ -407,11 +418,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             Case("init PEM as pin", ("init", *ka, f"--expect-key={pem_a}"), 2, "invalid_id"),
             Case("init other key", ("init", *kc), 6, "conflict"),
             Case("init key via env", ("init",), env={"MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(a)}),
+        )
+        for profile in ("main", "p0"):  # what an earlier release signed in unchecked
+            legacy_publish(root / "s1", a, "claude-desktop", profile, payload, "key in the payload")
+        h.sequence(
             Case(
                 "publish PEM payload",
                 (*publish(*ka, profile="p{v}"), "--changelog=key in the payload"),
+                2,
+                "validation",
                 stdin=payload_v,
-                contains="published",
                 flags=ALL_FLAGS,
             ),
             Case(
@@ -422,30 +438,39 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
                 stdin=payload_v,
                 flags=ALL_FLAGS,
             ),
-            Case("publish file", ("publish", *ka, *main, "--file", "payload.json")),
-            Case("publish unchanged", ("publish", *ka, *main, "--file", "payload.json"), contains="unchanged"),
+            Case("publish PEM file", ("publish", *ka, *main, "--file", "payload.json"), 2, "validation"),
+            Case("publish file", ("publish", *ka, *clean, "--file", "clean.json"), contains="published"),
+            Case("publish unchanged", ("publish", *ka, *clean, "--file", "clean.json"), contains="unchanged"),
             Case(
                 "publish 0644 key",
                 publish("--key-file", str(wide)),
-                stdin=payload_v,
+                stdin=clean_v,
                 contains="group or others",
                 flags=((), ("--log-format", "json")),
             ),
         )
         h.batch(
             Case("get", ("get", *main), **masked, flags=ALL_FLAGS),
+            Case("export", ("export", *main), **masked, flags=ALL_FLAGS),
+            Case(
+                "verify deep reports the stored key",
+                ("verify", "--deep"),
+                contains="WARNING",
+                json_contains="/env/",
+                flags=ALL_FLAGS,
+            ),
             Case("get PEM profile", ("get", *p0), **masked),
             Case("get artifact", ("get", *main, "--artifact", artifact), **masked),
             Case("get unknown artifact", ("get", *main, "--artifact", "ab" * 32), 5, "not_found"),
             Case("get bad artifact id", ("get", *main, "--artifact", "../x"), 2, "invalid_id"),
-            Case("get unknown profile", ("get", "--client", "claude", "--profile", "nope"), 5, "not_found"),
+            Case("get unknown profile", ("get", "--client", "claude-desktop", "--profile", "nope"), 5, "not_found"),
             Case("get bad client", ("get", "--client", "../x", "--profile", "main"), 2, "invalid_id"),
             Case("history", ("history", *p0), flags=ALL_FLAGS),
-            Case("history unknown", ("history", "--client", "claude", "--profile", "nope"), 5, "not_found"),
+            Case("history unknown", ("history", "--client", "claude-desktop", "--profile", "nope"), 5, "not_found"),
             Case("verify", ("verify",), contains="OK: index version"),
             Case("verify deep", ("verify", "--deep"), flags=FAILURE_FLAGS),
             Case("verify pinned", ("verify", "--expect-key", fpr_a)),
-            Case("verify wrong pin", ("verify", "--expect-key", fpr_c), 3, "key_history"),
+            Case("verify wrong pin", ("verify", "--expect-key", fpr_c), 4, "key_untrusted"),
             Case("verify PEM as pin", ("verify", f"--expect-key={pem_a}"), 2, "invalid_id"),
             Case("index export", ("index", "export"), contains="payloadType", flags=FAILURE_FLAGS),
             Case("keys list", ("keys", "list"), contains=fpr_a, json_contains=fpr_a, flags=FAILURE_FLAGS),
@@ -477,14 +502,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             Case("rotate", ("keys", "rotate", *ka, "--new-key-file", str(c)), contains=fpr_c, flags=ALL_FLAGS),
             Case("rotate via env", ("keys", "rotate", *ka), env={"MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE": str(c)}),
             Case("rotate to itself", ("keys", "rotate", *ka, "--new-key-file", str(a)), 2, "usage"),
-            Case("publish retired key", publish(*ka), 4, "key_retired", stdin=payload_v, flags=FAILURE_FLAGS),
-            Case("publish new key", publish(*kc, profile="after-{v}"), stdin=payload_v),
+            Case("publish retired key", publish(*ka), 4, "key_retired", stdin=clean_v, flags=FAILURE_FLAGS),
+            Case("publish new key", publish(*kc, profile="after-{v}"), stdin=clean_v),
             Case("revoke", ("keys", "revoke", fpr_a, *kc), contains=fpr_a, flags=ALL_FLAGS),
             Case("revoke active", ("keys", "revoke", fpr_c, *kc), 6, "conflict"),
             Case("revoke unknown", ("keys", "revoke", unknown_fpr, *kc), 5, "not_found"),
             Case("revoke bad id", ("keys", "revoke", "not-a-key", *kc), 2, "invalid_id"),
             Case("revoke PEM", ("keys", "revoke", pem_a, *kc), 2),
-            Case("publish revoked key", publish(*ka), 4, "key_revoked", stdin=payload_v, flags=FAILURE_FLAGS),
+            Case("publish revoked key", publish(*ka), 4, "key_revoked", stdin=clean_v, flags=FAILURE_FLAGS),
             Case("rotate to revoked key", ("keys", "rotate", *kc, "--new-key-file", str(a)), 4, "key_revoked"),
         )
         h.batch(
@@ -512,12 +537,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         h.sequence(
             Case("s2 init", ("init", *kb), **s2),
             Case("s2 init via *_FILE", ("init",), env=key_files, **s2),
-            Case("s2 publish", (*publish(*kb), "--changelog=s2"), stdin=payload_v, **s2),
+            Case("s2 publish", (*publish(*kb), "--changelog=s2"), stdin=clean_v, **s2),
             Case("s2 publish PEM changelog", (*publish(*kb), f"--changelog={pem_b_plain}"), 2, "validation", **s2),
             Case(
                 "s2 publish 0644 passphrase",
                 publish("--key-file", str(b), "--passphrase-file", str(pb_wide), profile="w{v}"),
-                stdin=payload_v,
+                stdin=clean_v,
                 contains="group or others",
                 **s2,
             ),
@@ -531,9 +556,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             ),
             Case("s2 rotate", ("keys", "rotate", *kb, *new_d, "--new-passphrase-file", str(pd)), **s2),
             Case("s2 rotate via env", ("keys", "rotate", *kb), env=next_files, **s2),
-            Case("s2 publish new key", publish(*kd, profile="after-{v}"), stdin=payload_v, **s2),
-            Case("s2 publish retired key", publish(*kb), 4, "key_retired", stdin=payload_v, **s2),
-            Case("s2 history", ("history", "--client", "claude", "--profile", "v0"), **s2),
+            Case("s2 publish new key", publish(*kd, profile="after-{v}"), stdin=clean_v, **s2),
+            Case("s2 publish retired key", publish(*kb), 4, "key_retired", stdin=clean_v, **s2),
+            Case("s2 history", ("history", "--client", "claude-desktop", "--profile", "v0"), **s2),
         )
 
     def key_failures_and_generate() -> None:
@@ -541,7 +566,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             Case("missing key", fingerprint("--key-file", "nope.pem"), 4, "key_unavailable"),
             Case("directory as key", fingerprint("--key-file", str(secrets)), 4, "key_unavailable"),
             Case("garbage key", fingerprint("--key-file", str(garbage)), 4, "key_format"),
-            Case("garbage key publish", publish("--key-file", str(garbage)), 4, "key_format", stdin=payload_v),
+            Case("garbage key publish", publish("--key-file", str(garbage)), 4, "key_format", stdin=clean_v),
             Case("truncated key", fingerprint("--key-file", str(truncated)), 4, "key_format"),
             Case("RSA key", fingerprint("--key-file", str(rsa_file)), 4, "key_format"),
             Case("RSA key init", ("init", "--key-file", str(rsa_file)), 4, "key_format", home="s4"),
@@ -652,8 +677,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     def tampered_stores() -> None:
         h.sequence(
             Case("s3 init", ("init", *ka), home="s3", flags=((),)),
-            Case("s3 publish", ("publish", *ka, *main, "--file", "payload.json"), home="s3", flags=((),)),
-            Case("s3 publish 2", publish(*ka, profile="main"), stdin=payload_v, home="s3", flags=((),)),
+        )
+        legacy_publish(root / "s3", a, "claude-desktop", "main", payload)
+        h.sequence(
+            Case("s3 publish 2", publish(*ka, profile="main"), stdin=clean_v, home="s3", flags=((),)),
         )
         cases: list[Case] = []
         codes = {
@@ -665,13 +692,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         for kind, code in codes.items():
             shutil.copytree(root / "s3", root / f"t-{kind}")
             _tamper(root / f"t-{kind}", kind, artifact)
-            at: dict[str, Any] = {"home": f"t-{kind}", "status": None}
+            # A copy in a new home: this host never pinned it, so every command states the root.
+            at: dict[str, Any] = {"home": f"t-{kind}", "status": None, "env": {"MCP_ORCHESTRATION_EXPECT_KEY": fpr_a}}
             cases += [
                 Case(f"{kind}: verify deep", ("verify", "--deep"), **{**at, "status": 3}, code=code),
                 Case(f"{kind}: verify", ("verify",), **at),
                 Case(f"{kind}: get", ("get", *main, "--artifact", artifact), **at),
                 Case(f"{kind}: history", ("history", *main), **at),
-                Case(f"{kind}: publish", publish(*ka, profile="t"), **at, stdin=payload_v),
+                Case(f"{kind}: publish", publish(*ka, profile="t"), **at, stdin=clean_v),
             ]
         h.batch(*cases)
 
@@ -769,17 +797,27 @@ def test_no_secret_in_telemetry(world: World) -> None:
 
 
 def test_pem_in_payload_and_changelog_comes_back_masked(world: World) -> None:
-    """The PEM was published inside a payload (a changelog holding it is refused); reads show the mask."""
+    """A PEM in a payload or a changelog is refused; one an earlier release signed in is shown masked."""
     shown = [run for run in world.runs if run.label.startswith("get PEM") and run.status == 0]
     assert shown
     for run in shown:
-        assert "[REDACTED]" in run.stdout, run.label
+        assert CONFIG_MASK in run.stdout, run.label
         assert "BEGIN" not in run.stdout, run.label
     payloads = [json.loads(run.stdout) for run in shown if run.label.startswith("get ") and "--json" in run.argv]
     assert payloads
     for payload in payloads:
-        env = payload["payload"]["mcpServers"]["fs"]["env"]
-        assert {name: value.strip() for name, value in env.items()} == {"SIGNING_KEY": MASK, "OTHER": MASK}
+        env = payload["config"]["mcpServers"]["fs"]["env"]
+        assert env == {"SIGNING_KEY": CONFIG_MASK, "OTHER": CONFIG_MASK}
+    reports = [
+        json.loads(run.stdout)
+        for run in world.runs
+        if run.label.startswith("verify deep reports") and "--json" in run.argv
+    ]
+    assert reports
+    for report in reports:
+        held = {(c["profile"], frozenset(c["paths"])) for c in report["credentials"]}
+        paths = frozenset({"/mcpServers/fs/env/SIGNING_KEY", "/mcpServers/fs/env/OTHER"})
+        assert held == {("main", paths), ("p0", paths)}
 
 
 def test_unreadable_key_file_was_exercised(world: World) -> None:

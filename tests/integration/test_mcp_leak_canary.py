@@ -238,7 +238,7 @@ async def bad_calls(s: Session, secret: Secrets, when: str) -> None:
         f"{when} changelog too long",
         "publish_config",
         {**BASE, "changelog": (pem + token) * 8},
-        "validation",
+        "limit",
     )
     await t(f"{when} unknown tool", "export_private_key", {"pem": pem, "token": token}, ERROR)
     await t(f"{when} PEM as tool name", pem, {"token": token}, ERROR)
@@ -443,9 +443,11 @@ def _pkcs8(private: ed25519.Ed25519PrivateKey, passphrase: bytes | None = None) 
     return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def _init_store(home: Path, key_file: Path, passphrase_file: Path | None) -> None:
+def _init_store(home: Path, key_file: Path, passphrase_file: Path | None) -> str:
+    """A store rooted in the key; returns the root's fingerprint (which a server without the key needs)."""
     key = keys.load_signing_key(KeySpec("file", key_file, passphrase_file))
     Index(home / "storage").initialize(key)
+    return key.fingerprint
 
 
 @pytest.fixture(scope="module")
@@ -480,10 +482,13 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     secret_a, secret_b = secrets_of("key A", key_a), secrets_of("key B", key_b, pass_b)
     home_a, home_b = root / "home-a", root / "home-b"
     _init_store(home_a, a, None)
-    _init_store(home_b, b, pass_file)
-    quiet = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    root_b = _init_store(home_b, b, pass_file)
+    quiet = {
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "MCP_ORCHESTRATION_HOST_STATE": str(root / "host-state.json"),
+    }
     env_a = {**quiet, "MCP_ORCHESTRATION_HOME": str(home_a), "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(a)}
-    env_b_no_key = {**quiet, "MCP_ORCHESTRATION_HOME": str(home_b)}
+    env_b_no_key = {**quiet, "MCP_ORCHESTRATION_HOME": str(home_b), "MCP_ORCHESTRATION_EXPECT_KEY": root_b}
     env_b = {**env_b_no_key, "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(b)}
     env_b_pass = {**env_b, "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE": str(pass_file)}
     env_b_wrong = {**env_b, "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE": str(wrong_file)}

@@ -56,7 +56,17 @@ def run_recipe(workdir: Path, envelope: Path, pubkey: Path) -> subprocess.Comple
 def published(tmp_path: Path, key_file: Path, config_file: Path) -> tuple[Path, Path]:
     """A store with one published config: its exported envelope and public key files."""
     cli("init", "--key-file", str(key_file))
-    cli("publish", "--key-file", str(key_file), "--client", "claude", "--profile", "main", "--file", str(config_file))
+    cli(
+        "publish",
+        "--key-file",
+        str(key_file),
+        "--client",
+        "claude-desktop",
+        "--profile",
+        "main",
+        "--file",
+        str(config_file),
+    )
     envelope = tmp_path / "envelope.json"
     envelope.write_text(cli("index", "export"))
     pubkey = tmp_path / "pub.pem"

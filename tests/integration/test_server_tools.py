@@ -42,7 +42,7 @@ from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.drafts import Draft, DraftStore
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys, rotation
 from tests.conftest import write_key
 from tests.integration.tool_errors import tool_error
@@ -151,7 +151,7 @@ def _app(home: Path, key_file: Path | None) -> App:
 def app(home: Path, signing_key_file: Path) -> App:
     """An initialised store whose App holds the signing key."""
     application = _app(home, signing_key_file)
-    operations.init(application, None)
+    operations.init(application)
     return application
 
 
@@ -202,10 +202,9 @@ async def publish(client: Client, client_id: str, profile: str, *server_ids: str
 
 
 def operator_publish(app: App, client: str, profile: str, config: dict[str, Any], changelog: str = "") -> str:
-    """Publish as the operator does (``mcp-orchestration publish``): no secret rules, any valid JSON object."""
-    data = json.dumps(config).encode()
-    result = operations.publish(app, client=client, profile=profile, data=data, source="test", changelog=changelog)
-    return str(result["artifact"])
+    """Sign a config in unchecked, as an earlier release's ``publish`` did (today every publish validates)."""
+    result = app.index.publish(app.signing_key, [ProfileUpdate(client, profile, config, changelog)])
+    return result.artifacts[f"{client}/{profile}"]
 
 
 def servers_of(result: dict[str, Any]) -> dict[str, Any]:
@@ -506,7 +505,8 @@ async def test_validate_and_publish_refuse_secrets_without_echoing_them(app: App
 
         # A draft holding the secret (as an operator's edit might leave it) is refused at publish.
         payload = {"mcpServers": {"gh": {"command": "gh-mcp", "env": {"GH_TOKEN": token}}}}
-        DraftStore(app.settings.storage_dir).save(Draft(CD, PROFILE, payload, None, "2026-01-01T00:00:00Z"))
+        draft = Draft(CD, PROFILE, payload, None, "2026-01-01T00:00:00Z")
+        DraftStore(app.settings.storage_dir).save(draft, app.signing_key)
         result = await client.call_tool("publish_config", {"client": CD, "profile": PROFILE})
         error = tool_error(result)
         assert error["code"] == "validation"
@@ -540,7 +540,7 @@ async def test_publish_config(app: App) -> None:
 async def test_publish_and_add_enforce_the_server_count_limit(app: App) -> None:
     tools = ConfigTools(app)
     many = {"mcpServers": {f"s{n}": {"command": "uvx", "args": ["mcp-server-time"]} for n in range(101)}}
-    tools.drafts.save(Draft(CD, PROFILE, many, None, "2025-01-01T00:00:00Z"))
+    tools.drafts.save(Draft(CD, PROFILE, many, None, "2025-01-01T00:00:00Z"), app.signing_key)
     async with connect(tools) as client:
         report = await ok(client, "validate_config", client=CD, profile=PROFILE)
         assert report["ok"] is False
@@ -723,9 +723,6 @@ async def test_without_a_key_reads_work_and_writes_answer_key_unavailable(app: A
     async with connect(keyless_app) as client:
         assert (await ok(client, "get_config", client=CD, profile=PROFILE))["artifact"] == artifact
         assert (await ok(client, "verify_config", client=CD, profile=PROFILE))["verified"] is True
-        assert (await ok(client, "diff_config", client=CD, profile=PROFILE))["added"] == ["memory"]
-        assert (await ok(client, "validate_config", client=CD, profile=PROFILE))["ok"] is True
-        assert "memory" in servers_of(await ok(client, "view_draft_config", client=CD, profile=PROFILE))
         assert (await ok(client, "export_config", client=CD, profile=PROFILE))["artifact"] == artifact
         assert len((await ok(client, "get_config_history", client=CD, profile=PROFILE))["versions"]) == 1
         assert (await ok(client, "get_trust_info"))["index_version"] == 2
@@ -740,10 +737,14 @@ async def test_without_a_key_reads_work_and_writes_answer_key_unavailable(app: A
             "clear_draft_config": {},
             "publish_config": {},
         }
-        for tool, extra in writes.items():
+        # Reading a draft needs the key too: only the key can tell a genuine draft from a planted one.
+        draft_reads: dict[str, dict[str, str]] = {"view_draft_config": {}, "diff_config": {}, "validate_config": {}}
+        for tool, extra in {**writes, **draft_reads}.items():
             error = await fails(client, tool, "key_unavailable", client=CD, profile=PROFILE, **extra)
             assert "--key-file" in error["hint"] or "signing_key" in error["hint"]
-        # Nothing changed: the draft and the index are as they were.
+        assert (await ok(client, "get_trust_info"))["index_version"] == 2
+    # Nothing changed: the draft and the index are as they were.
+    async with connect(app) as client:
         assert sorted(servers_of(await ok(client, "view_draft_config", client=CD, profile=PROFILE))) == [
             "memory",
             "time",
@@ -1002,7 +1003,6 @@ async def test_a_slow_call_is_cut_off_with_a_limit_error(app: App, monkeypatch: 
         pytest.param("get_config", {"client": 1, "profile": PROFILE}, id="client-is-a-number"),
         pytest.param("get_config", {"client": CD}, id="profile-missing"),
         pytest.param("get_config", {"client": CD, "profile": PROFILE, "artifact": ["x"]}, id="artifact-is-a-list"),
-        pytest.param("publish_config", {"client": CD, "profile": PROFILE, "changelog": "x" * 1001}, id="too-long"),
         pytest.param(
             "add_server_to_config",
             {"client": CD, "profile": PROFILE, "server_id": "time", "parameters": []},
@@ -1022,6 +1022,12 @@ async def test_arguments_of_the_wrong_type_are_a_validation_error(
     async with connect(app) as client:
         await fails(client, tool, "validation", **arguments)
         # The server keeps serving, and nothing was saved.
+        assert (await ok(client, "list_profiles"))["profiles"] == []
+
+
+async def test_a_changelog_over_its_bound_is_a_limit_error_as_on_the_command_line(app: App) -> None:
+    async with connect(app) as client:
+        await fails(client, "publish_config", "limit", client=CD, profile=PROFILE, changelog="x" * 1001)
         assert (await ok(client, "list_profiles"))["profiles"] == []
 
 
@@ -1068,11 +1074,11 @@ async def test_concurrent_edits_of_one_draft_lose_nothing(app: App) -> None:
     barrier = threading.Barrier(2, timeout=1.0)
     original_get = tools.drafts.get
 
-    def get_in_step(client: str, profile: str) -> Draft | None:
+    def get_in_step(client: str, profile: str, key: keys.SigningKey) -> Draft | None:
         # Make both calls read before either writes: the interleaving a busy server hits by chance.
         with suppress(threading.BrokenBarrierError):
             barrier.wait()
-        return original_get(client, profile)
+        return original_get(client, profile, key)
 
     tools.drafts.get = get_in_step  # type: ignore[method-assign]
     async with connect(tools) as client:

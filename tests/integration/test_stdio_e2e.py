@@ -70,6 +70,7 @@ def store(tmp_path: Path) -> Store:
     env.update(
         {
             "MCP_ORCHESTRATION_HOME": str(home),
+            "MCP_ORCHESTRATION_HOST_STATE": os.environ["MCP_ORCHESTRATION_HOST_STATE"],
             "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(key_file),
             "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
             "PYTHONUNBUFFERED": "1",

@@ -18,11 +18,13 @@ import pytest
 from mcp_orchestration import cli
 from mcp_orchestration.errors import ExitCode
 from mcp_orchestration.fsutil import exclusive_lock
+from mcp_orchestration.settings import KeySpec
 from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
+from mcp_orchestration.trust import keys
 from tests.conftest import SAMPLE_CONFIG, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
@@ -37,12 +39,23 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 Members = list[tuple[tarfile.TarInfo, bytes]]
 
 
+@pytest.fixture(autouse=True)
+def pinned_root(monkeypatch: pytest.MonkeyPatch, key_file: Path) -> str:
+    """Every command states the root as an operator would: restore into a fresh home needs it."""
+    from mcp_orchestration.settings import KeySpec
+    from mcp_orchestration.trust.keys import load_signing_key
+
+    root = load_signing_key(KeySpec("file", key_file, None)).fingerprint
+    monkeypatch.setenv("MCP_ORCHESTRATION_EXPECT_KEY", root)
+    return root
+
+
 @pytest.fixture
 def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  # type: ignore[no-untyped-def]
     """A store with one published profile and one draft; returns the home."""
     assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file)).status == 0
     draft = Draft("cursor", "work", OTHER_CONFIG, None, "2024-01-01T00:00:00Z")
-    DraftStore(initialised / "storage").save(draft)
+    DraftStore(initialised / "storage").save(draft, keys.load_signing_key(KeySpec("file", key_file, None)))
     return initialised
 
 
@@ -269,11 +282,11 @@ def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_p
     fresh = tmp_path / "fresh"
     restored = run("restore", "--from", str(backup_file), "--home", str(fresh))
     assert restored.status == 0, restored.stderr
-    assert "deploy-state.json" in restored.stdout
+    assert "trust forget" in restored.stdout
     assert run("verify", "--deep", "--home", str(fresh)).status == 0
     original = json.loads(run(*GET).stdout)
     assert json.loads(run(*GET, "--home", str(fresh)).stdout) == original
-    assert original["payload"] == SAMPLE_CONFIG
+    assert original["config"] == SAMPLE_CONFIG
     assert DraftStore(store / "storage").list() == [("cursor", "work")]
     assert not (fresh / "storage" / "drafts").exists()  # drafts are unsigned working state: never restored
     storage = fresh / "storage"
@@ -508,13 +521,13 @@ def test_expect_key_mismatch_is_refused_by_backup_and_restore(  # type: ignore[n
     wrong = "SHA256:" + "0" * 64
     out = tmp_path / "other.tar"
     refused = run("backup", "--out", str(out), "--expect-key", wrong, "--json")
-    assert refused.status == ExitCode.VERIFICATION
-    assert json.loads(refused.stderr)["error"]["code"] == "key_history"
+    assert refused.status == ExitCode.KEY
+    assert json.loads(refused.stderr)["error"]["code"] == "key_untrusted"
     assert not out.exists()
     fresh = tmp_path / "fresh"
     refused = run("restore", "--from", str(backup_file), "--home", str(fresh), "--expect-key", wrong, "--json")
-    assert refused.status == ExitCode.VERIFICATION
-    assert json.loads(refused.stderr)["error"]["code"] == "key_history"
+    assert refused.status == ExitCode.KEY
+    assert json.loads(refused.stderr)["error"]["code"] == "key_untrusted"
     assert not (fresh / "storage").exists() and not list(fresh.glob(".storage.restore-*"))
     pinned = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
     assert run("restore", "--from", str(backup_file), "--home", str(fresh), "--expect-key", pinned).status == 0
@@ -541,26 +554,32 @@ def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(  # ty
     assert snapshot(kept) == {
         name.removeprefix("storage/"): value for name, value in before.items() if name.startswith("storage/")
     }
-    assert json.loads(run(*GET).stdout)["payload"] == SAMPLE_CONFIG
+    assert json.loads(run(*GET).stdout)["config"] == SAMPLE_CONFIG
     assert run("verify", "--deep").status == 0
 
 
-def test_an_older_index_restored_over_a_newer_one_is_refused_by_deploy(  # type: ignore[no-untyped-def]
+def test_an_older_index_restored_on_purpose_is_accepted_here_and_refused_by_hosts_that_saw_a_newer_one(  # type: ignore[no-untyped-def]
     run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MCP_ORCHESTRATION_DEPLOY_STATE", str(tmp_path / "deploy-state.json"))
     deploy = ("deploy", "--client", "claude-desktop", "--profile", "default", "--config-path", str(tmp_path / "c.json"))
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps(OTHER_CONFIG))
     assert run(*PUBLISH, "--file", str(newer), "--key-file", str(key_file)).status == 0
-    assert run(*deploy).status == 0
+    other_host = tmp_path / "other-host" / "host-state.json"
+    with monkeypatch.context() as other:
+        other.setenv("MCP_ORCHESTRATION_HOST_STATE", str(other_host))
+        assert run(*deploy).status == 0  # that host accepted version 3
     done = run("restore", "--from", str(backup_file), "--force")
     assert done.status == 0, done.stderr
     assert "OLDER than the one it replaced (version 3)" in done.stdout
-    assert "[rollback]" in done.stdout and "deploy-state.json" in done.stdout
+    assert "[rollback]" in done.stdout and "trust forget" in done.stdout
+    assert run(*deploy).status == 0  # this host restored it on purpose
+    monkeypatch.setenv("MCP_ORCHESTRATION_HOST_STATE", str(other_host))
     refused = run(*deploy, "--json")
     assert refused.status == ExitCode.VERIFICATION
     assert json.loads(refused.stderr)["error"]["code"] == "rollback"
+    assert run("trust", "forget").status == 0
+    assert run(*deploy).status == 0
 
 
 def test_restore_into_an_empty_storage_directory_needs_no_force(run, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

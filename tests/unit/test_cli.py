@@ -39,7 +39,7 @@ def test_publish_get_history_verify_and_export(run, initialised: Path, key_file:
     assert published.status == 0, published.stderr
     artifact = json.loads(published.stdout)["artifact"]
     got = run("get", "--client", "claude-desktop", "--profile", "default", "--json")
-    assert json.loads(got.stdout)["payload"] == SAMPLE_CONFIG
+    assert json.loads(got.stdout)["config"] == SAMPLE_CONFIG
     assert json.loads(run("get", "--client", "claude-desktop", "--profile", "default").stdout) == SAMPLE_CONFIG
     history = run("history", "--client", "claude-desktop", "--profile", "default")
     assert artifact in history.stdout and "first" in history.stdout
@@ -218,7 +218,7 @@ def test_rotation_and_revocation_from_the_command_line(  # type: ignore[no-untyp
     assert run("keys", "revoke", old, "--key-file", str(next_key_file)).status == 0
     assert "revoked" in run("keys", "list").stdout
     assert run("verify", "--deep", "--expect-key", old).status == 0
-    assert run("verify", "--expect-key", new).status == ExitCode.VERIFICATION
+    assert run("verify", "--expect-key", new).status == ExitCode.KEY
 
 
 def test_tampered_store_exits_with_verification_status(
@@ -279,3 +279,11 @@ def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run, 
     assert f"{key_file.resolve()}:/run/secrets/signing_key:ro" in args
     assert args[-1] == "img:1"
     assert key_file.read_text().splitlines()[1] not in json.dumps(snippet)
+
+
+def test_claude_config_passes_the_root_fingerprint_for_a_container_without_the_key(run) -> None:  # type: ignore[no-untyped-def]
+    root = "SHA256:" + "ab" * 32
+    snippet = json.loads(run("claude-config", "--expect-key", root).stdout)
+    args = snippet["mcpServers"]["mcp-orchestration"]["args"]
+    assert args[args.index("-e") + 1] == f"MCP_ORCHESTRATION_EXPECT_KEY={root}"
+    assert args[-1] == "mcp-orchestration:latest"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mcp_orchestration.domain.clients import ClientSpec, get_client, load_clients, parse_clients
+from mcp_orchestration.domain.validation import validate_config
 from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
 
 POSIX_HOME = PurePosixPath("/home/ada")
@@ -164,9 +165,13 @@ def test_render_returns_copies_that_do_not_alias_the_input() -> None:
     assert entry == STDIO
 
 
-def test_render_refuses_a_malformed_server_name() -> None:
-    with pytest.raises(InvalidIdError):
-        get_client("cursor").render({"../x": STDIO})
+@pytest.mark.parametrize("name", ["../x", "a..b", "caf\u00e9", "x\x1b[31m", "\u202eabc", "-x", "a" * 65])
+def test_render_refuses_a_malformed_server_name_as_validation_does(name: str) -> None:
+    """Rendering (deploy, export) applies the one server-name rule, with validation's code."""
+    with pytest.raises(ValidationError) as caught:
+        get_client("cursor").render({name: STDIO})
+    assert caught.value.code == "validation"
+    assert not validate_config({"mcpServers": {name: STDIO}}).ok
 
 
 @pytest.mark.parametrize(

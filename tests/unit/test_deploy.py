@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration.domain.deploy import deploy
-from mcp_orchestration.domain.last_seen import ENV_STATE_FILE
 from mcp_orchestration.errors import ExitCode, ValidationError
 from mcp_orchestration.operations import App
 from mcp_orchestration.settings import load_settings
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.trust import keys
 from tests.conftest import Result
 
 PLACEHOLDER = "${env:GITHUB_TOKEN}"
@@ -44,11 +44,9 @@ EXISTING = {
 
 @pytest.fixture(autouse=True)
 def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Deploy's last-seen state goes to the test's directory, never the real per-user one."""
-    path = tmp_path / "state" / "deploy-state.json"
-    monkeypatch.setenv(ENV_STATE_FILE, str(path))
+    """The host state (tests/conftest.py puts it in the test's directory, never the real per-user one)."""
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
-    return path
+    return tmp_path / "host-state" / "host-state.json"
 
 
 @pytest.fixture
@@ -171,7 +169,7 @@ def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_
     assert "nothing was written" in result.stdout
     assert SECRET not in result.stdout
     assert client_file.read_bytes() == old
-    assert _backups(client_file) == [] and not state_file.parent.exists()
+    assert _backups(client_file) == []
 
 
 @pytest.mark.parametrize(
@@ -208,10 +206,9 @@ def test_a_tampered_index_is_refused_and_nothing_is_written(  # type: ignore[no-
         assert result.status == ExitCode.VERIFICATION, result.stderr
         assert json.loads(result.stderr)["error"]["code"] in {"integrity", "signature"}
     assert client_file.read_bytes() == old and _backups(client_file) == []
-    assert not state_file.exists()
 
 
-def test_a_replayed_store_is_refused_by_the_deploy_state(  # type: ignore[no-untyped-def]
+def test_a_replayed_store_is_refused_by_the_host_state(  # type: ignore[no-untyped-def]
     run, published, initialised: Path, client_file: Path, state_file: Path
 ) -> None:
     storage = initialised / "storage"
@@ -225,7 +222,7 @@ def test_a_replayed_store_is_refused_by_the_deploy_state(  # type: ignore[no-unt
 
     shutil.rmtree(storage)
     shutil.copytree(saved, storage)  # the whole store rewound, rollback guard included
-    assert run("verify").status == 0  # the store alone cannot tell
+    assert json.loads(run("verify", "--json").stderr)["error"]["code"] == "rollback"  # the host remembers
     for extra in ((), ("--dry-run",)):
         result = _deploy(run, client_file, "--json", *extra)
         assert result.status == ExitCode.VERIFICATION, result.stderr
@@ -234,8 +231,7 @@ def test_a_replayed_store_is_refused_by_the_deploy_state(  # type: ignore[no-unt
     assert client_file.read_bytes() == deployed and len(_backups(client_file)) == 1
 
 
-def test_a_damaged_deploy_state_is_refused(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
-    state_file.parent.mkdir()
+def test_a_damaged_host_state_is_refused(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
     state_file.write_text('{"format": 1, "stores": {"x": {"index_version": "9"}}}')
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--json")
@@ -247,8 +243,8 @@ def test_a_damaged_deploy_state_is_refused(run, published, client_file: Path, st
 def test_expect_key_refuses_another_root(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--expect-key", "SHA256:" + "0" * 64, "--json")
-    assert result.status == ExitCode.VERIFICATION
-    assert json.loads(result.stderr)["error"]["code"] == "key_history"
+    assert result.status == ExitCode.KEY
+    assert json.loads(result.stderr)["error"]["code"] == "key_untrusted"
     assert client_file.read_bytes() == old
 
 
@@ -265,7 +261,7 @@ def test_claude_desktop_gets_no_placeholder_it_would_pass_on_literally(  # type:
     missing = run(*argv, "--resolve-env", "--json")
     assert missing.status == ExitCode.USAGE
     assert "GITHUB_TOKEN not set" in json.loads(missing.stderr)["error"]["message"]
-    assert client_file.read_bytes() == old and _backups(client_file) == [] and not state_file.exists()
+    assert client_file.read_bytes() == old and _backups(client_file) == []
 
 
 def test_a_file_that_receives_resolved_values_is_narrowed_to_0600(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
@@ -317,8 +313,13 @@ def test_resolved_values_never_reach_any_output(  # type: ignore[no-untyped-def]
     assert json.loads(client_file.read_text())["mcpServers"]["pin"]["args"] == [f"--pin={value}"]
 
 
-def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
-    published({"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}})
+def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path, home: Path, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+    """Publish refuses it; deploy refuses it too in a store an earlier release wrote unchecked."""
+    payload = {"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}}
+    with pytest.raises(AssertionError, match="validation"):
+        published(payload)
+    key = keys.parse_private_key(key_file.read_bytes(), None, origin="test")
+    Index(home / "storage").publish(key, [ProfileUpdate("claude-desktop", "default", payload)])
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--json")
     assert result.status == ExitCode.USAGE

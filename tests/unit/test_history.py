@@ -14,7 +14,7 @@ from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 def _rotated(tmp_path: Path) -> tuple[KeyHistory, keys.SigningKey, keys.SigningKey]:
     first, second = keys.generate(), keys.generate()
     history = KeyHistory.create(tmp_path, first, "2026-01-01T00:00:00Z")
-    history.append_rotation(first, second, 7, "2026-01-02T00:00:00Z")
+    history.append_rotation(first, second, 7, "ab" * 32, "2026-01-02T00:00:00Z")
     return history, first, second
 
 
@@ -24,7 +24,7 @@ def test_version_one_pins_the_first_key(tmp_path: Path) -> None:
     loaded = KeyHistory.load(tmp_path, expect_root=key.fingerprint)
     assert loaded.root_fingerprint == key.fingerprint
     assert loaded.keys[key.keyid].status is KeyStatus.ACTIVE
-    with pytest.raises(KeyHistoryError, match="pinned root key"):
+    with pytest.raises(KeyNotTrustedError, match="root key"):
         KeyHistory.load(tmp_path, expect_root=keys.generate().fingerprint)
 
 
@@ -106,7 +106,7 @@ def test_a_version_that_does_not_link_to_its_predecessor_is_refused(tmp_path: Pa
     KeyHistory.create(other_dir, first, "2026-01-01T00:00:01Z")
     (tmp_path / "00000001.json").write_bytes((other_dir / "00000001.json").read_bytes())
     history = KeyHistory.load(tmp_path)
-    history.append_rotation(first, keys.generate(), 3, "2026-01-02T00:00:00Z")
+    history.append_rotation(first, keys.generate(), 3, "cd" * 32, "2026-01-02T00:00:00Z")
     (tmp_path / "00000001.json").write_bytes(
         KeyHistory.create(tmp_path / "third", first, "2026-01-01T00:00:02Z").versions[0].envelope_bytes
     )

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from mcp_orchestration.errors import InvalidIdError
-from mcp_orchestration.ids import check_artifact_id, check_name_id
+from mcp_orchestration.ids import check_artifact_id, check_name_id, check_server_name, is_server_name
+from mcp_orchestration.trust.keys import parse_keyid
 
 VALID_DIGEST = "a" * 64
 
@@ -56,3 +57,24 @@ def test_error_text_shows_only_an_escaped_prefix_of_the_input() -> None:
         check_name_id("\x00" + "y" * 500, "client")
     assert "\x00" not in caught.value.message
     assert "y" * 100 not in caught.value.message
+
+
+def test_an_id_that_looks_like_a_credential_is_never_echoed() -> None:
+    token = "ghp_" + "Q7w8E9r0T1" * 4
+    for check in (lambda v: check_name_id(v, "client"), check_artifact_id, check_server_name, parse_keyid):
+        with pytest.raises(InvalidIdError) as caught:
+            check(f"x/{token}")
+        assert token not in caught.value.message
+        assert "***" in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["fs", "GitHub", "a.b-c_d", "x" * 64])
+def test_server_names_follow_the_one_rule(name: str) -> None:
+    assert is_server_name(name) and check_server_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["caf\u00e9", "a..b", "..", "-x", ".x", "x" * 65, "a b", "a\x1b", "\u202ea", "", None])
+def test_server_names_outside_the_rule_are_refused(name: object) -> None:
+    assert not is_server_name(name)
+    with pytest.raises(InvalidIdError):
+        check_server_name(name)

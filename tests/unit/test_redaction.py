@@ -4,12 +4,14 @@ import base64
 import io
 import json
 import logging
+import os
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 
 from mcp_orchestration.redaction import (
     MASK,
+    REDACTOR,
     JsonRedactingFormatter,
     RedactingFormatter,
     Redactor,
@@ -116,3 +118,62 @@ def test_strings_too_short_to_be_secrets_do_not_mangle_output() -> None:
     redactor.register_text("   short  ")
     text = "error [key_format]: the key\nis short"
     assert redactor.redact(text) == text
+
+
+def _raw_and_der(key: keys.SigningKey) -> tuple[bytes, bytes]:
+    private = serialization.load_pem_private_key(key.serialize("pkcs8", None), None)
+    plain = serialization.NoEncryption()
+    raw = private.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw, plain)
+    der = private.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, plain)
+    return raw, der
+
+
+def _key_only_runs(secret: bytes) -> set[str]:
+    """The base64 characters that depend on ``secret`` alone, at each byte offset, built here independently.
+
+    A character encodes 6 bits; at bit position ``8 * offset`` the secret's bits start, so only the
+    characters wholly inside ``[8 * offset, 8 * (offset + len))`` are the secret's own.
+    """
+    runs = set()
+    for encode in (base64.b64encode, base64.urlsafe_b64encode):
+        for offset in (0, 1, 2):
+            text = encode(b"\xff" * offset + secret + b"\xff" * 3).decode()
+            first = -(-8 * offset // 6)
+            last = (8 * (offset + len(secret))) // 6
+            runs.add(text[first:last])
+    return runs
+
+
+@pytest.mark.parametrize("round_", range(4))
+def test_a_key_inside_a_larger_base64_blob_is_masked_at_every_byte_offset(round_: int) -> None:
+    """Seed and DER at byte offsets 0, 1 and 2 of random bytes: no 16-character piece of them survives."""
+    key = keys.generate()
+    raw, der = _raw_and_der(key)
+    windows = {run[i : i + 16] for secret in (raw, der) for run in _key_only_runs(secret) for i in range(len(run) - 15)}
+    for secret in (raw, der):
+        for offset in (0, 1, 2):
+            blob = os.urandom(30 + offset) + secret + os.urandom(31)
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                redacted = REDACTOR.redact(encode(blob).decode())
+                assert MASK in redacted
+                assert not [w for w in windows if w in redacted], (round_, offset, encode.__name__)
+
+
+def test_encodings_of_bytes_drop_the_characters_that_mix_in_neighbours() -> None:
+    raw = bytes(range(1, 33))  # 32 bytes: 10 whole groups and 2 bytes
+    forms = encodings_of_bytes(raw)
+    assert base64.b64encode(raw).decode().rstrip("=")[:42] in forms  # the last char mixes in the next byte
+    assert base64.b64encode(b"\0" + raw).decode()[2:44] in forms
+    assert base64.b64encode(b"\0\0" + raw).decode()[3:45] in forms
+    assert all(
+        "=" not in form for form in forms - {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    )
+
+
+def test_scrub_masks_known_secrets_and_credential_like_words() -> None:
+    token = "ghp_" + "A1b2C3d4E5" * 4
+    redactor = Redactor()
+    redactor.register({"a-known-secret-value"})
+    scrubbed = redactor.scrub(f"bad id {token} near a-known-secret-value")
+    assert token not in scrubbed and "a-known-secret-value" not in scrubbed
+    assert scrubbed.startswith("bad id ***")

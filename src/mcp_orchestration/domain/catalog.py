@@ -39,11 +39,10 @@ from mcp_orchestration.domain.strict import (
     check_text,
     index_by_id,
     parse_document,
-    shown,
 )
 from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
 from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
-from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.ids import check_name_id, shown
 
 KINDS = ("string", "path", "list")
 ITEM_KINDS = ("string", "path")

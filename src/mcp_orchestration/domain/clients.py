@@ -34,9 +34,9 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
-from mcp_orchestration.domain.strict import check_object, check_text, index_by_id, parse_document, shown
+from mcp_orchestration.domain.strict import check_object, check_text, index_by_id, parse_document
 from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationError
-from mcp_orchestration.ids import check_name_id, check_server_name
+from mcp_orchestration.ids import SERVER_NAME_RULE, check_name_id, is_server_name, shown
 
 PLATFORMS = ("linux", "macos", "windows")
 PLACEHOLDER_KINDS = ("env", "input")  # ${env:NAME}: an environment variable; ${input:ID}: asked by VS Code
@@ -118,7 +118,8 @@ class ClientSpec:
         """The client's file content for ``servers`` (neutral entries by name), under its config key."""
         rendered: dict[str, Any] = {}
         for name, entry in servers.items():
-            check_server_name(name)
+            if not is_server_name(name):  # the rule validation applies, and with its code
+                raise ValidationError(f"A server is named {shown(name)}; server names are {SERVER_NAME_RULE}.")
             transport, fields = _neutral_entry(name, entry)
             entry_format = self.formats.get(transport)
             if entry_format is None:

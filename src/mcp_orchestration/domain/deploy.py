@@ -1,10 +1,10 @@
 """``deploy``: write a profile's verified servers into a client's config file on this machine.
 
 An operator action run on the host, never an MCP tool. Nothing is read from the
-store before its key history is checked against the pinned root (``expect_key``)
-and its signed index chain verifies; the index must also be no older than the
-one this machine last deployed from (:mod:`.last_seen`), which catches a store
-rewound as a whole, its own rollback guard included.
+store before its key history is checked against the root this host pinned and
+its signed index chain verifies; the index must also descend from the last one
+this host accepted (:mod:`mcp_orchestration.anchor`), which catches a store
+rewound or replaced as a whole, its own rollback guard included.
 
 Merge rule: the profile's servers, in the client's shape, are set under the
 client's config key, each replacing a server of the same name whole; servers
@@ -33,7 +33,6 @@ secret-looking strings masked, so showing it never prints a credential.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import errno
 import json
@@ -42,21 +41,18 @@ import re
 import stat
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mcp_orchestration.domain.clients import ClientSpec, get_client
-from mcp_orchestration.domain.last_seen import LastSeen, Seen, default_state_file, store_key
 from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.errors import ConflictError, LimitError, UsageError, ValidationError
 from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
 from mcp_orchestration.operations import App
 from mcp_orchestration.redaction import REDACTOR
-from mcp_orchestration.trust.keys import public_key_fingerprint
 
 NEW_FILE_MODE = 0o600
 MAX_BACKUPS_PER_SECOND = 1000
@@ -87,8 +83,7 @@ class DeployResult:
 class _Source:
     """A profile's payload read under one fully verified index, and that index's identity."""
 
-    store: str
-    seen: Seen
+    index_version: int
     keyid: str
     artifact: str
     payload: Any
@@ -101,29 +96,22 @@ def deploy(
     *,
     config_path: Path | None = None,
     dry_run: bool = False,
-    expect_key: str | None = None,
     resolve_env: bool = False,
     environ: Mapping[str, str] | None = None,
     now: datetime | None = None,
-    state_file: Path | None = None,
 ) -> DeployResult:
     """Merge ``client/profile``'s servers into the client's config file (``config_path`` or its default place).
 
-    ``state_file`` overrides where the last deployed index versions are kept
-    (default: :func:`~.last_seen.default_state_file`). ``environ`` (default
-    ``os.environ``) is where ``resolve_env`` reads values. A dry run reads and
-    checks everything but writes nothing, not even that state.
+    ``environ`` (default ``os.environ``) is where ``resolve_env`` reads values.
+    A dry run reads and checks everything but writes nothing to the client's file.
     """
     spec = get_client(client)
     target = (config_path or default_config_path(spec)).resolve()  # a linked file is written where it lives
     when = (now or datetime.now(UTC)).astimezone(UTC)
-    state = LastSeen(state_file or default_state_file(os.environ))
-    lock: AbstractContextManager[None] = contextlib.nullcontext() if dry_run else state.locked()
-    with app.telemetry.operation("deploy") as event, lock:
+    with app.telemetry.operation("deploy") as event:
         event.set(dry_run=dry_run)
-        source = _verified_source(app, client, profile, expect_key)
-        event.set(keyid=source.keyid, index_version=source.seen.index_version)
-        state.check(source.store, source.seen)
+        source = _verified_source(app, client, profile)
+        event.set(keyid=source.keyid, index_version=source.index_version)
         servers, values = _expand_placeholders(
             spec, _rendered_servers(spec, source.payload), resolve_env, os.environ if environ is None else environ
         )
@@ -139,14 +127,13 @@ def deploy(
                 backup = _replace(target, old, mode, merged, when)
             elif values:
                 os.chmod(target, mode)  # unchanged, but it holds the values: narrowed all the same
-            state.record(source.store, source.seen, when.strftime("%Y-%m-%dT%H:%M:%SZ"))
         event.set(changed=changed)
         return DeployResult(
             client=spec.id,
             profile=profile,
             path=str(target),
             artifact=source.artifact,
-            index_version=source.seen.index_version,
+            index_version=source.index_version,
             servers=tuple(servers),
             resolved_env=tuple(sorted(values)),
             created=old is None,
@@ -174,17 +161,14 @@ def default_config_path(spec: ClientSpec) -> Path:
     return Path(spec.config_path(platform, os.environ, Path.home()))
 
 
-def _verified_source(app: App, client: str, profile: str, expect_key: str | None) -> _Source:
+def _verified_source(app: App, client: str, profile: str) -> _Source:
     """Verify the key history and index chain, then read the profile's artifact under that same head."""
-    expect_root = public_key_fingerprint(expect_key) if expect_key else None
-    report = app.index.verify(expect_root=expect_root)
+    report = app.index.verify()
     entry, payload = app.index.get_artifact(client, profile)
-    history, head = app.index.snapshot(expect_root)
+    _, head = app.index.snapshot()
     if head.head_id != report.head_id:
         raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")
-    seen = Seen(report.index_version, report.key_history_version, report.head_id)
-    store = store_key(history.root_fingerprint, app.settings.home.resolve())
-    return _Source(store, seen, report.keyid, entry.artifact, payload)
+    return _Source(report.index_version, report.keyid, entry.artifact, payload)
 
 
 def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mcp_orchestration.errors import LimitError, ValidationError
+from mcp_orchestration.ids import shown
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 
@@ -18,7 +19,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise ValidationError(f"The payload repeats the key {key[:80]!a} in one object.")
+            raise ValidationError(f"The payload repeats the key {shown(key)} in one object.")
         result[key] = value
     return result
 

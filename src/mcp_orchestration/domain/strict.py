@@ -17,14 +17,25 @@ from typing import Any, Protocol, TypeVar
 
 from mcp_orchestration.domain.payload import parse_payload
 from mcp_orchestration.errors import LimitError, ValidationError
+from mcp_orchestration.ids import shown
 
+# Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned characters.
 _HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-def shown(value: object) -> str:
-    """A short, escaped form of an untrusted value, safe to put in a message."""
-    text = value if isinstance(value, str) else repr(value)
-    return ascii(text[:80])
+def is_hidden(char: str) -> bool:
+    """Whether ``char`` is invisible or controls a terminal: it could fake or hide text around it."""
+    return unicodedata.category(char) in _HIDDEN_CATEGORIES
+
+
+def has_hidden(text: str) -> bool:
+    """Whether ``text`` holds a control or invisible character (ESC, CR, LF, TAB, NUL, U+202E, U+200B...)."""
+    return any(is_hidden(char) for char in text)
+
+
+def escape_hidden(text: str) -> str:
+    """``text`` with each control or invisible character written as its escape (``\\x1b``, ``\\u202e``)."""
+    return "".join(ascii(char)[1:-1] if is_hidden(char) else char for char in text)
 
 
 def parse_document(data: bytes, source: str) -> dict[str, Any]:
@@ -43,7 +54,7 @@ def check_text(value: object, what: str, max_chars: int, pattern: re.Pattern[str
         raise ValidationError(f"{what} must be a non-empty string.")
     if len(value) > max_chars:
         raise LimitError(f"{what} is {len(value)} characters long; the limit is {max_chars}.")
-    if any(unicodedata.category(char) in _HIDDEN_CATEGORIES for char in value):
+    if has_hidden(value):
         raise ValidationError(f"{what} contains a control or invisible character.")
     if pattern is not None and not pattern.fullmatch(value):
         raise ValidationError(f"{what} has an unexpected form: {shown(value)}.")

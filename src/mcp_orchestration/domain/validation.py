@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from mcp_orchestration.domain.masking import MASK
 from mcp_orchestration.domain.secret_rules import find_secret, secret_arguments
 from mcp_orchestration.errors import LimitError, ValidationError
-from mcp_orchestration.ids import SERVER_NAME
+from mcp_orchestration.ids import SERVER_NAME_RULE, is_server_name
 
 MAX_SERVERS = 100
 MAX_ARGS = 64
@@ -35,7 +35,6 @@ SHOWN_PROBLEMS = 10
 
 ProblemCode = Literal["shape", "limit", "name", "url", "secret"]
 
-_SERVER_NAME = SERVER_NAME
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
 _LOCAL_FIELDS: tuple[str, ...] = ("command", "args", "env")
@@ -113,7 +112,7 @@ def _child(path: str, key: object) -> str:
 
 def _placeholder_name(server: object) -> str:
     """An env variable name to suggest for a server's credential, e.g. ``GITHUB_TOKEN``."""
-    if not isinstance(server, str) or not _SERVER_NAME.fullmatch(server) or find_secret(server) is not None:
+    if not is_server_name(server) or find_secret(server) is not None:
         return "API_TOKEN"
     stem = re.sub(r"[^A-Z0-9]+", "_", server.upper()).strip("_")
     return f"{stem}_TOKEN" if stem and not stem[0].isdigit() else "API_TOKEN"
@@ -160,13 +159,8 @@ class _Checker:
             server_path = _child(path, name)
             if not self.key(name, server_path):
                 continue
-            if not _SERVER_NAME.fullmatch(name):
-                self.add(
-                    "name",
-                    server_path,
-                    "Server names must be 1-64 characters of A-Z, a-z, 0-9, '.', '_' or '-', "
-                    "starting with a letter or digit.",
-                )
+            if not is_server_name(name):
+                self.add("name", server_path, f"Server names must be {SERVER_NAME_RULE}.")
             self.server(server, server_path, name)
 
     def server(self, server: object, path: str, name: str) -> None:

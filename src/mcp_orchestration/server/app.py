@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, TypeVar, cast
 
@@ -22,7 +23,6 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from mcp_orchestration.domain.secret_rules import scrub_text
 from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
 from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.operations import MAX_CHANGELOG_CHARS
@@ -31,6 +31,7 @@ from mcp_orchestration.server import schemas
 from mcp_orchestration.server.tools import ConfigTools
 
 log = logging.getLogger(__name__)
+_ERROR_TYPE = re.compile(r"\[type=(\w+)")
 Result = TypeVar("Result", bound=Mapping[str, Any])
 
 CALL_TIMEOUT_SECONDS = 20.0
@@ -78,18 +79,13 @@ Client = Annotated[str, Field(description="Client id, e.g. claude-desktop, curso
 Profile = Annotated[str, Field(description="Profile id, e.g. default.")]
 
 
-def _scrub(text: str) -> str:
-    """Error text as it may be shown: known secrets and anything that looks like a credential masked."""
-    return scrub_text(REDACTOR.redact(text))
-
-
 def _error_result(error: OrchestrationError) -> CallToolResult:
     """A tool error: the text a model reads, and the same error as data in ``_meta`` for programs.
 
     Not in ``structuredContent``: clients validate that against the tool's
     output schema, error or not, and would replace the message with their own.
     """
-    data = {key: _scrub(value) for key, value in error.to_dict().items()}
+    data = {key: REDACTOR.scrub(value) for key, value in error.to_dict().items()}
     text = f"[{data['code']}] {data['message']}" + (f"\n{data['hint']}" if data["hint"] else "")
     return CallToolResult.model_validate(
         {"isError": True, "content": [{"type": "text", "text": text}], "_meta": {ERROR_META_KEY: data}}
@@ -135,7 +131,7 @@ def _resource(operation: Callable[[], Mapping[str, Any]]) -> str:
     try:
         return REDACTOR.redact(json.dumps(operation()))
     except OrchestrationError as error:
-        raise ResourceError(_scrub(f"[{error.code}] {error.message}")) from None
+        raise ResourceError(REDACTOR.scrub(f"[{error.code}] {error.message}")) from None
 
 
 def _argument_error(text: str) -> OrchestrationError:
@@ -148,9 +144,12 @@ def _argument_error(text: str) -> OrchestrationError:
     kept = [line.split(" [type=")[0] for line in text.splitlines() if not line.startswith("    For further")]
     message = "\n".join(kept)
     if "validation error" in message:
+        kinds = _ERROR_TYPE.findall(text)
+        if kinds and all(kind.endswith("too_long") for kind in kinds):  # a bound, as the operations report it
+            return LimitError(message)
         return ValidationError(message)
     if message.startswith("Error executing tool"):  # our tools never raise: the result failed its schema
-        log.error("A tool result failed its output schema: %s", _scrub(message))
+        log.error("A tool result failed its output schema: %s", REDACTOR.scrub(message))
         return InternalError(InternalError.default_message)
     return UsageError(message)
 
@@ -167,7 +166,7 @@ async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
     except MCPError as error:
         if ctx.method != "resources/read":
             raise
-        raise MCPError(error.error.code, _scrub(error.error.message)) from None
+        raise MCPError(error.error.code, REDACTOR.scrub(error.error.message)) from None
     if (
         ctx.method == "tools/call"
         and isinstance(result, dict)

@@ -215,6 +215,9 @@ class PublishResult(TypedDict):
     index_version: IndexVersion
     changed: Annotated[bool, Field(description="False when the draft equals the published config.")]
     keyid: str
+    diff: Annotated[
+        ConfigDiff, Field(description="What was signed: the change from the config this publish replaced (masked).")
+    ]
 
 
 @with_config(STRICT)

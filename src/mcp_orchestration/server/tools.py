@@ -18,10 +18,9 @@ from typing import Any, cast
 from mcp_orchestration import operations
 from mcp_orchestration.domain import catalog, clients
 from mcp_orchestration.domain.diff import ConfigDiff, diff_configs
-from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.ids import check_name_id, check_server_name
+from mcp_orchestration.ids import check_name_id, check_server_name, shown
 from mcp_orchestration.operations import App
 from mcp_orchestration.server import schemas
 from mcp_orchestration.store.drafts import Draft, DraftStore
@@ -57,7 +56,7 @@ class ConfigTools:
         if client is not None:
             check_name_id(client, "client")
         published = self.app.index.list_profiles()
-        drafts = set(self.drafts.list())
+        drafts = set(self.drafts.list())  # names checked, files not read: listing needs no key
         names = {(c, p) for c, profiles in published.items() for p in profiles} | drafts
         return {
             "profiles": [
@@ -90,24 +89,16 @@ class ConfigTools:
 
     def get_config(self, client: str, profile: str, artifact: str | None = None) -> schemas.PublishedConfig:
         """A profile's published config (latest, or a past artifact), verified and masked."""
-        result = operations.get(self.app, client, profile, artifact)
-        entry = result["entry"]
-        return {
-            "client": client,
-            "profile": profile,
-            "artifact": entry["artifact"],
-            "index_version": entry["index_version"],
-            "published_at": entry["published_at"],
-            "changelog": entry["changelog"],
-            "config": self._masked(entry["artifact"], result["payload"]),
-        }
+        entry, payload = operations.read_published(self.app, client, profile, artifact)
+        view = operations.published_view(entry, self._masked(entry.artifact, payload))
+        return cast("schemas.PublishedConfig", view)
 
-    def _masked(self, artifact: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """The masked form of an artifact, computed once per artifact (artifacts never change)."""
+    def _masked(self, artifact: str, payload: Any) -> dict[str, Any]:
+        """``operations.masked_config`` of an artifact, computed once per artifact (artifacts never change)."""
         with self._masked_lock:  # tools run in worker threads
             text = self._masked_cache.get(artifact)
         if text is None:
-            text = json.dumps(mask_secrets(payload))
+            text = json.dumps(operations.masked_config(payload))
             with self._masked_lock:
                 if len(self._masked_cache) >= MASKED_CACHE_ENTRIES:
                     self._masked_cache.pop(next(iter(self._masked_cache)))
@@ -120,24 +111,17 @@ class ConfigTools:
 
     def export_config(self, client: str, profile: str) -> schemas.ExportedConfig:
         """The client's own file shape for a profile's published config, with its artifact and index version."""
-        spec = clients.get_client(client)
-        published = self.get_config(client, profile)
-        rendered = spec.render(published["config"].get("mcpServers", {}))
-        return {
-            "client": client,
-            "profile": profile,
-            "artifact": published["artifact"],
-            "index_version": published["index_version"],
-            "config": rendered,
-        }
+        clients.get_client(client)
+        exported = operations.export_view(dict(self.get_config(client, profile)))
+        return cast("schemas.ExportedConfig", exported)
 
     def verify_config(self, client: str, profile: str) -> schemas.VerifyResult:
         """Verify the key history, the signed chain and the profile's artifact bytes."""
-        report = operations.verify(self.app, deep=False, expect_key=None)
-        entry = operations.get(self.app, client, profile, None)["entry"]  # re-hashes the artifact
+        report = operations.verify(self.app, deep=False)
+        entry, _ = operations.read_published(self.app, client, profile)  # re-hashes the artifact
         return cast(
             "schemas.VerifyResult",
-            {"client": client, "profile": profile, "artifact": entry["artifact"], "verified": True, **report},
+            {"client": client, "profile": profile, "artifact": entry.artifact, "verified": True, **report},
         )
 
     def get_trust_info(self) -> schemas.TrustInfo:
@@ -150,24 +134,29 @@ class ConfigTools:
     # -- drafts --------------------------------------------------------------------------
 
     def _draft(self, client: str, profile: str) -> Draft:
-        """The profile's draft, or a new one started from its published config."""
+        """The profile's draft, or a new one started from its published config.
+
+        Checking a draft's MAC needs the signing key: without one, the key's
+        error is the answer, never a draft no one can vouch for.
+        """
         clients.get_client(client)
-        existing = self.drafts.get(client, profile)
+        check_name_id(profile, "profile")
+        existing = self.drafts.get(client, profile, self.app.signing_key)
         if existing is not None:
             return existing
         try:
-            published = operations.get(self.app, client, profile, None)
+            entry, payload = operations.read_published(self.app, client, profile)
         except NotFoundError:
             return Draft(client, profile, dict(EMPTY_CONFIG), None, utc_now())
-        return Draft(client, profile, published["payload"], published["entry"]["artifact"], utc_now())
+        return Draft(client, profile, payload, entry.artifact, utc_now())
 
     def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> schemas.DraftView:
         """Apply ``change`` to the draft's config: read, change and write under the drafts lock, so no edit is lost."""
-        self.app.require_writable()
+        key = self.app.require_writable()
         with self.drafts.lock():
             draft = self._draft(client, profile)
             updated = Draft(client, profile, change(draft.payload), draft.base_artifact, utc_now())
-            self.drafts.save(updated)
+            self.drafts.save(updated, key)
         return self._show(updated)
 
     def _show(self, draft: Draft) -> schemas.DraftView:
@@ -176,7 +165,7 @@ class ConfigTools:
             "profile": draft.profile,
             "base_artifact": draft.base_artifact,
             "updated_at": draft.updated_at,
-            "config": mask_secrets(draft.payload),
+            "config": operations.masked_config(draft.payload),
         }
 
     def add_server_to_config(
@@ -208,7 +197,7 @@ class ConfigTools:
         def remove(config: dict[str, Any]) -> dict[str, Any]:
             servers = dict(config.get("mcpServers", {}))
             if name not in servers:
-                raise NotFoundError(f"The draft of {client}/{profile} has no server named {name[:64]!r}.")
+                raise NotFoundError(f"The draft of {client}/{profile} has no server named {shown(name)}.")
             del servers[name]
             return {**config, "mcpServers": servers}
 
@@ -235,7 +224,7 @@ class ConfigTools:
 
     def _diff_against_published(self, draft: Draft) -> ConfigDiff:
         try:
-            published = operations.get(self.app, draft.client, draft.profile, None)["payload"]
+            _, published = operations.read_published(self.app, draft.client, draft.profile)
         except NotFoundError:
             published = None
         return diff_configs(published, draft.payload)
@@ -247,18 +236,26 @@ class ConfigTools:
         return cast("schemas.ValidationResult", {"client": client, "profile": profile, **report})
 
     def publish_config(self, client: str, profile: str, changelog: str = "") -> schemas.PublishResult:
-        """Validate, sign and publish the draft, then drop it."""
-        operations.check_changelog(changelog)
-        self.app.require_writable()
+        """Publish the draft through the one gate (``operations.publish_payload`` checks all of it), then drop it;
+        the result shows exactly what was signed.
+
+        The publish succeeds only if the profile is still at the draft's base
+        artifact (checked under the index lock) or already holds the draft's
+        config, so the diff shown is from the config this publish replaced.
+        """
+        key = self.app.require_writable()
+        operations.check_changelog(changelog)  # the gate checks it again; a hostile changelog is refused first
         with self.drafts.lock():  # no edit can slip in between publishing the draft and dropping it
-            clients.get_client(client)
-            draft = self.drafts.get(client, profile)
+            draft = self.drafts.get(client, profile, key)
             if draft is None:
                 raise NotFoundError(
                     f"There is no draft of {client}/{profile} to publish.",
                     "Edit the profile first (add_server_to_config / remove_server_from_config).",
                 )
-            require_valid(draft.payload)
-            result = operations.publish_payload(self.app, client, profile, draft.payload, changelog)
+            base = None if draft.base_artifact is None else self.app.index.objects.get_json(draft.base_artifact)
+            result = operations.publish_payload(
+                self.app, client, profile, draft.payload, changelog, base_artifact=draft.base_artifact
+            )
             self.drafts.clear(client, profile)
-        return cast("schemas.PublishResult", result)
+        replaced = base if result["changed"] else draft.payload  # unchanged: it was already published
+        return cast("schemas.PublishResult", {**result, "diff": diff_configs(replaced, draft.payload).to_dict()})

@@ -83,6 +83,20 @@ class ContentStore:
             batch.barrier()
         return object_id
 
+    def put_replacing(self, data: bytes, batch: WriteBatch) -> str:
+        """Store ``data`` by atomic rename (temporary file, then rename), durable only at ``batch``'s barrier.
+
+        For an object that something already refers to when it is written (a
+        head's own copy, written after it became ``HEAD``): a writer killed
+        midway leaves no object, never a torn one.
+        """
+        object_id = digest_of(data)
+        location = Path(self._location(object_id))
+        if not self._is_intact(str(location), object_id):
+            location.parent.mkdir(mode=0o700, exist_ok=True)
+            batch.write(location, data, mode=_OBJECT_MODE)
+        return object_id
+
     def put_json(self, value: Any, batch: WriteBatch | None = None) -> str:
         """Store the canonical bytes of a JSON value and return its id."""
         return self.put_bytes(canonical_bytes(value), batch)

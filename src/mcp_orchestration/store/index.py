@@ -12,23 +12,32 @@ On disk, under ``storage/``::
 Every write holds the lock for the whole read -> version + 1 -> sign -> write
 sequence. Objects are written before the head that names them, the head
 before ``accepted``: a crash at any point leaves the old or the new state.
+A head's own copy in ``objects/`` is written only once it is ``HEAD``, so every
+signed head in the CAS was accepted once: one that is not on the current
+chain is evidence of a rewound index (a fork), never a leftover of a crash.
 Readers read ``accepted`` before ``HEAD``, so a concurrent write can never look
 like a rollback.
+
+The store does not vouch for itself: a :class:`TrustPolicy` given by the
+host (its pinned root, the last head it accepted) sees every key history and
+every new head before any reader uses them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal, Protocol
 
 from mcp_orchestration.errors import (
     ConflictError,
+    ForkError,
     IntegrityError,
     InvalidIdError,
     KeyHistoryError,
@@ -52,7 +61,7 @@ from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, canonica
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
 from mcp_orchestration.trust import dsse
-from mcp_orchestration.trust.history import KeyHistory, KeyStatus
+from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
 
 
@@ -71,14 +80,31 @@ class SignedHead:
     envelope_bytes: bytes
 
 
+class _AnyBase(enum.Enum):
+    ANY = "any"
+
+
+ANY_BASE: Final = _AnyBase.ANY
+"""An update's ``expected_base`` when whatever is published now may be replaced (the operator's ``publish``)."""
+
+ExpectedBase = str | None | Literal[_AnyBase.ANY]
+
+
 @dataclass(frozen=True)
 class ProfileUpdate:
-    """One profile's new payload in a publish."""
+    """One profile's new payload in a publish.
+
+    ``expected_base`` is the artifact the new payload was made from (None: made
+    when nothing was published): if the profile's current artifact is another,
+    someone published in between and the publish is a conflict, not a silent
+    overwrite. ``ANY_BASE`` skips the check.
+    """
 
     client: str
     profile: str
     payload: dict[str, Any]
     changelog: str = ""
+    expected_base: ExpectedBase = field(default=ANY_BASE, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -104,11 +130,22 @@ class VerifyReport:
     damaged_unreferenced: list[str] = field(default_factory=list)
 
 
+class TrustPolicy(Protocol):
+    """What the host holds against the store: called before a key history or a new head is used."""
+
+    def check_history(self, history: KeyHistory) -> None:
+        """Raise unless ``history`` is rooted in what the host trusts."""
+
+    def check_head(self, index: Index, history: KeyHistory, head: SignedHead) -> None:
+        """Raise unless ``head`` may follow what the host accepted before; then remember it."""
+
+
 class Index:
     """One store: its objects, its signed head chain and its key history."""
 
-    def __init__(self, storage_dir: Path) -> None:
+    def __init__(self, storage_dir: Path, policy: TrustPolicy | None = None) -> None:
         self.storage_dir = storage_dir
+        self.policy = policy
         self.objects = ContentStore(storage_dir / "objects")
         self.index_dir = storage_dir / "index"
         self.keys_dir = storage_dir / "keys"
@@ -134,6 +171,10 @@ class Index:
             remove_stale_temps(self.keys_dir)
             self._swept = True
 
+    def exists(self) -> bool:
+        """Whether the store was initialised (its key history begins)."""
+        return KeyHistory.exists(self.keys_dir)
+
     def guard(self) -> Guard | None:
         """The rollback guard (None before init)."""
         return read_guard(self.accepted_path)
@@ -149,7 +190,10 @@ class Index:
         """
         state = self._history_state()
         if fresh or self._history_cache is None or self._history_cache[0] != state:
-            self._history_cache = (state, KeyHistory.load(self.keys_dir))
+            loaded = KeyHistory.load(self.keys_dir)
+            if self.policy is not None:
+                self.policy.check_history(loaded)
+            self._history_cache = (state, loaded)
         history = self._history_cache[1]
         if expect_root is not None:
             history.require_root(expect_root)
@@ -190,7 +234,9 @@ class Index:
         if allowed is None or allowed[0] not in valid:
             raise SignatureError(f"{what} (index version {head.version}) is not signed by the key active for it.")
         self._check_history_binding(head, history, what)
-        return SignedHead(digest_of(data), head, allowed[0], data)
+        head_id = digest_of(data)
+        _check_last_head(head_id, head, allowed[1], what)
+        return SignedHead(head_id, head, allowed[0], data)
 
     @staticmethod
     def _check_history_binding(head: Head, history: KeyHistory, what: str) -> None:
@@ -229,20 +275,32 @@ class Index:
 
     def _check_head(self, data: bytes, guard: Guard | None, history: KeyHistory) -> SignedHead:
         """Verify ``HEAD``'s bytes, refusing anything older than the rollback guard."""
+        if guard is None:
+            raise RollbackError("The store has an index but no rollback guard: index/accepted was removed.")
         cached = self._head_cache
         if cached is not None and cached[0] == data and cached[1] is history:
             signed = cached[2]
-        else:
-            signed = self._verify_envelope(data, history, "The current index")
-            self._head_cache = (data, history, signed)
-        if guard is None:
-            raise RollbackError("The store has an index but no rollback guard: index/accepted was removed.")
+            guard.check(signed.head.version, len(history.versions))
+            return signed
+        signed = self._verify_envelope(data, history, "The current index")
         guard.check(signed.head.version, len(history.versions))
+        _check_current_signer(signed, history.keys[signed.keyid])
+        if self.policy is not None:
+            self.policy.check_head(self, history, signed)
+        self._head_cache = (data, history, signed)
         return signed
 
     def head_by_id(self, head_id: str, history: KeyHistory) -> SignedHead:
         """A past head from the CAS, with its signature checked under ``history``."""
         return self._verify_envelope(self.objects.get_bytes(head_id), history, f"Index head {head_id}")
+
+    def ancestor_id(self, head: SignedHead, version: int, history: KeyHistory) -> str:
+        """The id of the head at ``version`` on the chain that ends at ``head`` (walking ``previous``)."""
+        report = VerifyReport(head.head.version, head.head_id, head.keyid, len(history.versions), 0)
+        signed = head
+        while signed.head.version > version and signed.head.previous_head is not None:
+            signed = self._previous_head(signed, signed.head.previous_head, history, report)
+        return signed.head_id
 
     # -- reading the tree --------------------------------------------------------------
 
@@ -296,36 +354,48 @@ class Index:
     def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
         """Sign ``head`` and make it current, after everything written through ``batch``.
 
-        One barrier makes the new objects, the head's CAS copy and the staged
-        ``HEAD`` durable; only then is ``HEAD`` renamed into place. ``accepted``
+        One barrier makes the new objects and the staged ``HEAD`` durable; only
+        then is ``HEAD`` renamed into place, and only then does the head get its
+        copy in the CAS (without a barrier: ``HEAD`` holds the same bytes, and the
+        next writer makes the copy durable before it builds on it). So no crash
+        can leave a signed head in the CAS that was never ``HEAD``. ``accepted``
         follows, overwritten in place without a barrier of its own: losing it to
         a power cut only lowers the rollback guard to a version that was also signed.
         """
         envelope = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {key.keyid: key.sign})
         data = envelope.to_bytes()
-        head_id = self.objects.put_bytes(data, batch)
         batch.stage(self.head_path, data)
         batch.commit()
+        head_id = self.objects.put_replacing(data, WriteBatch(self.storage_dir))
         guard = Guard(head.version, head.key_history_version)
         if head.version == 1:
             create_guard(self.accepted_path, guard)
         else:
             raise_guard(self.accepted_path, guard)
         signed = SignedHead(head_id, head, key.keyid, data)
+        if self.policy is not None:
+            self.policy.check_head(self, history, signed)
         self._head_cache = (data, history, signed)
         return signed
+
+    def _keep_head(self, current: SignedHead, batch: WriteBatch) -> None:
+        """Make sure the head a new one builds on has its copy in the CAS, durable with ``batch``."""
+        self.objects.put_bytes(current.envelope_bytes, batch)
 
     def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
         """Create the store pinned to ``key``; re-running it finishes or confirms an earlier init."""
         with self.write_lock():
             ensure_dir(self.index_dir)
             if KeyHistory.exists(self.keys_dir):
-                history = self.load_history()
-                if history.root_fingerprint != key.fingerprint:
+                # Another root is a conflict (a different store lives here), said before the host's policy
+                # refuses the store as untrusted.
+                existing_root = KeyHistory.load(self.keys_dir).root_fingerprint
+                if existing_root != key.fingerprint:
                     raise ConflictError(
-                        f"The store is already initialised with root key {history.root_fingerprint}.",
+                        f"The store is already initialised with root key {existing_root}.",
                         hint="Use that key, or choose another --home for a new store.",
                     )
+                history = self.load_history()
                 if self.head_path.exists() or self.guard() is not None or len(history.versions) > 1:
                     return history, self.current_head(history), False
                 history.require_active(key)  # only an init that stopped before its first head resumes
@@ -353,16 +423,20 @@ class Index:
             unchanged: list[str] = []
             now = utc_now()
             batch = WriteBatch(self.storage_dir)
+            self._keep_head(current, batch)
             for update in updates:
                 name = f"{update.client}/{update.profile}"
                 if update.client not in trees:
                     tree_id = clients.get(update.client)
                     trees[update.client] = self._profiles(tree_id) if tree_id else {}
                 profiles = trees[update.client]
-                artifact = self.objects.put_json(update.payload, batch)
-                artifacts[name] = artifact
                 previous = profiles.get(update.profile)
-                if previous is not None and self.entry(previous).artifact == artifact:
+                previous_artifact = self.entry(previous).artifact if previous is not None else None
+                data = canonical_bytes(update.payload)
+                _check_base(update, previous_artifact, digest_of(data))
+                artifact = self.objects.put_bytes(data, batch)
+                artifacts[name] = artifact
+                if previous_artifact == artifact:
                     unchanged.append(name)
                     continue
                 entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
@@ -379,7 +453,9 @@ class Index:
     def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
         head = Head.next(current.head.version + 1, current.head.root, current.head_id, history.digests, utc_now())
-        return self._write_head(key, head, WriteBatch(self.storage_dir), history)
+        batch = WriteBatch(self.storage_dir)
+        self._keep_head(current, batch)
+        return self._write_head(key, head, batch, history)
 
     # -- verification ------------------------------------------------------------------
 
@@ -406,7 +482,7 @@ class Index:
         )
         walked: set[str] = set()
         if deep:
-            self.objects.get_bytes(current.head_id)
+            self._check_head_copy(current, report)
             report.profiles = sum(len(self._profiles(tree)) for tree in self._clients(current.head).values())
         signed = current
         while True:
@@ -430,6 +506,26 @@ class Index:
             self._sweep_unreferenced(walked, history, current, report)
         self._save_checkpoint(current.head_id)
         return report
+
+    def _check_head_copy(self, current: SignedHead, report: VerifyReport) -> None:
+        """The current head's copy in the CAS is whole, or what a crash leaves of it (see :meth:`_write_head`).
+
+        A crash can leave it absent, or, after a power cut, cut short (renamed in
+        before its bytes were flushed): the next writer rewrites it. Any other
+        difference from ``HEAD`` is damage.
+        """
+        try:
+            self.objects.get_bytes(current.head_id)
+        except IntegrityError:
+            try:
+                left = read_regular(self.objects.path_for(current.head_id), len(current.envelope_bytes))
+            except FileNotFoundError:
+                return
+            except UnsafeFileError:
+                raise IntegrityError(f"The copy of the current index {current.head_id} is damaged.") from None
+            if not current.envelope_bytes.startswith(left):
+                raise
+            report.damaged_unreferenced.append(current.head_id)
 
     def _previous_head(
         self, signed: SignedHead, previous_id: str, history: KeyHistory, report: VerifyReport
@@ -458,7 +554,9 @@ class Index:
         if signer is None or signer[1].status is not KeyStatus.REVOKED:
             raise SignatureError(f"{what} (index version {head.version}) has no valid signature from its key.")
         self._check_history_binding(head, history, what)
-        return SignedHead(digest_of(data), head, signer[0], data)
+        head_id = digest_of(data)
+        _check_last_head(head_id, head, signer[1], what)
+        return SignedHead(head_id, head, signer[0], data)
 
     def _walk_tree(self, head: Head, walked: set[str]) -> None:
         """Re-hash everything reachable from ``head`` that was not walked yet; parse the tree objects."""
@@ -484,7 +582,8 @@ class Index:
     def _sweep_unreferenced(
         self, walked: set[str], history: KeyHistory, current: SignedHead, report: VerifyReport
     ) -> None:
-        """Re-hash the objects no index version refers to; a newer signed head among them is a rollback."""
+        """Re-hash the objects no index version refers to; a signed head among them is a rollback or a fork."""
+        off_chain: list[SignedHead] = []
         for object_id in self.objects.iter_ids():
             if object_id in walked:
                 continue
@@ -494,27 +593,28 @@ class Index:
             except IntegrityError:
                 report.damaged_unreferenced.append(object_id)
                 continue
-            if data.startswith(b'{"payload":') and self._is_replayed_over(data, history, current):
-                raise RollbackError(
-                    f"Object {object_id} is a validly signed index newer than the current version "
-                    f"{current.head.version}: the index was rolled back."
-                )
+            if data.startswith(b'{"payload":') and (signed := self._off_chain_head(data, history, current)):
+                off_chain.append(signed)
         report.objects_checked = len(walked) + report.unreferenced_objects
+        if off_chain:
+            raise _off_chain_error(sorted(off_chain, key=lambda s: s.head.version), current)
 
-    def _is_replayed_over(self, data: bytes, history: KeyHistory, current: SignedHead) -> bool:
-        """Whether ``data`` is a signed head that shows the current one is not the newest.
+    def _off_chain_head(self, data: bytes, history: KeyHistory, current: SignedHead) -> SignedHead | None:
+        """``data`` as a validly signed head that is not on the current chain, or None.
 
-        An interrupted write leaves at most the next head, built on the current
-        one, before ``HEAD`` was renamed in: that one is harmless. Anything newer,
-        or a next head built on another, means ``HEAD`` was moved back.
+        Every head in the CAS was ``HEAD`` once (see :meth:`_write_head`), so one
+        off the chain was accepted and then dropped: the index was rolled back,
+        and genuine publishes may since have built a second chain over it. The
+        one exception is a store written by a release before 0.2, whose
+        interrupted write could leave the next head, built on the current one.
         """
         try:
             signed = self._verify_envelope(data, history, "An unreferenced object")
         except VerificationError:
-            return False
+            return None
         head = signed.head
         interrupted = head.version == current.head.version + 1 and head.previous_head == current.head_id
-        return head.version > current.head.version and not interrupted
+        return None if interrupted else signed
 
     def _read_checkpoint(self) -> str | None:
         """The verified checkpoint; anything unreadable or unsafe there (a link, a FIFO) counts as none."""
@@ -533,8 +633,68 @@ class Index:
         return self.snapshot()[1].envelope_bytes
 
 
+def _check_base(update: ProfileUpdate, current: str | None, artifact: str) -> None:
+    """Refuse an update made from another version than the one published now (the caller holds the lock).
+
+    Publishing what is already published again loses nothing, so it passes
+    (a retry after the first attempt's draft could not be dropped).
+    """
+    expected = update.expected_base
+    if expected is ANY_BASE or current in (expected, artifact):
+        return
+    raise ConflictError(
+        f"{update.client}/{update.profile} changed since the draft was started: it started from "
+        f"{expected or 'nothing published'}, and {current or 'nothing'} is published now.",
+        hint=(
+            "Someone else published it meanwhile. See what the draft would replace with view_draft_config or "
+            "diff_config, then clear_draft_config and redo the edit on the new published config."
+        ),
+    )
+
+
 def _parse_head(envelope: dsse.Envelope, what: str) -> Head:
     try:
         return Head.from_json(json.loads(envelope.payload), what)
     except (ValueError, RecursionError):
         raise IntegrityError(f"{what} has a payload that is not JSON.") from None
+
+
+def _check_last_head(head_id: str, head: Head, signer: KeyRecord, what: str) -> None:
+    """A retired key's last version holds exactly the head its rotation recorded: anything else is forged."""
+    if signer.last_head is not None and head.version == signer.last_index and head_id != signer.last_head:
+        raise ForkError(
+            f"{what} (index version {head.version}) is signed by a retired key at its last version, but it is not "
+            "the head the key history recorded for it: it was forged with the retired key."
+        )
+
+
+def _check_current_signer(signed: SignedHead, signer: KeyRecord) -> None:
+    """The current head is signed by the active key, or is the head an unfinished rotation left behind.
+
+    A retired key's range stays valid for the heads it signed, so without this a
+    stolen retired key could sign a different head inside its range and have it
+    served as current.
+    """
+    if signer.status is KeyStatus.ACTIVE:
+        return
+    if signed.head.version == signer.last_index and signer.last_head in (None, signed.head_id):
+        return  # the rotation stopped between the key history and the re-signed head
+    raise SignatureError(
+        f"The current index (version {signed.head.version}) is signed by a {signer.status.value} key, which "
+        "can no longer sign the current index: a retired key was used to forge it.",
+    )
+
+
+def _off_chain_error(heads: list[SignedHead], current: SignedHead) -> RollbackError:
+    shown = ", ".join(f"version {s.head.version} ({s.head_id})" for s in heads[:3])
+    more = f" and {len(heads) - 3} more" if len(heads) > 3 else ""
+    if heads[-1].head.version > current.head.version:
+        return RollbackError(
+            f"The store holds validly signed index heads newer than the current version {current.head.version} "
+            f"that are not on its chain: {shown}{more}. The index was rolled back."
+        )
+    return ForkError(
+        f"The store holds validly signed index heads that are not on the current chain: {shown}{more}. They were "
+        f"accepted once and then dropped: the index was rolled back and the current chain (version "
+        f"{current.head.version}) forks from it, so a published change may have been reverted."
+    )

@@ -6,6 +6,12 @@ in it, links to the previous version by digest, and may only move keys
 forward: active -> retired -> revoked, never back. Each key carries the range
 of index versions it may sign; a retired key still verifies its range, a
 revoked key verifies nothing.
+
+The version that retires a key also records the id of the last head that key
+signed (``last_head``), and both keys sign it. A retired key that is later
+stolen can then forge nothing: any other head at its last version is refused,
+and a chain must pass through that exact head. (Rotations made by releases
+before 0.2 did not record it; their retired keys are bound by range only.)
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.keys import PublicKey, SigningKey
 
 _VERSION_FILE = re.compile(r"([0-9]{8})\.json")
+_HEX_ID = re.compile(r"[0-9a-f]{64}")
 MAX_VERSION_BYTES = 1 << 20  # a version lists every key ever used, a few hundred bytes each
 
 
@@ -53,36 +60,46 @@ _ALLOWED_TRANSITIONS = {
 
 @dataclass(frozen=True)
 class KeyRecord:
-    """One key's public half, status and the index versions it may sign (inclusive)."""
+    """One key's public half, status, the index versions it may sign (inclusive) and, once
+    retired, the id of the last head it signed."""
 
     public_key: PublicKey
     status: KeyStatus
     first_index: int
     last_index: int | None
+    last_head: str | None = None
 
     def covers(self, index_version: int) -> bool:
         last = self.last_index if self.last_index is not None else index_version
         return self.first_index <= index_version <= last
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        record = {
             "public_key": base64.b64encode(self.public_key.raw).decode(),
             "status": self.status.value,
             "first_index": self.first_index,
             "last_index": self.last_index,
         }
+        if self.last_head is not None:
+            record["last_head"] = self.last_head
+        return record
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> KeyRecord:
-        last = raw["last_index"]
+        last, last_head = raw["last_index"], raw.get("last_head")
         record = cls(
             public_key=PublicKey(base64.b64decode(raw["public_key"], validate=True)),
             status=KeyStatus(raw["status"]),
             first_index=raw["first_index"],
             last_index=last,
+            last_head=last_head,
         )
         if len(record.public_key.raw) != 32 or not _is_int(record.first_index) or not (last is None or _is_int(last)):
             raise ValueError("malformed key record")
+        if last_head is not None and (
+            last is None or not (isinstance(last_head, str) and _HEX_ID.fullmatch(last_head))
+        ):
+            raise ValueError("malformed last head")
         return record
 
 
@@ -164,6 +181,10 @@ def _check_transition(before: HistoryVersion, after: HistoryVersion) -> None:
             )
         if old.last_index is not None and new.last_index != old.last_index:
             raise KeyHistoryError(f"{what} changes the closed range of key SHA256:{keyid}.")
+        if new.last_head != old.last_head and (
+            old.last_head is not None or old.status is not KeyStatus.ACTIVE or new.status is KeyStatus.ACTIVE
+        ):
+            raise KeyHistoryError(f"{what} changes the last head of key SHA256:{keyid}.")
         if new.status is KeyStatus.RETIRED and new.last_index is None:
             raise KeyHistoryError(f"{what} retires key SHA256:{keyid} without closing its range.")
     old_active_id, _old_active = before.active
@@ -256,8 +277,10 @@ class KeyHistory:
     def require_root(self, expected: str) -> None:
         """Refuse a store whose version 1 pins a key other than ``expected``."""
         if self.root_fingerprint != expected:
-            raise KeyHistoryError(
-                f"The store's pinned root key is {self.root_fingerprint}, not the expected {expected}."
+            raise KeyNotTrustedError(
+                f"The store's root key is {self.root_fingerprint}, not the expected {expected}.",
+                hint="Do not use this store: it was initialised with another key. Check the fingerprint you pinned "
+                "against your records.",
             )
 
     @classmethod
@@ -278,10 +301,15 @@ class KeyHistory:
         atomic_write(self.path_for(self.directory, number), data)
         self.versions.append(HistoryVersion(number, created_at, previous, dict(keys), data))
 
-    def append_rotation(self, old: SigningKey, new: SigningKey, last_index_of_old: int, created_at: str) -> None:
-        """Retire ``old`` after ``last_index_of_old`` and make ``new`` active; both sign."""
+    def append_rotation(
+        self, old: SigningKey, new: SigningKey, last_index_of_old: int, last_head_of_old: str, created_at: str
+    ) -> None:
+        """Retire ``old`` after the head ``last_head_of_old`` (version ``last_index_of_old``) and make ``new``
+        active; both sign."""
         keys = dict(self.keys)
-        keys[old.keyid] = replace(keys[old.keyid], status=KeyStatus.RETIRED, last_index=last_index_of_old)
+        keys[old.keyid] = replace(
+            keys[old.keyid], status=KeyStatus.RETIRED, last_index=last_index_of_old, last_head=last_head_of_old
+        )
         keys[new.keyid] = KeyRecord(new.public_key, KeyStatus.ACTIVE, last_index_of_old + 1, None)
         self._append(keys, created_at, [old, new])
 

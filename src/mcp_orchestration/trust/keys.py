@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import hmac
 import logging
 import os
 import re
@@ -20,8 +21,9 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mcp_orchestration.errors import (
     InvalidIdError,
@@ -31,6 +33,7 @@ from mcp_orchestration.errors import (
     PassphraseError,
 )
 from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
+from mcp_orchestration.ids import shown
 from mcp_orchestration.redaction import MIN_SECRET_LENGTH, REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
 from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
 
@@ -90,13 +93,47 @@ class PublicKey:
         return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
 
 
+class DerivedKey:
+    """A secret derived from a signing key for one purpose: it keys HMAC-SHA256 and never shows itself.
+
+    Anyone who can write the store but lacks the signing key cannot compute it,
+    so a MAC under it proves the signing key's holder wrote the data.
+    """
+
+    __slots__ = ("_secret", "purpose")
+
+    def __init__(self, secret: bytes, purpose: bytes) -> None:
+        self._secret = secret
+        self.purpose = purpose
+
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message``."""
+        return hmac.new(self._secret, message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, tag: bytes) -> bool:
+        """Whether ``tag`` is the MAC of ``message`` (in constant time)."""
+        return hmac.compare_digest(self.mac(message), tag)
+
+    def __repr__(self) -> str:
+        return f"DerivedKey(purpose={self.purpose!r})"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return repr(self)
+
+    def __reduce__(self) -> str | tuple[object, ...]:
+        raise TypeError("DerivedKey cannot be pickled")
+
+
 class SigningKey:
     """An Ed25519 private key that signs but never shows itself."""
 
-    __slots__ = ("_private", "origin", "public_key")
+    __slots__ = ("_derived", "_private", "origin", "public_key")
 
     def __init__(self, private: Ed25519PrivateKey, origin: str) -> None:
         self._private = private
+        self._derived: dict[bytes, DerivedKey] = {}
         self.public_key = PublicKey(
             private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         )
@@ -113,6 +150,22 @@ class SigningKey:
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``."""
         return self._private.sign(message)
+
+    def derive_key(self, purpose: bytes) -> DerivedKey:
+        """A secret bound to ``purpose`` (HKDF-SHA256 over the private key), never stored anywhere.
+
+        Different purposes give unrelated secrets, so a MAC made for one use is
+        worthless for another. The secret is taught to the redactor like the key.
+        """
+        derived = self._derived.get(purpose)
+        if derived is None:
+            raw = self._private.private_bytes(
+                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+            )
+            secret = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)
+            REDACTOR.register(encodings_of_bytes(secret))
+            derived = self._derived.setdefault(purpose, DerivedKey(secret, purpose))
+        return derived
 
     def serialize(self, fmt: KeyFormat, passphrase: bytes | None) -> bytes:
         """The private key in ``fmt``, encrypted when a passphrase is given (for ``keys generate``)."""
@@ -339,7 +392,7 @@ def parse_keyid(text: str) -> str:
     value = text.strip()
     value = value[len("SHA256:") :] if value.upper().startswith("SHA256:") else value
     if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
-        raise InvalidIdError(f"{text[:80]!a} is not a key fingerprint: expected SHA256: and 64 hex digits.")
+        raise InvalidIdError(f"{shown(text)} is not a key fingerprint: expected SHA256: and 64 hex digits.")
     return value.lower()
 
 

@@ -1,8 +1,8 @@
 """Key rotation and revocation, each one resumable after a crash.
 
 Rotation takes two durable steps under the store lock: (1) append the key
-history version that retires the old key after the current index version and
-activates the new one, signed by both; (2) re-sign the index (version + 1,
+history version that retires the old key after the current head (its version
+and id) and activates the new one, signed by both; (2) re-sign the index (version + 1,
 same root) with the new key. After a crash between them the old head is
 still inside the old key's range, so the store verifies, and running the
 rotation again performs step (2) only.
@@ -39,7 +39,7 @@ def rotate(index: Index, current: SigningKey, new: SigningKey) -> RotationResult
         already_done = False
         if new_record is None:
             history.require_active(current)
-            history.append_rotation(current, new, head.head.version, utc_now())
+            history.append_rotation(current, new, head.head.version, head.head_id, utc_now())
         elif new_record.status is KeyStatus.REVOKED:
             raise KeyRevokedError(f"The new key {new.fingerprint} is revoked in this store and cannot become active.")
         elif new_record.status is KeyStatus.RETIRED:

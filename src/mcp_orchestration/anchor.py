@@ -1,0 +1,168 @@
+"""The host as the trust anchor: every reader checks the store against what this host holds.
+
+A store vouches for nothing about itself. Before any key history or head of a
+store is used, :class:`HostAnchor` (the index's trust policy) checks it
+against, in order:
+
+1. the root the operator states: ``--expect-key`` or ``$MCP_ORCHESTRATION_EXPECT_KEY``
+   (the container's way: a public fingerprint, not a secret);
+2. the root this host pinned for the store's home (``init`` pins it; so does
+   the first command given ``--expect-key``), in the host state file;
+3. failing both, the signing key this process was given: a store whose key
+   history does not hold it is not this key's store.
+
+With none of them, reads are refused: a store nobody vouches for is not read.
+And a process holding a signing key refuses to read a store whose key history
+does not hold that key, whatever else vouches for it.
+
+Every new head must also descend from the last head this host accepted from
+the store (walking ``previous``): an older one is a rollback, another one at the
+same version or a newer one that does not pass through it is a fork. Each head
+accepted is remembered (best effort: a container's state file is read-only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mcp_orchestration.errors import ForkError, KeyNotTrustedError, RollbackError
+from mcp_orchestration.host_state import HostState, StoreRecord
+from mcp_orchestration.store.index import Index, SignedHead
+from mcp_orchestration.trust.history import KeyHistory
+from mcp_orchestration.trust.keys import SigningKey
+
+log = logging.getLogger(__name__)
+
+_PIN_HINT = (
+    "Pin the store's root key on this host once: run any command with --expect-key SHA256:<root fingerprint> "
+    "(the fingerprint `keys fingerprint` printed for the first key), or set MCP_ORCHESTRATION_EXPECT_KEY "
+    "(containers). Get the fingerprint from a trusted source, never from the store itself."
+)
+
+
+class HostAnchor:
+    """The index's trust policy for one store home on this host."""
+
+    def __init__(
+        self,
+        state: HostState,
+        home: Path,
+        expect_root: str | None,
+        signing_key: Callable[[], SigningKey | None],
+        loaded_key: Callable[[], SigningKey | None],
+    ) -> None:
+        self.state = state
+        self.home = home
+        self.expect_root = expect_root
+        self._signing_key = signing_key  # loads the configured key, if one is configured
+        self._loaded_key = loaded_key  # the key this process already holds, if any
+
+    def pinned_root(self) -> str | None:
+        """The root stated by the operator, else the one this host pinned for the store (None if neither)."""
+        record = self.state.get(self.home)
+        if self.expect_root is not None:
+            if record is not None and record.root != self.expect_root:
+                raise KeyNotTrustedError(
+                    f"--expect-key names {self.expect_root}, but this host pinned {record.root} for the store at "
+                    f"{self.home}.",
+                    hint=f"If the store there was re-created on purpose, run `mcp-orchestration trust forget` for it "
+                    f"(or remove its entry from {self.state.path}); otherwise do not use it.",
+                )
+            return self.expect_root
+        return record.root if record is not None else None
+
+    def check_history(self, history: KeyHistory) -> None:
+        """Refuse a key history rooted anywhere but where the host's anchor says."""
+        root = self.pinned_root()
+        if root is not None:
+            if history.root_fingerprint != root:
+                raise KeyNotTrustedError(
+                    f"The store at {self.home} is rooted in key {history.root_fingerprint}, not in the pinned "
+                    f"{root}: it was replaced by a store someone else initialised.",
+                    hint="Do not use it. Restore the store from a verified backup (see SECURITY.md, "
+                    "'Tamper response').",
+                )
+        else:
+            key = self._signing_key()
+            if key is None:
+                raise KeyNotTrustedError(f"No root key is pinned for the store at {self.home} on this host.", _PIN_HINT)
+            root = history.root_fingerprint
+        self._require_own_key(history)
+        if self.state.get(self.home) is None:
+            self._remember(StoreRecord(root))
+
+    def _require_own_key(self, history: KeyHistory) -> None:
+        key = self._loaded_key()
+        if key is not None and key.keyid not in history.keys:
+            raise KeyNotTrustedError(
+                f"This process's signing key {key.fingerprint} is not in the key history of the store at "
+                f"{self.home}: the store is not this key's, so nothing in it is served as verified.",
+                hint="Check which store volume and which signing key secret this process was given.",
+            )
+
+    def check_head(self, index: Index, history: KeyHistory, head: SignedHead) -> None:
+        """Refuse a head that does not descend from the last one this host accepted; then remember it."""
+        record = self.state.get(self.home)
+        if record is not None and record.root == history.root_fingerprint and record.head_id is not None:
+            _require_descent(index, history, head, record, self.state.path)
+        if record is None or record.head_id != head.head_id:
+            base = record if record is not None and record.root == history.root_fingerprint else None
+            at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            accepted = (base or StoreRecord(history.root_fingerprint)).accepting(
+                head.head_id, head.head.version, len(history.versions), at
+            )
+            self._remember(accepted)
+
+    def _remember(self, record: StoreRecord) -> None:
+        """Write ``record`` unless a newer head was recorded meanwhile; a read-only state file is no error."""
+        try:
+            with self.state.locked():
+                stored = self.state.get(self.home)
+                if stored is not None and stored.root == record.root and stored.index_version > record.index_version:
+                    return
+                self.state.put(self.home, record)
+        except OSError as exc:
+            log.debug("Host state %s not updated: %s", self.state.path, exc.strerror or type(exc).__name__)
+
+    def repin(self, root: str) -> None:
+        """Pin ``root`` afresh, forgetting the last head accepted (after a restore the operator asked for)."""
+        with self.state.locked():
+            self.state.put(self.home, StoreRecord(root))
+
+    def forget(self) -> None:
+        """Drop what this host holds about the store (before ``init`` creates a new store in its place)."""
+        with self.state.locked():
+            self.state.forget(self.home)
+
+
+def _require_descent(index: Index, history: KeyHistory, head: SignedHead, record: StoreRecord, where: Path) -> None:
+    hint = (
+        "Do not use this store. If it was restored or rewound on purpose, run `mcp-orchestration trust forget` "
+        f"and pin it again (or remove its entry from {where})."
+    )
+    version = head.head.version
+    if version < record.index_version:
+        raise RollbackError(
+            f"The store's index is version {version}, older than version {record.index_version} that this host "
+            "already accepted: an old index was replayed.",
+            hint,
+        )
+    if len(history.versions) < record.key_history_version:
+        raise RollbackError(
+            f"The store's key history has {len(history.versions)} version(s), fewer than the "
+            f"{record.key_history_version} this host already accepted: key history versions were removed.",
+            hint,
+        )
+    if version == record.index_version:
+        ancestor = head.head_id
+    else:
+        ancestor = index.ancestor_id(head, record.index_version, history)
+    if ancestor != record.head_id:
+        raise ForkError(
+            f"The store's index (version {version}) does not descend from version {record.index_version} that this "
+            "host accepted: the index was rewound and rebuilt, so a published change may have been reverted.",
+            hint,
+        )
