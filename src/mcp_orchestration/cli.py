@@ -257,13 +257,18 @@ def _cmd_publish(args: argparse.Namespace) -> int:
 
 
 def _read_input(path: Path) -> bytes:
+    """``publish --file``: a regular file (a link to one is followed), never a FIFO or a device.
+
+    A file over the payload limit is refused here, before it is read whole.
+    """
     from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
+    from mcp_orchestration.fsutil import read_named_file
+    from mcp_orchestration.operations import unreadable_input
 
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_PAYLOAD_BYTES + 1)
+        return read_named_file(path, MAX_PAYLOAD_BYTES)
     except OSError as exc:
-        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise unreadable_input(path, exc) from None
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
@@ -411,7 +416,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import anyio
+
     from mcp_orchestration.server.app import build_server
+    from mcp_orchestration.server.stdio import serve_stdio
     from mcp_orchestration.server.tools import ConfigTools
 
     catalog = os.environ.get("MCP_ORCHESTRATION_CATALOG_FILE")
@@ -421,7 +429,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except OrchestrationError as error:
         log.warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
     server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
-    server.run("stdio")
+    anyio.run(serve_stdio, server)  # the SDK's stdio run, with stdin read in bounded lines
     return ExitCode.OK
 
 

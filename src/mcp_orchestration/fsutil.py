@@ -23,6 +23,7 @@ import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 _TEMP_PREFIX = ".tmp-"
 _SAFE_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -44,31 +45,96 @@ def read_regular(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None
     rather than read whole. ``FileNotFoundError`` and ``PermissionError`` pass
     through unchanged; everything else refused is :class:`UnsafeFileError`.
     """
-    try:
-        fd = os.open(path, _SAFE_READ_FLAGS, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
-            raise UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path)) from None
-        if exc.errno in (errno.ENXIO, errno.EISDIR):  # a socket or a FIFO with no writer; a directory
-            raise UnsafeFileError(exc.errno, "is not a regular file", str(path)) from None
-        raise
+    return read_regular_stat(path, limit, dir_fd=dir_fd)[0]
+
+
+def read_regular_stat(
+    path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None
+) -> tuple[bytes, os.stat_result]:
+    """:func:`read_regular`, with the ``fstat`` of the very descriptor read (its mode, owner, size)."""
+    fd = _open_regular(path, _SAFE_READ_FLAGS, dir_fd)
     try:
         info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
-        if info.st_size > limit:
-            raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
-        chunks = []
-        remaining = limit + 1
-        while remaining and (chunk := os.read(fd, min(remaining, 1 << 20))):
-            chunks.append(chunk)
-            remaining -= len(chunk)
+        _check_regular(info, limit, path)
+        return _read_to_end(fd, info.st_size, limit, path), info
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
+
+
+def read_named_file(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The regular file an operator named, following a link at that path, at most ``limit`` bytes.
+
+    An operator's own path (a key or passphrase secret, ``--file``, a public
+    key, a catalog) may legitimately be a link: Kubernetes mounts secrets and
+    config maps as links into ``..data/``. So the path is resolved first, and
+    then the file reached is read with :func:`read_regular`: it must still be a
+    regular file within ``limit``, never a FIFO or a device. Store paths never
+    come through here: a link inside the store is always refused.
+    """
+    return read_regular(os.path.realpath(path), limit)
+
+
+def open_regular_stream(path: str | os.PathLike[str]) -> BinaryIO:
+    """A binary stream of the regular file an operator named (a link at the path is followed), unbounded.
+
+    For large inputs read as a stream (a backup archive). A FIFO or device is
+    refused without blocking; a stream from a pipe is the caller's ``-``.
+    """
+    fd = _open_regular(path, _SAFE_READ_FLAGS & ~os.O_NOFOLLOW, None)
+    try:
+        _check_regular(os.fstat(fd), None, path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _open_regular(path: str | os.PathLike[str], flags: int, dir_fd: int | None) -> int:
+    try:
+        return os.open(path, flags, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _refusal(exc, path) from None
+
+
+def _refusal(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """The error for a failed safe open: :class:`UnsafeFileError` for what is not a regular file, else ``exc``."""
+    if exc.errno in (errno.ELOOP, errno.EMLINK):  # EMLINK: FreeBSD's answer to O_NOFOLLOW on a link
+        return UnsafeFileError(errno.ELOOP, "is a symbolic link", str(path))
+    if exc.errno == errno.EISDIR:
+        return UnsafeFileError(errno.EISDIR, "is a directory", str(path))
+    if exc.errno == errno.ENXIO:  # a socket, or a FIFO with no writer
+        return UnsafeFileError(errno.ENXIO, "is not a regular file", str(path))
+    return exc
+
+
+def _check_regular(info: os.stat_result, limit: int | None, path: str | os.PathLike[str]) -> None:
+    if stat.S_ISDIR(info.st_mode):
+        raise UnsafeFileError(errno.EISDIR, "is a directory", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise UnsafeFileError(errno.EINVAL, "is not a regular file", str(path))
+    if limit is not None and info.st_size > limit:
         raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
-    return data
+
+
+def _read_to_end(fd: int, size: int, limit: int, path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, ``size`` of them by ``fstat``, refusing more than ``limit`` (it may grow meanwhile).
+
+    Every object read comes here, so the common case is two system calls: one
+    read of the whole size and a byte more, and the read that sees the end.
+    """
+    data = os.read(fd, size + 1)
+    if len(data) <= size and not os.read(fd, 1):
+        return data
+    os.lseek(fd, 0, os.SEEK_SET)  # grown, or a short read: start over, in bounded chunks
+    chunks = []
+    total = 0
+    while total <= limit and (chunk := os.read(fd, min(1 << 20, limit + 1 - total))):
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > limit:
+        raise UnsafeFileError(errno.EFBIG, f"is larger than {limit} bytes", str(path))
+    return b"".join(chunks)
 
 
 def open_directory(base: Path, parts: Sequence[str], *, create: bool, mode: int = 0o700) -> int:

@@ -8,6 +8,7 @@ JSON-ready data. Rendering is the caller's job.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -32,7 +33,7 @@ from mcp_orchestration.errors import (
     UsageError,
     ValidationError,
 )
-from mcp_orchestration.fsutil import create_exclusive
+from mcp_orchestration.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
 from mcp_orchestration.host_state import HostState
 from mcp_orchestration.ids import check_name_id
 from mcp_orchestration.redaction import REDACTOR
@@ -43,6 +44,8 @@ from mcp_orchestration.telemetry import Telemetry
 from mcp_orchestration.trust import keys, rotation
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import KeyFormat, PublicKey, SigningKey
+
+MAX_PUBLIC_KEY_FILE_BYTES = 64 * 1024  # a PEM public key is about 113 bytes; a bound for the read
 
 
 class App:
@@ -356,10 +359,23 @@ def restore(app: App, source: Path | BinaryIO, *, force: bool) -> dict[str, Any]
 
 
 def _open_archive(path: Path) -> BinaryIO:
+    """The archive a restore reads, as a stream: a named path must be a regular file (``-`` is the pipe)."""
     try:
-        return path.open("rb")
+        return open_regular_stream(path)
     except OSError as exc:
-        raise UsageError(f"Cannot read {path}: {exc.strerror}.") from None
+        raise unreadable_input(path, exc) from None
+
+
+def unreadable_input(path: Path, exc: OSError) -> UsageError:
+    """The error for an operator's input file that cannot be read, or is not a regular file within its bound."""
+    if isinstance(exc, UnsafeFileError) and exc.errno == errno.EFBIG:
+        return LimitError(f"{path} is over the limit: it {exc.strerror}.")
+    if isinstance(exc, UnsafeFileError):
+        return UsageError(
+            f"Cannot read {path}: it {exc.strerror}.",
+            hint="Name a regular file (a link to one is followed); a FIFO or a device is never read, use - for a pipe.",
+        )
+    return UsageError(f"Cannot read {path}: {exc.strerror}.")
 
 
 def trust_show(app: App) -> dict[str, Any]:
@@ -422,9 +438,9 @@ def fingerprint(app: App, public_key_file: Path | None) -> dict[str, Any]:
     """The fingerprint of a public key file, else of the configured signing key."""
     if public_key_file is not None:
         try:
-            pem = public_key_file.read_bytes()
+            pem = read_named_file(public_key_file, MAX_PUBLIC_KEY_FILE_BYTES)
         except OSError as exc:
-            raise UsageError(f"Cannot read {public_key_file}: {exc.strerror}.") from None
+            raise unreadable_input(public_key_file, exc) from None
         public = PublicKey.from_pem(pem)
     else:
         public = app.signing_key.public_key

@@ -9,9 +9,11 @@ past its bound it is rotated to ``events.jsonl.1`` (and so on).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -79,8 +81,12 @@ class Telemetry:
             with contextlib.suppress(FileNotFoundError):
                 if path.stat().st_size + len(data) > self.max_bytes:
                     self._rotate(path)
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            # O_NONBLOCK: a FIFO planted here fails the open (no reader) instead of hanging every command.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(path, flags, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise OSError(errno.EINVAL, "not a regular file", str(path))
                 os.write(fd, data)
             finally:
                 os.close(fd)

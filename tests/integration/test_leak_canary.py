@@ -901,14 +901,14 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
     truncated = _write(tmp_path / "truncated.pem", a.read_bytes()[:60])
     unreadable = _write(tmp_path / "unreadable.pem", a.read_bytes(), 0o000)
     if IS_ROOT:  # root reads mode-000 files; make the read fail as it would for uid 65532
-        real_read_bytes = Path.read_bytes
+        real_read = keys.read_named_file
 
-        def read_bytes(self: Path) -> bytes:
-            if self == unreadable:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_read_bytes(self)
+        def read_named_file(path: Path, limit: int) -> bytes:
+            if Path(path) == unreadable:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_read(path, limit)
 
-        monkeypatch.setattr(Path, "read_bytes", read_bytes)
+        monkeypatch.setattr(keys, "read_named_file", read_named_file)
 
     def load(path: Path | None, secret: Path | None = None, source: str = "file") -> Callable[[], object]:
         return lambda: keys.load_signing_key(KeySpec(source, path, secret))  # type: ignore[arg-type,unused-ignore]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration.domain.deploy import deploy
-from mcp_orchestration.errors import ConflictError, ExitCode
+from mcp_orchestration.errors import ExitCode, ValidationError
 from mcp_orchestration.operations import App
 from mcp_orchestration.settings import load_settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
@@ -128,11 +129,12 @@ def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, cli
     assert stat.S_IMODE(backup.stat().st_mode) == 0o640
     assert stat.S_IMODE(client_file.stat().st_mode) == 0o640
     assert client_file.read_bytes() != old
-    # A second backup in the same second would clobber the first: refused, nothing written.
-    client_file.write_bytes(old)
-    with pytest.raises(ConflictError):
-        deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
-    assert client_file.read_bytes() == old and backup.read_bytes() == old
+    # A second deploy in the same second gets a backup of its own; the first is never clobbered.
+    client_file.write_bytes(b'{"other": 1}')
+    again = deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
+    second = client_file.with_name("claude_desktop_config.json.bak-20240102T030405Z-1")
+    assert again.backup == str(second) and _backups(client_file) == [backup, second]
+    assert backup.read_bytes() == old and second.read_bytes() == b'{"other": 1}'
 
 
 def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -331,3 +333,36 @@ def test_an_unchanged_file_holding_resolved_values_is_still_narrowed(run, publis
     again = _deploy(run, client_file, "--json")
     assert again.status == 0 and json.loads(again.stdout)["changed"] is False
     assert stat.S_IMODE(client_file.stat().st_mode) == 0o600
+
+
+def test_setid_sticky_and_world_write_bits_are_never_carried_over(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    published(PROFILE_B)
+    client_file.chmod(0o4777)
+    result = deploy(App(load_settings()), "claude-desktop", "default", config_path=client_file)
+    assert result.backup is not None
+    for path in (client_file, Path(result.backup)):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == 0o775, oct(mode)  # group-write kept; no S_ISUID, S_ISGID, S_ISVTX or o+w
+
+
+def test_deploys_in_the_same_second_each_get_a_backup(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+    published(PROFILE_B)
+    app = App(load_settings())
+    when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    contents = [b'{"n": 1}', b'{"n": 2}', b'{"n": 3}']
+    backups = []
+    for content in contents:
+        client_file.write_bytes(content)
+        result = deploy(app, "claude-desktop", "default", config_path=client_file, now=when)
+        assert result.backup is not None
+        backups.append(Path(result.backup))
+    assert len(set(backups)) == 3 and _backups(client_file) == sorted(backups)
+    assert [backup.read_bytes() for backup in backups] == contents
+
+
+def test_a_fifo_at_the_config_path_is_refused_and_nothing_is_written(published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "client.json"
+    os.mkfifo(path, 0o600)
+    with pytest.raises(ValidationError, match="not a regular file"):
+        deploy(App(load_settings()), "claude-desktop", "default", config_path=path, resolve_env=True)
+    assert stat.S_ISFIFO(path.lstat().st_mode) and _backups(path) == []

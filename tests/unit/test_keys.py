@@ -135,10 +135,10 @@ def test_unreadable_key_file_names_path_uid_and_fix(tmp_path: Path, monkeypatch:
     path = tmp_path / "k"
     write_key(path)
 
-    def refuse(self: Path) -> bytes:
+    def refuse(path: Path, limit: int) -> bytes:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(Path, "read_bytes", refuse)
+    monkeypatch.setattr(keys, "read_named_file", refuse)
     with pytest.raises(KeyUnreadableError) as caught:
         keys.load_signing_key(_spec(path))
     text = caught.value.diagnostics()
@@ -283,3 +283,32 @@ def test_loading_the_same_key_again_teaches_the_redactor_nothing_new(tmp_path: P
     for _ in range(20):
         keys.load_signing_key(_spec(tmp_path / "k"))
     assert len(REDACTOR) == known
+
+
+@pytest.mark.parametrize(("first", "second"), [("pkcs8", "pkcs8"), ("pkcs8", "openssh"), ("openssh", "pkcs8")])
+def test_a_key_file_with_two_private_keys_is_refused(
+    tmp_path: Path, first: keys.KeyFormat, second: keys.KeyFormat
+) -> None:
+    path = tmp_path / "k"
+    path.write_bytes(keys.generate().serialize(first, None) + keys.generate().serialize(second, None))
+    path.chmod(0o600)
+    with pytest.raises(KeyFormatError, match="more than one private key"):
+        keys.load_signing_key(_spec(path))
+
+
+def test_a_linked_key_file_is_followed_to_a_regular_file(tmp_path: Path) -> None:
+    # Kubernetes mounts a secret as a link into ..data/: the operator's path may be a link.
+    target = tmp_path / "..data" / "signing_key"
+    target.parent.mkdir()
+    key = write_key(target)
+    link = tmp_path / "signing_key"
+    link.symlink_to(target)
+    assert keys.load_signing_key(_spec(link)).keyid == key.keyid
+
+
+def test_a_key_file_that_is_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    os.mkfifo(path, 0o600)
+    with pytest.raises(KeyUnreadableError, match="not a regular file") as caught:
+        keys.load_signing_key(_spec(path))
+    assert str(path) in caught.value.message and caught.value.hint

@@ -20,6 +20,7 @@ interpolation that could copy a secret into an argument).
 
 from __future__ import annotations
 
+import errno
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from mcp_orchestration.domain.strict import (
     parse_document,
 )
 from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
+from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
 from mcp_orchestration.ids import check_name_id, shown
 
 KINDS = ("string", "path", "list")
@@ -296,11 +298,18 @@ def _label(path: Path) -> str:
 
 
 def _read_operator_file(path: Path) -> bytes:
+    """The operator's catalog: a regular file (a link to one is followed, as a mounted config map is)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_PAYLOAD_BYTES + 1)
+        return read_named_file(path, MAX_PAYLOAD_BYTES)
     except FileNotFoundError:
         raise NotFoundError(f"{_label(path)} does not exist.") from None
+    except UnsafeFileError as exc:
+        if exc.errno == errno.EFBIG:
+            raise LimitError(f"{_label(path)} is over the limit: it {exc.strerror}.") from None
+        raise ValidationError(
+            f"{_label(path)} cannot be read: it {exc.strerror}.",
+            hint="Point MCP_ORCHESTRATION_CATALOG_FILE at a regular JSON file; a FIFO or a device is never read.",
+        ) from None
     except OSError as exc:
         raise ValidationError(f"{_label(path)} cannot be read ({exc.strerror}).") from None
 

@@ -16,8 +16,16 @@ the literal text as the value, so deploy refuses, unless the operator asks
 (``resolve_env``) to write the values of those variables from deploy's own
 environment: the file then holds them, so its mode is narrowed to at most
 0600, and the values are registered with the redactor. The old bytes go to a
-timestamped backup beside the file, which is then replaced atomically with its
-mode kept (0600 for a new file); a file already equal as JSON is not rewritten.
+timestamped backup beside the file, ``<file>.bak-YYYYmmddTHHMMSSZ`` (or, when
+a deploy in the same second took that name, the first free ``...Z-1``,
+``...Z-2``, created exclusively so no backup is ever overwritten); the file is
+then replaced atomically with its permission bits kept (0600 for a new file)
+except set-id, sticky and world-write, which neither the new file nor the
+backup ever gets. A file already equal as JSON is not rewritten.
+
+The file is read as a regular file within the payload limit (a linked file is
+resolved first and written where it lives); a FIFO or a device there is refused
+before anything is written.
 
 The diff is of the JSON texts with ``env`` and ``headers`` values and
 secret-looking strings masked, so showing it never prints a credential.
@@ -26,6 +34,7 @@ secret-looking strings masked, so showing it never prints a credential.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import os
 import re
@@ -40,12 +49,13 @@ from typing import Any
 from mcp_orchestration.domain.clients import ClientSpec, get_client
 from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
-from mcp_orchestration.errors import ConflictError, UsageError, ValidationError
-from mcp_orchestration.fsutil import atomic_write, create_exclusive, ensure_dir
+from mcp_orchestration.errors import ConflictError, LimitError, UsageError, ValidationError
+from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
 from mcp_orchestration.operations import App
 from mcp_orchestration.redaction import REDACTOR
 
 NEW_FILE_MODE = 0o600
+MAX_BACKUPS_PER_SECOND = 1000
 SECRET_FILE_MODE = 0o600  # the widest mode for a file that holds resolved values
 _PLACEHOLDER = re.compile(r"\$\{(env|input):([A-Za-z_][A-Za-z0-9_.-]{0,127})\}")
 _PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
@@ -256,12 +266,29 @@ def _map_strings(value: Any, change: Callable[[str], str]) -> Any:
 
 
 def _read_existing(path: Path) -> tuple[bytes | None, int]:
-    """The file's bytes (one more than the payload limit at most, so an oversized file is refused) and mode."""
+    """The file's bytes and the mode to keep, both from one descriptor of the regular file at ``path``.
+
+    ``path`` is already resolved, so a link here appeared since: refused, as
+    are a FIFO or device (never waited on or read without end) and a file over
+    the payload limit. The mode kept drops set-id, sticky and world-write bits.
+    """
     try:
-        with path.open("rb") as handle:
-            return handle.read(MAX_PAYLOAD_BYTES + 1), stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+        data, info = read_regular_stat(path, MAX_PAYLOAD_BYTES)
     except FileNotFoundError:
         return None, NEW_FILE_MODE
+    except UnsafeFileError as exc:
+        if exc.errno == errno.EFBIG:
+            raise LimitError(f"{path} is over the limit: it {exc.strerror}. Nothing was written.") from None
+        raise ValidationError(
+            f"The config file {path} cannot be deployed to: it {exc.strerror}. Nothing was written.",
+            hint="Pass --config-path naming the client's regular JSON config file.",
+        ) from None
+    return data, kept_mode(info.st_mode)
+
+
+def kept_mode(mode: int) -> int:
+    """The permission bits deploy carries over to the new file and the backup: never set-id, sticky or o+w."""
+    return stat.S_IMODE(mode) & 0o777 & ~stat.S_IWOTH
 
 
 def _merge(document: dict[str, Any], config_key: str, servers: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -278,17 +305,29 @@ def _replace(target: Path, old: bytes | None, mode: int, merged: dict[str, Any],
     """Back up ``old`` (if the file exists) next to ``target``, then replace ``target``; return the backup's path."""
     backup = None
     if old is not None:
-        backup = target.with_name(f"{target.name}.bak-{when:%Y%m%dT%H%M%SZ}")
-        try:
-            create_exclusive(backup, old, mode)
-        except FileExistsError:
-            raise ConflictError(f"The backup {backup} already exists.", hint="Run deploy again in a second.") from None
-        os.chmod(backup, mode)  # the umask may have narrowed the mode it was created with
+        backup = _create_backup(target, old, mode, when)
     else:
         ensure_dir(target.parent)
     atomic_write(target, _text(merged).encode(), mode)
     os.chmod(target, mode)
     return backup
+
+
+def _create_backup(target: Path, data: bytes, mode: int, when: datetime) -> Path:
+    """A new backup of ``data`` beside ``target``: ``.bak-<time>``, else the first free ``.bak-<time>-N``."""
+    stem = f"{target.name}.bak-{when:%Y%m%dT%H%M%SZ}"
+    for number in range(MAX_BACKUPS_PER_SECOND):
+        backup = target.with_name(f"{stem}-{number}" if number else stem)
+        try:
+            create_exclusive(backup, data, mode)
+        except FileExistsError:
+            continue
+        os.chmod(backup, mode)  # the umask may have narrowed the mode it was created with
+        return backup
+    raise ConflictError(
+        f"{MAX_BACKUPS_PER_SECOND} backups of {target} already exist for {when:%Y-%m-%dT%H:%M:%SZ}.",
+        hint="Run deploy again in a second.",
+    )
 
 
 def _text(document: dict[str, Any]) -> str:

@@ -7,12 +7,10 @@ at ``objects/sha256/<first two hex>/<remaining 62 hex>``.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
 import re
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ from typing import Any
 import rfc8785
 
 from mcp_orchestration.errors import IntegrityError, ValidationError
-from mcp_orchestration.fsutil import WriteBatch
+from mcp_orchestration.fsutil import WriteBatch, read_regular
 from mcp_orchestration.ids import check_artifact_id
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
@@ -112,7 +110,7 @@ class ContentStore:
             raise IntegrityError(f"Object {object_id} is referenced by the index but missing from the store.") from None
         except OSError:
             raise IntegrityError(
-                f"Object {object_id} is not a regular file of the store (a link, or too large)."
+                f"Object {object_id} is not a regular file of the store (a link, a FIFO or device, or too large)."
             ) from None
         if digest_of(data) != object_id:
             raise IntegrityError(f"Object {object_id} is corrupted: its bytes no longer hash to its id.")
@@ -148,20 +146,11 @@ class ContentStore:
 
 
 def _read_file(location: str) -> bytes:
-    """A whole object file, with plain system calls (the buffered-file machinery costs more than the read).
+    """A whole object file, through the one safe open (plain system calls: it is hot).
 
     Links are not followed and anything but a regular file of bounded size is
-    refused, so a planted link cannot make a reader open a device or a file
-    outside the store.
+    refused (:class:`~mcp_orchestration.fsutil.UnsafeFileError`), so a planted
+    link, FIFO or device can make a reader neither open a file outside the
+    store, nor hang, nor read without end.
     """
-    fd = os.open(location, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_OBJECT_BYTES:
-            raise OSError(errno.EINVAL, "not a regular object file", location)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+    return read_regular(location, MAX_OBJECT_BYTES)

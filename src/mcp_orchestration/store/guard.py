@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mcp_orchestration.errors import RollbackError
-from mcp_orchestration.fsutil import atomic_write
+from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, read_regular
 
 _FORMAT = re.compile(rb"([0-9]{20}) ([0-9]{20})\n")
+_MAX_BYTES = 64  # the guard is 42 bytes; a bound for the read
 
 
 @dataclass(frozen=True)
@@ -50,15 +51,15 @@ class Guard:
 def read_guard(path: Path) -> Guard | None:
     """The guard, or None if the file does not exist (a store never initialised)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        data = read_regular(path, _MAX_BYTES)
     except FileNotFoundError:
         return None
-    except OSError:
-        raise RollbackError(f"The rollback guard {path.name} cannot be read (is it a link?).") from None
-    try:
-        data = os.read(fd, 64)
-    finally:
-        os.close(fd)
+    except UnsafeFileError as exc:
+        raise RollbackError(
+            f"The rollback guard {path.name} is not a regular file of the store: it {exc.strerror}."
+        ) from None
+    except OSError as exc:
+        raise RollbackError(f"The rollback guard {path.name} cannot be read ({exc.strerror}).") from None
     match = _FORMAT.fullmatch(data)
     if match is None:
         raise RollbackError(f"The rollback guard {path.name} is damaged or was reset.")

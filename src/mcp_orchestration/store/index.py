@@ -57,7 +57,7 @@ from mcp_orchestration.fsutil import (
     remove_stale_temps,
 )
 from mcp_orchestration.ids import check_artifact_id, check_name_id
-from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
+from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, canonical_bytes, digest_of
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
 from mcp_orchestration.trust import dsse
@@ -263,12 +263,15 @@ class Index:
         return self._check_head(self._read_head(guard), guard, history)
 
     def _read_head(self, guard: Guard | None) -> bytes:
+        """HEAD's bytes; a link, FIFO, device or oversized file there is damage, never followed or read."""
         try:
-            return self.head_path.read_bytes()
+            return read_regular(self.head_path, MAX_OBJECT_BYTES)
         except FileNotFoundError:
             if guard is not None:
                 raise RollbackError("The store's current index (index/HEAD) was removed.") from None
             raise NotInitializedError(f"The store at {self.storage_dir} has no index yet.") from None
+        except UnsafeFileError as exc:
+            raise IntegrityError(f"index/HEAD is not a regular file of the store: it {exc.strerror}.") from None
 
     def _check_head(self, data: bytes, guard: Guard | None, history: KeyHistory) -> SignedHead:
         """Verify ``HEAD``'s bytes, refusing anything older than the rollback guard."""
@@ -614,9 +617,10 @@ class Index:
         return None if interrupted else signed
 
     def _read_checkpoint(self) -> str | None:
+        """The verified checkpoint; anything unreadable or unsafe there (a link, a FIFO) counts as none."""
         try:
-            return check_artifact_id(self.verified_path.read_text(encoding="ascii").strip())
-        except (OSError, InvalidIdError):
+            return check_artifact_id(read_regular(self.verified_path, 128).decode("ascii").strip())
+        except (OSError, UnicodeDecodeError, InvalidIdError):
             return None
 
     def _save_checkpoint(self, head_id: str) -> None:

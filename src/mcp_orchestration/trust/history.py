@@ -42,7 +42,7 @@ from mcp_orchestration.trust.keys import PublicKey, SigningKey
 
 _VERSION_FILE = re.compile(r"([0-9]{8})\.json")
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
-MAX_VERSION_BYTES = 1 << 20  # a key-history version is a few hundred bytes per key
+MAX_VERSION_BYTES = 1 << 20  # a version lists every key ever used, a few hundred bytes each
 
 
 class KeyStatus(StrEnum):
@@ -235,7 +235,12 @@ class KeyHistory:
 
     @classmethod
     def load(cls, directory: Path, *, expect_root: str | None = None) -> KeyHistory:
-        """Read and verify every version from the pinned first one to the newest."""
+        """Read and verify every version from the pinned first one to the newest.
+
+        Every file named like a version must be a regular file of at most
+        ``MAX_VERSION_BYTES``: a link, FIFO or device there is damage
+        (:class:`KeyHistoryError`), never followed, waited on or read without end.
+        """
         files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.fullmatch(p.name)))
         if not files:
             raise NotInitializedError(f"No key history in {directory}: the store is not initialised.")
@@ -336,15 +341,17 @@ class KeyHistory:
 
 
 def _read_version(path: Path, what: str) -> bytes:
-    """One version file through the safe-open: no link, FIFO or device, bounded."""
+    """A version file's bytes: only a regular file within the bound is a version, anything else is damage."""
     try:
         return read_regular(path, MAX_VERSION_BYTES)
-    except FileNotFoundError:
-        raise KeyHistoryError(f"{what} disappeared while the key history was read.") from None
-    except UnsafeFileError:
+    except UnsafeFileError as exc:
         raise KeyHistoryError(
-            f"{what} is not a regular file of the store (a link, FIFO, device, or too large)."
+            f"The file of {what} ({path.name}) is not a regular file of the store: it {exc.strerror}."
         ) from None
+    except FileNotFoundError:
+        raise KeyHistoryError(f"The file of {what} ({path.name}) was removed while the history was read.") from None
+    except OSError as exc:
+        raise KeyHistoryError(f"The file of {what} ({path.name}) cannot be read ({exc.strerror}).") from None
 
 
 def _iter_dir(directory: Path) -> Iterator[Path]:

@@ -9,6 +9,7 @@ whose ``repr`` and ``str`` show only the public fingerprint.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import logging
@@ -31,6 +32,7 @@ from mcp_orchestration.errors import (
     KeyUnreadableError,
     PassphraseError,
 )
+from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
 from mcp_orchestration.ids import shown
 from mcp_orchestration.redaction import MIN_SECRET_LENGTH, REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
 from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
@@ -39,6 +41,8 @@ log = logging.getLogger(__name__)
 
 KeyFormat = Literal["pkcs8", "openssh"]
 MIN_PASSPHRASE_LENGTH = MIN_SECRET_LENGTH
+_PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
+MAX_SECRET_FILE_BYTES = 64 * 1024  # a PEM key is under 1 KiB; a bound for the read
 _CONTAINER_UID = 65532
 # Encrypted OpenSSH keys need the bcrypt KDF: one more native dependency in the image, for a
 # format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
@@ -210,10 +214,27 @@ def generate() -> SigningKey:
 def read_secret_file(path: Path, what: str) -> bytes:
     """Read a secret file, with an error that names the fix when it cannot be read.
 
-    The bytes are registered with the redactor before they are returned.
+    The operator names the path, and a link there is followed on purpose:
+    Kubernetes mounts secrets as links into ``..data/`` and operators link key
+    files into place. The file reached must be a regular file of at most
+    ``MAX_SECRET_FILE_BYTES``: a FIFO would hang every command, a device such
+    as ``/dev/zero`` would be read until memory runs out (see
+    :func:`~mcp_orchestration.fsutil.read_named_file`). The bytes are
+    registered with the redactor before they are returned.
     """
     try:
-        data = path.read_bytes()
+        data = read_named_file(path, MAX_SECRET_FILE_BYTES)
+    except UnsafeFileError as exc:
+        if exc.errno == errno.EISDIR:
+            raise KeyUnavailableError(f"The {what} path {path} is a directory, not a file.") from None
+        raise KeyUnreadableError(
+            f"The {what} file {path} is not a regular file of at most {MAX_SECRET_FILE_BYTES} bytes: "
+            f"it {exc.strerror}.",
+            hint=(
+                f"Point the setting at the {what} itself: a regular file (a Docker or Kubernetes secret, "
+                "or a link to one), not a FIFO, a device or a large file."
+            ),
+        ) from None
     except FileNotFoundError:
         raise KeyUnavailableError(f"The {what} file {path} does not exist.") from None
     except PermissionError:
@@ -225,8 +246,6 @@ def read_secret_file(path: Path, what: str) -> bytes:
                 "with a group the process belongs to."
             ),
         ) from None
-    except IsADirectoryError:
-        raise KeyUnavailableError(f"The {what} path {path} is a directory, not a file.") from None
     except OSError as exc:
         raise KeyUnreadableError(f"The {what} file {path} cannot be read ({exc.strerror}).") from None
     text = data.decode("utf-8", errors="replace")
@@ -269,8 +288,18 @@ def read_passphrase(path: Path) -> bytes:
 
 
 def parse_private_key(data: bytes, passphrase: bytes | None, origin: str) -> SigningKey:
-    """Parse PKCS8 PEM (plain or encrypted) or OpenSSH Ed25519 key bytes."""
+    """Parse PKCS8 PEM (plain or encrypted) or OpenSSH Ed25519 key bytes.
+
+    A file with two private keys is refused: the loaders would silently take
+    one of them (the second, for OpenSSH before PEM), and which key signs must
+    never be a guess.
+    """
     text = data.strip()
+    if len(_PRIVATE_KEY_BEGIN.findall(text)) > 1:
+        raise KeyFormatError(
+            f"The key from {origin} holds more than one private key.",
+            hint="Keep exactly one Ed25519 private key in the file.",
+        )
     loader = (
         serialization.load_ssh_private_key if b"OPENSSH PRIVATE KEY" in text else serialization.load_pem_private_key
     )
