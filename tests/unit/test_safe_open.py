@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.domain.last_seen import ENV_STATE_FILE
 from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
 from mcp_orchestration.operations import MAX_PUBLIC_KEY_FILE_BYTES
 from mcp_orchestration.server.app import ERROR_META_KEY
@@ -236,7 +235,6 @@ def store(run, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: p
     (tmp_path / "client").mkdir()
     _write_json(tmp_path / "client" / "claude_desktop_config.json", {"mcpServers": {}})
     (tmp_path / "public.pem").write_text(run("keys", "export-public").stdout)
-    monkeypatch.setenv(ENV_STATE_FILE, str(tmp_path / "deploy-state.json"))
     return initialised
 
 
