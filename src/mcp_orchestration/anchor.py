@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,8 +92,22 @@ class HostAnchor:
                 raise KeyNotTrustedError(f"No root key is pinned for the store at {self.home} on this host.", _PIN_HINT)
             root = history.root_fingerprint
         self._require_own_key(history)
-        if self.state.get(self.home) is None:
+        record = self.state.get(self.home)
+        if record is None:
             self._remember(StoreRecord(root))
+        elif record.root == history.root_fingerprint:
+            _require_same_key_history(history, record, self.state.path)
+
+    def check_restorable(self, history: KeyHistory) -> None:
+        """Refuse to restore a store whose key history differs from the one this host accepted.
+
+        An older backup may hold fewer versions (taken before a rotation), and
+        its index may be older: the operator restores it on purpose. Other
+        versions, though, mean a history rewritten with a stolen retired key.
+        """
+        record = self.state.get(self.home)
+        if record is not None and record.root == history.root_fingerprint:
+            _require_same_key_history(history, replace(record, head_id=None), self.state.path)
 
     def _require_own_key(self, history: KeyHistory) -> None:
         key = self._loaded_key()
@@ -112,7 +127,7 @@ class HostAnchor:
             base = record if record is not None and record.root == history.root_fingerprint else None
             at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             accepted = (base or StoreRecord(history.root_fingerprint)).accepting(
-                head.head_id, head.head.version, len(history.versions), at
+                head.head_id, head.head.version, history.digests, at
             )
             self._remember(accepted)
 
@@ -128,8 +143,18 @@ class HostAnchor:
         self._best_effort(write)
 
     def repin(self, root: str) -> None:
-        """Pin ``root`` afresh, forgetting the last head accepted (after a restore the operator asked for)."""
-        self._best_effort(lambda: self.state.put(self.home, StoreRecord(root)))
+        """Pin ``root`` afresh, forgetting the last head accepted (after a restore the operator asked for).
+
+        The key history accepted is kept: a restored store may hold fewer of
+        its versions (a backup from before a rotation), never other ones.
+        """
+
+        def write() -> None:
+            stored = self.state.get(self.home)
+            kept = stored.key_history if stored is not None and stored.root == root else ()
+            self.state.put(self.home, StoreRecord(root, key_history=kept, key_history_version=len(kept)))
+
+        self._best_effort(write)
 
     def forget(self, *, strict: bool = False) -> None:
         """Drop what this host holds about the store (``init`` does, before it creates a new store there)."""
@@ -147,6 +172,30 @@ class HostAnchor:
                 change()
         except OSError as exc:
             log.debug("Host state %s not updated: %s", self.state.path, exc.strerror or type(exc).__name__)
+
+
+def _require_same_key_history(history: KeyHistory, record: StoreRecord, where: Path) -> None:
+    """The store's key history and the one this host accepted agree on every version both have.
+
+    Each version is signed by the key active before it, so whoever holds a
+    retired key can write a different continuation from the version that key
+    was active in (a rotation to a key of their own). A host that accepted the
+    genuine one refuses any other.
+    """
+    for number, (seen, stored) in enumerate(zip(record.key_history, history.digests, strict=False), start=1):
+        if seen != stored:
+            raise ForkError(
+                f"The store's key history differs from the one this host accepted at version {number}: it was "
+                "rewritten (with a stolen retired key?).",
+                hint="Do not use this store. Restore it from a verified backup (see SECURITY.md, 'Tamper response').",
+            )
+    if record.key_history and len(history.versions) < len(record.key_history) and record.head_id is not None:
+        raise RollbackError(
+            f"The store's key history has {len(history.versions)} version(s), fewer than the "
+            f"{len(record.key_history)} this host already accepted: key history versions were removed.",
+            hint=f"Do not use this store. If it was restored on purpose, run `mcp-orchestration trust forget` "
+            f"(or remove its entry from {where}).",
+        )
 
 
 def _require_descent(index: Index, history: KeyHistory, head: SignedHead, record: StoreRecord, where: Path) -> None:

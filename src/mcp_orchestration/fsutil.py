@@ -21,7 +21,7 @@ import fcntl
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -32,6 +32,23 @@ _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class UnsafeFileError(OSError):
     """A path that ``read_regular`` refuses: a link, a FIFO, a device, a directory, or a file over the limit."""
+
+
+def require_real_directories(base: Path, parts: Iterable[str]) -> None:
+    """Refuse if any of ``parts`` (paths relative to ``base``) exists as anything but a real directory.
+
+    A store's own directories are never links: one planted in place of
+    ``index/`` or an object fan-out directory would lead reads, and writes,
+    outside the store. (``O_NOFOLLOW`` guards only the last component of a path.)
+    """
+    for part in parts:
+        path = base / part
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISDIR(info.st_mode):
+            raise UnsafeFileError(errno.ELOOP, "is not a directory of the store (a link?)", str(path))
 
 
 def read_regular(path: str | os.PathLike[str], limit: int, *, dir_fd: int | None = None) -> bytes:

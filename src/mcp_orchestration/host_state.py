@@ -4,10 +4,12 @@ A store vouches for nothing about itself: whoever can write its volume can
 replace it with one initialised with their own key, or rewind it, guard and
 checkpoint included. Like a TUF client's trusted metadata, this file belongs
 to the host (the per-user state directory) and records, per store home, the
-root key fingerprint the host pinned and the last head it accepted (id,
-index version and key-history version). Every reader checks the store against
-it: another root is ``key_untrusted``; an older head, a shorter key history, or
-a head that does not descend from the one accepted is a rollback or a fork.
+root key fingerprint the host pinned, the last head it accepted (id and index
+version) and the key history it accepted (the digest of each version). Every
+reader checks the store against it: another root is ``key_untrusted``; an
+older head or a shorter key history is a rollback; a head that does not
+descend from the one accepted, or a key history that differs from the one
+accepted (rewritten with a stolen retired key), is a fork.
 
 The file is read through the safe-open primitive and written atomically under
 a lock beside it. A damaged file is refused: it can no longer vouch for
@@ -21,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -59,10 +61,16 @@ class StoreRecord:
     index_version: int = 0
     key_history_version: int = 0
     seen_at: str | None = None
+    key_history: tuple[str, ...] = ()  # the digest of each key-history version accepted, oldest first
 
-    def accepting(self, head_id: str, index_version: int, key_history_version: int, at: str) -> StoreRecord:
+    def accepting(self, head_id: str, index_version: int, key_history: Sequence[str], at: str) -> StoreRecord:
         return replace(
-            self, head_id=head_id, index_version=index_version, key_history_version=key_history_version, seen_at=at
+            self,
+            head_id=head_id,
+            index_version=index_version,
+            key_history_version=len(key_history),
+            key_history=tuple(key_history),
+            seen_at=at,
         )
 
 
@@ -138,7 +146,9 @@ class HostState:
 
 
 def _without_none(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in record.items() if value is not None}
+    return {
+        key: list(value) if isinstance(value, tuple) else value for key, value in record.items() if value is not None
+    }
 
 
 def _parse(data: bytes, expected_format: int) -> dict[str, StoreRecord] | None:
@@ -178,4 +188,9 @@ def _record(raw: object) -> StoreRecord | None:
         return None
     if seen_at is not None and not isinstance(seen_at, str):
         return None
-    return StoreRecord(root, head_id, versions[0], versions[1], seen_at)
+    digests = raw.get("key_history", [])
+    if not isinstance(digests, list) or not all(isinstance(d, str) and _HEX_ID.fullmatch(d) for d in digests):
+        return None
+    if digests and len(digests) != versions[1]:
+        return None
+    return StoreRecord(root, head_id, versions[0], versions[1], seen_at, tuple(digests))

@@ -344,7 +344,14 @@ def restore(app: App, source: Path | BinaryIO, *, force: bool) -> dict[str, Any]
         storage_dir = app.settings.storage_dir
         opened = _open_archive(source) if isinstance(source, Path) else contextlib.nullcontext(source)
         with opened as stream:
-            result = archive.restore(storage_dir, stream, expect_root=expect, force=force, now=datetime.now(UTC))
+            result = archive.restore(
+                storage_dir,
+                stream,
+                expect_root=expect,
+                force=force,
+                now=datetime.now(UTC),
+                check_history=app.anchor.check_restorable,
+            )
         app.anchor.repin(expect)
         app.index.snapshot()  # accepted as this host's newest index
         event.set(index_version=result.manifest.index_version, files=len(result.manifest.files))
@@ -405,8 +412,8 @@ def export_index(app: App) -> bytes:
 
 
 def list_keys(app: App) -> dict[str, Any]:
-    """The key history's keys with status and index range (public data only)."""
-    history = app.index.load_history()
+    """The key history's keys with status and index range (public data only), under the host's checks."""
+    history, _ = app.index.snapshot()  # the history with the head that commits to it, as every reader sees it
     return {
         "key_history_version": len(history.versions),
         "root": history.root_fingerprint,
@@ -424,7 +431,7 @@ def list_keys(app: App) -> dict[str, Any]:
 
 def export_public(app: App, keyid: str | None) -> str:
     """A key's public PEM: the given key id, else the active key."""
-    history = app.index.load_history()
+    history, _ = app.index.snapshot()
     wanted = keys.parse_keyid(keyid) if keyid else history.current.active[0]
     record = history.keys.get(wanted)
     if record is None:

@@ -23,6 +23,7 @@ from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.store.model import Entry, Head, tree_to_json
 from mcp_orchestration.trust import dsse, keys
+from mcp_orchestration.trust.history import KeyHistory
 from tests.conftest import Result, write_key
 
 CLIENT, PROFILE = "claude-desktop", "default"
@@ -204,16 +205,19 @@ def test_a_fork_further_up_the_chain_is_found_by_walking_back(  # type: ignore[n
 # -- a stolen retired key --------------------------------------------------------------------------
 
 
-def _forge(index: Index, key: keys.SigningKey, version: int, previous: str | None, payload: object) -> bytes:
-    """A head at ``version`` signed by ``key`` (under key-history version 1), serving ``payload``."""
-    history = index.load_history()
+def _forge(
+    index: Index, key: keys.SigningKey, version: int, previous: str | None, payload: object, history_version: int = 1
+) -> bytes:
+    """A head at ``version`` signed by ``key`` (under key-history version ``history_version``), serving ``payload``."""
+    history = KeyHistory.load(index.keys_dir)
     artifact = index.objects.put_json(payload)
     entry = index.objects.put_json(
         Entry(CLIENT, PROFILE, artifact, None, "", "2026-01-01T00:00:00Z", version).to_json()
     )
     tree = index.objects.put_json(tree_to_json("client", "profiles", {PROFILE: entry}))
     root = index.objects.put_json(tree_to_json("root", "clients", {CLIENT: tree}))
-    head = Head(version, root, previous, 1, history.versions[0].digest, "2026-01-01T00:00:00Z")
+    digest = history.versions[history_version - 1].digest
+    head = Head(version, root, previous, history_version, digest, "2026-01-01T00:00:00Z")
     envelope = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {key.keyid: key.sign})
     data = envelope.to_bytes()
     index.objects.put_bytes(data)
@@ -348,3 +352,77 @@ def test_a_host_state_that_cannot_be_written_is_read_only_not_fatal(  # type: ig
     restored = run("restore", "--from", str(tmp_path / "b.tar"), "--force", "--expect-key", root)
     assert restored.status == 0, restored.stderr
     assert _code(run("trust", "forget", "--json")) == "filesystem"
+
+
+# -- found by the red-team pass ---------------------------------------------------------------------
+
+
+def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_that_saw_the_real_one(  # type: ignore[no-untyped-def]
+    run, rotated: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = rotated / "storage"
+    root = _fingerprint(key_file)
+    assert run("backup", "--out", str(tmp_path / "genuine.tar")).status == 0
+    index = Index(storage)
+    history = index.load_history()
+    first = index.snapshot()[1]
+    while first.head.version > 2:
+        first = index.head_by_id(first.head.previous_head or "", history)
+    retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
+    attacker = keys.generate()
+    (storage / "keys" / "00000002.json").unlink()  # the genuine rotation to key 2
+    forged_history = KeyHistory.load(storage / "keys")
+    forged_history.append_rotation(retired, attacker, 2, first.head_id, "2026-01-01T00:00:00Z")
+    forged = _forge(Index(storage), attacker, 3, first.head_id, EVIL, history_version=2)
+    _rewind(storage, forged, 3, 2)
+
+    for argv in (("get", *WHICH), ("keys", "list"), ("verify", "--deep")):
+        assert _code(run(*argv, "--json")) == "fork", argv  # this host accepted the genuine key history
+    assert _code(run("verify", "--deep", "--expect-key", root, "--json")) == "fork"
+
+    # A host that never saw the store cannot tell (SECURITY.md: revoke, and give new hosts the current key),
+    # but the host that did refuses to restore the forged store over the genuine one.
+    with monkeypatch.context() as fresh:
+        fresh.setenv("MCP_ORCHESTRATION_HOST_STATE", str(tmp_path / "fresh-host" / "state.json"))
+        assert run("backup", "--out", str(tmp_path / "forged.tar"), "--expect-key", root).status == 0
+    before = (storage / "index" / "HEAD").read_bytes()
+    refused = run("restore", "--from", str(tmp_path / "forged.tar"), "--force", "--json")
+    assert _code(refused) == "fork" and (storage / "index" / "HEAD").read_bytes() == before
+    restored = run("restore", "--from", str(tmp_path / "genuine.tar"), "--force")
+    assert restored.status == 0, restored.stderr
+    assert run("get", *WHICH).status == 0
+
+
+def test_a_rollback_of_one_version_is_found_by_verify_deep_on_a_fresh_host(  # type: ignore[no-untyped-def]
+    run, initialised: Path, key_file: Path, fresh_host: Path
+) -> None:
+    storage = initialised / "storage"
+    assert _publish(run, initialised, key_file, GOOD).status == 0
+    old_head = (storage / "index" / "HEAD").read_bytes()
+    assert _publish(run, initialised, key_file, FIXED).status == 0
+    _rewind(storage, old_head, 2)
+    root = _fingerprint(key_file)
+    result = run("verify", "--deep", "--expect-key", root, "--json")
+    assert _code(result) == "rollback" and "version 3" in json.loads(result.stderr)["error"]["message"]
+
+
+@pytest.mark.parametrize("directory", ["index", "keys", "objects/sha256/{fanout}"])
+def test_a_store_directory_replaced_by_a_link_is_refused_and_nothing_is_written_outside(  # type: ignore[no-untyped-def]
+    run, initialised: Path, key_file: Path, tmp_path: Path, directory: str
+) -> None:
+    storage = initialised / "storage"
+    artifact = json.loads(_publish(run, initialised, key_file, GOOD, "--json").stdout)["artifact"]
+    relative = directory.format(fanout=artifact[:2])
+    outside = tmp_path / "outside"
+    shutil.copytree(storage / relative, outside)
+    shutil.rmtree(storage / relative)
+    (storage / relative).symlink_to(outside)
+    before = sorted(p.name for p in outside.iterdir())
+    readers = [("verify", "--deep"), ("get", *WHICH)]
+    if "fanout" not in directory:  # an incremental verify reads no object
+        readers.append(("verify",))
+    for argv in readers:
+        assert _code(run(*argv, "--json")) == "integrity", argv
+    if "fanout" not in directory:  # a publish writes no object through another fan-out directory
+        assert _code(_publish(run, initialised, key_file, FIXED, "--json")) == "integrity"
+    assert sorted(p.name for p in outside.iterdir()) == before

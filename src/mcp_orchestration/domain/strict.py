@@ -20,12 +20,19 @@ from mcp_orchestration.errors import LimitError, ValidationError
 from mcp_orchestration.ids import shown
 
 # Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned characters.
-_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+# Controls, format characters (bidi overrides, zero-width), surrogates, private use, unassigned, and the
+# line and paragraph separators (U+2028, U+2029), which break lines like LF does.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Variation selectors (category Mn, like real accents): invisible, and they can smuggle bytes past a reader.
+_VARIATION_SELECTORS = ((0xFE00, 0xFE0F), (0xE0100, 0xE01EF))
 
 
 def is_hidden(char: str) -> bool:
-    """Whether ``char`` is invisible or controls a terminal: it could fake or hide text around it."""
-    return unicodedata.category(char) in _HIDDEN_CATEGORIES
+    """Whether ``char`` is invisible or breaks or controls a terminal line: it could fake or hide text around it."""
+    if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+        return True
+    code = ord(char)
+    return any(low <= code <= high for low, high in _VARIATION_SELECTORS)
 
 
 def has_hidden(text: str) -> bool:

@@ -48,7 +48,7 @@ import re
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -66,6 +66,7 @@ from mcp_orchestration.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsy
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, canonical_bytes, digest_of
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index, VerifyReport
+from mcp_orchestration.trust.history import KeyHistory
 
 FORMAT = "mcp-orchestration-backup"
 FORMAT_VERSION = 1
@@ -430,8 +431,19 @@ def _check_listing(files: Sequence[FileRecord]) -> None:
 # -- restore -----------------------------------------------------------------------------
 
 
-def restore(storage_dir: Path, source: BinaryIO, *, expect_root: str | None, force: bool, now: datetime) -> Restored:
+def restore(
+    storage_dir: Path,
+    source: BinaryIO,
+    *,
+    expect_root: str | None,
+    force: bool,
+    now: datetime,
+    check_history: Callable[[KeyHistory], None] | None = None,
+) -> Restored:
     """Check a backup completely in a staging directory beside ``storage_dir``, then move it into place.
+
+    ``check_history`` sees the staged store's verified key history before it is
+    installed (the host refuses one that differs from the history it accepted).
 
     Without ``force`` an existing store is refused before a byte is read; with
     it, the existing store is kept beside as ``storage.pre-restore-<time>``.
@@ -446,7 +458,7 @@ def restore(storage_dir: Path, source: BinaryIO, *, expect_root: str | None, for
         _remove_stale_staging(home)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=home))
         try:
-            manifest, report = _stage(source, staging, expect_root)
+            manifest, report = _stage(source, staging, expect_root, check_history)
             replaced, replaced_version = _install(staging, storage_dir, force=force, now=now)
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # already gone once installed
@@ -463,11 +475,15 @@ def _remove_stale_staging(home: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _stage(source: BinaryIO, staging: Path, expect_root: str | None) -> tuple[Manifest, VerifyReport]:
+def _stage(
+    source: BinaryIO, staging: Path, expect_root: str | None, check_history: Callable[[KeyHistory], None] | None
+) -> tuple[Manifest, VerifyReport]:
     """Extract into ``staging`` and deep-verify it; every refusal says the existing store was not touched."""
     try:
         manifest = _extract(_ArchiveReader(source), staging)
         report = _check_staged(staging, manifest, expect_root)
+        if check_history is not None:
+            check_history(Index(staging).load_history())
     except (VerificationError, UsageError) as error:
         raise type(error)(error.message, hint=_REFUSED) from error
     except NotInitializedError:

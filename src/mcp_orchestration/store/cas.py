@@ -7,6 +7,7 @@ at ``objects/sha256/<first two hex>/<remaining 62 hex>``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -18,7 +19,7 @@ from typing import Any
 import rfc8785
 
 from mcp_orchestration.errors import IntegrityError, ValidationError
-from mcp_orchestration.fsutil import WriteBatch, read_regular
+from mcp_orchestration.fsutil import UnsafeFileError, WriteBatch, read_regular, require_real_directories
 from mcp_orchestration.ids import check_artifact_id
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
@@ -73,6 +74,7 @@ class ContentStore:
         batch = WriteBatch(self.root) if batch is None else batch
         object_id = digest_of(data)
         location = self._location(object_id)
+        _require_real_fanout(location)
         try:
             batch.create(location, data, mode=_OBJECT_MODE)
         except FileExistsError:
@@ -92,6 +94,7 @@ class ContentStore:
         """
         object_id = digest_of(data)
         location = Path(self._location(object_id))
+        _require_real_fanout(str(location))
         if not self._is_intact(str(location), object_id):
             location.parent.mkdir(mode=0o700, exist_ok=True)
             batch.write(location, data, mode=_OBJECT_MODE)
@@ -153,4 +156,24 @@ def _read_file(location: str) -> bytes:
     link, FIFO or device can make a reader neither open a file outside the
     store, nor hang, nor read without end.
     """
-    return read_regular(location, MAX_OBJECT_BYTES)
+    directory, name = os.path.split(location)
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # the fan-out directory is a link, or not a directory
+            raise UnsafeFileError(errno.ELOOP, "is in a directory that is a link", location) from None
+        raise
+    try:
+        return read_regular(name, MAX_OBJECT_BYTES, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _require_real_fanout(location: str) -> None:
+    """Refuse to write an object through a fan-out directory that was replaced by a link."""
+    try:
+        require_real_directories(Path(os.path.dirname(location)), [""])
+    except UnsafeFileError:
+        raise IntegrityError(
+            f"The object directory {os.path.dirname(location)} is not a directory of the store (a link?)."
+        ) from None

@@ -55,6 +55,7 @@ from mcp_orchestration.fsutil import (
     exclusive_lock,
     read_regular,
     remove_stale_temps,
+    require_real_directories,
 )
 from mcp_orchestration.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, canonical_bytes, digest_of
@@ -63,6 +64,8 @@ from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_j
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
+
+_LAYOUT = ("index", "keys", "objects", "objects/sha256", "drafts")
 
 
 def utc_now() -> str:
@@ -159,10 +162,23 @@ class Index:
 
     # -- locking and small state files -------------------------------------------------
 
-    def write_lock(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def write_lock(self) -> Iterator[None]:
         """The exclusive lock every write holds from its first read to its last write."""
         ensure_dir(self.storage_dir)
-        return exclusive_lock(self.lock_path)
+        with exclusive_lock(self.lock_path):
+            self._check_layout()
+            yield
+
+    def _check_layout(self) -> None:
+        """The store's own directories are real directories: a link in their place would lead reads and writes
+        outside the store."""
+        try:
+            require_real_directories(self.storage_dir, _LAYOUT)
+        except UnsafeFileError as exc:
+            raise IntegrityError(
+                f"{exc.filename} is not a directory of the store (a link?): the store's layout was tampered with."
+            ) from None
 
     def _sweep_stale_temps(self) -> None:
         """Remove what crashed writers left in index/ and keys/ (once per process; caller holds the lock)."""
@@ -252,6 +268,7 @@ class Index:
         (a writer raises ``accepted`` only after ``HEAD``), and ``HEAD`` before
         the key history (a writer appends a key before any head it signs).
         """
+        self._check_layout()
         guard = self.guard()
         data = self._read_head(guard)
         history = self.load_history(expect_root, fresh=fresh)
@@ -593,28 +610,25 @@ class Index:
             except IntegrityError:
                 report.damaged_unreferenced.append(object_id)
                 continue
-            if data.startswith(b'{"payload":') and (signed := self._off_chain_head(data, history, current)):
+            if data.startswith(b'{"payload":') and (signed := self._off_chain_head(data, history)):
                 off_chain.append(signed)
         report.objects_checked = len(walked) + report.unreferenced_objects
         if off_chain:
             raise _off_chain_error(sorted(off_chain, key=lambda s: s.head.version), current)
 
-    def _off_chain_head(self, data: bytes, history: KeyHistory, current: SignedHead) -> SignedHead | None:
-        """``data`` as a validly signed head that is not on the current chain, or None.
+    def _off_chain_head(self, data: bytes, history: KeyHistory) -> SignedHead | None:
+        """``data`` as a validly signed head (it is not on the current chain), or None.
 
         Every head in the CAS was ``HEAD`` once (see :meth:`_write_head`), so one
         off the chain was accepted and then dropped: the index was rolled back,
-        and genuine publishes may since have built a second chain over it. The
-        one exception is a store written by a release before 0.2, whose
-        interrupted write could leave the next head, built on the current one.
+        and genuine publishes may since have built a second chain over it. (A
+        store written by 0.1.0 could also keep the next head of a publish that
+        was interrupted; SECURITY.md says how to tell and what to do.)
         """
         try:
-            signed = self._verify_envelope(data, history, "An unreferenced object")
+            return self._verify_envelope(data, history, "An unreferenced object")
         except VerificationError:
             return None
-        head = signed.head
-        interrupted = head.version == current.head.version + 1 and head.previous_head == current.head_id
-        return None if interrupted else signed
 
     def _read_checkpoint(self) -> str | None:
         """The verified checkpoint; anything unreadable or unsafe there (a link, a FIFO) counts as none."""
