@@ -8,6 +8,7 @@ messages are built from paths, ids and fingerprints only.
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -183,3 +184,18 @@ class KeyRetiredError(SigningKeyError):
 class KeyRevokedError(SigningKeyError):
     code = "key_revoked"
     hint = "This key is revoked and can sign nothing. Use the active key."
+
+
+def unreadable_file(
+    label: str, exc: OSError, *, kind: type[UsageError] = UsageError, hint: str | None = None
+) -> UsageError:
+    """The error for a file an operator named that cannot be read, or is refused by the safe open.
+
+    Over its bound is ``limit``; a link, FIFO, device or unreadable file is
+    ``kind`` (the safe open's reason, e.g. "is a FIFO", in the message).
+    """
+    if exc.errno == errno.EFBIG:
+        return LimitError(f"{label} is over the limit: it {exc.strerror}.")
+    refused = exc.errno in (errno.ELOOP, errno.EINVAL, errno.EISDIR, errno.ENXIO)  # the safe open's "is a ..."
+    reason = f"it {exc.strerror}" if refused else exc.strerror
+    return kind(f"{label} cannot be read: {reason}.", hint)

@@ -8,7 +8,6 @@ JSON-ready data. Rendering is the caller's job.
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import time
@@ -32,6 +31,7 @@ from mcp_orchestration.errors import (
     OrchestrationError,
     UsageError,
     ValidationError,
+    unreadable_file,
 )
 from mcp_orchestration.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
 from mcp_orchestration.host_state import HostState
@@ -375,14 +375,8 @@ def _open_archive(path: Path) -> BinaryIO:
 
 def unreadable_input(path: Path, exc: OSError) -> UsageError:
     """The error for an operator's input file that cannot be read, or is not a regular file within its bound."""
-    if isinstance(exc, UnsafeFileError) and exc.errno == errno.EFBIG:
-        return LimitError(f"{path} is over the limit: it {exc.strerror}.")
-    if isinstance(exc, UnsafeFileError):
-        return UsageError(
-            f"Cannot read {path}: it {exc.strerror}.",
-            hint="Name a regular file (a link to one is followed); a FIFO or a device is never read, use - for a pipe.",
-        )
-    return UsageError(f"Cannot read {path}: {exc.strerror}.")
+    hint = "Name a regular file (a link to one is followed); a FIFO or a device is never read, use - for a pipe."
+    return unreadable_file(str(path), exc, hint=hint if isinstance(exc, UnsafeFileError) else None)
 
 
 def trust_show(app: App) -> dict[str, Any]:

@@ -20,7 +20,6 @@ interpolation that could copy a secret into an argument).
 
 from __future__ import annotations
 
-import errno
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -40,8 +39,8 @@ from mcp_orchestration.domain.strict import (
     index_by_id,
     parse_document,
 )
-from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
-from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
+from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError, unreadable_file
+from mcp_orchestration.fsutil import read_named_file
 from mcp_orchestration.ids import check_name_id, shown
 
 KINDS = ("string", "path", "list")
@@ -303,15 +302,9 @@ def _read_operator_file(path: Path) -> bytes:
         return read_named_file(path, MAX_PAYLOAD_BYTES)
     except FileNotFoundError:
         raise NotFoundError(f"{_label(path)} does not exist.") from None
-    except UnsafeFileError as exc:
-        if exc.errno == errno.EFBIG:
-            raise LimitError(f"{_label(path)} is over the limit: it {exc.strerror}.") from None
-        raise ValidationError(
-            f"{_label(path)} cannot be read: it {exc.strerror}.",
-            hint="Point MCP_ORCHESTRATION_CATALOG_FILE at a regular JSON file; a FIFO or a device is never read.",
-        ) from None
     except OSError as exc:
-        raise ValidationError(f"{_label(path)} cannot be read ({exc.strerror}).") from None
+        hint = "Point MCP_ORCHESTRATION_CATALOG_FILE at a regular JSON file; a FIFO or a device is never read."
+        raise unreadable_file(_label(path), exc, kind=ValidationError, hint=hint) from None
 
 
 def load_catalog(extra_file: Path | None = None) -> Mapping[str, CatalogServer]:

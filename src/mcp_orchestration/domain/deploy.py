@@ -34,7 +34,6 @@ secret-looking strings masked, so showing it never prints a credential.
 from __future__ import annotations
 
 import difflib
-import errno
 import json
 import os
 import re
@@ -49,7 +48,7 @@ from typing import Any
 from mcp_orchestration.domain.clients import ClientSpec, get_client
 from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
-from mcp_orchestration.errors import ConflictError, LimitError, UsageError, ValidationError
+from mcp_orchestration.errors import ConflictError, UsageError, ValidationError, unreadable_file
 from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
 from mcp_orchestration.operations import App
 from mcp_orchestration.redaction import REDACTOR
@@ -277,12 +276,8 @@ def _read_existing(path: Path) -> tuple[bytes | None, int]:
     except FileNotFoundError:
         return None, NEW_FILE_MODE
     except UnsafeFileError as exc:
-        if exc.errno == errno.EFBIG:
-            raise LimitError(f"{path} is over the limit: it {exc.strerror}. Nothing was written.") from None
-        raise ValidationError(
-            f"The config file {path} cannot be deployed to: it {exc.strerror}. Nothing was written.",
-            hint="Pass --config-path naming the client's regular JSON config file.",
-        ) from None
+        hint = "Nothing was written. Pass --config-path naming the client's regular JSON config file."
+        raise unreadable_file(f"The config file {path}", exc, kind=ValidationError, hint=hint) from None
     return data, kept_mode(info.st_mode)
 
 
