@@ -65,7 +65,7 @@ from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
 
-_LAYOUT = ("index", "keys", "objects", "objects/sha256", "drafts")
+_LAYOUT = ("index", "keys", "objects", "objects/sha256")  # drafts/ is opened through no-follow descriptors
 
 
 def utc_now() -> str:
