@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -63,7 +62,9 @@ class HostAnchor:
 
     def pinned_root(self) -> str | None:
         """The root stated by the operator, else the one this host pinned for the store (None if neither)."""
-        record = self.state.get(self.home)
+        return self._pinned_root(self.state.get(self.home))
+
+    def _pinned_root(self, record: StoreRecord | None) -> str | None:
         if self.expect_root is not None:
             if record is not None and record.root != self.expect_root:
                 raise KeyNotTrustedError(
@@ -77,7 +78,8 @@ class HostAnchor:
 
     def check_history(self, history: KeyHistory) -> None:
         """Refuse a key history rooted anywhere but where the host's anchor says."""
-        root = self.pinned_root()
+        record = self.state.get(self.home)
+        root = self._pinned_root(record)
         if root is not None:
             if history.root_fingerprint != root:
                 raise KeyNotTrustedError(
@@ -92,11 +94,10 @@ class HostAnchor:
                 raise KeyNotTrustedError(f"No root key is pinned for the store at {self.home} on this host.", _PIN_HINT)
             root = history.root_fingerprint
         self._require_own_key(history)
-        record = self.state.get(self.home)
         if record is None:
             self._remember(StoreRecord(root))
         elif record.root == history.root_fingerprint:
-            _require_same_key_history(history, record, self.state.path)
+            _require_same_key_history(history, record)
 
     def check_restorable(self, history: KeyHistory) -> None:
         """Refuse to restore a store whose key history differs from the one this host accepted.
@@ -107,7 +108,7 @@ class HostAnchor:
         """
         record = self.state.get(self.home)
         if record is not None and record.root == history.root_fingerprint:
-            _require_same_key_history(history, replace(record, head_id=None), self.state.path)
+            _require_same_key_history(history, record)
 
     def _require_own_key(self, history: KeyHistory) -> None:
         key = self._loaded_key()
@@ -174,13 +175,14 @@ class HostAnchor:
             log.debug("Host state %s not updated: %s", self.state.path, exc.strerror or type(exc).__name__)
 
 
-def _require_same_key_history(history: KeyHistory, record: StoreRecord, where: Path) -> None:
+def _require_same_key_history(history: KeyHistory, record: StoreRecord) -> None:
     """The store's key history and the one this host accepted agree on every version both have.
 
     Each version is signed by the key active before it, so whoever holds a
     retired key can write a different continuation from the version that key
     was active in (a rotation to a key of their own). A host that accepted the
-    genuine one refuses any other.
+    genuine one refuses any other. (Fewer versions is :func:`_require_descent`'s
+    rollback; a restore may bring fewer on purpose.)
     """
     for number, (seen, stored) in enumerate(zip(record.key_history, history.digests, strict=False), start=1):
         if seen != stored:
@@ -189,13 +191,6 @@ def _require_same_key_history(history: KeyHistory, record: StoreRecord, where: P
                 "rewritten (with a stolen retired key?).",
                 hint="Do not use this store. Restore it from a verified backup (see SECURITY.md, 'Tamper response').",
             )
-    if record.key_history and len(history.versions) < len(record.key_history) and record.head_id is not None:
-        raise RollbackError(
-            f"The store's key history has {len(history.versions)} version(s), fewer than the "
-            f"{len(record.key_history)} this host already accepted: key history versions were removed.",
-            hint=f"Do not use this store. If it was restored on purpose, run `mcp-orchestration trust forget` "
-            f"(or remove its entry from {where}).",
-        )
 
 
 def _require_descent(index: Index, history: KeyHistory, head: SignedHead, record: StoreRecord, where: Path) -> None:

@@ -213,11 +213,6 @@ def shown_changelog(changelog: str) -> str:
     return escape_hidden(scrub_text(changelog))
 
 
-def masked_config(payload: Any) -> dict[str, Any]:
-    """A config as every interface shows it: env and header values, and anything credential-like, masked."""
-    return mask_secrets(payload)
-
-
 def read_published(app: App, client: str, profile: str, artifact: str | None = None) -> tuple[Entry, Any]:
     """A profile's verified entry and payload, unmasked: for drafts, diffs and deploy, never for output."""
     return app.index.get_artifact(client, profile, artifact)
@@ -239,7 +234,7 @@ def published_view(entry: Entry, config: dict[str, Any]) -> dict[str, Any]:
 def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
     """A profile's latest (or a given) version, verified, with its config masked."""
     entry, payload = read_published(app, client, profile, artifact)
-    return published_view(entry, masked_config(payload))
+    return published_view(entry, mask_secrets(payload))
 
 
 def export_view(published: dict[str, Any]) -> dict[str, Any]:

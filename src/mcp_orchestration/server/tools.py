@@ -18,6 +18,7 @@ from typing import Any, cast
 from mcp_orchestration import operations
 from mcp_orchestration.domain import catalog, clients
 from mcp_orchestration.domain.diff import ConfigDiff, diff_configs
+from mcp_orchestration.domain.masking import mask_secrets
 from mcp_orchestration.domain.validation import require_valid, validate_config
 from mcp_orchestration.errors import NotFoundError
 from mcp_orchestration.ids import check_name_id, check_server_name, shown
@@ -94,11 +95,11 @@ class ConfigTools:
         return cast("schemas.PublishedConfig", view)
 
     def _masked(self, artifact: str, payload: Any) -> dict[str, Any]:
-        """``operations.masked_config`` of an artifact, computed once per artifact (artifacts never change)."""
+        """``mask_secrets`` of an artifact, computed once per artifact (artifacts never change)."""
         with self._masked_lock:  # tools run in worker threads
             text = self._masked_cache.get(artifact)
         if text is None:
-            text = json.dumps(operations.masked_config(payload))
+            text = json.dumps(mask_secrets(payload))
             with self._masked_lock:
                 if len(self._masked_cache) >= MASKED_CACHE_ENTRIES:
                     self._masked_cache.pop(next(iter(self._masked_cache)))
@@ -165,7 +166,7 @@ class ConfigTools:
             "profile": draft.profile,
             "base_artifact": draft.base_artifact,
             "updated_at": draft.updated_at,
-            "config": operations.masked_config(draft.payload),
+            "config": mask_secrets(draft.payload),
         }
 
     def add_server_to_config(
