@@ -315,8 +315,10 @@ class Index:
         """The id of the head at ``version`` on the chain that ends at ``head`` (walking ``previous``)."""
         report = VerifyReport(head.head.version, head.head_id, head.keyid, len(history.versions), 0)
         signed = head
-        while signed.head.version > version and signed.head.previous_head is not None:
+        while signed.head.version > version + 1 and signed.head.previous_head is not None:
             signed = self._previous_head(signed, signed.head.previous_head, history, report)
+        if signed.head.version == version + 1 and signed.head.previous_head is not None:
+            return signed.head.previous_head  # signed into its successor: no need to load it to name it
         return signed.head_id
 
     # -- reading the tree --------------------------------------------------------------
