@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks scripts build
 	$(BIN)/ruff check src tests benchmarks scripts build
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # Unit and integration tests, then the container tests against a freshly built image.
 # Without a Docker engine the container tests skip, unless MCP_ORCHESTRATION_REQUIRE_DOCKER=1 (CI).

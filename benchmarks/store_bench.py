@@ -34,10 +34,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration import fsutil
+from mcp_orchestration.app import rotation
+from mcp_orchestration.core import fsutil
 from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.index import Index, ProfileUpdate
-from mcp_orchestration.trust import rotation
 from mcp_orchestration.trust.keys import SigningKey, generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict
 

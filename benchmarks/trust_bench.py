@@ -32,9 +32,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mcp_orchestration import operations
-from mcp_orchestration.operations import App
-from mcp_orchestration.settings import load_settings
+from mcp_orchestration.app import operations
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust.keys import generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict

@@ -34,10 +34,10 @@ async def _exercise_server(home: Path) -> None:
     from mcp import Client
 
     from mcp_orchestration import cli
-    from mcp_orchestration.operations import App, healthcheck
+    from mcp_orchestration.app.operations import App, healthcheck
+    from mcp_orchestration.app.settings import load_settings
     from mcp_orchestration.server.app import build_server
     from mcp_orchestration.server.tools import ConfigTools
-    from mcp_orchestration.settings import load_settings
 
     key = home / "signing_key"
     for argv in (["keys", "generate", "--out", str(key)], ["--key-file", str(key), "init"]):

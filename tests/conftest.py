@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration import cli
-from mcp_orchestration.settings import ENV_PREFIX
+from mcp_orchestration.app.settings import ENV_PREFIX
 from mcp_orchestration.trust import keys
 
 PASSPHRASE = "correct horse battery staple"

@@ -16,24 +16,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mcp_orchestration.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
-from mcp_orchestration.redaction import REDACTOR, configure_logging
-from mcp_orchestration.settings import refuse_plain_secret_variables
+from mcp_orchestration.app.settings import refuse_plain_secret_variables
+from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
+from mcp_orchestration.core.version import package_version
+from mcp_orchestration.security.redaction import REDACTOR, configure_logging
 
 if TYPE_CHECKING:
-    from mcp_orchestration.operations import App
+    from mcp_orchestration.app.operations import App
 
 log = logging.getLogger("mcp_orchestration")
-
-
-def package_version() -> str:
-    """The installed distribution's version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("mcp-orchestration")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 class _VersionAction(argparse.Action):
@@ -213,8 +204,8 @@ def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
 
 
 def _app(args: argparse.Namespace) -> App:
-    from mcp_orchestration.operations import App
-    from mcp_orchestration.settings import load_settings
+    from mcp_orchestration.app.operations import App
+    from mcp_orchestration.app.settings import load_settings
 
     settings = load_settings(
         home=getattr(args, "home", None),
@@ -234,7 +225,7 @@ def _no_subcommand(args: argparse.Namespace) -> int:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.init(_app(args))
     verb = "Initialised" if result["created"] else "Already initialised:"
@@ -242,7 +233,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_publish(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     data = sys.stdin.buffer.read() if args.file == "-" else _read_input(Path(args.file))
     result = operations.publish(
@@ -261,9 +252,9 @@ def _read_input(path: Path) -> bytes:
 
     A file over the payload limit is refused here, before it is read whole.
     """
-    from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
-    from mcp_orchestration.fsutil import read_named_file
-    from mcp_orchestration.operations import unreadable_input
+    from mcp_orchestration.app.operations import unreadable_input
+    from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES
+    from mcp_orchestration.core.fsutil import read_named_file
 
     try:
         return read_named_file(path, MAX_PAYLOAD_BYTES)
@@ -272,21 +263,21 @@ def _read_input(path: Path) -> bytes:
 
 
 def _cmd_get(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.get(_app(args), args.client, args.profile, args.artifact)
     return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.export(_app(args), args.client, args.profile)
     return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.profile_history(_app(args), args.client, args.profile)  # changelogs come back escaped
     lines = [
@@ -297,7 +288,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     report = operations.verify(_app(args), args.deep)
     text = (
@@ -338,7 +329,7 @@ def _credentials_warning(found: list[dict[str, Any]]) -> str:
 def _cmd_backup(args: argparse.Namespace) -> int:
     import contextlib
 
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     to_stdout = args.out == "-"
     if to_stdout and sys.stdout.isatty():
@@ -359,7 +350,7 @@ def _cmd_backup(args: argparse.Namespace) -> int:
 
 
 def _cmd_restore(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     from_stdin = args.source == "-"
     if from_stdin and sys.stdin.isatty():
@@ -394,7 +385,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mcp_orchestration.domain.deploy import deploy
+    from mcp_orchestration.app.deploy import deploy
 
     result = deploy(
         _app(args),
@@ -439,7 +430,7 @@ def _hint(hint: str) -> str:
 
 
 def _cmd_healthcheck(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     try:
         operations.healthcheck(_app(args))
@@ -455,19 +446,17 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
 
 def _cmd_claude_config(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
-    from mcp_orchestration.trust import keys
+    from mcp_orchestration.app import operations
 
     # --key-file (a global option) names the key on the host; it is mounted, never read here.
     expect_key = getattr(args, "expect_key", None)
-    expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
-    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume, expect_root)
+    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume, expect_key)
     sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
     return ExitCode.OK
 
 
 def _cmd_trust_show(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.trust_show(_app(args))
     if result["root"] is None:
@@ -483,7 +472,7 @@ def _cmd_trust_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_trust_forget(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.trust_forget(_app(args))
     verb = "Forgot" if result["forgotten"] else "Nothing was pinned for"
@@ -491,14 +480,14 @@ def _cmd_trust_forget(args: argparse.Namespace) -> int:
 
 
 def _cmd_index_export(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     sys.stdout.write(operations.export_index(_app(args)).decode() + "\n")
     return ExitCode.OK
 
 
 def _cmd_keys_generate(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.generate_key(
         out=args.out,
@@ -513,14 +502,14 @@ def _cmd_keys_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_fingerprint(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.fingerprint(_app(args), args.public_key)
     return _emit(args, result, result["fingerprint"])
 
 
 def _cmd_keys_list(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.list_keys(_app(args))
     lines = [
@@ -531,15 +520,15 @@ def _cmd_keys_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_export_public(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     sys.stdout.write(operations.export_public(_app(args), args.keyid))
     return ExitCode.OK
 
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
-    from mcp_orchestration.settings import NEXT_SIGNING_KEY, key_spec
+    from mcp_orchestration.app import operations
+    from mcp_orchestration.app.settings import NEXT_SIGNING_KEY, key_spec
 
     new_spec = key_spec(
         key_file=args.new_key_file,
@@ -558,7 +547,7 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def _cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from mcp_orchestration import operations
+    from mcp_orchestration.app import operations
 
     result = operations.revoke(_app(args), args.keyid)
     verb = "Revoked" if result["changed"] else "Already revoked:"

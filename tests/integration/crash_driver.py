@@ -40,12 +40,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration import cli, operations
-from mcp_orchestration.errors import OrchestrationError
-from mcp_orchestration.operations import App
-from mcp_orchestration.settings import KeySpec, load_settings
+from mcp_orchestration import cli
+from mcp_orchestration.app import (
+    operations,
+    rotation,  # noqa: F401 (rotation: imported before "ready")
+)
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.store.index import Index
-from mcp_orchestration.trust import keys, rotation  # noqa: F401 (rotation: imported before "ready")
+from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 
 
 def _say(line: str) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.operations import App, profile_history
-from mcp_orchestration.settings import load_settings
+from mcp_orchestration.app.operations import App, profile_history
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.errors import NotFoundError
 from mcp_orchestration.store.index import Index
 from tests.conftest import run_process
 from tests.integration.crash_driver import (

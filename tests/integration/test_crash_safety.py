@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration import fsutil
-from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.operations import App, profile_history
-from mcp_orchestration.settings import load_settings
+from mcp_orchestration.app.operations import App, profile_history
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core import fsutil
+from mcp_orchestration.core.errors import NotFoundError
 from mcp_orchestration.store import index as index_module
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import history as history_module

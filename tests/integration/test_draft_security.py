@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration import operations
-from mcp_orchestration.errors import ConflictError
-from mcp_orchestration.operations import App
+from mcp_orchestration.app import operations
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.core.errors import ConflictError
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.drafts import Draft, DraftStore

@@ -33,11 +33,13 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from mcp_orchestration.domain.masking import MASK as CONFIG_MASK
-from mcp_orchestration.errors import OrchestrationError, SigningKeyError
-from mcp_orchestration.settings import DEFAULT_KEY_FILE, ENV_PREFIX, KeySpec, load_settings
+from mcp_orchestration.app import rotation
+from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_settings
+from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
+from mcp_orchestration.security.masking import MASK as CONFIG_MASK
 from mcp_orchestration.store.index import Index, ProfileUpdate
-from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 
 MIN_LINE = 16  # shorter PEM lines carry too little to matter (the redactor's threshold too)
 WINDOW = 24  # a partial leak: any 24 characters of an encoding of the seed

@@ -48,9 +48,10 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_orchestration.settings import ENV_PREFIX, KeySpec
+from mcp_orchestration.app.settings import ENV_PREFIX
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 from tests.integration.test_leak_canary import Canaries
 from tests.integration.tool_errors import tool_error
 

@@ -54,12 +54,13 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult
 
-from mcp_orchestration import errors, operations
-from mcp_orchestration.domain import catalog, clients
-from mcp_orchestration.operations import App
+from mcp_orchestration.app import operations
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.config import catalog, clients
+from mcp_orchestration.core import errors
 from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.settings import load_settings
 from tests.conftest import write_key
 from tests.integration.tool_errors import tool_error
 

@@ -34,16 +34,17 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from mcp_orchestration import operations
-from mcp_orchestration.ids import SERVER_NAME
-from mcp_orchestration.operations import App
+from mcp_orchestration.app import operations, rotation
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import Settings
+from mcp_orchestration.security.ids import SERVER_NAME
 from mcp_orchestration.server import app as server_app
 from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.index import Index, ProfileUpdate
-from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import write_key
 from tests.integration.tool_errors import tool_error
 

@@ -35,8 +35,8 @@ import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
+from mcp_orchestration.app.settings import ENV_PREFIX
 from mcp_orchestration.server.app import DESCRIPTIONS
-from mcp_orchestration.settings import ENV_PREFIX
 from tests.conftest import run_process, write_key
 from tests.integration.tool_errors import tool_error, wire_error
 

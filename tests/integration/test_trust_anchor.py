@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.errors import ExitCode, ForkError, KeyNotTrustedError
-from mcp_orchestration.operations import App
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.errors import ExitCode, ForkError, KeyNotTrustedError
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.settings import load_settings
 from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index

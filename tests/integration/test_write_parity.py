@@ -29,15 +29,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from mcp import Client
 
-from mcp_orchestration import operations
-from mcp_orchestration.errors import OrchestrationError
-from mcp_orchestration.operations import App
+from mcp_orchestration.app import operations
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import Settings
+from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.server.app import ERROR_META_KEY, build_server
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.settings import KeySpec, Settings
 from mcp_orchestration.store.drafts import Draft, DraftStore
-from mcp_orchestration.store.index import Index, ProfileUpdate, utc_now
+from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import Result
 
 CLIENT = "claude-desktop"
@@ -375,7 +377,7 @@ def test_deploy_refuses_a_stored_server_name_outside_the_rule(
     run: Callable[..., Result], app: App, tmp_path: Path
 ) -> None:
     """An earlier release could sign in ``café``; deploy and export refuse it with validation's code."""
-    from mcp_orchestration.domain.validation import require_valid
+    from mcp_orchestration.config.validation import require_valid
 
     payload = _named("caf\u00e9")
     legacy_publish(app, CLIENT, PROFILE, payload, "")

@@ -22,7 +22,7 @@ from mcp_orchestration.audit import cli, gate
 from mcp_orchestration.audit.errors import LockMalformedError
 from mcp_orchestration.audit.exceptions import load_exceptions, parse_exceptions
 from mcp_orchestration.audit.lock import load_lock, parse_lock
-from mcp_orchestration.errors import ExitCode
+from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -555,5 +555,5 @@ def test_the_gate_needs_nothing_but_the_standard_library() -> None:
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                allowed = top in sys.stdlib_module_names or name == "mcp_orchestration.errors"
+                allowed = top in sys.stdlib_module_names or name == "mcp_orchestration.core.errors"
                 assert allowed or name.startswith("mcp_orchestration.audit."), f"{module.name} imports {name}"

@@ -16,15 +16,15 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration import cli
-from mcp_orchestration.errors import ExitCode
-from mcp_orchestration.fsutil import exclusive_lock
-from mcp_orchestration.settings import KeySpec
+from mcp_orchestration.core.errors import ExitCode
+from mcp_orchestration.core.fsutil import exclusive_lock
 from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import SAMPLE_CONFIG, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
@@ -42,8 +42,7 @@ Members = list[tuple[tarfile.TarInfo, bytes]]
 @pytest.fixture(autouse=True)
 def pinned_root(monkeypatch: pytest.MonkeyPatch, key_file: Path) -> str:
     """Every command states the root as an operator would: restore into a fresh home needs it."""
-    from mcp_orchestration.settings import KeySpec
-    from mcp_orchestration.trust.keys import load_signing_key
+    from mcp_orchestration.trust.keys import KeySpec, load_signing_key
 
     root = load_signing_key(KeySpec("file", key_file, None)).fingerprint
     monkeypatch.setenv("MCP_ORCHESTRATION_EXPECT_KEY", root)

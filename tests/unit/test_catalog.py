@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.domain.catalog import (
+from mcp_orchestration.config.catalog import (
     MAX_LIST_ITEMS,
     MAX_VALUE_CHARS,
     CatalogServer,
@@ -14,8 +14,8 @@ from mcp_orchestration.domain.catalog import (
     get_server,
     load_catalog,
 )
-from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
-from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES
+from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
 
 REFERENCE_SERVERS = {"filesystem", "fetch", "git", "memory", "time", "everything", "sequential-thinking"}
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_orchestration.domain.strict import escape_hidden
-from mcp_orchestration.errors import ValidationError
-from mcp_orchestration.operations import check_changelog
+from mcp_orchestration.app.operations import check_changelog
+from mcp_orchestration.config.strict import escape_hidden
+from mcp_orchestration.core.errors import ValidationError
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.errors import ExitCode
+from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, Result
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.domain.clients import ClientSpec, get_client, load_clients, parse_clients
-from mcp_orchestration.domain.validation import validate_config
-from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
+from mcp_orchestration.config.clients import ClientSpec, get_client, load_clients, parse_clients
+from mcp_orchestration.config.validation import validate_config
+from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
 
 POSIX_HOME = PurePosixPath("/home/ada")
 WINDOWS_HOME = PureWindowsPath("C:\\Users\\ada")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.domain.deploy import deploy
-from mcp_orchestration.errors import ExitCode, ValidationError
-from mcp_orchestration.operations import App
-from mcp_orchestration.settings import load_settings
+from mcp_orchestration.app.deploy import deploy
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.errors import ExitCode, ValidationError
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys
 from tests.conftest import Result

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_orchestration.domain.diff import ConfigDiff, NamesChange, ServerChange, ValueChange, diff_configs
-from mcp_orchestration.domain.masking import MASK
+from mcp_orchestration.config.diff import ConfigDiff, NamesChange, ServerChange, ValueChange, diff_configs
+from mcp_orchestration.security.masking import MASK
 
 TOKEN_A = "gh" + "p_" + "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe12"
 TOKEN_B = "gh" + "p_" + "Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAeZx934"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration import fsutil
-from mcp_orchestration.errors import ConflictError
-from mcp_orchestration.redaction import MASK, REDACTOR
+from mcp_orchestration.core import fsutil
+from mcp_orchestration.core.errors import ConflictError
+from mcp_orchestration.security.redaction import MASK, REDACTOR
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
 from mcp_orchestration.trust import keys
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from mcp_orchestration.errors import IntegrityError, SignatureError
+from mcp_orchestration.core.errors import IntegrityError, SignatureError
 from mcp_orchestration.trust import dsse, keys
 
 

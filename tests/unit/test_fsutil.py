@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration import fsutil
+from mcp_orchestration.core import fsutil
 from tests.conftest import is_locked
 
 

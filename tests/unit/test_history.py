@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.errors import KeyHistoryError, KeyNotTrustedError, KeyRetiredError, KeyRevokedError
+from mcp_orchestration.core.errors import KeyHistoryError, KeyNotTrustedError, KeyRetiredError, KeyRevokedError
 from mcp_orchestration.trust import dsse, keys
 from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_orchestration.errors import InvalidIdError
-from mcp_orchestration.ids import check_artifact_id, check_name_id, check_server_name, is_server_name
+from mcp_orchestration.core.errors import InvalidIdError
+from mcp_orchestration.security.ids import check_artifact_id, check_name_id, check_server_name, is_server_name
 from mcp_orchestration.trust.keys import parse_keyid
 
 VALID_DIGEST = "a" * 64

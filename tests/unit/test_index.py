@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.app import rotation
+from mcp_orchestration.core.errors import (
     ConflictError,
     IntegrityError,
     KeyRetiredError,
@@ -18,7 +19,7 @@ from mcp_orchestration.errors import (
 )
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.index import Index, ProfileUpdate
-from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust import keys
 
 CONFIG_A = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
 CONFIG_B = {"mcpServers": {"fetch": {"command": "uvx", "args": ["mcp-server-fetch"]}}}
@@ -371,7 +372,7 @@ def test_deeply_nested_garbage_in_signed_files_is_an_integrity_error(index: Inde
 def test_the_head_of_an_interrupted_publish_is_a_harmless_leftover(
     index: Index, key: keys.SigningKey, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mcp_orchestration import fsutil
+    from mcp_orchestration.core import fsutil
 
     _publish(index, key, CONFIG_A)
 

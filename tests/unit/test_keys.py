@@ -9,15 +9,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.errors import (
     KeyFormatError,
     KeyUnavailableError,
     KeyUnreadableError,
     PassphraseError,
     PlainSecretEnvError,
 )
-from mcp_orchestration.settings import KeySpec, load_settings
 from mcp_orchestration.trust import keys
+from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import PASSPHRASE, write_key
 
 
@@ -249,7 +250,7 @@ def test_fingerprint_is_sha256_of_the_raw_public_key() -> None:
 
 
 def test_default_passphrase_pairs_only_with_the_default_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mcp_orchestration import settings
+    from mcp_orchestration.app import settings
 
     secrets = tmp_path / "secrets"
     secrets.mkdir()
@@ -275,7 +276,7 @@ def test_default_passphrase_pairs_only_with_the_default_key(tmp_path: Path, monk
 
 
 def test_loading_the_same_key_again_teaches_the_redactor_nothing_new(tmp_path: Path) -> None:
-    from mcp_orchestration.redaction import REDACTOR
+    from mcp_orchestration.security.redaction import REDACTOR
 
     write_key(tmp_path / "k", "openssh")
     keys.load_signing_key(_spec(tmp_path / "k"))

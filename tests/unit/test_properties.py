@@ -9,8 +9,8 @@ import rfc8785
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mcp_orchestration.errors import InvalidIdError
-from mcp_orchestration.ids import check_name_id
+from mcp_orchestration.core.errors import InvalidIdError
+from mcp_orchestration.security.ids import check_name_id
 from mcp_orchestration.store.cas import ContentStore
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys

@@ -9,7 +9,7 @@ import os
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from mcp_orchestration.redaction import (
+from mcp_orchestration.security.redaction import (
     MASK,
     REDACTOR,
     JsonRedactingFormatter,
@@ -45,7 +45,7 @@ def _canaries(key: keys.SigningKey) -> list[str]:
 
 def test_every_encoding_of_a_loaded_key_is_masked() -> None:
     key = keys.generate()  # generate() registers the key with the process redactor
-    from mcp_orchestration.redaction import REDACTOR
+    from mcp_orchestration.security.redaction import REDACTOR
 
     for canary in _canaries(key):
         redacted = REDACTOR.redact(f"before {canary} after")

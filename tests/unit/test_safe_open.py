@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
-from mcp_orchestration.operations import MAX_PUBLIC_KEY_FILE_BYTES
+from mcp_orchestration.app.operations import MAX_PUBLIC_KEY_FILE_BYTES
+from mcp_orchestration.app.telemetry import EVENTS_FILE
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES
 from mcp_orchestration.server.app import ERROR_META_KEY
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES
-from mcp_orchestration.telemetry import EVENTS_FILE
 from mcp_orchestration.trust.history import MAX_VERSION_BYTES
 from mcp_orchestration.trust.keys import MAX_SECRET_FILE_BYTES
 from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, write_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mcp_orchestration.domain.secret_rules import scrub_text
+from mcp_orchestration.security.secret_rules import scrub_text
 
 TOKEN = "ghp_" + "a1B2c3D4e5F6g7H8i9J0" * 2
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.redaction import Redactor
-from mcp_orchestration.telemetry import EVENTS_FILE, Telemetry
+from mcp_orchestration.app.telemetry import EVENTS_FILE, Telemetry
+from mcp_orchestration.core.errors import NotFoundError
+from mcp_orchestration.security.redaction import Redactor
 
 
 def _events(directory: Path) -> list[dict[str, object]]:

@@ -13,9 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_orchestration.domain.masking import MASK, mask_secrets
-from mcp_orchestration.domain.secret_rules import find_secret, is_reference, secret_arguments
-from mcp_orchestration.domain.validation import (
+from mcp_orchestration.config.validation import (
     MAX_ARGS,
     MAX_ENV,
     MAX_EXTRA_DEPTH,
@@ -31,7 +29,9 @@ from mcp_orchestration.domain.validation import (
     require_valid,
     validate_config,
 )
-from mcp_orchestration.errors import LimitError, ValidationError
+from mcp_orchestration.core.errors import LimitError, ValidationError
+from mcp_orchestration.security.masking import MASK, mask_secrets
+from mcp_orchestration.security.secret_rules import find_secret, is_reference, secret_arguments
 
 _BODY = "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe"
 

@@ -34,7 +34,7 @@ from mcp_orchestration.audit.exceptions import load_exceptions
 from mcp_orchestration.audit.gate import Audit, Row, Verdict, evaluate
 from mcp_orchestration.audit.lock import load_lock
 from mcp_orchestration.audit.report import load_report
-from mcp_orchestration.errors import ExitCode, InternalError, OrchestrationError
+from mcp_orchestration.core.errors import ExitCode, InternalError, OrchestrationError
 
 _SUMMARY, _, _ROLES, _EXIT_STATUS = (__doc__ or "").split("\n\n", 3)
 _HEADER = Row("package", "version", "vulnerability", ("fix versions",), "status")

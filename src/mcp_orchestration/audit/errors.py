@@ -6,7 +6,7 @@ and not a policy finding either: the gate stops and says which file to fix.
 
 from __future__ import annotations
 
-from mcp_orchestration.errors import UsageError
+from mcp_orchestration.core.errors import UsageError
 
 
 class ReportUnreadableError(UsageError):

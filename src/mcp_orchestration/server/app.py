@@ -23,10 +23,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 from pydantic import Field
 
-from mcp_orchestration.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
-from mcp_orchestration.ids import check_name_id
-from mcp_orchestration.operations import MAX_CHANGELOG_CHARS
-from mcp_orchestration.redaction import REDACTOR
+from mcp_orchestration.app.operations import MAX_CHANGELOG_CHARS
+from mcp_orchestration.core.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
+from mcp_orchestration.security.ids import check_name_id
+from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.server import schemas
 from mcp_orchestration.server.tools import ConfigTools
 
@@ -330,6 +330,6 @@ def _register_resources(server: MCPServer, tools: ConfigTools) -> None:
 
 
 def _version() -> str:
-    from mcp_orchestration.cli import package_version
+    from mcp_orchestration.core.version import package_version
 
     return package_version()

@@ -2,7 +2,7 @@
 
 Every config that leaves here is masked (``env`` and ``headers`` values other
 than placeholders), every id is checked before use, and every failure is an
-:class:`~mcp_orchestration.errors.OrchestrationError` with a stable code.
+:class:`~mcp_orchestration.core.errors.OrchestrationError` with a stable code.
 Nothing here writes outside the store: writing a client's file on the user's
 machine is the operator's ``deploy`` command.
 """
@@ -15,17 +15,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from mcp_orchestration import operations
-from mcp_orchestration.domain import catalog, clients
-from mcp_orchestration.domain.diff import ConfigDiff, diff_configs
-from mcp_orchestration.domain.masking import mask_secrets
-from mcp_orchestration.domain.validation import require_valid, validate_config
-from mcp_orchestration.errors import NotFoundError
-from mcp_orchestration.ids import check_name_id, check_server_name, shown
-from mcp_orchestration.operations import App
+from mcp_orchestration.app import operations
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.config import catalog, clients
+from mcp_orchestration.config.diff import ConfigDiff, diff_configs
+from mcp_orchestration.config.validation import require_valid, validate_config
+from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.errors import NotFoundError
+from mcp_orchestration.security.ids import check_name_id, check_server_name, shown
+from mcp_orchestration.security.masking import mask_secrets
 from mcp_orchestration.server import schemas
 from mcp_orchestration.store.drafts import Draft, DraftStore
-from mcp_orchestration.store.index import utc_now
 
 EMPTY_CONFIG: dict[str, Any] = {"mcpServers": {}}
 MASKED_CACHE_ENTRIES = 256

@@ -54,7 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.core.errors import (
     ConflictError,
     IntegrityError,
     LimitError,
@@ -62,7 +62,7 @@ from mcp_orchestration.errors import (
     UsageError,
     VerificationError,
 )
-from mcp_orchestration.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsync_dir
+from mcp_orchestration.core.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsync_dir
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, canonical_bytes, digest_of
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.index import Index, VerifyReport

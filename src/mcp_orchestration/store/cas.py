@@ -18,9 +18,9 @@ from typing import Any
 
 import rfc8785
 
-from mcp_orchestration.errors import IntegrityError, ValidationError
-from mcp_orchestration.fsutil import UnsafeFileError, WriteBatch, read_regular, require_real_directories
-from mcp_orchestration.ids import check_artifact_id
+from mcp_orchestration.core.errors import IntegrityError, ValidationError
+from mcp_orchestration.core.fsutil import UnsafeFileError, WriteBatch, read_regular, require_real_directories
+from mcp_orchestration.security.ids import check_artifact_id
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 _OBJECT_MODE = 0o400
@@ -152,7 +152,7 @@ def _read_file(location: str) -> bytes:
     """A whole object file, through the one safe open (plain system calls: it is hot).
 
     Links are not followed and anything but a regular file of bounded size is
-    refused (:class:`~mcp_orchestration.fsutil.UnsafeFileError`), so a planted
+    refused (:class:`~mcp_orchestration.core.fsutil.UnsafeFileError`), so a planted
     link, FIFO or device can make a reader neither open a file outside the
     store, nor hang, nor read without end.
     """

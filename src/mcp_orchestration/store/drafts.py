@@ -23,21 +23,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.core.errors import (
     DraftUnauthenticatedError,
     IntegrityError,
     InvalidIdError,
     LimitError,
     ValidationError,
 )
-from mcp_orchestration.fsutil import (
+from mcp_orchestration.core.fsutil import (
     UnsafeFileError,
     atomic_write_at,
     exclusive_lock_in,
     open_directory,
     read_regular,
 )
-from mcp_orchestration.ids import check_artifact_id, check_name_id
+from mcp_orchestration.security.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.trust.keys import DerivedKey, SigningKey
 

@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mcp_orchestration.errors import RollbackError
-from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, read_regular
+from mcp_orchestration.core.errors import RollbackError
+from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, read_regular
 
 _FORMAT = re.compile(rb"([0-9]{20}) ([0-9]{20})\n")
 _MAX_BYTES = 64  # the guard is 42 bytes; a bound for the read

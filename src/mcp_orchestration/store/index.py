@@ -31,11 +31,11 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.errors import (
     ConflictError,
     ForkError,
     IntegrityError,
@@ -47,7 +47,7 @@ from mcp_orchestration.errors import (
     SignatureError,
     VerificationError,
 )
-from mcp_orchestration.fsutil import (
+from mcp_orchestration.core.fsutil import (
     UnsafeFileError,
     WriteBatch,
     atomic_write,
@@ -57,7 +57,7 @@ from mcp_orchestration.fsutil import (
     remove_stale_temps,
     require_real_directories,
 )
-from mcp_orchestration.ids import check_artifact_id, check_name_id
+from mcp_orchestration.security.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, canonical_bytes, digest_of
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
@@ -66,11 +66,6 @@ from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
 
 _LAYOUT = ("index", "keys", "objects", "objects/sha256")  # drafts/ is opened through no-follow descriptors
-
-
-def utc_now() -> str:
-    """An RFC 3339 UTC timestamp with second precision."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_orchestration.errors import IntegrityError, InvalidIdError
-from mcp_orchestration.ids import check_artifact_id, is_name_id
+from mcp_orchestration.core.errors import IntegrityError, InvalidIdError
+from mcp_orchestration.security.ids import check_artifact_id, is_name_id
 
 
 def _field(raw: Mapping[str, Any], name: str, kind: type | tuple[type, ...], what: str) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import rfc8785
 
-from mcp_orchestration.errors import IntegrityError, SignatureError
+from mcp_orchestration.core.errors import IntegrityError, SignatureError
 
 INDEX_PAYLOAD_TYPE = "application/vnd.mcp-orchestration.index+json"
 KEY_HISTORY_PAYLOAD_TYPE = "application/vnd.mcp-orchestration.key-history+json"

@@ -29,14 +29,14 @@ from typing import Any
 
 import rfc8785
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.core.errors import (
     KeyHistoryError,
     KeyNotTrustedError,
     KeyRetiredError,
     KeyRevokedError,
     NotInitializedError,
 )
-from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
+from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.keys import PublicKey, SigningKey
 

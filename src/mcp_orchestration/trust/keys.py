@@ -25,17 +25,22 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from mcp_orchestration.errors import (
+from mcp_orchestration.core.errors import (
     InvalidIdError,
     KeyFormatError,
     KeyUnavailableError,
     KeyUnreadableError,
     PassphraseError,
 )
-from mcp_orchestration.fsutil import UnsafeFileError, read_named_file
-from mcp_orchestration.ids import shown
-from mcp_orchestration.redaction import MIN_SECRET_LENGTH, REDACTOR, Redactor, encodings_of_bytes, encodings_of_pem
-from mcp_orchestration.settings import KEYRING_SERVICE, KEYRING_USERNAME, SECRETS_DIR, KeySpec
+from mcp_orchestration.core.fsutil import UnsafeFileError, read_named_file
+from mcp_orchestration.security.ids import shown
+from mcp_orchestration.security.redaction import (
+    MIN_SECRET_LENGTH,
+    REDACTOR,
+    Redactor,
+    encodings_of_bytes,
+    encodings_of_pem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,22 @@ MIN_PASSPHRASE_LENGTH = MIN_SECRET_LENGTH
 _PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a PEM key is under 1 KiB; a bound for the read
 _CONTAINER_UID = 65532
+SECRETS_DIR = Path("/run/secrets")  # where Docker and Swarm mount secrets
+KEYRING_SERVICE = "mcp-orchestration"
+KEYRING_USERNAME = "signing_key"
+
+KeySource = Literal["file", "keyring"]
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """Where one private key (and its optional passphrase) is to be read from."""
+
+    source: KeySource
+    path: Path | None
+    passphrase_path: Path | None
+
+
 # Encrypted OpenSSH keys need the bcrypt KDF: one more native dependency in the image, for a
 # format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
 _ENCRYPTED_OPENSSH_UNSUPPORTED = (
@@ -219,7 +240,7 @@ def read_secret_file(path: Path, what: str) -> bytes:
     files into place. The file reached must be a regular file of at most
     ``MAX_SECRET_FILE_BYTES``: a FIFO would hang every command, a device such
     as ``/dev/zero`` would be read until memory runs out (see
-    :func:`~mcp_orchestration.fsutil.read_named_file`). The bytes are
+    :func:`~mcp_orchestration.core.fsutil.read_named_file`). The bytes are
     registered with the redactor before they are returned.
     """
     try:

@@ -29,8 +29,8 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
-from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES
-from mcp_orchestration.domain.strict import (
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES
+from mcp_orchestration.config.strict import (
     check_flag,
     check_list,
     check_names,
@@ -39,9 +39,9 @@ from mcp_orchestration.domain.strict import (
     index_by_id,
     parse_document,
 )
-from mcp_orchestration.errors import InvalidIdError, LimitError, NotFoundError, ValidationError, unreadable_file
-from mcp_orchestration.fsutil import read_named_file
-from mcp_orchestration.ids import check_name_id, shown
+from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, ValidationError, unreadable_file
+from mcp_orchestration.core.fsutil import read_named_file
+from mcp_orchestration.security.ids import check_name_id, shown
 
 KINDS = ("string", "path", "list")
 ITEM_KINDS = ("string", "path")

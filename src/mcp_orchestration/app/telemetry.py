@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration.errors import OrchestrationError
-from mcp_orchestration.fsutil import ensure_dir, exclusive_lock
-from mcp_orchestration.redaction import REDACTOR, Redactor
+from mcp_orchestration.core.errors import OrchestrationError
+from mcp_orchestration.core.fsutil import ensure_dir, exclusive_lock
+from mcp_orchestration.security.redaction import REDACTOR, Redactor
 
 log = logging.getLogger(__name__)
 

@@ -16,14 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mcp_orchestration.anchor import HostAnchor
-from mcp_orchestration.domain import clients
-from mcp_orchestration.domain.masking import mask_secrets
-from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
-from mcp_orchestration.domain.secret_rules import scrub_text
-from mcp_orchestration.domain.strict import escape_hidden, has_hidden
-from mcp_orchestration.domain.validation import require_valid, validate_config
-from mcp_orchestration.errors import (
+from mcp_orchestration.app import rotation
+from mcp_orchestration.app.anchor import HostAnchor
+from mcp_orchestration.app.host_state import HostState
+from mcp_orchestration.app.settings import ENV_EXPECT_KEY, Settings
+from mcp_orchestration.app.telemetry import Telemetry
+from mcp_orchestration.config import clients
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.config.strict import escape_hidden, has_hidden
+from mcp_orchestration.config.validation import require_valid, validate_config
+from mcp_orchestration.core.errors import (
     ConflictError,
     KeyNotTrustedError,
     LimitError,
@@ -33,17 +35,16 @@ from mcp_orchestration.errors import (
     ValidationError,
     unreadable_file,
 )
-from mcp_orchestration.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
-from mcp_orchestration.host_state import HostState
-from mcp_orchestration.ids import check_name_id
-from mcp_orchestration.redaction import REDACTOR
-from mcp_orchestration.settings import ENV_EXPECT_KEY, KeySpec, Settings
+from mcp_orchestration.core.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
+from mcp_orchestration.security.ids import check_name_id
+from mcp_orchestration.security.masking import mask_secrets
+from mcp_orchestration.security.redaction import REDACTOR
+from mcp_orchestration.security.secret_rules import scrub_text
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
 from mcp_orchestration.store.model import Entry
-from mcp_orchestration.telemetry import Telemetry
-from mcp_orchestration.trust import keys, rotation
+from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.history import KeyStatus
-from mcp_orchestration.trust.keys import KeyFormat, PublicKey, SigningKey
+from mcp_orchestration.trust.keys import KeyFormat, KeySpec, PublicKey, SigningKey
 
 MAX_PUBLIC_KEY_FILE_BYTES = 64 * 1024  # a PEM public key is about 113 bytes; a bound for the read
 
@@ -517,14 +518,16 @@ DEFAULT_VOLUME = "mcp-orchestration-data"
 CONTAINER_HOME = "/var/lib/mcp-orchestration"
 
 
-def claude_config(image: str, key_file: Path | None, volume: str, expect_root: str | None = None) -> dict[str, Any]:
+def claude_config(image: str, key_file: Path | None, volume: str, expect_key: str | None = None) -> dict[str, Any]:
     """The Claude Desktop ``mcpServers`` entry that runs the hardened container over stdio.
 
     The key is mounted read-only as a file at ``/run/secrets/signing_key``; it never
     appears in ``args`` or ``env``. The root fingerprint, public, is passed as
     ``MCP_ORCHESTRATION_EXPECT_KEY``: the container keeps no host state, and without
-    the key it has no other anchor. No TTY (``-t`` would corrupt the protocol).
+    the key it has no other anchor (``expect_key``: a fingerprint or a public key file, as
+    ``--expect-key`` takes). No TTY (``-t`` would corrupt the protocol).
     """
+    expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
     args = [
         "run", "-i", "--rm", "--init",
         "--network", "none",

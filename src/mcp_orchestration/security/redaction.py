@@ -16,7 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 
-from mcp_orchestration.domain.secret_rules import scrub_text
+from mcp_orchestration.security.secret_rules import scrub_text
 
 MASK = "[REDACTED]"
 

@@ -11,10 +11,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
-from mcp_orchestration.errors import PlainSecretEnvError
-from mcp_orchestration.redaction import REDACTOR
+from mcp_orchestration.app.host_state import STATE_FILE_NAME
+from mcp_orchestration.core.errors import PlainSecretEnvError
+from mcp_orchestration.security.redaction import REDACTOR
+from mcp_orchestration.trust.keys import SECRETS_DIR, KeySource, KeySpec
 
 APP_NAME = "mcp-orchestration"
 ENV_PREFIX = "MCP_ORCHESTRATION_"
@@ -24,15 +25,11 @@ ENV_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE"  # noqa: S
 ENV_NEXT_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE"
 ENV_NEXT_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 ENV_KEY_SOURCE = "MCP_ORCHESTRATION_KEY_SOURCE"
+ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
 ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
-SECRETS_DIR = Path("/run/secrets")
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
 DEFAULT_PASSPHRASE_FILE = SECRETS_DIR / "signing_key_passphrase"
-KEYRING_SERVICE = APP_NAME
-KEYRING_USERNAME = "signing_key"
-
-KeySource = Literal["file", "keyring"]
 
 # Variables that would carry secret material itself; only their *_FILE forms are allowed.
 _PLAIN_SECRET_VARIABLES = (
@@ -41,15 +38,6 @@ _PLAIN_SECRET_VARIABLES = (
     "MCP_ORCHESTRATION_SIGNING_KEY_NEXT",
     "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE",
 )
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """Where one private key (and its optional passphrase) is to be read from."""
-
-    source: KeySource
-    path: Path | None
-    passphrase_path: Path | None
 
 
 @dataclass(frozen=True)
@@ -71,9 +59,12 @@ class Settings:
 
 
 def _default_state_file(environ: Mapping[str, str]) -> Path:
-    from mcp_orchestration.host_state import default_state_file
+    """``$MCP_ORCHESTRATION_HOST_STATE``, else ``host-state.json`` in the per-user state directory."""
+    if environ.get(ENV_STATE_FILE):
+        return Path(environ[ENV_STATE_FILE])
+    import platformdirs
 
-    return default_state_file(environ)
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / STATE_FILE_NAME
 
 
 def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:

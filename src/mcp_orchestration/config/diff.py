@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_orchestration.domain.masking import mask_secrets
+from mcp_orchestration.security.masking import mask_secrets
 
 _SHOWN_FIELDS = ("command", "args", "url")
 _NAMED_FIELDS = ("env", "headers")

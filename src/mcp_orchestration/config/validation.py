@@ -17,10 +17,10 @@ from itertools import islice
 from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
-from mcp_orchestration.domain.masking import MASK
-from mcp_orchestration.domain.secret_rules import find_secret, secret_arguments
-from mcp_orchestration.errors import LimitError, ValidationError
-from mcp_orchestration.ids import SERVER_NAME_RULE, is_server_name
+from mcp_orchestration.core.errors import LimitError, ValidationError
+from mcp_orchestration.security.ids import SERVER_NAME_RULE, is_server_name
+from mcp_orchestration.security.masking import MASK
+from mcp_orchestration.security.secret_rules import find_secret, secret_arguments
 
 MAX_SERVERS = 100
 MAX_ARGS = 64

@@ -23,15 +23,14 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration.errors import RollbackError
-from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, ensure_dir, exclusive_lock, read_regular
+from mcp_orchestration.core.errors import RollbackError
+from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, ensure_dir, exclusive_lock, read_regular
 
-ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
 STATE_FILE_NAME = "host-state.json"
 LEGACY_STATE_FILE_NAME = "deploy-state.json"  # written by releases before the host pinned the root
 _FORMAT = 2
@@ -39,17 +38,6 @@ _LEGACY_FORMAT = 1
 MAX_STATE_BYTES = 4 << 20
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 _FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
-
-
-def default_state_file(environ: Mapping[str, str]) -> Path:
-    """``$MCP_ORCHESTRATION_HOST_STATE``, else ``host-state.json`` in the per-user state directory."""
-    if environ.get(ENV_STATE_FILE):
-        return Path(environ[ENV_STATE_FILE])
-    import platformdirs
-
-    from mcp_orchestration.settings import APP_NAME
-
-    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / STATE_FILE_NAME
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mcp_orchestration.errors import LimitError, ValidationError
-from mcp_orchestration.ids import shown
+from mcp_orchestration.core.errors import LimitError, ValidationError
+from mcp_orchestration.security.ids import shown
 
 MAX_PAYLOAD_BYTES = 256 * 1024
 

@@ -34,9 +34,9 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
-from mcp_orchestration.domain.strict import check_object, check_text, index_by_id, parse_document
-from mcp_orchestration.errors import InvalidIdError, NotFoundError, ValidationError
-from mcp_orchestration.ids import SERVER_NAME_RULE, check_name_id, is_server_name, shown
+from mcp_orchestration.config.strict import check_object, check_text, index_by_id, parse_document
+from mcp_orchestration.core.errors import InvalidIdError, NotFoundError, ValidationError
+from mcp_orchestration.security.ids import SERVER_NAME_RULE, check_name_id, is_server_name, shown
 
 PLATFORMS = ("linux", "macos", "windows")
 PLACEHOLDER_KINDS = ("env", "input")  # ${env:NAME}: an environment variable; ${input:ID}: asked by VS Code

@@ -15,9 +15,9 @@ from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol, TypeVar
 
-from mcp_orchestration.domain.payload import parse_payload
-from mcp_orchestration.errors import LimitError, ValidationError
-from mcp_orchestration.ids import shown
+from mcp_orchestration.config.payload import parse_payload
+from mcp_orchestration.core.errors import LimitError, ValidationError
+from mcp_orchestration.security.ids import shown
 
 # Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned characters.
 # Controls, format characters (bidi overrides, zero-width), surrogates, private use, unassigned, and the

@@ -3,7 +3,7 @@
 An operator action run on the host, never an MCP tool. Nothing is read from the
 store before its key history is checked against the root this host pinned and
 its signed index chain verifies; the index must also descend from the last one
-this host accepted (:mod:`mcp_orchestration.anchor`), which catches a store
+this host accepted (:mod:`mcp_orchestration.app.anchor`), which catches a store
 rewound or replaced as a whole, its own rollback guard included.
 
 Merge rule: the profile's servers, in the client's shape, are set under the
@@ -45,13 +45,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mcp_orchestration.domain.clients import ClientSpec, get_client
-from mcp_orchestration.domain.masking import mask_secrets
-from mcp_orchestration.domain.payload import MAX_PAYLOAD_BYTES, parse_payload
-from mcp_orchestration.errors import ConflictError, UsageError, ValidationError, unreadable_file
-from mcp_orchestration.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
-from mcp_orchestration.operations import App
-from mcp_orchestration.redaction import REDACTOR
+from mcp_orchestration.app.operations import App
+from mcp_orchestration.config.clients import ClientSpec, get_client
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.core.errors import ConflictError, UsageError, ValidationError, unreadable_file
+from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
+from mcp_orchestration.security.masking import mask_secrets
+from mcp_orchestration.security.redaction import REDACTOR
 
 NEW_FILE_MODE = 0o600
 MAX_BACKUPS_PER_SECOND = 1000

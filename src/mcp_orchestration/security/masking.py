@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_orchestration.domain.secret_rules import find_secret, is_reference, secret_arguments
+from mcp_orchestration.security.secret_rules import find_secret, is_reference, secret_arguments
 
 MASK = "***"
 # Deeper than anything valid (validation allows far less); a subtree below is masked whole,

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 from typing import TypeGuard
 
-from mcp_orchestration.domain.secret_rules import find_secret, scrub_text
-from mcp_orchestration.errors import InvalidIdError
+from mcp_orchestration.core.errors import InvalidIdError
+from mcp_orchestration.security.secret_rules import find_secret, scrub_text
 
 _ARTIFACT_ID = re.compile(r"[0-9a-f]{64}")
 _NAME_ID = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mcp_orchestration.errors import ConflictError, KeyRevokedError, NotFoundError, UsageError
-from mcp_orchestration.store.index import Index, utc_now
+from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.errors import ConflictError, KeyRevokedError, NotFoundError, UsageError
+from mcp_orchestration.store.index import Index
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
 

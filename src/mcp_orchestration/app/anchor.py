@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
-from mcp_orchestration.errors import ForkError, KeyNotTrustedError, RollbackError
-from mcp_orchestration.host_state import HostState, StoreRecord
+from mcp_orchestration.app.host_state import HostState, StoreRecord
+from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError, RollbackError
 from mcp_orchestration.store.index import Index, SignedHead
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.keys import SigningKey
@@ -126,9 +126,8 @@ class HostAnchor:
             _require_descent(index, history, head, record, self.state.path)
         if record is None or record.head_id != head.head_id:
             base = record if record is not None and record.root == history.root_fingerprint else None
-            at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             accepted = (base or StoreRecord(history.root_fingerprint)).accepting(
-                head.head_id, head.head.version, history.digests, at
+                head.head_id, head.head.version, history.digests, utc_now()
             )
             self._remember(accepted)
 
