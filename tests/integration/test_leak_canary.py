@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_settings
 from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
-from mcp_orchestration.security.masking import MASK as CONFIG_MASK
+from mcp_orchestration.security.secret_rules import MASK
 from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
@@ -403,7 +403,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     main = ("--client", "claude-desktop", "--profile", "main")
     clean = ("--client", "claude-desktop", "--profile", "clean")
     p0 = ("--client", "claude-desktop", "--profile", "p0")
-    masked: dict[str, Any] = {"contains": CONFIG_MASK, "json_contains": CONFIG_MASK}
+    masked: dict[str, Any] = {"contains": MASK, "json_contains": MASK}
 
     def publish(*key: str, profile: str = "v{v}") -> tuple[str, ...]:
         return ("publish", *key, "--client", "claude-desktop", "--profile", profile, "--file", "-")
@@ -803,13 +803,13 @@ def test_pem_in_payload_and_changelog_comes_back_masked(world: World) -> None:
     shown = [run for run in world.runs if run.label.startswith("get PEM") and run.status == 0]
     assert shown
     for run in shown:
-        assert CONFIG_MASK in run.stdout, run.label
+        assert MASK in run.stdout, run.label
         assert "BEGIN" not in run.stdout, run.label
     payloads = [json.loads(run.stdout) for run in shown if run.label.startswith("get ") and "--json" in run.argv]
     assert payloads
     for payload in payloads:
         env = payload["config"]["mcpServers"]["fs"]["env"]
-        assert env == {"SIGNING_KEY": CONFIG_MASK, "OTHER": CONFIG_MASK}
+        assert env == {"SIGNING_KEY": MASK, "OTHER": MASK}
     reports = [
         json.loads(run.stdout)
         for run in world.runs

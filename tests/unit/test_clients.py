@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mcp_orchestration.config.clients import ClientSpec, get_client, load_clients, parse_clients
+from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.validation import validate_config
 from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
 
@@ -18,6 +19,11 @@ WINDOWS_HOME = PureWindowsPath("C:\\Users\\ada")
 APPDATA = "C:\\Users\\ada\\AppData\\Roaming"
 STDIO = {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-memory"], "env": {"A": "${env:A}"}}
 REMOTE = {"url": "https://mcp.example.com/mcp", "headers": {"Authorization": "Bearer ${env:TOKEN}"}}
+
+
+def _render(spec: ClientSpec, servers: dict[str, Any]) -> dict[str, Any]:
+    """``spec``'s file content for neutral ``servers``, through the typed config model as deploy renders it."""
+    return spec.render(McpConfig.from_payload({"mcpServers": servers}))
 
 
 def _bundled_document() -> dict[str, Any]:
@@ -125,7 +131,7 @@ def test_config_path_refuses_an_unknown_platform() -> None:
     ],
 )
 def test_render_writes_stdio_entries_in_each_clients_shape(client_id: str, expected: dict[str, Any]) -> None:
-    assert get_client(client_id).render({"memory": STDIO}) == expected
+    assert _render(get_client(client_id), {"memory": STDIO}) == expected
 
 
 @pytest.mark.parametrize(
@@ -137,29 +143,29 @@ def test_render_writes_stdio_entries_in_each_clients_shape(client_id: str, expec
     ],
 )
 def test_render_writes_remote_entries_in_each_clients_shape(client_id: str, expected: dict[str, Any]) -> None:
-    assert get_client(client_id).render({"remote": REMOTE}) == expected
+    assert _render(get_client(client_id), {"remote": REMOTE}) == expected
 
 
 def test_render_keeps_minimal_entries_minimal() -> None:
-    assert get_client("vscode").render({"t": {"command": "uvx"}}) == {
+    assert _render(get_client("vscode"), {"t": {"command": "uvx"}}) == {
         "servers": {"t": {"type": "stdio", "command": "uvx"}}
     }
-    assert get_client("windsurf").render({"r": {"url": "https://x.test/mcp"}}) == {
+    assert _render(get_client("windsurf"), {"r": {"url": "https://x.test/mcp"}}) == {
         "mcpServers": {"r": {"serverUrl": "https://x.test/mcp"}}
     }
-    assert get_client("cursor").render({}) == {"mcpServers": {}}
+    assert _render(get_client("cursor"), {}) == {"mcpServers": {}}
 
 
 def test_render_refuses_a_transport_the_client_does_not_support() -> None:
     with pytest.raises(ValidationError) as caught:
-        get_client("claude-desktop").render({"remote": REMOTE})
+        _render(get_client("claude-desktop"), {"remote": REMOTE})
     assert "supports stdio, not http" in caught.value.message
     assert caught.value.hint
 
 
 def test_render_returns_copies_that_do_not_alias_the_input() -> None:
     entry = copy.deepcopy(STDIO)
-    rendered = get_client("cursor").render({"memory": entry})
+    rendered = _render(get_client("cursor"), {"memory": entry})
     rendered["mcpServers"]["memory"]["args"].append("--evil")
     rendered["mcpServers"]["memory"]["env"]["B"] = "x"
     assert entry == STDIO
@@ -169,7 +175,7 @@ def test_render_returns_copies_that_do_not_alias_the_input() -> None:
 def test_render_refuses_a_malformed_server_name_as_validation_does(name: str) -> None:
     """Rendering (deploy, export) applies the one server-name rule, with validation's code."""
     with pytest.raises(ValidationError) as caught:
-        get_client("cursor").render({name: STDIO})
+        _render(get_client("cursor"), {name: STDIO})
     assert caught.value.code == "validation"
     assert not validate_config({"mcpServers": {name: STDIO}}).ok
 
@@ -195,7 +201,7 @@ def test_render_refuses_a_malformed_server_name_as_validation_does(name: str) ->
 )
 def test_render_refuses_malformed_neutral_entries(entry: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        get_client("cursor").render({"s": entry})  # type: ignore[dict-item]
+        _render(get_client("cursor"), {"s": entry})  # type: ignore[dict-item]
 
 
 def test_parse_clients_accepts_the_bundled_document() -> None:

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcp_orchestration.config.diff import ConfigDiff, NamesChange, ServerChange, ValueChange, diff_configs
-from mcp_orchestration.security.masking import MASK
+from mcp_orchestration.security.secret_rules import MASK
 
 TOKEN_A = "gh" + "p_" + "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe12"
 TOKEN_B = "gh" + "p_" + "Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAeZx934"

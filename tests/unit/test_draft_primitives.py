@@ -11,7 +11,8 @@ import pytest
 
 from mcp_orchestration.core import fsutil
 from mcp_orchestration.core.errors import ConflictError
-from mcp_orchestration.security.redaction import MASK, REDACTOR
+from mcp_orchestration.security.redaction import REDACTOR
+from mcp_orchestration.security.secret_rules import MASK
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
 from mcp_orchestration.trust import keys
 

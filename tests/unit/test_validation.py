@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.validation import (
     MAX_ARGS,
     MAX_ENV,
@@ -30,8 +31,7 @@ from mcp_orchestration.config.validation import (
     validate_config,
 )
 from mcp_orchestration.core.errors import LimitError, ValidationError
-from mcp_orchestration.security.masking import MASK, mask_secrets
-from mcp_orchestration.security.secret_rules import find_secret, is_reference, secret_arguments
+from mcp_orchestration.security.secret_rules import MASK, find_secret, is_reference, secret_arguments
 
 _BODY = "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe"
 

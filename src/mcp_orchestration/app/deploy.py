@@ -47,10 +47,11 @@ from typing import Any
 
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.config.clients import ClientSpec, get_client
+from mcp_orchestration.config.masking import mask_secrets
+from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.core.errors import ConflictError, UsageError, ValidationError, unreadable_file
 from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
-from mcp_orchestration.security.masking import mask_secrets
 from mcp_orchestration.security.redaction import REDACTOR
 
 NEW_FILE_MODE = 0o600
@@ -101,19 +102,19 @@ def deploy(
 ) -> DeployResult:
     """Merge ``client/profile``'s servers into the client's config file (``config_path`` or its default place).
 
-    ``environ`` (default ``os.environ``) is where ``resolve_env`` reads values.
+    ``environ`` (default ``os.environ``) is where ``resolve_env`` reads values and where the client's
+    default config path is expanded (``%APPDATA%``).
     A dry run reads and checks everything but writes nothing to the client's file.
     """
     spec = get_client(client)
-    target = (config_path or default_config_path(spec)).resolve()  # a linked file is written where it lives
+    environ = os.environ if environ is None else environ
+    target = (config_path or default_config_path(spec, environ)).resolve()  # a linked file is written where it lives
     when = (now or datetime.now(UTC)).astimezone(UTC)
     with app.telemetry.operation("deploy") as event:
         event.set(dry_run=dry_run)
         source = _verified_source(app, client, profile)
         event.set(keyid=source.keyid, index_version=source.index_version)
-        servers, values = _expand_placeholders(
-            spec, _rendered_servers(spec, source.payload), resolve_env, os.environ if environ is None else environ
-        )
+        servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
         old, mode = _read_existing(target)
         if values:
             mode &= SECRET_FILE_MODE
@@ -150,14 +151,14 @@ def deploy(
         )
 
 
-def default_config_path(spec: ClientSpec) -> Path:
+def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
     """The client's config file on this platform."""
     platform = _PLATFORMS.get(sys.platform)
     if platform is None:
         raise UsageError(
             f"{spec.name} has no known config file location on {sys.platform}.", hint="Pass --config-path."
         )
-    return Path(spec.config_path(platform, os.environ, Path.home()))
+    return Path(spec.config_path(platform, environ, Path.home()))
 
 
 def _verified_source(app: App, client: str, profile: str) -> _Source:
@@ -172,10 +173,7 @@ def _verified_source(app: App, client: str, profile: str) -> _Source:
 
 def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:
     """The profile's servers, by name, in the client's own entry shape."""
-    servers = payload.get("mcpServers", {}) if isinstance(payload, dict) else None
-    if not isinstance(servers, dict):
-        raise ValidationError("The profile's 'mcpServers' is not an object of servers; there is nothing to deploy.")
-    rendered: dict[str, Any] = spec.render(servers)[spec.config_key]
+    rendered: dict[str, Any] = spec.render(McpConfig.from_payload(payload, "The profile's config"))[spec.config_key]
     return rendered
 
 

@@ -22,6 +22,8 @@ from mcp_orchestration.app.host_state import HostState
 from mcp_orchestration.app.settings import ENV_EXPECT_KEY, Settings
 from mcp_orchestration.app.telemetry import Telemetry
 from mcp_orchestration.config import clients
+from mcp_orchestration.config.masking import mask_secrets
+from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.config.strict import escape_hidden, has_hidden
 from mcp_orchestration.config.validation import require_valid, validate_config
@@ -37,7 +39,6 @@ from mcp_orchestration.core.errors import (
 )
 from mcp_orchestration.core.fsutil import UnsafeFileError, create_exclusive, open_regular_stream, read_named_file
 from mcp_orchestration.security.ids import check_name_id
-from mcp_orchestration.security.masking import mask_secrets
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.security.secret_rules import scrub_text
 from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
@@ -241,15 +242,13 @@ def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, 
 def export_view(published: dict[str, Any]) -> dict[str, Any]:
     """A :func:`published_view` in its client's own file shape (servers under the client's key, its field names)."""
     spec = clients.get_client(published["client"])
-    servers = published["config"].get("mcpServers", {})
-    if not isinstance(servers, dict):
-        raise ValidationError("The profile's mcpServers is not an object of servers; it cannot be exported.")
+    config = McpConfig.from_payload(published["config"], "The profile's config")
     return {
         "client": published["client"],
         "profile": published["profile"],
         "artifact": published["artifact"],
         "index_version": published["index_version"],
-        "config": spec.render(servers),
+        "config": spec.render(config),
     }
 
 

@@ -18,9 +18,9 @@ strict loader checks, not new code. Sources, checked for the data file:
   (``~/.codeium/windsurf/mcp_config.json``, ``mcpServers``, remote ``serverUrl``;
   expands ``${env:NAME}``).
 
-The product's own, neutral server entry is ``{"command", "args", "env"}`` for
-stdio and ``{"url", "headers"}`` for remote (streamable HTTP) servers;
-:meth:`ClientSpec.render` turns it into a client's shape.
+The product's own, neutral server entry is the config model's
+(:mod:`mcp_orchestration.config.model`); :meth:`ClientSpec.render` turns a
+:class:`~mcp_orchestration.config.model.McpConfig` into a client's shape.
 """
 
 from __future__ import annotations
@@ -34,23 +34,14 @@ from pathlib import PurePath, PurePosixPath, PureWindowsPath
 from types import MappingProxyType
 from typing import Any
 
+from mcp_orchestration.config.model import NEUTRAL_FIELDS, McpConfig, server_entry
 from mcp_orchestration.config.strict import check_object, check_text, index_by_id, parse_document
 from mcp_orchestration.core.errors import InvalidIdError, NotFoundError, ValidationError
-from mcp_orchestration.security.ids import SERVER_NAME_RULE, check_name_id, is_server_name, shown
+from mcp_orchestration.security.ids import check_name_id, shown
 
 PLATFORMS = ("linux", "macos", "windows")
 PLACEHOLDER_KINDS = ("env", "input")  # ${env:NAME}: an environment variable; ${input:ID}: asked by VS Code
 MAX_CLIENTS = 64
-
-# Neutral fields per transport: the first one is required and tells the transports apart.
-NEUTRAL_FIELDS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"stdio": ("command", "args", "env"), "http": ("url", "headers")}
-)
-
-_TEXT = "a non-empty string"
-_LIST = "a list of strings"
-_MAP = "an object mapping names to strings"
-_FIELD_KINDS = {"command": _TEXT, "args": _LIST, "env": _MAP, "url": _TEXT, "headers": _MAP}
 
 _FIELD_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 _PATH_TEMPLATE = re.compile(r"(~|%[A-Z_][A-Z0-9_]{0,63}%)(/[^/\\]+)+")
@@ -114,54 +105,19 @@ class ClientSpec:
             raise ValidationError(f"{source} ({shown(str(base))}) is not an absolute {platform} path.")
         return base.joinpath(*parts)
 
-    def render(self, servers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        """The client's file content for ``servers`` (neutral entries by name), under its config key."""
+    def render(self, config: McpConfig) -> dict[str, Any]:
+        """The client's file content for ``config``'s servers, under its config key."""
         rendered: dict[str, Any] = {}
-        for name, entry in servers.items():
-            if not is_server_name(name):  # the rule validation applies, and with its code
-                raise ValidationError(f"A server is named {shown(name)}; server names are {SERVER_NAME_RULE}.")
-            transport, fields = _neutral_entry(name, entry)
-            entry_format = self.formats.get(transport)
+        for name, server in config.servers.items():
+            entry_format = self.formats.get(server.transport)
             if entry_format is None:
                 raise ValidationError(
                     f"{self.name} cannot run server {name!r}: it supports {', '.join(self.transports)}, "
-                    f"not {transport}.",
+                    f"not {server.transport}.",
                     hint="Use a local (stdio) server for this client, or deploy the profile to another client.",
                 )
-            rendered[name] = entry_format.apply(fields)
+            rendered[name] = entry_format.apply(server_entry(server))
         return {self.config_key: rendered}
-
-
-def _neutral_entry(name: str, entry: object) -> tuple[str, dict[str, Any]]:
-    """Check a neutral server entry and return its transport and a copy of its fields."""
-    what = f"Server {name!r}"
-    if not isinstance(entry, Mapping):
-        raise ValidationError(f"{what} must be an object such as {{'command': ..., 'args': [...]}}.")
-    kinds = [transport for transport, names in NEUTRAL_FIELDS.items() if names[0] in entry]
-    if len(kinds) != 1:
-        raise ValidationError(f"{what} needs exactly one of 'command' (a local server) or 'url' (a remote one).")
-    transport = kinds[0]
-    fields: dict[str, Any] = {}
-    for field_name, value in entry.items():
-        if field_name not in NEUTRAL_FIELDS[transport]:
-            raise ValidationError(f"{what} has the field {shown(field_name)}, which a {transport} server cannot carry.")
-        kind = _FIELD_KINDS[field_name]
-        copied = _copied(kind, value)
-        if copied is None:
-            raise ValidationError(f"{what}: {field_name!r} must be {kind}.")
-        fields[field_name] = copied
-    return transport, fields
-
-
-def _copied(kind: str, value: object) -> Any:
-    """A copy of ``value`` if it is of ``kind``, else ``None``."""
-    if kind == _TEXT:
-        return value if isinstance(value, str) and value else None
-    if kind == _LIST:
-        return list(value) if isinstance(value, list) and all(isinstance(item, str) for item in value) else None
-    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        return dict(value)
-    return None
 
 
 def _entry_format(raw: object, transport: str, what: str) -> EntryFormat:

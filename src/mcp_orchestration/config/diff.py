@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_orchestration.security.masking import mask_secrets
-
-_SHOWN_FIELDS = ("command", "args", "url")
-_NAMED_FIELDS = ("env", "headers")
+from mcp_orchestration.config.masking import mask_secrets
+from mcp_orchestration.config.model import NAMED_FIELDS, SERVERS_KEY, SHOWN_FIELDS
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,8 @@ def diff_configs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Confi
         for name in sorted(old_servers.keys() & new_servers.keys())
         if not _same(old_servers[name], new_servers[name])
     )
-    old_rest = {k: v for k, v in (old or {}).items() if k != "mcpServers"}
-    new_rest = {k: v for k, v in new.items() if k != "mcpServers"}
+    old_rest = {k: v for k, v in (old or {}).items() if k != SERVERS_KEY}
+    new_rest = {k: v for k, v in new.items() if k != SERVERS_KEY}
     return ConfigDiff(
         changed=old is None or not _same(old, new),
         added=tuple(sorted(new_servers.keys() - old_servers.keys())),
@@ -116,7 +114,7 @@ def _optional(change: ValueChange | NamesChange | None) -> dict[str, Any] | None
 
 
 def _servers(config: Mapping[str, Any] | None) -> dict[str, Any]:
-    servers = config.get("mcpServers") if config is not None else None
+    servers = config.get(SERVERS_KEY) if config is not None else None
     return dict(servers) if isinstance(servers, Mapping) else {}
 
 
@@ -126,11 +124,11 @@ def _server_change(name: str, old: Any, new: Any, shown_old: Any, shown_new: Any
         return ServerChange(name)
     values = {
         field: ValueChange(shown_old.get(field), shown_new.get(field))
-        for field in _SHOWN_FIELDS
+        for field in SHOWN_FIELDS
         if not _same(old.get(field), new.get(field))
     }
-    named = {field: _names_change(old.get(field), new.get(field)) for field in _NAMED_FIELDS}
-    known = _SHOWN_FIELDS + _NAMED_FIELDS
+    named = {field: _names_change(old.get(field), new.get(field)) for field in NAMED_FIELDS}
+    known = SHOWN_FIELDS + NAMED_FIELDS
     other = _names_change(
         {k: v for k, v in old.items() if k not in known}, {k: v for k, v in new.items() if k not in known}
     )

@@ -17,10 +17,10 @@ from itertools import islice
 from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
+from mcp_orchestration.config.model import NEUTRAL_FIELDS, SERVERS_KEY, HttpServer, McpConfig, StdioServer
 from mcp_orchestration.core.errors import LimitError, ValidationError
 from mcp_orchestration.security.ids import SERVER_NAME_RULE, is_server_name
-from mcp_orchestration.security.masking import MASK
-from mcp_orchestration.security.secret_rules import find_secret, secret_arguments
+from mcp_orchestration.security.secret_rules import MASK, find_secret, secret_arguments
 
 MAX_SERVERS = 100
 MAX_ARGS = 64
@@ -37,8 +37,8 @@ ProblemCode = Literal["shape", "limit", "name", "url", "secret"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
-_LOCAL_FIELDS: tuple[str, ...] = ("command", "args", "env")
-_REMOTE_FIELDS: tuple[str, ...] = ("url", "headers")
+_LOCAL_FIELDS = NEUTRAL_FIELDS[StdioServer.transport]
+_REMOTE_FIELDS = NEUTRAL_FIELDS[HttpServer.transport]
 _SHOWN_SEGMENT = 64
 _HOW_TO_REFERENCE = (
     "Reference secrets instead of embedding them: write a placeholder such as "
@@ -100,6 +100,12 @@ def require_valid(payload: Mapping[str, Any]) -> None:
     raise ValidationError(message, hint)
 
 
+def parse_config(payload: Mapping[str, Any]) -> McpConfig:
+    """The typed config of a payload that passes every publishing rule (:func:`require_valid`)."""
+    require_valid(payload)
+    return McpConfig.from_payload(payload)
+
+
 def _child(path: str, key: object) -> str:
     """``path`` extended by ``key`` as an RFC 6901 segment: escaped, shortened, masked if secret-looking."""
     text = key if isinstance(key, str) else repr(key)
@@ -135,11 +141,11 @@ class _Checker:
         if not isinstance(payload, Mapping):
             self.add("shape", "", 'The config must be a JSON object such as {"mcpServers": {...}}.')
             return
-        if "mcpServers" not in payload:
-            self.add("shape", "/mcpServers", "The config needs an mcpServers object (it may be empty).")
+        if SERVERS_KEY not in payload:
+            self.add("shape", f"/{SERVERS_KEY}", "The config needs an mcpServers object (it may be empty).")
         else:
-            self.servers(payload["mcpServers"], "/mcpServers")
-        extra = [key for key in payload if key != "mcpServers"]
+            self.servers(payload[SERVERS_KEY], f"/{SERVERS_KEY}")
+        extra = [key for key in payload if key != SERVERS_KEY]
         if len(extra) > MAX_EXTRA_KEYS:
             self.add(
                 "limit", "", f"The config has {len(extra)} keys besides mcpServers; the limit is {MAX_EXTRA_KEYS}."

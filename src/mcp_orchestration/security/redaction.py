@@ -16,9 +16,7 @@ import sys
 import threading
 from collections.abc import Iterable
 
-from mcp_orchestration.security.secret_rules import scrub_text
-
-MASK = "[REDACTED]"
+from mcp_orchestration.security.secret_rules import MASK, scrub_text
 
 # A private-key block, whole or cut short (a truncated block still leaks).
 _PEM_PRIVATE_BLOCK = (

@@ -71,6 +71,8 @@ _FLAG = re.compile(r"--?([A-Za-z][A-Za-z0-9_.-]{0,127})")
 # characters, and under 0.5% of base62/base64/hex from 32. Base32 (upper case and
 # 2-7) is missed up to 20% of the time: its letters rarely switch to digits.
 MIN_TOKEN_LENGTH = 20
+# The one mask token: what every output shows in place of a secret, a masked value or key material.
+MASK = "***"
 _TOKEN = re.compile(rf"[A-Za-z0-9+/_-]{{{MIN_TOKEN_LENGTH},}}")
 # Digests and git revisions are hex but public: "sha256:<hex>", "repo@<hex>", "#<hex>".
 _PUBLIC_HEX = re.compile(r"(?:\b(?:sha1|sha224|sha256|sha384|sha512|md5):|[@#])[0-9A-Fa-f]{7,128}(?![A-Za-z0-9])")
@@ -135,7 +137,7 @@ _QUOTED_WORD = re.compile(r"[^\s'\"`,;()\[\]{}<>]+")
 _DIGEST = re.compile(r"(?:SHA256:)?[0-9a-f]{64}[.:]?")
 
 
-def scrub_text(text: str, mask: str = "***") -> str:
+def scrub_text(text: str, mask: str = MASK) -> str:
     """``text`` with every word that the rules flag replaced by ``mask`` (for error messages that quote input)."""
 
     def scrub(word: re.Match[str]) -> str:

@@ -19,11 +19,11 @@ from mcp_orchestration.app import operations
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.config import catalog, clients
 from mcp_orchestration.config.diff import ConfigDiff, diff_configs
+from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.validation import require_valid, validate_config
 from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import NotFoundError
 from mcp_orchestration.security.ids import check_name_id, check_server_name, shown
-from mcp_orchestration.security.masking import mask_secrets
 from mcp_orchestration.server import schemas
 from mcp_orchestration.store.drafts import Draft, DraftStore
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mcp_orchestration.security.secret_rules import find_secret, is_reference, secret_arguments
+from mcp_orchestration.config.model import NAMED_FIELDS, SERVERS_KEY
+from mcp_orchestration.security.secret_rules import MASK, find_secret, is_reference, secret_arguments
 
-MASK = "***"
 # Deeper than anything valid (validation allows far less); a subtree below is masked whole,
 # which keeps the walk's recursion bounded whatever it is given.
 _MAX_DEPTH = 64
@@ -23,11 +23,11 @@ _MAX_DEPTH = 64
 def mask_secrets(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A deep copy of ``payload`` in which no credential can be read."""
     masked: dict[str, Any] = _masked(payload, None, 0)
-    servers = masked.get("mcpServers")
+    servers = masked.get(SERVERS_KEY)
     for server in servers.values() if isinstance(servers, dict) else ():
         if not isinstance(server, dict):
             continue
-        for field in ("env", "headers"):
+        for field in NAMED_FIELDS:
             values = server.get(field)
             if isinstance(values, dict):
                 server[field] = {name: _masked_named_value(value) for name, value in values.items()}
