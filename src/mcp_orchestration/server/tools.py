@@ -3,55 +3,42 @@
 The SDK derives each tool's input schema from its method's parameters (with
 their descriptions) and its output schema from the method's result type, a
 typed result of the app layer. The methods only pass arguments on: every rule
-(ids, secrets, limits, the signing key, the publish gate) is the app layer's.
-Every config that leaves here is masked, and nothing here writes outside the
-store: writing a client's file on the user's machine is the operator's
-``deploy`` command.
+(ids, masking, secrets, limits, the signing key, the publish gate) is the app
+layer's, and nothing writes outside the store: writing a client's file on the
+user's machine is the operator's ``deploy`` command.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field
 
-from mcp_orchestration.app import inspection, operations, results
+from mcp_orchestration.app import browsing, inspection, operations, results
+from mcp_orchestration.app.browsing import PublishedConfigs
 from mcp_orchestration.app.drafting import Drafting
 from mcp_orchestration.app.operations import MAX_CHANGELOG_CHARS, App
-from mcp_orchestration.app.views import server_description
-from mcp_orchestration.config import catalog, clients
-from mcp_orchestration.security.masking import mask_secrets
-
-MASKED_CACHE_ENTRIES = 256
 
 Client = Annotated[str, Field(description="Client id, e.g. claude-desktop, cursor, vscode, windsurf.")]
 Profile = Annotated[str, Field(description="Profile id, e.g. default.")]
 
 
 class ConfigTools:
-    """The tool operations of one server process."""
+    """The tools of one server process, over one store."""
 
     def __init__(self, app: App, catalog_file: Path | None = None) -> None:
         self.app = app
         self.catalog_file = catalog_file
+        self.published = PublishedConfigs(app)
         self.drafting = Drafting(app, catalog_file)
-        self.drafts = self.drafting.store  # the drafts the tools edit (a test plants one here)
-        self._masked_cache: dict[str, str] = {}
-        self._masked_lock = threading.Lock()
+        self.drafts = self.drafting.store  # the drafts the tools edit (tests plant and watch them here)
 
     # -- browsing ------------------------------------------------------------------------
 
     def list_clients(self) -> results.ClientList:
         """The MCP clients this server can produce configs for."""
-        return {
-            "clients": [
-                {"id": spec.id, "name": spec.name, "config_key": spec.config_key, "transports": list(spec.transports)}
-                for spec in clients.load_clients().values()
-            ]
-        }
+        return browsing.client_list()
 
     def list_profiles(self, client: Client | None = None) -> results.ProfileList:
         """Every published profile (optionally of one client), and which have a draft."""
@@ -59,18 +46,13 @@ class ConfigTools:
 
     def list_available_servers(self) -> results.ServerList:
         """The catalog of well-known servers, in brief."""
-        return {
-            "servers": [
-                {"id": s.id, "name": s.name, "description": s.description, "transport": s.transport}
-                for s in catalog.load_catalog(self.catalog_file).values()
-            ]
-        }
+        return browsing.server_list(self.catalog_file)
 
     def describe_server(
         self, server_id: Annotated[str, Field(description="Catalog server id.")]
     ) -> results.ServerDetails:
         """One catalog entry in full: command, parameters and environment variable names."""
-        return {"server": server_description(catalog.get_server(server_id, self.catalog_file))}
+        return browsing.server_details(server_id, self.catalog_file)
 
     # -- published configs ---------------------------------------------------------------
 
@@ -81,20 +63,7 @@ class ConfigTools:
         artifact: Annotated[str | None, Field(description="A past artifact id (64 hex digits).")] = None,
     ) -> results.PublishedConfig:
         """A profile's published config (latest, or a past artifact), verified and masked."""
-        entry, payload = operations.read_published(self.app, client, profile, artifact)
-        return operations.published_view(entry, self._masked(entry.artifact, payload))
-
-    def _masked(self, artifact: str, payload: Any) -> dict[str, Any]:
-        """``mask_secrets`` of an artifact, computed once per artifact (artifacts never change)."""
-        with self._masked_lock:  # tools run in worker threads
-            text = self._masked_cache.get(artifact)
-        if text is None:
-            text = json.dumps(mask_secrets(payload))
-            with self._masked_lock:
-                if len(self._masked_cache) >= MASKED_CACHE_ENTRIES:
-                    self._masked_cache.pop(next(iter(self._masked_cache)))
-                self._masked_cache[artifact] = text
-        return dict(json.loads(text))
+        return self.published.config(client, profile, artifact)
 
     def get_config_history(self, client: Client, profile: Profile) -> results.ConfigHistory:
         """Every published version of a profile, newest first."""
@@ -102,8 +71,7 @@ class ConfigTools:
 
     def export_config(self, client: Client, profile: Profile) -> results.ExportedConfig:
         """The client's own file shape for a profile's published config, with its artifact and index version."""
-        clients.get_client(client)
-        return operations.export_view(self.get_config(client, profile))
+        return self.published.export(client, profile)
 
     def verify_config(self, client: Client, profile: Profile) -> results.VerifyResult:
         """Verify the key history, the signed chain and the profile's artifact bytes."""
