@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client
 
 from mcp_orchestration.app import operations, rotation
+from mcp_orchestration.server.app import build_server
 from mcp_orchestration.server.registry import TOOLS
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.index import Index
@@ -67,6 +69,21 @@ async def test_tools_list_hints_follow_the_table(home: Path, key_file: Path) -> 
         assert hints is not None, spec.name
         assert hints.read_only_hint is (not spec.writes), spec.name
         assert hints.open_world_hint is False, spec.name
+
+
+async def test_both_protocol_generations_serve_the_same_table(home: Path, key_file: Path) -> None:
+    """One registration per row serves 2025-11-25 sessions and 2026-07-28 stateless requests alike."""
+    app = _app(home, key_file)
+    operations.init(app)
+    tools = ConfigTools(app)
+    listings = []
+    for mode in ("legacy", "2026-07-28"):
+        async with Client(build_server(tools), mode=mode) as client:
+            listings.append([tool.model_dump(mode="json") for tool in (await client.list_tools()).tools])
+            await ok(client, "add_server_to_config", client=CD, profile=PROFILE, server_id="time")
+            await fails(client, "get_config", "not_found", client=CD, profile="nowhere")
+    assert listings[0] == listings[1]
+    assert [tool["name"] for tool in listings[0]] == [spec.name for spec in TOOLS]
 
 
 async def test_after_a_rotation_exactly_the_writing_tools_refuse(home: Path, key_file: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The one table of MCP tools: adding a tool is adding its :class:`~mcp_orchestration.server.tools.ConfigTools`
-method and a row here.
+"""The one table of MCP tools. Adding a tool: its use case in the app layer (returning a type of
+:mod:`~mcp_orchestration.app.results`), a :class:`~mcp_orchestration.server.tools.ConfigTools` method that passes
+the MCP arguments to it, and a row here.
 
 Each row names the method (whose name, parameters and result type are the
 tool's name and input and output schemas), its description and whether it
