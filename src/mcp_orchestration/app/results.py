@@ -254,13 +254,9 @@ class KeyInfo(TypedDict):
 
 
 @with_config(STRICT)
-class KeyList(TypedDict):
+class TrustInfo(TypedDict):
     key_history_version: int
     root: Annotated[str, Field(description="Fingerprint of the pinned root key.")]
     keys: list[KeyInfo]
-
-
-@with_config(STRICT)
-class TrustInfo(KeyList):
     index_version: IndexVersion
     signed_by: Annotated[str, Field(description="Fingerprint of the key that signed the current index.")]

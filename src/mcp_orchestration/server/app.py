@@ -1,10 +1,10 @@
 """The MCP server: tool, resource and prompt registration on the official SDK, and nothing else.
 
-Every tool is a row of :data:`~mcp_orchestration.server.registry.TOOLS`,
-registered the same way: one registration serves every protocol generation the
-SDK speaks. Every tool runs its
-:class:`~mcp_orchestration.server.tools.ConfigTools` method in a worker thread
-under a time limit; an expected failure becomes a tool error
+Every tool is a row of :data:`~mcp_orchestration.server.registry.TOOLS`, all
+registered the same way, once: that one registration serves every protocol
+generation the SDK speaks (2025-11-25 sessions, 2026-07-28 stateless requests).
+Every tool runs its :class:`~mcp_orchestration.server.tools.ConfigTools` method
+in a worker thread under a time limit; an expected failure becomes a tool error
 with a stable code, anything else a generic ``internal`` error, and all text
 passes through the redactor.
 """
