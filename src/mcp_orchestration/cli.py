@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- rendering ---------------------------------------------------------------------------
 
 
-def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> int:
+def _emit(args: argparse.Namespace, data: Mapping[str, Any], text: str) -> int:
     """Print ``data`` as JSON with --json, else ``text``; both redacted."""
     out = json.dumps(data, indent=2, sort_keys=True) if getattr(args, "json", False) else text
     sys.stdout.write(REDACTOR.redact(out).rstrip("\n") + "\n")

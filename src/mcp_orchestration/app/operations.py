@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.anchor import HostAnchor
@@ -46,6 +46,15 @@ from mcp_orchestration.store.model import Entry
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import KeyFormat, KeySpec, PublicKey, SigningKey
+
+if TYPE_CHECKING:  # the result types load pydantic, which the command line does without
+    from mcp_orchestration.app.results import (
+        ConfigHistory,
+        ExportedConfig,
+        HistoryVersion,
+        Published,
+        PublishedConfig,
+    )
 
 MAX_PUBLIC_KEY_FILE_BYTES = 64 * 1024  # a PEM public key is about 113 bytes; a bound for the read
 
@@ -121,7 +130,7 @@ def init(app: App) -> dict[str, Any]:
         }
 
 
-def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> dict[str, Any]:
+def publish(app: App, *, client: str, profile: str, data: bytes, source: str, changelog: str) -> Published:
     """Parse untrusted bytes as a config, then publish it through :func:`publish_payload`."""
     app.require_writable()  # before parsing: the redactor must know the key before an error can quote the file
     return publish_payload(app, client, profile, parse_payload(data, source), changelog)
@@ -135,7 +144,7 @@ def publish_payload(
     changelog: str,
     *,
     base_artifact: ExpectedBase = ANY_BASE,
-) -> dict[str, Any]:
+) -> Published:
     """Sign and store a new config for ``client/profile``: the one gate of every writer (CLI, MCP, tests alike).
 
     ``base_artifact`` is what the payload was edited from (None: nothing was
@@ -220,7 +229,7 @@ def read_published(app: App, client: str, profile: str, artifact: str | None = N
     return app.index.get_artifact(client, profile, artifact)
 
 
-def published_view(entry: Entry, config: dict[str, Any]) -> dict[str, Any]:
+def published_view(entry: Entry, config: dict[str, Any]) -> PublishedConfig:
     """A published version as shown: its entry's facts, the safe changelog and the (masked) ``config``."""
     return {
         "client": entry.client,
@@ -233,13 +242,13 @@ def published_view(entry: Entry, config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get(app: App, client: str, profile: str, artifact: str | None) -> dict[str, Any]:
+def get(app: App, client: str, profile: str, artifact: str | None) -> PublishedConfig:
     """A profile's latest (or a given) version, verified, with its config masked."""
     entry, payload = read_published(app, client, profile, artifact)
     return published_view(entry, mask_secrets(payload))
 
 
-def export_view(published: dict[str, Any]) -> dict[str, Any]:
+def export_view(published: PublishedConfig) -> ExportedConfig:
     """A :func:`published_view` in its client's own file shape (servers under the client's key, its field names)."""
     spec = clients.get_client(published["client"])
     config = McpConfig.from_payload(published["config"], "The profile's config")
@@ -252,16 +261,26 @@ def export_view(published: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def export(app: App, client: str, profile: str) -> dict[str, Any]:
+def export(app: App, client: str, profile: str) -> ExportedConfig:
     """A profile's latest config in the client's own file shape, masked like :func:`get`."""
     clients.get_client(client)
     return export_view(get(app, client, profile, None))
 
 
-def profile_history(app: App, client: str, profile: str) -> dict[str, Any]:
+def profile_history(app: App, client: str, profile: str) -> ConfigHistory:
     """Every published version of a profile, newest first (changelogs as :func:`shown_changelog` shows them)."""
-    entries = app.index.profile_history(client, profile)
-    versions = [{**asdict(e), "changelog": shown_changelog(e.changelog)} for e in entries]
+    versions: list[HistoryVersion] = [
+        {
+            "client": e.client,
+            "profile": e.profile,
+            "artifact": e.artifact,
+            "previous_entry": e.previous_entry,
+            "changelog": shown_changelog(e.changelog),
+            "published_at": e.published_at,
+            "index_version": e.index_version,
+        }
+        for e in app.index.profile_history(client, profile)
+    ]
     return {"client": client, "profile": profile, "versions": versions}
 
 

@@ -1,9 +1,10 @@
 """The MCP server: tool, resource and prompt registration on the official SDK, and nothing else.
 
-Tool names and descriptions are fixed text (a snapshot test guards them: a
-description that changes silently is how tool poisoning starts). Every tool
-runs its :class:`~mcp_orchestration.server.tools.ConfigTools` operation in a
-worker thread under a time limit; an expected failure becomes a tool error
+Every tool is a row of :data:`~mcp_orchestration.server.registry.TOOLS`, all
+registered the same way, once: that one registration serves every protocol
+generation the SDK speaks (2025-11-25 sessions, 2026-07-28 stateless requests).
+Every tool runs its :class:`~mcp_orchestration.server.tools.ConfigTools` method
+in a worker thread under a time limit; an expected failure becomes a tool error
 with a stable code, anything else a generic ``internal`` error, and all text
 passes through the redactor.
 """
@@ -14,20 +15,18 @@ import json
 import logging
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
-from pydantic import Field
 
-from mcp_orchestration.app.operations import MAX_CHANGELOG_CHARS
 from mcp_orchestration.core.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
 from mcp_orchestration.security.ids import check_name_id
 from mcp_orchestration.security.redaction import REDACTOR
-from mcp_orchestration.server import schemas
+from mcp_orchestration.server.registry import TOOLS, ToolSpec
 from mcp_orchestration.server.tools import ConfigTools
 
 log = logging.getLogger(__name__)
@@ -44,39 +43,7 @@ INSTRUCTIONS = (
     "config file on a machine is an operator action (`mcp-orchestration deploy`), not a tool."
 )
 
-DESCRIPTIONS: dict[str, str] = {
-    "list_clients": "List the MCP clients (Claude Desktop, Cursor, VS Code, Windsurf) this server manages configs for.",
-    "list_profiles": "List published config profiles and drafts, optionally for one client.",
-    "get_config": (
-        "Get the published config of a client profile (or a past artifact of it), verified against its signature "
-        "and hash. Environment and header values are masked."
-    ),
-    "diff_config": "Show how a profile's draft differs from its published config. Values of env vars are masked.",
-    "list_available_servers": "List the well-known MCP servers in the catalog that can be added to a config.",
-    "describe_server": "Describe one catalog server: command, parameters and the environment variable names it needs.",
-    "add_server_to_config": (
-        "Add a catalog server to a profile's draft. Required secrets become ${env:NAME} placeholders; "
-        "secret values are never accepted."
-    ),
-    "remove_server_from_config": "Remove a server, by its name in the config, from a profile's draft.",
-    "view_draft_config": "Show a profile's draft (masked) and its difference from the published config.",
-    "clear_draft_config": "Discard a profile's draft.",
-    "validate_config": "Validate a profile's draft: shape, limits, and secrets that must be placeholders instead.",
-    "publish_config": (
-        "Validate, sign and publish a profile's draft as a new index version. Needs the server's signing key."
-    ),
-    "get_config_history": "List every published version of a profile, newest first, with artifact ids and changelogs.",
-    "verify_config": (
-        "Verify a profile's published config: the key history, the signed index chain, and the artifact's hash."
-    ),
-    "get_trust_info": "Show the signing key fingerprints, the public key history and the current index version.",
-    "export_config": (
-        "Export a profile's published config in the client's own file format, with its artifact id and index version."
-    ),
-}
-
-Client = Annotated[str, Field(description="Client id, e.g. claude-desktop, cursor, vscode, windsurf.")]
-Profile = Annotated[str, Field(description="Profile id, e.g. default.")]
+DESCRIPTIONS: dict[str, str] = {spec.name: spec.description for spec in TOOLS}
 
 
 def _error_result(error: OrchestrationError) -> CallToolResult:
@@ -185,102 +152,23 @@ def build_server(tools: ConfigTools) -> MCPServer:
         SERVER_NAME, instructions=INSTRUCTIONS, version=_version(), middleware=[_hide_rejected_arguments]
     )
 
-    def tool(name: str) -> Callable[[Callable[..., Any]], Any]:
-        return server.tool(name=name, description=DESCRIPTIONS[name], structured_output=True)
-
-    @tool("list_clients")
-    async def list_clients() -> schemas.ClientList:
-        return await _run(tools.list_clients)
-
-    @tool("list_profiles")
-    async def list_profiles(client: Client | None = None) -> schemas.ProfileList:
-        return await _run(lambda: tools.list_profiles(client))
-
-    @tool("get_config")
-    async def get_config(
-        client: Client,
-        profile: Profile,
-        artifact: Annotated[str | None, Field(description="A past artifact id (64 hex digits).")] = None,
-    ) -> schemas.PublishedConfig:
-        return await _run(lambda: tools.get_config(client, profile, artifact))
-
-    @tool("diff_config")
-    async def diff_config(client: Client, profile: Profile) -> schemas.ProfileDiff:
-        return await _run(lambda: tools.diff_config(client, profile))
-
-    @tool("list_available_servers")
-    async def list_available_servers() -> schemas.ServerList:
-        return await _run(tools.list_available_servers)
-
-    @tool("describe_server")
-    async def describe_server(
-        server_id: Annotated[str, Field(description="Catalog server id.")],
-    ) -> schemas.ServerDetails:
-        return await _run(lambda: tools.describe_server(server_id))
-
-    @tool("add_server_to_config")
-    async def add_server_to_config(  # noqa: PLR0917 (the tool's arguments)
-        client: Client,
-        profile: Profile,
-        server_id: Annotated[str, Field(description="Catalog server id, from list_available_servers.")],
-        name: Annotated[str | None, Field(description="Name of the server in the config (default: its id).")] = None,
-        parameters: Annotated[
-            dict[str, Any] | None, Field(description="Values for the server's parameters (see describe_server).")
-        ] = None,
-        optional_env: Annotated[
-            list[str] | None, Field(description="Names of optional environment variables to reference.")
-        ] = None,
-    ) -> schemas.DraftView:
-        return await _run(
-            lambda: tools.add_server_to_config(
-                client, profile, server_id, name=name, parameters=parameters, optional_env=optional_env
-            )
-        )
-
-    @tool("remove_server_from_config")
-    async def remove_server_from_config(
-        client: Client, profile: Profile, name: Annotated[str, Field(description="Server name in the config.")]
-    ) -> schemas.DraftView:
-        return await _run(lambda: tools.remove_server_from_config(client, profile, name))
-
-    @tool("view_draft_config")
-    async def view_draft_config(client: Client, profile: Profile) -> schemas.DraftWithDiff:
-        return await _run(lambda: tools.view_draft_config(client, profile))
-
-    @tool("clear_draft_config")
-    async def clear_draft_config(client: Client, profile: Profile) -> schemas.DraftCleared:
-        return await _run(lambda: tools.clear_draft_config(client, profile))
-
-    @tool("validate_config")
-    async def validate_config(client: Client, profile: Profile) -> schemas.ValidationResult:
-        return await _run(lambda: tools.validate_config(client, profile))
-
-    @tool("publish_config")
-    async def publish_config(
-        client: Client,
-        profile: Profile,
-        changelog: Annotated[str, Field(description="Why this version exists.", max_length=MAX_CHANGELOG_CHARS)] = "",
-    ) -> schemas.PublishResult:
-        return await _run(lambda: tools.publish_config(client, profile, changelog))
-
-    @tool("get_config_history")
-    async def get_config_history(client: Client, profile: Profile) -> schemas.ConfigHistory:
-        return await _run(lambda: tools.get_config_history(client, profile))
-
-    @tool("verify_config")
-    async def verify_config(client: Client, profile: Profile) -> schemas.VerifyResult:
-        return await _run(lambda: tools.verify_config(client, profile))
-
-    @tool("get_trust_info")
-    async def get_trust_info() -> schemas.TrustInfo:
-        return await _run(tools.get_trust_info)
-
-    @tool("export_config")
-    async def export_config(client: Client, profile: Profile) -> schemas.ExportedConfig:
-        return await _run(lambda: tools.export_config(client, profile))
-
+    for spec in TOOLS:
+        _register_tool(server, tools, spec)
     _register_resources(server, tools)
     return server
+
+
+def _register_tool(server: MCPServer, tools: ConfigTools, spec: ToolSpec) -> None:
+    """Serve ``spec``: its method's signature is the tool's schema; each call looks the method up on ``tools``."""
+
+    async def call(**arguments: Any) -> Any:
+        return await _run(lambda: getattr(tools, spec.name)(**arguments))
+
+    call.__name__ = spec.name  # the SDK names the input schema after it
+    call.__signature__ = spec.signature  # type: ignore[attr-defined]
+    server.add_tool(
+        call, name=spec.name, description=spec.description, annotations=spec.annotations, structured_output=True
+    )
 
 
 def _register_resources(server: MCPServer, tools: ConfigTools) -> None:

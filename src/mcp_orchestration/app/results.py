@@ -1,11 +1,13 @@
-"""The result type of every MCP tool: what each tool's ``outputSchema`` publishes.
+"""The typed results of the use cases, which are also what each MCP tool's ``outputSchema`` publishes.
 
-The SDK derives each schema from these types and validates every successful
-result against it before sending, so a result can only change shape together
-with its published schema (the ``tools/list`` snapshot test guards both).
-Extra keys are forbidden: nothing reaches a client that the schema does not
-name. ``typing_extensions.TypedDict`` because pydantic needs it below Python
-3.12 for nested types.
+One definition serves both: the app layer returns these shapes, and the SDK
+derives each tool's schema from them and validates every successful result
+against it before sending, so a result can only change shape together with its
+published schema (the ``tools/list`` snapshot test guards both). Extra keys are
+forbidden: nothing reaches a client that the schema does not name.
+``typing_extensions.TypedDict`` because pydantic needs it below Python 3.12 for
+nested types. Modules the command line loads import this one for type checking
+only: pydantic stays out of its start-up.
 """
 
 from __future__ import annotations
@@ -208,13 +210,17 @@ class ValidationResult(TypedDict):
 
 
 @with_config(STRICT)
-class PublishResult(TypedDict):
+class Published(TypedDict):
     client: str
     profile: str
     artifact: ArtifactId
     index_version: IndexVersion
     changed: Annotated[bool, Field(description="False when the draft equals the published config.")]
     keyid: str
+
+
+@with_config(STRICT)
+class PublishResult(Published):
     diff: Annotated[
         ConfigDiff, Field(description="What was signed: the change from the config this publish replaced (masked).")
     ]
