@@ -14,7 +14,7 @@ from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.trust import dsse, keys, verifier
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.metadata import Head
-from mcp_orchestration.trust.verifier import SignedHead
+from mcp_orchestration.trust.verifier import AcceptedHead, SignedHead
 
 ROOT = "ab" * 32  # heads name a root tree; the verifier never reads it
 NOW = "2026-01-01T00:00:00Z"
@@ -96,7 +96,7 @@ def test_a_valid_chain_verifies_from_the_current_head_back_to_version_one(chain:
     assert [link.signed.head.version for link in links] == [3, 2, 1]
     assert not any(link.vouched for link in links)
     assert verifier.ancestor_id(current, 1, chain.history, chain.fetch) == chain.ids[0]
-    verifier.check_descent(current, chain.history, chain.fetch, (chain.ids[0], 1, 1), "hint")
+    verifier.check_descent(current, chain.history, chain.fetch, AcceptedHead(chain.ids[0], 1, 1), "hint")
 
 
 def test_a_tampered_payload_is_refused(chain: Chain) -> None:
@@ -141,7 +141,7 @@ def test_a_head_older_than_the_accepted_version_is_a_rollback(chain: Chain) -> N
 
 def test_descent_refuses_an_older_head_as_a_rollback(chain: Chain) -> None:
     with pytest.raises(OrchestrationError, match="already accepted") as excinfo:
-        verifier.check_descent(chain.current(), chain.history, chain.fetch, ("ef" * 32, 5, 1), "hint")
+        verifier.check_descent(chain.current(), chain.history, chain.fetch, AcceptedHead("ef" * 32, 5, 1), "hint")
     assert _code(excinfo) == "rollback"
 
 
@@ -154,14 +154,16 @@ def test_descent_refuses_a_chain_that_does_not_pass_through_the_accepted_head(
     rebuilt.publish(key)
     assert rebuilt.ids[1] != accepted.head_id
     with pytest.raises(OrchestrationError, match="does not descend") as excinfo:
-        verifier.check_descent(rebuilt.current(), chain.history, rebuilt.fetch, (accepted.head_id, 2, 1), "hint")
+        verifier.check_descent(
+            rebuilt.current(), chain.history, rebuilt.fetch, AcceptedHead(accepted.head_id, 2, 1), "hint"
+        )
     assert _code(excinfo) == "fork"
     with pytest.raises(OrchestrationError, match="does not descend") as excinfo:  # the same version, another head
         verifier.check_descent(
             verifier.verify_head(rebuilt.objects[rebuilt.ids[1]], chain.history, "t"),
             chain.history,
             rebuilt.fetch,
-            (accepted.head_id, 2, 1),
+            AcceptedHead(accepted.head_id, 2, 1),
             "hint",
         )
     assert _code(excinfo) == "fork"

@@ -32,7 +32,7 @@ from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.keys import SigningKey
-from mcp_orchestration.trust.verifier import FetchHead, SignedHead, check_descent
+from mcp_orchestration.trust.verifier import AcceptedHead, FetchHead, SignedHead, check_descent
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class HostAnchor:
                 "Do not use this store. If it was restored or rewound on purpose, run `mcp-orchestration trust "
                 f"forget` and pin it again (or remove its entry from {self.state.path})."
             )
-            last = (record.head_id, record.index_version, record.key_history_version)
+            last = AcceptedHead(record.head_id, record.index_version, record.key_history_version)
             check_descent(head, history, fetch, last, hint)
         if record is None or record.head_id != head.head_id:
             base = record if record is not None and record.root == history.root_fingerprint else None

@@ -44,7 +44,13 @@ class DeepCheck:
         self.report = report
         self.walked: set[str] = set()
 
-    def check_head_copy(self, current: SignedHead) -> None:
+    def start(self, current: SignedHead) -> None:
+        """Check the current head's copy in the CAS and count the profiles it serves."""
+        self._check_head_copy(current)
+        clients = read_clients(self.objects, current.head)
+        self.report.profiles = sum(len(read_profiles(self.objects, tree)) for tree in clients.values())
+
+    def _check_head_copy(self, current: SignedHead) -> None:
         """The current head's copy in the CAS is whole, or what a crash leaves of it.
 
         A crash can leave it absent, or, after a power cut, cut short (renamed in

@@ -385,10 +385,7 @@ class Repository:
         )
         check = DeepCheck(self.objects, report)
         if deep:
-            check.check_head_copy(current)
-            report.profiles = sum(
-                len(read_profiles(self.objects, tree)) for tree in read_clients(self.objects, current.head).values()
-            )
+            check.start(current)
         for link in verifier.walk_chain(current, history, self.objects.get_bytes):
             report.heads_checked += 1
             report.heads_vouched_by_chain += link.vouched

@@ -43,6 +43,15 @@ class SignedHead:
 
 
 @dataclass(frozen=True)
+class AcceptedHead:
+    """The last head a host accepted from a store: what every later head must descend from."""
+
+    head_id: str
+    index_version: int
+    key_history_version: int
+
+
+@dataclass(frozen=True)
 class Link:
     """One head of a chain walk; ``vouched``: its signer was revoked since, and its successor's hash vouches."""
 
@@ -125,32 +134,25 @@ def ancestor_id(head: SignedHead, version: int, history: KeyHistory, fetch: Fetc
     return signed.head_id
 
 
-def check_descent(
-    head: SignedHead,
-    history: KeyHistory,
-    fetch: FetchHead,
-    accepted: tuple[str, int, int],
-    hint: str,
-) -> None:
-    """Refuse ``head`` unless it descends from the head a host accepted, given as (id, index version,
-    key-history version): an older one is a rollback, one that does not pass through it a fork."""
-    accepted_id, accepted_version, accepted_history = accepted
-    version = head.head.version
-    if version < accepted_version:
+def check_descent(head: SignedHead, history: KeyHistory, fetch: FetchHead, accepted: AcceptedHead, hint: str) -> None:
+    """Refuse ``head`` unless it descends from the head a host accepted: an older one (or a shorter key
+    history) is a rollback, one that does not pass through it a fork. ``hint`` says what the host can do."""
+    version, before = head.head.version, accepted.index_version
+    if version < before:
         raise RollbackError(
-            f"The store's index is version {version}, older than version {accepted_version} that this host "
+            f"The store's index is version {version}, older than version {before} that this host "
             "already accepted: an old index was replayed.",
             hint,
         )
-    if len(history.versions) < accepted_history:
+    if len(history.versions) < accepted.key_history_version:
         raise RollbackError(
             f"The store's key history has {len(history.versions)} version(s), fewer than the "
-            f"{accepted_history} this host already accepted: key history versions were removed.",
+            f"{accepted.key_history_version} this host already accepted: key history versions were removed.",
             hint,
         )
-    if ancestor_id(head, accepted_version, history, fetch) != accepted_id:
+    if ancestor_id(head, before, history, fetch) != accepted.head_id:
         raise ForkError(
-            f"The store's index (version {version}) does not descend from version {accepted_version} that this "
+            f"The store's index (version {version}) does not descend from version {before} that this "
             "host accepted: the index was rewound and rebuilt, so a published change may have been reverted.",
             hint,
         )
