@@ -41,7 +41,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust.keys import generate
 from report import heading, line, ms, percentile, print_machine, scratch_dir, summary, verdict
 
@@ -160,7 +160,7 @@ def build_fixture(work: Path) -> Fixture:
     key_file.write_bytes(key.serialize("pkcs8", None))
     key_file.chmod(0o600)
     home = work / "home"
-    index = Index(home / "storage")
+    index = Repository(home / "storage")
     index.initialize(key)
     index.publish(key, [ProfileUpdate(CLIENT, PROFILE, sample_config(), "benchmark fixture")])
     echo_script = work / "echo_server.py"

@@ -1,9 +1,9 @@
 """Store benchmarks, each measured beside a baseline on the same disk in the same run.
 
-1. Publish with fsync: single-profile ``Index.publish`` calls against a raw loop of
+1. Publish with fsync: single-profile ``Repository.publish`` calls against a raw loop of
    write + fsync + rename + directory fsync of a file of the same payload size.
    Target: library / raw >= 0.5.
-2. ``verify --deep``: ``Index.verify(deep=True)`` against ``sha256sum`` (one process
+2. ``verify --deep``: ``Repository.verify(deep=True)`` against ``sha256sum`` (one process
    per ``xargs`` batch) over the same object files. Target: library / sha256sum >= 0.5.
 3. Key rotation on a store of 10,000 profiles and ~100,000 objects, with the verify
    checkpoint warm (as after an operator's earlier runs) and cold. Target: <= 1 s.
@@ -37,7 +37,7 @@ from typing import Any
 from mcp_orchestration.app import rotation
 from mcp_orchestration.core import fsutil
 from mcp_orchestration.store.cas import canonical_bytes
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust.keys import SigningKey, generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict
 
@@ -141,7 +141,7 @@ def flush_counter() -> Iterator[dict[str, int]]:
             setattr(*hook, real_syncfs)
 
 
-def object_files(index: Index) -> list[tuple[str, int]]:
+def object_files(index: Repository) -> list[tuple[str, int]]:
     """Every object file under the store, as (path relative to objects/sha256, size)."""
     files: list[tuple[str, int]] = []
     for object_id in index.objects.iter_ids():
@@ -223,9 +223,9 @@ def raw_write(directory: Path, name: str, data: bytes) -> None:
 
 def bench_publish(
     work: Path, key: SigningKey, *, count: int, payload_size: int, rounds: int, dirty_mb: int, profile: bool
-) -> Index:
+) -> Repository:
     heading("1. Publish with fsync")
-    index = Index(work / "publish-store")
+    index = Repository(work / "publish-store")
     index.initialize(key)
     raw_dir = work / "publish-raw"
     raw_dir.mkdir()
@@ -276,7 +276,7 @@ def bench_publish(
 
     line(
         "ran",
-        f"{count} single-profile Index.publish() calls, each a changed {actual_size} B payload ({flush_text})",
+        f"{count} single-profile Repository.publish() calls, each a changed {actual_size} B payload ({flush_text})",
     )
     line("baseline", f"{count} x (write {payload_size} B + fsync + rename + fsync dir), same disk, 2 fsyncs per op")
     line("method", f"{rounds} alternating rounds (library/raw, raw/library, ...) after 5 warm-up ops each")
@@ -320,9 +320,9 @@ def dirty_data_probe(work: Path, ops: dict[str, Callable[[], None]], megabytes: 
 # -- 3 (setup). the large store -----------------------------------------------------------
 
 
-def build_large_store(work: Path, key: SigningKey, clients: int, profiles: int, batches: int) -> Index:
+def build_large_store(work: Path, key: SigningKey, clients: int, profiles: int, batches: int) -> Repository:
     heading("Building the large store (fixture, not a measurement)")
-    index = Index(work / "large-store")
+    index = Repository(work / "large-store")
     started = time.perf_counter()
     with fsync_disabled():
         index.initialize(key)
@@ -358,7 +358,7 @@ def run_sha256sum(root: Path, list_file: Path) -> float:
 
 
 def bench_verify(
-    work: Path, index: Index, files: list[tuple[str, int]], repeats: int, profile: bool
+    work: Path, index: Repository, files: list[tuple[str, int]], repeats: int, profile: bool
 ) -> tuple[float, int]:
     heading("2. verify --deep")
     total_bytes = sum(size for _rel, size in files)
@@ -380,7 +380,7 @@ def bench_verify(
     mb = total_bytes / 1e6
     line(
         "ran",
-        f"Index.verify(deep=True): {checked:,} objects checked ({unreachable:,} unreachable), best of {repeats}",
+        f"Repository.verify(deep=True): {checked:,} objects checked ({unreachable:,} unreachable), best of {repeats}",
     )
     line(
         "baseline",
@@ -412,7 +412,7 @@ def bench_verify(
 
 
 def bench_rotation(
-    index: Index, files: list[tuple[str, int]], keys: list[SigningKey], publish_index: Index, expected: int
+    index: Repository, files: list[tuple[str, int]], keys: list[SigningKey], publish_index: Repository, expected: int
 ) -> None:
     heading("3. Key rotation on the large store")
     profiles = sum(len(p) for p in index.list_profiles().values())
@@ -428,7 +428,7 @@ def bench_rotation(
     warm_s, warm = time_once(lambda: rotation.rotate(index, keys[0], keys[1]))
     assert not warm.already_done and warm.index_version == version_before + 1
 
-    index.verified_path.unlink()  # no checkpoint: the chain check walks back to version 1
+    index.layout.verified_path.unlink()  # no checkpoint: the chain check walks back to version 1
     cold_heads = index.guard().index_version
     os.sync()
     cold_s, cold = time_once(lambda: rotation.rotate(index, keys[1], keys[2]))
@@ -440,7 +440,7 @@ def bench_rotation(
     rehash_s = rehash_all(index.objects.root, files)
 
     # How a cold chain check scales with chain length: the publish store has one head per publish.
-    publish_index.verified_path.unlink(missing_ok=True)
+    publish_index.layout.verified_path.unlink(missing_ok=True)
     chain_s, chain = time_once(publish_index.verify)
 
     line(

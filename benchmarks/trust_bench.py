@@ -1,13 +1,13 @@
 """What the host trust anchor costs, each figure beside the same work without it, in the same run.
 
-1. Publish: ``Index.publish`` under the host anchor (root pin, descent, the
-   head accepted recorded durably in the host state) against ``Index.publish``
+1. Publish: ``Repository.publish`` under the host anchor (root pin, descent, the
+   head accepted recorded durably in the host state) against ``Repository.publish``
    without a policy on a twin store. Target: <= 1.75x: the anchor adds one
    fsync'd file (and its directory) to the handful a publish writes. The whole
    gate (``operations.publish_payload``: validation, secret rules) is printed
    beside it.
-2. Verify: ``Index.verify`` under the host anchor against ``Index.verify``
-   without a policy, a new ``Index`` (no caches) each call. Target: <= 1.25x.
+2. Verify: ``Repository.verify`` under the host anchor against ``Repository.verify``
+   without a policy, a new ``Repository`` (no caches) each call. Target: <= 1.25x.
 3. Cold start of a read: ``mcp-orchestration get`` in a new process against
    ``mcp-orchestration --version`` (the interpreter and imports alone). Printed
    beside the figures of the release before the anchor, when ``--before`` names
@@ -35,7 +35,8 @@ from pathlib import Path
 from mcp_orchestration.app import operations
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import load_settings
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
+from mcp_orchestration.trust import verifier
 from mcp_orchestration.trust.keys import generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict
 
@@ -71,7 +72,7 @@ def bench_publish_and_verify(work: Path, publishes: int) -> tuple[float, float]:
     anchored, plain = work / "anchored", work / "plain"
     app = app_for(anchored, key_file)
     operations.init(app)
-    index = Index(plain / "storage")
+    index = Repository(plain / "storage")
     index.initialize(key)
     counter = iter(range(10**9))
 
@@ -88,7 +89,7 @@ def bench_publish_and_verify(work: Path, publishes: int) -> tuple[float, float]:
     rounds = [(timed(with_anchor, publishes // 4), timed(without, publishes // 4)) for _ in range(4)]
     anchored_s, plain_s = statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
     line("with the host anchor", f"{anchored_s * 1000:.2f} ms")
-    line("Index.publish alone", f"{plain_s * 1000:.2f} ms")
+    line("Repository.publish alone", f"{plain_s * 1000:.2f} ms")
     line("operations.publish_payload", f"{timed(whole_gate, publishes // 4) * 1000:.2f} ms (anchor and every rule)")
     publish_ratio = anchored_s / plain_s
     verdict(
@@ -96,10 +97,10 @@ def bench_publish_and_verify(work: Path, publishes: int) -> tuple[float, float]:
     )
 
     heading("2. verify (incremental), fresh objects each call")
-    verify_anchor = timed(lambda: Index(anchored / "storage", policy=app.anchor).verify(), 30)
-    verify_plain = timed(lambda: Index(plain / "storage").verify(), 30)
+    verify_anchor = timed(lambda: Repository(anchored / "storage", policy=app.anchor).verify(), 30)
+    verify_plain = timed(lambda: Repository(plain / "storage").verify(), 30)
     line("with the host anchor", f"{verify_anchor * 1000:.2f} ms")
-    line("Index.verify alone", f"{verify_plain * 1000:.2f} ms")
+    line("Repository.verify alone", f"{verify_plain * 1000:.2f} ms")
     verify_ratio = verify_anchor / verify_plain
     verdict("verify ratio", verify_ratio <= VERIFY_RATIO_TARGET, f"<= {VERIFY_RATIO_TARGET}x", f"{verify_ratio:.2f}x")
 
@@ -107,11 +108,11 @@ def bench_publish_and_verify(work: Path, publishes: int) -> tuple[float, float]:
     state = json.loads((work / "host-state.json").read_text())
     record = state["stores"][str(anchored.resolve())]
     version = record["index_version"]
-    first = Index(anchored / "storage")
+    first = Repository(anchored / "storage")
     history = first.load_history()
     current = first.current_head(history)
     started = time.perf_counter()
-    first.ancestor_id(current, 1, history)
+    verifier.ancestor_id(current, 1, history, first.objects.get_bytes)
     walk = time.perf_counter() - started
     line("heads walked", f"{version - 1}")
     line("per head", f"{walk / max(version - 1, 1) * 1e6:.1f} us")

@@ -48,7 +48,7 @@ from mcp_orchestration.app import (
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core.errors import OrchestrationError
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
 
@@ -88,15 +88,15 @@ def _cli(argv: list[str]) -> int:
         if flag in ("--key-file", "--new-key-file"):
             keys.load_signing_key(KeySpec("file", Path(value), None))
     # Say when the command takes the store lock, so the parent can time its kill from there.
-    write_lock = Index.write_lock
+    write_lock = Repository.write_lock
 
     @contextlib.contextmanager
-    def announced_lock(index: Index) -> Iterator[None]:
+    def announced_lock(index: Repository) -> Iterator[None]:
         with write_lock(index):
             _say("locked")
             yield
 
-    Index.write_lock = announced_lock  # type: ignore[method-assign]
+    Repository.write_lock = announced_lock  # type: ignore[method-assign]
     _say("ready")
     if not sys.stdin.readline():
         return 1  # the parent went away without saying go

@@ -18,7 +18,7 @@ import pytest
 from mcp_orchestration.app.operations import App, profile_history
 from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core.errors import NotFoundError
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from tests.conftest import run_process
 from tests.integration.crash_driver import (
     acknowledgements,
@@ -48,7 +48,7 @@ LAYOUTS: dict[str, Callable[[int], list[str]]] = {
 
 def head_chain_versions(home: Path) -> list[int]:
     """The index versions of the signed head chain, from the current head back to the first."""
-    index = Index(home / "storage")
+    index = Repository(home / "storage")
     history = index.load_history()
     signed = index.current_head(history)
     versions = [signed.head.version]

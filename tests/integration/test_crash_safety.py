@@ -27,9 +27,9 @@ from mcp_orchestration.app.operations import App, profile_history
 from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core import fsutil
 from mcp_orchestration.core.errors import NotFoundError
-from mcp_orchestration.store import index as index_module
-from mcp_orchestration.store.index import Index
-from mcp_orchestration.trust import history as history_module
+from mcp_orchestration.store import keyhistory as keyhistory_module
+from mcp_orchestration.store import repository as repository_module
+from mcp_orchestration.store.repository import Repository
 from tests.conftest import Result, run_process
 from tests.integration.crash_driver import (
     acknowledgements,
@@ -66,7 +66,7 @@ def storage_temps(home: Path) -> set[Path]:
 
 def verify_deep(run: Any, home: Path) -> dict[str, Any]:
     # These tests check what a crash leaves, not whose store it is: the pin is the store's own root.
-    root = Index(home / "storage").load_history().root_fingerprint
+    root = Repository(home / "storage").load_history().root_fingerprint
     result: Result = run("verify", "--deep", "--json", "--home", str(home), "--expect-key", root)
     assert result.status == 0, result.stderr
     report = result.json()
@@ -194,7 +194,7 @@ class RotationSetup:
 
     def state(self, home: Path) -> str:
         """How far the rotation got, read from the store itself."""
-        index = Index(home / "storage")
+        index = Repository(home / "storage")
         history = index.load_history()
         head = index.current_head(history)
         if self.new not in history.keys:
@@ -368,7 +368,7 @@ def crash_on_accepted_counter(monkeypatch: pytest.MonkeyPatch) -> None:
     def raise_guard(path: Path, guard: object) -> None:
         raise SimulatedCrash(f"died before raising {path.name} to {guard}")
 
-    monkeypatch.setattr(index_module, "raise_guard", raise_guard)
+    monkeypatch.setattr(repository_module, "raise_guard", raise_guard)
 
 
 def crash_before_head_is_renamed_in(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -393,7 +393,7 @@ def test_rotation_interrupted_after_history_write_still_verifies(
     def resign(*args: object) -> None:
         raise SimulatedCrash("died before re-signing the index")
 
-    monkeypatch.setattr(Index, "resign", resign)
+    monkeypatch.setattr(Repository, "resign", resign)
     _rotate_and_crash(rotation, run, home)
     monkeypatch.undo()
 
@@ -405,7 +405,7 @@ def test_rotation_interrupted_while_writing_key_history_leaves_the_old_key_in_ch
     rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = rotation.fresh_store(tmp_path / "store")
-    crash_on_write(monkeypatch, history_module, "00000002.json", partial=True)
+    crash_on_write(monkeypatch, keyhistory_module, "00000002.json", partial=True)
     _rotate_and_crash(rotation, run, home)
     monkeypatch.undo()
 
@@ -435,7 +435,7 @@ def test_rotation_interrupted_after_new_head_before_accepted_version_counts_as_d
 
     assert rotation.state(home) == HEAD_NOT_ACCEPTED
     rotation.assert_rotation_finishes(run, home, HEAD_NOT_ACCEPTED)
-    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert Repository(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
 
 
 def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_leaves_no_gap(
@@ -478,5 +478,5 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     result = run_process(*following, env=child_env(home))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["index_version"] == VERSION_BEFORE_ROTATION + 2
-    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert Repository(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
     assert verify_deep(run, home)["heads_checked"] == VERSION_BEFORE_ROTATION + 2

@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from mcp_orchestration.app.settings import ENV_PREFIX, load_settings
 from mcp_orchestration.server.app import DESCRIPTIONS
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from tests.integration.tool_errors import wire_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,7 +236,7 @@ def test_inspector_runs_the_publish_flow(inspector: Inspector, initialised: Path
     # The published draft is gone, and the store the Inspector's server wrote still verifies in full.
     profiles = inspector.ok("list_profiles", client=CD)["profiles"]
     assert profiles == [{"client": CD, "profile": PROFILE, "published": True, "has_draft": False}]
-    Index(load_settings(home=initialised, environ={}).storage_dir).verify(deep=True)
+    Repository(load_settings(home=initialised, environ={}).storage_dir).verify(deep=True)
 
     canaries = key_canaries(key_file)
     for run in inspector.runs:

@@ -37,7 +37,7 @@ from mcp_orchestration.app import rotation
 from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_settings
 from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
 from mcp_orchestration.security.secret_rules import MASK
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
 
@@ -257,7 +257,7 @@ class World:
 def legacy_publish(home: Path, key_file: Path, client: str, profile: str, payload: Any, changelog: str = "") -> None:
     """Sign ``payload`` in unchecked, through the store's low-level publish, as an earlier release could."""
     key = keys.parse_private_key(key_file.read_bytes(), None, origin=str(key_file))
-    Index(home / "storage").publish(key, [ProfileUpdate(client, profile, payload, changelog)])
+    Repository(home / "storage").publish(key, [ProfileUpdate(client, profile, payload, changelog)])
 
 
 def _write(path: Path, data: bytes | str, mode: int = 0o600) -> Path:
@@ -946,7 +946,7 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
         ),
     }
     # Key errors of the store: a retired, a revoked and an unknown key trying to sign.
-    index = Index(tmp_path / "storage")
+    index = Repository(tmp_path / "storage")
     signer_a = keys.load_signing_key(KeySpec("file", a, None))
     signer_c = keys.load_signing_key(KeySpec("file", c, None))
     signer_b = keys.load_signing_key(KeySpec("file", b, pass_file))

@@ -42,7 +42,7 @@ from mcp_orchestration.server import app as server_app
 from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.drafts import Draft, DraftStore
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import write_key
@@ -759,8 +759,8 @@ async def test_after_a_rotation_elsewhere_writes_answer_key_retired(app: App, tm
         artifact = await publish(client, CD, PROFILE, "time")
         await ok(client, "add_server_to_config", client=CD, profile=PROFILE, server_id="memory")
 
-        # Another process (its own Index on the same store) rotates to a new key.
-        other = Index(app.settings.storage_dir)
+        # Another process (its own Repository on the same store) rotates to a new key.
+        other = Repository(app.settings.storage_dir)
         old_key = keys.load_signing_key(app.settings.signing_key)
         result = rotation.rotate(other, old_key, new_key)
         assert result.new_fingerprint == new_key.fingerprint

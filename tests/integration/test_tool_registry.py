@@ -19,7 +19,7 @@ from mcp_orchestration.app import operations, rotation
 from mcp_orchestration.server.app import build_server
 from mcp_orchestration.server.registry import TOOLS
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import keys
 from tests.conftest import write_key
 from tests.integration.test_server_tools import CD, PROFILE, _app, connect, fails, ok, publish
@@ -93,7 +93,7 @@ async def test_after_a_rotation_exactly_the_writing_tools_refuse(home: Path, key
         await publish(client, CD, PROFILE, "time")
         await ok(client, "add_server_to_config", client=CD, profile=PROFILE, server_id="memory")
         rotation.rotate(
-            Index(app.settings.storage_dir),
+            Repository(app.settings.storage_dir),
             keys.load_signing_key(app.settings.signing_key),
             write_key(tmp_path / "signing_key_next"),
         )

@@ -20,10 +20,11 @@ from mcp_orchestration.core.errors import ExitCode, ForkError, KeyNotTrustedErro
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.guard import Guard
-from mcp_orchestration.store.index import Index
-from mcp_orchestration.store.model import Entry, Head, tree_to_json
+from mcp_orchestration.store.keyhistory import KeyHistoryFiles
+from mcp_orchestration.store.model import Entry, tree_to_json
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import dsse, keys
-from mcp_orchestration.trust.history import KeyHistory
+from mcp_orchestration.trust.metadata import Head
 from tests.conftest import Result, write_key
 
 CLIENT, PROFILE = "claude-desktop", "default"
@@ -206,10 +207,15 @@ def test_a_fork_further_up_the_chain_is_found_by_walking_back(  # type: ignore[n
 
 
 def _forge(
-    index: Index, key: keys.SigningKey, version: int, previous: str | None, payload: object, history_version: int = 1
+    index: Repository,
+    key: keys.SigningKey,
+    version: int,
+    previous: str | None,
+    payload: object,
+    history_version: int = 1,
 ) -> bytes:
     """A head at ``version`` signed by ``key`` (under key-history version ``history_version``), serving ``payload``."""
-    history = KeyHistory.load(index.keys_dir)
+    history = index.key_files.load()
     artifact = index.objects.put_json(payload)
     entry = index.objects.put_json(
         Entry(CLIENT, PROFILE, artifact, None, "", "2026-01-01T00:00:00Z", version).to_json()
@@ -238,7 +244,7 @@ def test_a_stolen_retired_key_cannot_forge_a_head_in_its_range(  # type: ignore[
     run, rotated: Path, key_file: Path, tmp_path: Path, fresh_host: Path, version: int
 ) -> None:
     storage = rotated / "storage"
-    index = Index(storage)
+    index = Repository(storage)
     history = index.load_history()
     retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
     record = history.keys[retired.keyid]
@@ -265,7 +271,7 @@ def test_a_stolen_retired_key_cannot_forge_a_head_in_its_range(  # type: ignore[
 
 
 def test_rotation_records_the_retiring_keys_last_head(rotated: Path) -> None:
-    index = Index(rotated / "storage")
+    index = Repository(rotated / "storage")
     history = index.load_history()
     (retired,) = [record for record in history.keys.values() if record.status.value == "retired"]
     head = index.snapshot()[1]
@@ -277,7 +283,7 @@ def test_rotation_records_the_retiring_keys_last_head(rotated: Path) -> None:
 def test_a_forged_head_at_the_retired_keys_last_version_is_refused_by_the_verifier(  # type: ignore[no-untyped-def]
     rotated: Path, key_file: Path
 ) -> None:
-    index = Index(rotated / "storage")
+    index = Repository(rotated / "storage")
     retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
     history = index.load_history()
     first = index.snapshot()[1]
@@ -363,7 +369,7 @@ def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_
     storage = rotated / "storage"
     root = _fingerprint(key_file)
     assert run("backup", "--out", str(tmp_path / "genuine.tar")).status == 0
-    index = Index(storage)
+    index = Repository(storage)
     history = index.load_history()
     first = index.snapshot()[1]
     while first.head.version > 2:
@@ -371,9 +377,12 @@ def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_
     retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
     attacker = keys.generate()
     (storage / "keys" / "00000002.json").unlink()  # the genuine rotation to key 2
-    forged_history = KeyHistory.load(storage / "keys")
-    forged_history.append_rotation(retired, attacker, 2, first.head_id, "2026-01-01T00:00:00Z")
-    forged = _forge(Index(storage), attacker, 3, first.head_id, EVIL, history_version=2)
+    forged_keys = KeyHistoryFiles(storage / "keys")
+    forged_history = forged_keys.load()
+    forged_keys.append(
+        forged_history, forged_history.rotation(retired, attacker, 2, first.head_id, "2026-01-01T00:00:00Z")
+    )
+    forged = _forge(Repository(storage), attacker, 3, first.head_id, EVIL, history_version=2)
     _rewind(storage, forged, 3, 2)
 
     for argv in (("get", *WHICH), ("keys", "list"), ("verify", "--deep")):

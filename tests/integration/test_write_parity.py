@@ -37,7 +37,7 @@ from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.server.app import ERROR_META_KEY, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.drafts import Draft, DraftStore
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import Result
@@ -219,7 +219,7 @@ def anyio_backend() -> str:
 
 
 def index_version(home: Path) -> int:
-    return Index(home / "storage").snapshot(fresh=True)[1].head.version
+    return Repository(home / "storage").snapshot(fresh=True)[1].head.version
 
 
 def write_draft(app: App, client: str, profile: str, payload: Any) -> None:

@@ -22,7 +22,7 @@ from mcp_orchestration.store import backup as archive
 from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.keys import KeySpec
 from tests.conftest import SAMPLE_CONFIG, is_locked
@@ -326,7 +326,7 @@ def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: i
     assert [(f.path, f.size, f.sha256) for f in manifest.files] == [
         (i.name, len(d), digest_of(d)) for i, d in items[1:]
     ]
-    head = Index(store / "storage").snapshot()[1]
+    head = Repository(store / "storage").snapshot()[1]
     assert (manifest.index_version, manifest.head_id) == (head.head.version, head.head_id)
     assert key_file.read_text().splitlines()[1].encode() not in data
 
@@ -363,7 +363,7 @@ def test_backup_piped_into_restore_between_processes(store: Path, tmp_path: Path
         check=False,
     )
     assert restore.returncode == 0, restore.stderr
-    assert json.loads(restore.stdout)["head_id"] == Index(store / "storage").snapshot()[1].head_id
+    assert json.loads(restore.stdout)["head_id"] == Repository(store / "storage").snapshot()[1].head_id
 
 
 def test_backup_never_overwrites_a_file_unless_forced(run, backup_file: Path) -> None:  # type: ignore[no-untyped-def]
@@ -412,9 +412,9 @@ def test_backup_waits_for_a_writer_holding_the_store_lock(store: Path) -> None:
 
     out = Recorder()
     worker = threading.Thread(
-        target=archive.backup, args=(Index(store / "storage"), out), kwargs={"expect_root": None, "now": NOW}
+        target=archive.backup, args=(Repository(store / "storage"), out), kwargs={"expect_root": None, "now": NOW}
     )
-    with Index(store / "storage").write_lock():
+    with Repository(store / "storage").write_lock():
         worker.start()
         eventually(lambda: blocked_on(store / "storage" / ".lock")() or events)  # waiting, or (wrongly) writing
         events.append("writer released")
@@ -439,7 +439,7 @@ def test_backup_leaves_out_drafts_and_damaged_leftovers_and_records_the_verified
     assert not [name for name in archived if "drafts" in name or name.endswith("0" * 62)]
     fresh = tmp_path / "fresh"
     assert run("restore", "--from", str(out), "--home", str(fresh)).status == 0
-    assert Index(fresh / "storage").guard() == Guard(2, 1)
+    assert Repository(fresh / "storage").guard() == Guard(2, 1)
 
 
 def test_backup_refuses_a_file_that_is_not_part_of_the_store(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -496,14 +496,16 @@ def test_a_writer_waiting_during_a_forced_restore_then_locks_the_restored_store(
     held: list[tuple[bool, int]] = []
 
     def writer() -> None:
-        index = Index(store / "storage")
+        index = Repository(store / "storage")
         with index.write_lock():
             held.append((is_locked(lock), index.snapshot()[1].head.version))
 
     thread = threading.Thread(target=writer)
     swap = archive._accepted_version
 
-    def swap_with_a_writer_waiting(index: Index) -> int | None:  # runs while the restore holds the old store's lock
+    def swap_with_a_writer_waiting(
+        index: Repository,
+    ) -> int | None:  # runs while the restore holds the old store's lock
         thread.start()
         eventually(blocked_on(lock))
         return swap(index)

@@ -142,10 +142,10 @@ def test_plain_env_key_stops_every_command(
 def test_deleted_object_in_the_chain_is_a_verification_failure(
     run, initialised: Path, key_file: Path, config_file: Path
 ) -> None:  # type: ignore[no-untyped-def]
-    from mcp_orchestration.store.index import Index
+    from mcp_orchestration.store.repository import Repository
 
     run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
-    index = Index(initialised / "storage")
+    index = Repository(initialised / "storage")
     previous = index.snapshot()[1].head.previous_head
     assert previous is not None
     index.objects.path_for(previous).unlink()

@@ -14,7 +14,7 @@ from mcp_orchestration.app.deploy import deploy
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core.errors import ExitCode, ValidationError
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 from tests.conftest import Result
 
@@ -198,8 +198,8 @@ def test_a_tampered_index_is_refused_and_nothing_is_written(  # type: ignore[no-
     run, published, initialised: Path, client_file: Path, state_file: Path, target: str
 ) -> None:
     artifact = json.loads(published(PROFILE_B).stdout)["artifact"]
-    index = Index(initialised / "storage")
-    _flip_byte(index.head_path if target == "HEAD" else index.objects.path_for(artifact))
+    index = Repository(initialised / "storage")
+    _flip_byte(index.layout.head_path if target == "HEAD" else index.objects.path_for(artifact))
     old = client_file.read_bytes()
     for extra in ((), ("--dry-run",)):
         result = _deploy(run, client_file, "--json", *extra)
@@ -319,7 +319,7 @@ def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path, h
     with pytest.raises(AssertionError, match="validation"):
         published(payload)
     key = keys.parse_private_key(key_file.read_bytes(), None, origin="test")
-    Index(home / "storage").publish(key, [ProfileUpdate("claude-desktop", "default", payload)])
+    Repository(home / "storage").publish(key, [ProfileUpdate("claude-desktop", "default", payload)])
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--json")
     assert result.status == ExitCode.USAGE

@@ -13,7 +13,7 @@ from mcp_orchestration.core import fsutil
 from mcp_orchestration.core.errors import ConflictError
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.security.secret_rules import MASK
-from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
+from mcp_orchestration.store.repository import ANY_BASE, ExpectedBase, ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 
 CONFIG_A = {"mcpServers": {"time": {"command": "uvx", "args": ["mcp-server-time"]}}}
@@ -115,7 +115,7 @@ def test_exclusive_lock_in_refuses_a_linked_lock_file(tmp_path: Path) -> None:
 
 
 def test_publish_checks_the_expected_base_under_the_lock(tmp_path: Path, key: keys.SigningKey) -> None:
-    index = Index(tmp_path / "storage")
+    index = Repository(tmp_path / "storage")
     index.initialize(key)
 
     def publish(payload: dict[str, object], base: ExpectedBase) -> str:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from mcp_orchestration.core.errors import InvalidIdError
 from mcp_orchestration.security.ids import check_name_id
 from mcp_orchestration.store.cas import ContentStore
-from mcp_orchestration.store.index import Index, ProfileUpdate
+from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 
 _SAFE_INT = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
@@ -28,7 +28,7 @@ _PAYLOADS = st.dictionaries(_TEXT, _JSON, max_size=5)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=_PAYLOADS)
 def test_any_published_payload_reads_back_equal_under_its_jcs_digest(tmp_path_factory, payload) -> None:  # type: ignore[no-untyped-def]
-    index = Index(tmp_path_factory.mktemp("store") / "storage")
+    index = Repository(tmp_path_factory.mktemp("store") / "storage")
     key = keys.generate()
     index.initialize(key)
     result = index.publish(key, [ProfileUpdate("claude-desktop", "default", payload)])

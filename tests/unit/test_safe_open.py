@@ -31,7 +31,7 @@ from mcp_orchestration.app.telemetry import EVENTS_FILE
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES
 from mcp_orchestration.server.app import ERROR_META_KEY
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES
-from mcp_orchestration.trust.history import MAX_VERSION_BYTES
+from mcp_orchestration.store.keyhistory import MAX_VERSION_BYTES
 from mcp_orchestration.trust.keys import MAX_SECRET_FILE_BYTES
 from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, write_key
 

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from mcp_orchestration.app.host_state import HostState, StoreRecord
 from mcp_orchestration.core.clock import utc_now
-from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError, RollbackError
-from mcp_orchestration.store.index import Index, SignedHead
+from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.verifier import AcceptedHead, FetchHead, SignedHead, check_descent
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,16 @@ class HostAnchor:
                 hint="Check which store volume and which signing key secret this process was given.",
             )
 
-    def check_head(self, index: Index, history: KeyHistory, head: SignedHead) -> None:
+    def check_head(self, history: KeyHistory, head: SignedHead, fetch: FetchHead) -> None:
         """Refuse a head that does not descend from the last one this host accepted; then remember it."""
         record = self.state.get(self.home)
         if record is not None and record.root == history.root_fingerprint and record.head_id is not None:
-            _require_descent(index, history, head, record, self.state.path)
+            hint = (
+                "Do not use this store. If it was restored or rewound on purpose, run `mcp-orchestration trust "
+                f"forget` and pin it again (or remove its entry from {self.state.path})."
+            )
+            last = AcceptedHead(record.head_id, record.index_version, record.key_history_version)
+            check_descent(head, history, fetch, last, hint)
         if record is None or record.head_id != head.head_id:
             base = record if record is not None and record.root == history.root_fingerprint else None
             accepted = (base or StoreRecord(history.root_fingerprint)).accepting(
@@ -180,7 +185,7 @@ def _require_same_key_history(history: KeyHistory, record: StoreRecord) -> None:
     Each version is signed by the key active before it, so whoever holds a
     retired key can write a different continuation from the version that key
     was active in (a rotation to a key of their own). A host that accepted the
-    genuine one refuses any other. (Fewer versions is :func:`_require_descent`'s
+    genuine one refuses any other. (Fewer versions is :func:`check_descent`'s
     rollback; a restore may bring fewer on purpose.)
     """
     for number, (seen, stored) in enumerate(zip(record.key_history, history.digests, strict=False), start=1):
@@ -190,33 +195,3 @@ def _require_same_key_history(history: KeyHistory, record: StoreRecord) -> None:
                 "rewritten (with a stolen retired key?).",
                 hint="Do not use this store. Restore it from a verified backup (see SECURITY.md, 'Tamper response').",
             )
-
-
-def _require_descent(index: Index, history: KeyHistory, head: SignedHead, record: StoreRecord, where: Path) -> None:
-    hint = (
-        "Do not use this store. If it was restored or rewound on purpose, run `mcp-orchestration trust forget` "
-        f"and pin it again (or remove its entry from {where})."
-    )
-    version = head.head.version
-    if version < record.index_version:
-        raise RollbackError(
-            f"The store's index is version {version}, older than version {record.index_version} that this host "
-            "already accepted: an old index was replayed.",
-            hint,
-        )
-    if len(history.versions) < record.key_history_version:
-        raise RollbackError(
-            f"The store's key history has {len(history.versions)} version(s), fewer than the "
-            f"{record.key_history_version} this host already accepted: key history versions were removed.",
-            hint,
-        )
-    if version == record.index_version:
-        ancestor = head.head_id
-    else:
-        ancestor = index.ancestor_id(head, record.index_version, history)
-    if ancestor != record.head_id:
-        raise ForkError(
-            f"The store's index (version {version}) does not descend from version {record.index_version} that this "
-            "host accepted: the index was rewound and rebuilt, so a published change may have been reverted.",
-            hint,
-        )

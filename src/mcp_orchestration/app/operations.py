@@ -41,8 +41,8 @@ from mcp_orchestration.core.fsutil import UnsafeFileError, create_exclusive, ope
 from mcp_orchestration.security.ids import check_name_id
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.security.secret_rules import scrub_text
-from mcp_orchestration.store.index import ANY_BASE, ExpectedBase, Index, ProfileUpdate
 from mcp_orchestration.store.model import Entry
+from mcp_orchestration.store.repository import ANY_BASE, ExpectedBase, ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import KeyFormat, KeySpec, PublicKey, SigningKey
@@ -71,7 +71,7 @@ class App:
             signing_key=self._configured_key,
             loaded_key=lambda: self._key,
         )
-        self.index = Index(settings.storage_dir, policy=self.anchor)
+        self.index = Repository(settings.storage_dir, policy=self.anchor)
         self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
         self._key: SigningKey | None = None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import ConflictError, KeyRevokedError, NotFoundError, UsageError
-from mcp_orchestration.store.index import Index
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.keys import SigningKey
 
@@ -28,7 +28,7 @@ class RotationResult:
     already_done: bool
 
 
-def rotate(index: Index, current: SigningKey, new: SigningKey) -> RotationResult:
+def rotate(index: Repository, current: SigningKey, new: SigningKey) -> RotationResult:
     """Hand signing over from ``current`` to ``new``, or finish a rotation a crash interrupted."""
     if new.keyid == current.keyid:
         raise UsageError("The new key is the current key.", hint="Generate a new key with `keys generate`.")
@@ -40,7 +40,7 @@ def rotate(index: Index, current: SigningKey, new: SigningKey) -> RotationResult
         already_done = False
         if new_record is None:
             history.require_active(current)
-            history.append_rotation(current, new, head.head.version, head.head_id, utc_now())
+            index.key_files.append(history, history.rotation(current, new, head.head.version, head.head_id, utc_now()))
         elif new_record.status is KeyStatus.REVOKED:
             raise KeyRevokedError(f"The new key {new.fingerprint} is revoked in this store and cannot become active.")
         elif new_record.status is KeyStatus.RETIRED:
@@ -62,7 +62,7 @@ def rotate(index: Index, current: SigningKey, new: SigningKey) -> RotationResult
         )
 
 
-def revoke(index: Index, active: SigningKey, keyid: str) -> bool:
+def revoke(index: Repository, active: SigningKey, keyid: str) -> bool:
     """Mark ``keyid`` revoked (signed by the active key); False if it already was."""
     with index.write_lock():
         history = index.load_history()
@@ -83,6 +83,6 @@ def revoke(index: Index, active: SigningKey, keyid: str) -> bool:
         if record.status is KeyStatus.REVOKED:
             return False
         head = index.current_head(history)
-        history.append_revocation(active, keyid, utc_now())
+        index.key_files.append(history, history.revocation(active, keyid, utc_now()))
         index.resign(active, history, head)  # the next index version commits to the revocation
         return True

@@ -64,8 +64,9 @@ from mcp_orchestration.core.errors import (
 )
 from mcp_orchestration.core.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsync_dir
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, canonical_bytes, digest_of
+from mcp_orchestration.store.deep import VerifyReport
 from mcp_orchestration.store.guard import Guard
-from mcp_orchestration.store.index import Index, VerifyReport
+from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust.history import KeyHistory
 
 FORMAT = "mcp-orchestration-backup"
@@ -85,7 +86,7 @@ _REQUIRED = (HEAD_PATH, GUARD_PATH, STORE_PREFIX + "keys/00000001.json")
 _BLOCK = tarfile.BLOCKSIZE
 _RECORD = tarfile.RECORDSIZE
 _NOT_ARCHIVED = frozenset({"drafts", "index/verified"})  # unsigned working state; a checkpoint
-# The store's own layout (store/cas.py, store/index.py, trust/history.py), and nothing else.
+# The store's own layout (store/layout.py, store/cas.py, store/keyhistory.py), and nothing else.
 _STORE_FILE = re.compile(
     r"storage/(?:objects/sha256/[0-9a-f]{2}/[0-9a-f]{62}|index/HEAD|index/accepted|keys/[0-9]{8}\.json)"
 )
@@ -160,17 +161,17 @@ class Restored:
 # -- backup ------------------------------------------------------------------------------
 
 
-def backup(index: Index, out: BinaryIO, *, expect_root: str | None, now: datetime) -> Manifest:
+def backup(index: Repository, out: BinaryIO, *, expect_root: str | None, now: datetime) -> Manifest:
     """Deep-verify the store, then stream it to ``out``, holding the lock every writer takes.
 
     No publish or rotation can run meanwhile, so the archive is one
     consistent, verified state. Drafts are not archived, so their lock is not needed.
     """
-    if not index.storage_dir.is_dir():
-        raise NotInitializedError(f"There is no store at {index.storage_dir} to back up.")
+    if not index.layout.storage_dir.is_dir():
+        raise NotInitializedError(f"There is no store at {index.layout.storage_dir} to back up.")
     with index.write_lock():
         report = index.verify(deep=True, expect_root=expect_root)
-        files = _Files(index.storage_dir, _verified_guard(report))
+        files = _Files(index.layout.storage_dir, _verified_guard(report))
         manifest = Manifest(
             created_at=now.strftime(_TIME_FORMAT),
             index_version=report.index_version,
@@ -483,7 +484,7 @@ def _stage(
         manifest = _extract(_ArchiveReader(source), staging)
         report = _check_staged(staging, manifest, expect_root)
         if check_history is not None:
-            check_history(Index(staging).load_history())
+            check_history(Repository(staging).load_history())
     except (VerificationError, UsageError) as error:
         raise type(error)(error.message, hint=_REFUSED) from error
     except NotInitializedError:
@@ -551,7 +552,7 @@ def _check_staged(staging: Path, manifest: Manifest, expect_root: str | None) ->
     The guard must be exactly the verified version, as a backup records it:
     one set lower would let an older signed index be replayed unnoticed later.
     """
-    index = Index(staging)
+    index = Repository(staging)
     report = index.verify(deep=True, expect_root=expect_root)
     if index.guard() != _verified_guard(report):
         raise IntegrityError(
@@ -591,7 +592,7 @@ def _install(staging: Path, storage_dir: Path, *, force: bool, now: datetime) ->
     aside = home / f"storage.pre-restore-{now:%Y%m%dT%H%M%SZ}"
     if aside.exists():
         raise ConflictError(f"{aside} already exists.", hint="Run the restore again in a second.")
-    index = Index(storage_dir)
+    index = Repository(storage_dir)
     with index.write_lock():  # no publish is half done when the store is moved aside
         replaced_version = _accepted_version(index)
         os.rename(storage_dir, aside)
@@ -625,7 +626,7 @@ def _holds_anything(storage_dir: Path) -> bool:
         return True
 
 
-def _accepted_version(index: Index) -> int | None:
+def _accepted_version(index: Repository) -> int | None:
     """The highest index version the store being replaced accepted, if its guard is readable."""
     try:
         guard = index.guard()

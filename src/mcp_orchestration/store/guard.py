@@ -1,5 +1,7 @@
 """The rollback guard: the highest index and key-history versions a store has accepted.
 
+The store keeps the numbers; the verifier (``check_rollback``) refuses anything older.
+
 Kept in ``storage/index/accepted`` as two fixed-width numbers, so every update
 is one same-length write over the same bytes (old or new after a crash, never
 a mix, and no rename that would force a flush). It is written durably once,
@@ -33,19 +35,6 @@ class Guard:
 
     def encode(self) -> bytes:
         return f"{self.index_version:020d} {self.history_version:020d}\n".encode()
-
-    def check(self, index_version: int, history_version: int) -> None:
-        """Refuse a head or key history older than what was accepted."""
-        if index_version < self.index_version:
-            raise RollbackError(
-                f"The current index is version {index_version}, older than version {self.index_version} "
-                "which this store already accepted: an old index was replayed."
-            )
-        if history_version < self.history_version:
-            raise RollbackError(
-                f"The key history has {history_version} version(s), fewer than the {self.history_version} "
-                "this store already accepted: key history versions were removed (a revocation undone?)."
-            )
 
 
 def read_guard(path: Path) -> Guard | None:

@@ -7,6 +7,9 @@ forward: active -> retired -> revoked, never back. Each key carries the range
 of index versions it may sign; a retired key still verifies its range, a
 revoked key verifies nothing.
 
+This module reads no file: the store hands it the bytes of each version
+(``store/keyhistory.py``), so a mirror's or a registry's copy verifies the same way.
+
 The version that retires a key also records the id of the last head that key
 signed (``last_head``), and both keys sign it. A retired key that is later
 stolen can then forge nothing: any other head at its last version is refused,
@@ -21,10 +24,9 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import rfc8785
@@ -34,15 +36,11 @@ from mcp_orchestration.core.errors import (
     KeyNotTrustedError,
     KeyRetiredError,
     KeyRevokedError,
-    NotInitializedError,
 )
-from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.keys import PublicKey, SigningKey
 
-_VERSION_FILE = re.compile(r"([0-9]{8})\.json")
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
-MAX_VERSION_BYTES = 1 << 20  # a version lists every key ever used, a few hundred bytes each
 
 
 class KeyStatus(StrEnum):
@@ -204,8 +202,7 @@ def _check_transition(before: HistoryVersion, after: HistoryVersion) -> None:
 class KeyHistory:
     """The verified chain of key-history versions of one store."""
 
-    def __init__(self, directory: Path, versions: list[HistoryVersion]) -> None:
-        self.directory = directory
+    def __init__(self, versions: list[HistoryVersion]) -> None:
         self.versions = versions
 
     @property
@@ -225,35 +222,22 @@ class KeyHistory:
     def root_fingerprint(self) -> str:
         return f"SHA256:{self.versions[0].active[0]}"
 
-    @staticmethod
-    def path_for(directory: Path, version: int) -> Path:
-        return directory / f"{version:08d}.json"
-
     @classmethod
-    def exists(cls, directory: Path) -> bool:
-        return cls.path_for(directory, 1).exists()
+    def verify(cls, documents: Iterable[bytes], *, expect_root: str | None = None) -> KeyHistory:
+        """Verify every version, given as stored bytes, from the pinned first one to the newest.
 
-    @classmethod
-    def load(cls, directory: Path, *, expect_root: str | None = None) -> KeyHistory:
-        """Read and verify every version from the pinned first one to the newest.
+        ``documents`` may be lazy: each is checked before the next is read.
 
-        Every file named like a version must be a regular file of at most
-        ``MAX_VERSION_BYTES``: a link, FIFO or device there is damage
-        (:class:`KeyHistoryError`), never followed, waited on or read without end.
+        Version 1 must pin one key and be signed by it; every later one must be
+        signed by the key active before it (checked before anything in it is
+        parsed), link to it by digest, hand keys forward only, and be signed by
+        its own active key too.
         """
-        files = sorted(int(m.group(1)) for p in _iter_dir(directory) if (m := _VERSION_FILE.fullmatch(p.name)))
-        if not files:
-            raise NotInitializedError(f"No key history in {directory}: the store is not initialised.")
-        if files != list(range(1, len(files) + 1)):
-            raise KeyHistoryError(f"The key history in {directory} has a gap: versions {files}.")
         versions: list[HistoryVersion] = []
-        for number in files:
+        for number, data in enumerate(documents, start=1):
             what = f"key history version {number}"
-            data = _read_version(cls.path_for(directory, number), what)
             envelope = dsse.Envelope.from_bytes(data, what=what)
             if versions:
-                # The key that was active in the verified version before must have signed
-                # these exact bytes before anything in them is parsed.
                 before = versions[-1]
                 _require_signed_by(envelope, {before.active[0]}, before.keys, what)
             version = _parse(envelope, data, number)
@@ -269,7 +253,7 @@ class KeyHistory:
                 _check_transition(before, version)
                 _require_signed_by(envelope, {before.active[0], version.active[0]}, version.keys, what)
             versions.append(version)
-        history = cls(directory, versions)
+        history = cls(versions)
         if expect_root is not None:
             history.require_root(expect_root)
         return history
@@ -284,40 +268,35 @@ class KeyHistory:
             )
 
     @classmethod
-    def create(cls, directory: Path, key: SigningKey, created_at: str) -> KeyHistory:
-        """Write version 1, pinning ``key`` as the one active key from index version 1."""
-        ensure_dir(directory)
+    def genesis(cls, key: SigningKey, created_at: str) -> HistoryVersion:
+        """Version 1, pinning ``key`` as the one active key from index version 1."""
         keys = {key.keyid: KeyRecord(key.public_key, KeyStatus.ACTIVE, 1, None)}
-        history = cls(directory, [])
-        history._append(keys, created_at, [key])
-        return history
+        return _signed_version(1, None, keys, created_at, [key])
 
-    def _append(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]) -> None:
-        number = len(self.versions) + 1
-        previous = self.current.digest if self.versions else None
-        payload = _payload(number, created_at, previous, keys)
-        envelope = dsse.sign(dsse.KEY_HISTORY_PAYLOAD_TYPE, payload, {k.keyid: k.sign for k in signers})
-        data = envelope.to_bytes()
-        atomic_write(self.path_for(self.directory, number), data)
-        self.versions.append(HistoryVersion(number, created_at, previous, dict(keys), data))
-
-    def append_rotation(
+    def rotation(
         self, old: SigningKey, new: SigningKey, last_index_of_old: int, last_head_of_old: str, created_at: str
-    ) -> None:
-        """Retire ``old`` after the head ``last_head_of_old`` (version ``last_index_of_old``) and make ``new``
-        active; both sign."""
+    ) -> HistoryVersion:
+        """The next version: ``old`` retired after the head ``last_head_of_old`` (version
+        ``last_index_of_old``), ``new`` active; both sign."""
         keys = dict(self.keys)
         keys[old.keyid] = replace(
             keys[old.keyid], status=KeyStatus.RETIRED, last_index=last_index_of_old, last_head=last_head_of_old
         )
         keys[new.keyid] = KeyRecord(new.public_key, KeyStatus.ACTIVE, last_index_of_old + 1, None)
-        self._append(keys, created_at, [old, new])
+        return self._next(keys, created_at, [old, new])
 
-    def append_revocation(self, active: SigningKey, keyid: str, created_at: str) -> None:
-        """Mark ``keyid`` revoked, signed by the active key."""
+    def revocation(self, active: SigningKey, keyid: str, created_at: str) -> HistoryVersion:
+        """The next version: ``keyid`` revoked, signed by the active key."""
         keys = dict(self.keys)
         keys[keyid] = replace(keys[keyid], status=KeyStatus.REVOKED)
-        self._append(keys, created_at, [active])
+        return self._next(keys, created_at, [active])
+
+    def _next(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]) -> HistoryVersion:
+        return _signed_version(len(self.versions) + 1, self.current.digest, keys, created_at, signers)
+
+    def append(self, version: HistoryVersion) -> None:
+        """Take ``version``, made by :meth:`rotation` or :meth:`revocation` of this history, as the newest."""
+        self.versions.append(version)
 
     def require_active(self, key: SigningKey) -> KeyRecord:
         """The record of ``key`` if it is the active key; otherwise say why it may not sign."""
@@ -340,22 +319,9 @@ class KeyHistory:
         return None
 
 
-def _read_version(path: Path, what: str) -> bytes:
-    """A version file's bytes: only a regular file within the bound is a version, anything else is damage."""
-    try:
-        return read_regular(path, MAX_VERSION_BYTES)
-    except UnsafeFileError as exc:
-        raise KeyHistoryError(
-            f"The file of {what} ({path.name}) is not a regular file of the store: it {exc.strerror}."
-        ) from None
-    except FileNotFoundError:
-        raise KeyHistoryError(f"The file of {what} ({path.name}) was removed while the history was read.") from None
-    except OSError as exc:
-        raise KeyHistoryError(f"The file of {what} ({path.name}) cannot be read ({exc.strerror}).") from None
-
-
-def _iter_dir(directory: Path) -> Iterator[Path]:
-    try:
-        yield from directory.iterdir()
-    except FileNotFoundError:
-        return
+def _signed_version(
+    number: int, previous: str | None, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]
+) -> HistoryVersion:
+    payload = _payload(number, created_at, previous, keys)
+    envelope = dsse.sign(dsse.KEY_HISTORY_PAYLOAD_TYPE, payload, {k.keyid: k.sign for k in signers})
+    return HistoryVersion(number, created_at, previous, dict(keys), envelope.to_bytes())
