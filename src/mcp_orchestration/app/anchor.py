@@ -32,7 +32,7 @@ from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError, RollbackError
 from mcp_orchestration.store.index import Index, SignedHead
 from mcp_orchestration.trust.history import KeyHistory
-from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.signer import Signer
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class HostAnchor:
         state: HostState,
         home: Path,
         expect_root: str | None,
-        signing_key: Callable[[], SigningKey | None],
-        loaded_key: Callable[[], SigningKey | None],
+        signing_key: Callable[[], Signer | None],
+        loaded_key: Callable[[], Signer | None],
     ) -> None:
         self.state = state
         self.home = home

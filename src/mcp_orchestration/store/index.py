@@ -63,7 +63,7 @@ from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read
 from mcp_orchestration.store.model import Entry, Head, tree_from_json, tree_to_json
 from mcp_orchestration.trust import dsse
 from mcp_orchestration.trust.history import KeyHistory, KeyRecord, KeyStatus
-from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.signer import Signer
 
 _LAYOUT = ("index", "keys", "objects", "objects/sha256")  # drafts/ is opened through no-follow descriptors
 
@@ -365,7 +365,7 @@ class Index:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
+    def _write_head(self, key: Signer, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
         """Sign ``head`` and make it current, after everything written through ``batch``.
 
         One barrier makes the new objects and the staged ``HEAD`` durable; only
@@ -396,7 +396,7 @@ class Index:
         """Make sure the head a new one builds on has its copy in the CAS, durable with ``batch``."""
         self.objects.put_bytes(current.envelope_bytes, batch)
 
-    def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
+    def initialize(self, key: Signer) -> tuple[KeyHistory, SignedHead, bool]:
         """Create the store pinned to ``key``; re-running it finishes or confirms an earlier init."""
         with self.write_lock():
             ensure_dir(self.index_dir)
@@ -420,7 +420,7 @@ class Index:
             head = Head.next(1, root, None, history.digests, utc_now())
             return history, self._write_head(key, head, batch, history), True
 
-    def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
+    def publish(self, key: Signer, updates: Sequence[ProfileUpdate]) -> PublishResult:
         """Publish new payloads for one or more profiles as one new index version."""
         for update in updates:
             check_name_id(update.client, "client")
@@ -464,7 +464,7 @@ class Index:
             self._write_head(key, head, batch, history)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
-    def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
+    def resign(self, key: Signer, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
         head = Head.next(current.head.version + 1, current.head.root, current.head_id, history.digests, utc_now())
         batch = WriteBatch(self.storage_dir)

@@ -38,7 +38,7 @@ from mcp_orchestration.core.errors import (
 )
 from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
 from mcp_orchestration.trust import dsse
-from mcp_orchestration.trust.keys import PublicKey, SigningKey
+from mcp_orchestration.trust.signer import PublicKey, Signer
 
 _VERSION_FILE = re.compile(r"([0-9]{8})\.json")
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
@@ -284,7 +284,7 @@ class KeyHistory:
             )
 
     @classmethod
-    def create(cls, directory: Path, key: SigningKey, created_at: str) -> KeyHistory:
+    def create(cls, directory: Path, key: Signer, created_at: str) -> KeyHistory:
         """Write version 1, pinning ``key`` as the one active key from index version 1."""
         ensure_dir(directory)
         keys = {key.keyid: KeyRecord(key.public_key, KeyStatus.ACTIVE, 1, None)}
@@ -292,7 +292,7 @@ class KeyHistory:
         history._append(keys, created_at, [key])
         return history
 
-    def _append(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]) -> None:
+    def _append(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[Signer]) -> None:
         number = len(self.versions) + 1
         previous = self.current.digest if self.versions else None
         payload = _payload(number, created_at, previous, keys)
@@ -302,7 +302,7 @@ class KeyHistory:
         self.versions.append(HistoryVersion(number, created_at, previous, dict(keys), data))
 
     def append_rotation(
-        self, old: SigningKey, new: SigningKey, last_index_of_old: int, last_head_of_old: str, created_at: str
+        self, old: Signer, new: Signer, last_index_of_old: int, last_head_of_old: str, created_at: str
     ) -> None:
         """Retire ``old`` after the head ``last_head_of_old`` (version ``last_index_of_old``) and make ``new``
         active; both sign."""
@@ -313,13 +313,13 @@ class KeyHistory:
         keys[new.keyid] = KeyRecord(new.public_key, KeyStatus.ACTIVE, last_index_of_old + 1, None)
         self._append(keys, created_at, [old, new])
 
-    def append_revocation(self, active: SigningKey, keyid: str, created_at: str) -> None:
+    def append_revocation(self, active: Signer, keyid: str, created_at: str) -> None:
         """Mark ``keyid`` revoked, signed by the active key."""
         keys = dict(self.keys)
         keys[keyid] = replace(keys[keyid], status=KeyStatus.REVOKED)
         self._append(keys, created_at, [active])
 
-    def require_active(self, key: SigningKey) -> KeyRecord:
+    def require_active(self, key: Signer) -> KeyRecord:
         """The record of ``key`` if it is the active key; otherwise say why it may not sign."""
         record = self.keys.get(key.keyid)
         if record is None:
