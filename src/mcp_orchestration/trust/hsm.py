@@ -239,8 +239,8 @@ def load_token_key(
     ref = TokenRef(module, token_label, key_label, pin_path)
     probe = TokenKey(ref, pin, PublicKey(bytes(32)))  # the public key is not known yet: it is read in the session
     with probe._session() as session:
-        public = _public_key(session, token_label, key_label)
         private = probe._private(session)
+        public = _public_key(session, token_label, key_label)
         try:
             signature: bytes = private.sign(_PROBE, mechanism=pkcs11.Mechanism.EDDSA)
         except (pkcs11.exceptions.MechanismInvalid, pkcs11.exceptions.FunctionNotSupported):
