@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pkcs11: label of the Ed25519 key pair in the token (default: $MCP_ORCHESTRATION_PKCS11_KEY_LABEL)",
     )
     group.add_argument(
+        "--key-id",
+        metavar="HEX",
+        default=argparse.SUPPRESS,
+        help="pkcs11: CKA_ID of the key pair, in hex, instead of or with --key-label "
+        "(default: $MCP_ORCHESTRATION_PKCS11_KEY_ID)",
+    )
+    group.add_argument(
         "--pin-file",
         type=Path,
         default=argparse.SUPPRESS,
@@ -222,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--new-token-label", help="pkcs11: the new key's token (default: the --token-label setting)")
     sub.add_argument("--new-key-label", help="pkcs11: the new key pair's label")
+    sub.add_argument("--new-key-id", metavar="HEX", help="pkcs11: the new key pair's CKA_ID, in hex")
     sub.add_argument(
         "--new-pin-file",
         type=Path,
@@ -250,6 +258,7 @@ def _token_options(args: argparse.Namespace) -> TokenOptions:
         module=getattr(args, "pkcs11_module", None),
         token_label=getattr(args, "token_label", None),
         key_label=getattr(args, "key_label", None),
+        key_id=getattr(args, "key_id", None),
         pin_file=getattr(args, "pin_file", None),
     )
 
@@ -593,6 +602,7 @@ def _cmd_keys_rotate(args: argparse.Namespace) -> int:
             module=current.module,
             token_label=args.new_token_label or current.token_label,
             key_label=args.new_key_label,
+            key_id=args.new_key_id,
             pin_file=args.new_pin_file,
         ),
     )

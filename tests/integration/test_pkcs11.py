@@ -18,7 +18,7 @@ import pickle
 import shutil
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ class Token:
         ]  # fmt: skip
 
 
-def _generate(module: Path, label: str) -> None:
+def _generate(module: Path, label: str, key_id: bytes) -> None:
     """An Ed25519 key pair made inside the token: the private half is sensitive and never extractable."""
     import pkcs11
     from pkcs11 import Attribute, KeyType, Mechanism
@@ -98,15 +98,26 @@ def _generate(module: Path, label: str) -> None:
             KeyType.EC_EDWARDS,
             mechanism=Mechanism.EC_EDWARDS_KEY_PAIR_GEN,
             store=True,
-            public_template={Attribute.EC_PARAMS: encode_named_curve_parameters(ED25519_OID), Attribute.LABEL: label},
-            private_template={Attribute.LABEL: label, Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False},
+            public_template={
+                Attribute.EC_PARAMS: encode_named_curve_parameters(ED25519_OID),
+                Attribute.LABEL: label,
+                Attribute.ID: key_id,
+            },
+            private_template={
+                Attribute.LABEL: label,
+                Attribute.ID: key_id,
+                Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False,
+            },
         )
 
 
 @pytest.fixture(scope="module")
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
-    """A fresh SoftHSM2 token with key pairs ``signing-a`` and ``signing-b``; SoftHSM2 reads its config once per
-    process (at C_Initialize), so the token lives as long as the module."""
+    """A fresh SoftHSM2 token with key pairs ``signing-a`` (id 0a) and ``signing-b`` (id 0b).
+
+    SoftHSM2 reads its config once per process (at C_Initialize), so the token lives as long as the module.
+    """
     if MISSING is not None:
         pytest.fail(f"{MISSING}, although {REQUIRE_VARIABLE} is set")
     module = next(p for p in MODULE_CANDIDATES if p.exists())
@@ -122,8 +133,8 @@ def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
             check=True,
             capture_output=True,
         )
-        for label in ("signing-a", "signing-b"):
-            _generate(module, label)
+        _generate(module, "signing-a", b"\x0a")
+        _generate(module, "signing-b", b"\x0b")
         pin_file = root / "pin"
         pin_file.write_text(PIN + "\n")
         pin_file.chmod(0o600)
@@ -199,6 +210,13 @@ def test_rotation_from_a_file_key_to_a_token_key_and_back(
     assert operations.verify(_app(home, KeySpec("file", last)), deep=True)["keyid"] == last_key.keyid
 
 
+def test_a_token_key_is_found_by_id_too(token: Token) -> None:
+    by_label = key_sources.load_signing_key(token.spec("signing-b"))
+    by_id = key_sources.load_signing_key(replace(token.spec("signing-b"), key_label=None, key_id="0b"))
+    assert by_id.fingerprint == by_label.fingerprint
+    assert "with id 0b" in by_id.origin
+
+
 def test_draft_macs_derive_from_the_token_deterministically(token: Token) -> None:
     one = key_sources.load_signing_key(token.spec("signing-a"))
     two = key_sources.load_signing_key(token.spec("signing-a"))
@@ -242,15 +260,14 @@ def test_a_wrong_pin_is_a_structured_error_without_the_pin(run, token: Token, tm
         ({"token_label": "no-such-token"}, "No PKCS#11 token labelled 'no-such-token'"),
         ({"key_label": "no-such-key"}, "holds no private key labelled 'no-such-key'"),
         ({"module": Path("/nonexistent/libpkcs11.so")}, "cannot be loaded"),
-        ({"key_label": None}, "needs a token label and a key label"),
+        ({"key_label": None}, "needs a token label and a key label or id"),
+        ({"key_id": "0b"}, "holds no private key labelled 'signing-a' and with id 0b"),
         ({"pin_path": None}, "No PIN file is configured"),
     ],
 )
 def test_a_missing_token_key_or_module_is_key_unavailable(
     token: Token, change: dict[str, object], expected: str
 ) -> None:
-    from dataclasses import replace
-
     spec = replace(token.spec("signing-a"), **change)  # type: ignore[arg-type]
     with pytest.raises(KeyUnavailableError, match=expected) as caught:
         key_sources.load_signing_key(spec)

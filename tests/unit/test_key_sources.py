@@ -81,6 +81,12 @@ def test_a_pin_in_a_plain_variable_is_refused(variable: str) -> None:
     assert "12345678-secret-pin" not in caught.value.diagnostics()
 
 
+def test_a_key_id_that_is_not_hex_is_a_usage_error(tmp_path: Path) -> None:
+    spec = KeySpec("pkcs11", token_label="t", key_id="zz", pin_path=tmp_path / "pin", module=tmp_path / "lib.so")
+    with pytest.raises(UsageError, match="not hex"):
+        key_sources.load_signing_key(spec)
+
+
 def test_pkcs11_without_python_pkcs11_is_a_structured_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pin = tmp_path / "pin"
     pin.write_text("a-token-pin-0000\n")

@@ -32,6 +32,7 @@ ENV_KEY_SOURCE = "MCP_ORCHESTRATION_KEY_SOURCE"
 ENV_PKCS11_MODULE = "MCP_ORCHESTRATION_PKCS11_MODULE"
 ENV_TOKEN_LABEL = "MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL"  # noqa: S105 (a variable name)
 ENV_KEY_LABEL = "MCP_ORCHESTRATION_PKCS11_KEY_LABEL"
+ENV_KEY_ID = "MCP_ORCHESTRATION_PKCS11_KEY_ID"
 ENV_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_PIN_FILE"
 ENV_NEXT_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE"
 ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
@@ -149,11 +150,12 @@ def key_source_choices() -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TokenOptions:
-    """Where a key in a PKCS#11 token is: its library, token and key label, and the PIN file (options win)."""
+    """Where a key in a PKCS#11 token is: its library, token, key label or id, and the PIN file (options win)."""
 
     module: Path | None = None
     token_label: str | None = None
     key_label: str | None = None
+    key_id: str | None = None
     pin_file: Path | None = None
 
 
@@ -187,6 +189,7 @@ def key_spec(
             source,
             token_label=token.token_label or environ.get(ENV_TOKEN_LABEL) or None,
             key_label=token.key_label or environ.get(ENV_KEY_LABEL) or None,
+            key_id=token.key_id or environ.get(ENV_KEY_ID) or None,
             pin_path=_first_existing(token.pin_file, names.pin_variable, names.default_pin, environ),
             module=module,
         )

@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -42,6 +42,7 @@ from mcp_orchestration.core.errors import (
     KeyUnavailableError,
     PinError,
     SigningKeyError,
+    UsageError,
 )
 from mcp_orchestration.security.ids import shown
 from mcp_orchestration.security.redaction import REDACTOR, encodings_of_bytes
@@ -49,7 +50,7 @@ from mcp_orchestration.trust.keys import read_secret_file
 from mcp_orchestration.trust.signer import PublicKey, Signer
 
 if TYPE_CHECKING:
-    from pkcs11 import Session
+    from pkcs11 import ObjectClass, Session
     from pkcs11.types import SignMixin
 
 _DERIVE_LABEL = b"mcp-orchestration derive-key v1\x00"
@@ -90,12 +91,43 @@ def read_pin(path: Path) -> str:
 
 @dataclass(frozen=True)
 class TokenRef:
-    """Where a token key is: the PKCS#11 library, the token and key labels, and the PIN's file (no secret)."""
+    """Where a token key is: the PKCS#11 library, the token, the key pair's label and/or id, the PIN's file."""
 
     module: Path
     token_label: str
-    key_label: str
+    key_label: str | None
+    key_id: bytes | None
     pin_path: Path
+
+    @property
+    def token_name(self) -> str:
+        return f"PKCS#11 token {shown(self.token_label)}"
+
+    @property
+    def key_name(self) -> str:
+        """How messages name the key: ``labelled 'x'``, ``with id 0a0b`` or both."""
+        names = ([f"labelled {shown(self.key_label)}"] if self.key_label else []) + (
+            [f"with id {self.key_id.hex()}"] if self.key_id else []
+        )
+        return " and ".join(names)
+
+    def find(self, session: Session, object_class: ObjectClass, what: str) -> Any:
+        """The one object of ``object_class`` with this label and id, or a typed error."""
+        pkcs11 = _pkcs11()
+        try:
+            return session.get_key(object_class=object_class, label=self.key_label, id=self.key_id)
+        except pkcs11.exceptions.NoSuchKey:
+            raise KeyUnavailableError(
+                f"{self.token_name} holds no {what} {self.key_name}.",
+                hint="Check --key-label or --key-id (or MCP_ORCHESTRATION_PKCS11_KEY_LABEL, ..._KEY_ID) against "
+                "`pkcs11-tool --module MODULE --login --list-objects`; the public key must sit beside the private "
+                "one under the same label and id (tokens that generate the pair do that).",
+            ) from None
+        except pkcs11.exceptions.MultipleObjectsReturned:
+            raise KeyFormatError(
+                f"{self.token_name} holds more than one {what} {self.key_name}.",
+                hint="Give the signing key pair a label or id of its own: which key signs must never be a guess.",
+            ) from None
 
 
 class TokenKey(Signer):
@@ -104,7 +136,7 @@ class TokenKey(Signer):
     __slots__ = ("_pin", "_ref")
 
     def __init__(self, ref: TokenRef, pin: str, public_key: PublicKey) -> None:
-        super().__init__(public_key, origin=f"PKCS#11 token {shown(ref.token_label)}, key {shown(ref.key_label)}")
+        super().__init__(public_key, origin=f"{ref.token_name}, key {ref.key_name}")
         self._ref = ref
         self._pin = pin
 
@@ -113,7 +145,7 @@ class TokenKey(Signer):
         """A logged-in session, closed (and so logged out) afterwards; token failures become typed errors."""
         pkcs11 = _pkcs11()
         exceptions = pkcs11.exceptions
-        token_name = shown(self._ref.token_label)
+        token_name = self._ref.token_name
         with _LOCK:
             try:
                 library = pkcs11.lib(str(self._ref.module))
@@ -128,55 +160,59 @@ class TokenKey(Signer):
                     yield session
             except exceptions.NoSuchToken:
                 raise KeyUnavailableError(
-                    f"No PKCS#11 token labelled {token_name} is present in {self._ref.module}.",
+                    f"No PKCS#11 token labelled {shown(self._ref.token_label)} is present in {self._ref.module}.",
                     hint="List the tokens with `pkcs11-tool --module MODULE --list-slots` (or `softhsm2-util "
                     "--show-slots`) and set --token-label or MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL.",
                 ) from None
             except exceptions.MultipleTokensReturned:
-                raise KeyUnavailableError(f"More than one PKCS#11 token is labelled {token_name}.") from None
+                raise KeyUnavailableError(
+                    f"More than one PKCS#11 token is labelled {shown(self._ref.token_label)}."
+                ) from None
             except (exceptions.PinIncorrect, exceptions.PinLenRange, exceptions.PinInvalid):
-                raise PinError(f"PKCS#11 token {token_name} refused the PIN in {self._ref.pin_path}.") from None
+                raise PinError(f"{token_name} refused the PIN in {self._ref.pin_path}.") from None
             except (exceptions.PinLocked, exceptions.PinExpired):
                 raise PinError(
-                    f"The user PIN of PKCS#11 token {token_name} is locked or expired.",
+                    f"The user PIN of {token_name} is locked or expired.",
                     hint="Unlock or reset the PIN with the token's own tools (the security officer PIN).",
                 ) from None
             except SigningKeyError:
                 raise
             except exceptions.PKCS11Error as exc:
                 raise KeyUnavailableError(
-                    f"PKCS#11 token {token_name} failed ({type(exc).__name__}).",
+                    f"{token_name} failed ({type(exc).__name__}).",
                     hint="Check that the token is present and the module is the token's own library.",
                 ) from None
 
     def _private(self, session: Session) -> SignMixin:
-        pkcs11 = _pkcs11()
-        try:
-            key = session.get_key(object_class=pkcs11.ObjectClass.PRIVATE_KEY, label=self._ref.key_label)
-        except pkcs11.exceptions.NoSuchKey:
-            raise KeyUnavailableError(
-                f"PKCS#11 token {shown(self._ref.token_label)} holds no private key labelled "
-                f"{shown(self._ref.key_label)}.",
-                hint="Check --key-label (or MCP_ORCHESTRATION_PKCS11_KEY_LABEL) against "
-                "`pkcs11-tool --module MODULE --login --list-objects`.",
-            ) from None
-        except pkcs11.exceptions.MultipleObjectsReturned:
-            raise KeyFormatError(
-                f"PKCS#11 token {shown(self._ref.token_label)} holds more than one private key labelled "
-                f"{shown(self._ref.key_label)}.",
-                hint="Give the signing key a label of its own: which key signs must never be a guess.",
-            ) from None
-        from pkcs11.types import SignMixin  # importable: _pkcs11() succeeded
+        from pkcs11 import KeyType, ObjectClass
+        from pkcs11.types import SignMixin
 
-        if key.key_type != pkcs11.KeyType.EC_EDWARDS or not isinstance(key, SignMixin):
+        key = self._ref.find(session, ObjectClass.PRIVATE_KEY, "private key")
+        if key.key_type != KeyType.EC_EDWARDS or not isinstance(key, SignMixin):
             raise KeyFormatError(f"The key {self.origin} is not an Ed25519 (CKK_EC_EDWARDS) signing key.")
         return key
 
+    def _public_key(self, session: Session) -> PublicKey:
+        """The raw Ed25519 public key stored beside the private key, from its CKA_EC_POINT."""
+        from pkcs11 import Attribute, ObjectClass
+        from pkcs11.exceptions import PKCS11Error
+
+        public = self._ref.find(session, ObjectClass.PUBLIC_KEY, "public key")
+        try:
+            point: bytes = public[Attribute.EC_POINT]
+        except PKCS11Error:
+            raise KeyFormatError(f"The public key {self._ref.key_name} has no Ed25519 point.") from None
+        raw = point[2:] if len(point) == 34 and point.startswith(_ED25519_POINT_DER) else point
+        if len(raw) != 32:
+            raise KeyFormatError(f"The key {self.origin} is not an Ed25519 key.")
+        return PublicKey(raw)
+
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``, made inside the token (CKM_EDDSA)."""
-        pkcs11 = _pkcs11()
         with self._session() as session:
-            signature: bytes = self._private(session).sign(message, mechanism=pkcs11.Mechanism.EDDSA)
+            from pkcs11 import Mechanism
+
+            signature: bytes = self._private(session).sign(message, mechanism=Mechanism.EDDSA)
         return signature
 
     def _derive_secret(self, purpose: bytes) -> bytes:
@@ -192,41 +228,29 @@ class TokenKey(Signer):
         return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(signature)
 
 
-def _public_key(session: Session, token_label: str, key_label: str) -> PublicKey:
-    """The raw Ed25519 public key stored beside the private key (same label), from its CKA_EC_POINT."""
-    pkcs11 = _pkcs11()
+def _key_id(text: str | None) -> bytes | None:
+    """A CKA_ID given as hex (``0a0b``, ``0A:0B``), as bytes."""
+    if not text:
+        return None
     try:
-        public = session.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=key_label)
-        point: bytes = public[pkcs11.Attribute.EC_POINT]
-    except pkcs11.exceptions.NoSuchKey:
-        raise KeyUnavailableError(
-            f"PKCS#11 token {shown(token_label)} holds no public key labelled {shown(key_label)}.",
-            hint="Keep the public key object beside the private key, with the same label (tokens that generate "
-            "the pair do).",
+        return bytes.fromhex(text.replace(":", ""))
+    except ValueError:
+        raise UsageError(
+            f"The PKCS#11 key id {shown(text)} is not hex.", hint="Give the CKA_ID as hex, e.g. 01."
         ) from None
-    except pkcs11.exceptions.MultipleObjectsReturned:
-        raise KeyFormatError(
-            f"PKCS#11 token {shown(token_label)} holds more than one public key labelled {shown(key_label)}."
-        ) from None
-    except pkcs11.exceptions.PKCS11Error:
-        raise KeyFormatError(f"The public key labelled {shown(key_label)} has no Ed25519 point.") from None
-    raw = point[2:] if len(point) == 34 and point.startswith(_ED25519_POINT_DER) else point
-    if len(raw) != 32:
-        raise KeyFormatError(f"The key labelled {shown(key_label)} is not an Ed25519 key.")
-    return PublicKey(raw)
 
 
 def load_token_key(
-    module: Path | None, token_label: str | None, key_label: str | None, pin_path: Path | None
+    *, module: Path | None, token_label: str | None, key_label: str | None, key_id: str | None, pin_path: Path | None
 ) -> TokenKey:
     """Find the key, check the token can sign with it (a probe signature that must verify), and return it."""
     if module is None:
         raise KeyUnavailableError("No PKCS#11 module is configured.", hint=_MODULE_HINT)
-    if not token_label or not key_label:
+    if not token_label or not (key_label or key_id):
         raise KeyUnavailableError(
-            "The pkcs11 key source needs a token label and a key label.",
-            hint="Set --token-label and --key-label (or MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL and "
-            "MCP_ORCHESTRATION_PKCS11_KEY_LABEL).",
+            "The pkcs11 key source needs a token label and a key label or id.",
+            hint="Set --token-label and --key-label or --key-id (or MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL and "
+            "MCP_ORCHESTRATION_PKCS11_KEY_LABEL or ..._KEY_ID).",
         )
     if pin_path is None:
         raise KeyUnavailableError(
@@ -234,24 +258,23 @@ def load_token_key(
             hint="Put the user PIN in a secret file and pass --pin-file or set MCP_ORCHESTRATION_PKCS11_PIN_FILE "
             "(default /run/secrets/pkcs11_pin); a PIN is never read from argv or a plain variable.",
         )
+    ref = TokenRef(module, token_label, key_label or None, _key_id(key_id), pin_path)
     pin = read_pin(pin_path)
     pkcs11 = _pkcs11()
-    ref = TokenRef(module, token_label, key_label, pin_path)
     probe = TokenKey(ref, pin, PublicKey(bytes(32)))  # the public key is not known yet: it is read in the session
     with probe._session() as session:
         private = probe._private(session)
-        public = _public_key(session, token_label, key_label)
+        public = probe._public_key(session)
         try:
             signature: bytes = private.sign(_PROBE, mechanism=pkcs11.Mechanism.EDDSA)
         except (pkcs11.exceptions.MechanismInvalid, pkcs11.exceptions.FunctionNotSupported):
             raise KeyFormatError(
-                f"PKCS#11 token {shown(token_label)} cannot sign with CKM_EDDSA.",
+                f"{ref.token_name} cannot sign with CKM_EDDSA.",
                 hint="Use a token (or SoftHSM2 2.5 or later) that supports Ed25519 signing.",
             ) from None
     if not public.verify(signature, _PROBE):
         raise KeyFormatError(
-            f"The private and public keys labelled {shown(key_label)} in PKCS#11 token {shown(token_label)} "
-            "are not one pair.",
-            hint="Give each key pair a label of its own.",
+            f"The private and public keys {ref.key_name} in {ref.token_name} are not one pair.",
+            hint="Give each key pair a label or id of its own.",
         )
     return TokenKey(ref, pin, public)

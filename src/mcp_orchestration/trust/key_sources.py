@@ -28,6 +28,7 @@ class KeySpec:
     passphrase_path: Path | None = None  # file: the file holding the key's passphrase
     token_label: str | None = None  # pkcs11: the token
     key_label: str | None = None  # pkcs11: the key pair's label in the token
+    key_id: str | None = None  # pkcs11: or its CKA_ID, in hex
     pin_path: Path | None = None  # pkcs11: the file holding the token's user PIN
     module: Path | None = None  # pkcs11: the token's PKCS#11 library
 
@@ -77,7 +78,13 @@ class Pkcs11Source(KeySource):
         return True  # chosen explicitly, like the keyring
 
     def load(self, spec: KeySpec) -> Signer:
-        return hsm.load_token_key(spec.module, spec.token_label, spec.key_label, spec.pin_path)
+        return hsm.load_token_key(
+            module=spec.module,
+            token_label=spec.token_label,
+            key_label=spec.key_label,
+            key_id=spec.key_id,
+            pin_path=spec.pin_path,
+        )
 
 
 SOURCES: Mapping[str, KeySource] = {source.name: source for source in (FileSource(), KeyringSource(), Pkcs11Source())}
