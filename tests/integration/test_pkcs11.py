@@ -26,7 +26,8 @@ import pytest
 from mcp_orchestration.app import operations
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import Settings
-from mcp_orchestration.core.errors import KeyUnavailableError, PinError
+from mcp_orchestration.core.errors import DraftUnauthenticatedError, KeyUnavailableError, PinError
+from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
 from mcp_orchestration.trust.signer import Signer
@@ -225,6 +226,16 @@ def test_draft_macs_derive_from_the_token_deterministically(token: Token) -> Non
     assert two.derive_key(b"draft").mac(b"m") == mac  # another process, the same secret
     assert one.derive_key(b"other purpose").mac(b"m") != mac
     assert other.derive_key(b"draft").mac(b"m") != mac
+
+
+def test_a_draft_saved_with_a_token_key_reads_back_only_with_that_key(token: Token, tmp_path: Path) -> None:
+    (tmp_path / "storage").mkdir()
+    drafts = DraftStore(tmp_path / "storage")
+    draft = Draft("cursor", "default", SAMPLE_CONFIG, None, "2026-01-01T00:00:00Z")
+    drafts.save(draft, key_sources.load_signing_key(token.spec("signing-a")))
+    assert drafts.get("cursor", "default", key_sources.load_signing_key(token.spec("signing-a"))) == draft
+    with pytest.raises(DraftUnauthenticatedError):
+        drafts.get("cursor", "default", key_sources.load_signing_key(token.spec("signing-b")))
 
 
 def test_a_token_key_never_shows_its_pin(token: Token) -> None:
