@@ -16,13 +16,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mcp_orchestration.app.settings import refuse_plain_secret_variables
+from mcp_orchestration.app.settings import key_source_choices, refuse_plain_secret_variables
 from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
 from mcp_orchestration.core.version import package_version
 from mcp_orchestration.security.redaction import REDACTOR, configure_logging
 
 if TYPE_CHECKING:
     from mcp_orchestration.app.operations import App
+    from mcp_orchestration.app.settings import TokenOptions
 
 log = logging.getLogger("mcp_orchestration")
 
@@ -82,8 +83,43 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="passphrase of the key file (for keys generate: encrypt the new key with it)",
     )
+    sources = key_source_choices()
     group.add_argument(
-        "--key-source", choices=("file", "keyring"), default=argparse.SUPPRESS, help="where the signing key comes from"
+        "--key-source",
+        choices=tuple(sources),
+        default=argparse.SUPPRESS,
+        help="where the signing key comes from (default: $MCP_ORCHESTRATION_KEY_SOURCE, else file): "
+        + "; ".join(f"{name}: {text}" for name, text in sources.items()),
+    )
+    group.add_argument(
+        "--pkcs11-module",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="pkcs11: the token's PKCS#11 library (default: $MCP_ORCHESTRATION_PKCS11_MODULE)",
+    )
+    group.add_argument(
+        "--token-label",
+        default=argparse.SUPPRESS,
+        help="pkcs11: label of the token holding the key (default: $MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL)",
+    )
+    group.add_argument(
+        "--key-label",
+        default=argparse.SUPPRESS,
+        help="pkcs11: label of the Ed25519 key pair in the token (default: $MCP_ORCHESTRATION_PKCS11_KEY_LABEL)",
+    )
+    group.add_argument(
+        "--key-id",
+        metavar="HEX",
+        default=argparse.SUPPRESS,
+        help="pkcs11: CKA_ID of the key pair, in hex, instead of or with --key-label "
+        "(default: $MCP_ORCHESTRATION_PKCS11_KEY_ID)",
+    )
+    group.add_argument(
+        "--pin-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        help="pkcs11: file holding the token's user PIN "
+        "(default: $MCP_ORCHESTRATION_PKCS11_PIN_FILE or /run/secrets/pkcs11_pin)",
     )
     group.add_argument(
         "--expect-key",
@@ -188,6 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="new key (default: $MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE or /run/secrets/signing_key_next)",
     )
     sub.add_argument("--new-passphrase-file", type=Path, help="passphrase of the new key")
+    sub.add_argument(
+        "--new-key-source", choices=tuple(sources), default="file", help="where the new key comes from (default: file)"
+    )
+    sub.add_argument("--new-token-label", help="pkcs11: the new key's token (default: the --token-label setting)")
+    sub.add_argument("--new-key-label", help="pkcs11: the new key pair's label")
+    sub.add_argument("--new-key-id", metavar="HEX", help="pkcs11: the new key pair's CKA_ID, in hex")
+    sub.add_argument(
+        "--new-pin-file",
+        type=Path,
+        help="pkcs11: the new key's token PIN file "
+        "(default: $MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE or /run/secrets/pkcs11_pin_next)",
+    )
     sub = add("revoke", _cmd_keys_revoke, "revoke a compromised key", into=key_commands)
     sub.add_argument("keyid", help="SHA256:HEX fingerprint of the key to revoke")
     return parser
@@ -203,6 +251,18 @@ def _emit(args: argparse.Namespace, data: Mapping[str, Any], text: str) -> int:
     return ExitCode.OK
 
 
+def _token_options(args: argparse.Namespace) -> TokenOptions:
+    from mcp_orchestration.app.settings import TokenOptions
+
+    return TokenOptions(
+        module=getattr(args, "pkcs11_module", None),
+        token_label=getattr(args, "token_label", None),
+        key_label=getattr(args, "key_label", None),
+        key_id=getattr(args, "key_id", None),
+        pin_file=getattr(args, "pin_file", None),
+    )
+
+
 def _app(args: argparse.Namespace) -> App:
     from mcp_orchestration.app.operations import App
     from mcp_orchestration.app.settings import load_settings
@@ -212,6 +272,7 @@ def _app(args: argparse.Namespace) -> App:
         key_file=getattr(args, "key_file", None),
         passphrase_file=getattr(args, "passphrase_file", None),
         key_source=getattr(args, "key_source", None),
+        token=_token_options(args),
         expect_key=getattr(args, "expect_key", None),
     )
     return App(settings)
@@ -528,14 +589,22 @@ def _cmd_keys_export_public(args: argparse.Namespace) -> int:
 
 def _cmd_keys_rotate(args: argparse.Namespace) -> int:
     from mcp_orchestration.app import operations
-    from mcp_orchestration.app.settings import NEXT_SIGNING_KEY, key_spec
+    from mcp_orchestration.app.settings import NEXT_SIGNING_KEY, TokenOptions, key_spec
 
+    current = _token_options(args)
     new_spec = key_spec(
         key_file=args.new_key_file,
         passphrase_file=args.new_passphrase_file,
-        key_source="file",
+        key_source=args.new_key_source,
         environ=os.environ,
         names=NEXT_SIGNING_KEY,
+        token=TokenOptions(
+            module=current.module,
+            token_label=args.new_token_label or current.token_label,
+            key_label=args.new_key_label,
+            key_id=args.new_key_id,
+            pin_file=args.new_pin_file,
+        ),
     )
     result = operations.rotate(_app(args), new_spec)
     text = (

@@ -49,8 +49,8 @@ from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.store.repository import Repository
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources
+from mcp_orchestration.trust.key_sources import KeySpec
 
 
 def _say(line: str) -> None:
@@ -86,7 +86,7 @@ def _cli(argv: list[str]) -> int:
     # (the redactor learns it), and the kill should be timed against the command's own work.
     for flag, value in itertools.pairwise(argv):
         if flag in ("--key-file", "--new-key-file"):
-            keys.load_signing_key(KeySpec("file", Path(value), None))
+            key_sources.load_signing_key(KeySpec("file", Path(value), None))
     # Say when the command takes the store lock, so the parent can time its kill from there.
     write_lock = Repository.write_lock
 

@@ -38,8 +38,9 @@ from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_se
 from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
 from mcp_orchestration.security.secret_rules import MASK
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources, keys
+from mcp_orchestration.trust.key_sources import KeySpec
+from mcp_orchestration.trust.signer import PublicKey
 
 MIN_LINE = 16  # shorter PEM lines carry too little to matter (the redactor's threshold too)
 WINDOW = 24  # a partial leak: any 24 characters of an encoding of the seed
@@ -281,7 +282,7 @@ def _openssh(private: Any) -> bytes:
 
 def _fingerprint(private: ed25519.Ed25519PrivateKey) -> str:
     raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return keys.PublicKey(raw).fingerprint
+    return PublicKey(raw).fingerprint
 
 
 def _can_make_unreadable(root: Path) -> bool:
@@ -859,7 +860,7 @@ def test_signing_key_never_shows_itself(tmp_path: Path) -> None:
         data = _openssh(private) if fmt == "openssh" else _pkcs8(private, passphrase.encode() if secret else None)
         path = _write(tmp_path / name, data)
         canaries.add_key(name, private, data.decode())
-        key = keys.load_signing_key(KeySpec("file", path, secret))
+        key = key_sources.load_signing_key(KeySpec("file", path, secret))
         assert key.fingerprint == _fingerprint(private)
         loaded.append(key)
     loaded.append(keys.generate())
@@ -913,7 +914,7 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.setattr(keys, "read_named_file", read_named_file)
 
     def load(path: Path | None, secret: Path | None = None, source: str = "file") -> Callable[[], object]:
-        return lambda: keys.load_signing_key(KeySpec(source, path, secret))  # type: ignore[arg-type,unused-ignore]
+        return lambda: key_sources.load_signing_key(KeySpec(source, path, secret))  # type: ignore[arg-type,unused-ignore]
 
     attempts: dict[str, Callable[[], object]] = {
         "missing": load(tmp_path / "nope.pem"),
@@ -933,8 +934,8 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
         "passphrase file missing": load(b, tmp_path / "nope"),
         "parse without passphrase": lambda: keys.parse_private_key(b.read_bytes(), None, "test"),
         "parse with wrong passphrase": lambda: keys.parse_private_key(b.read_bytes(), wrong.encode(), "test"),
-        "private key as public key": lambda: keys.PublicKey.from_pem(a.read_bytes()),
-        "RSA public key": lambda: keys.PublicKey.from_pem(
+        "private key as public key": lambda: PublicKey.from_pem(a.read_bytes()),
+        "RSA public key": lambda: PublicKey.from_pem(
             key_rsa.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
@@ -947,9 +948,9 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
     }
     # Key errors of the store: a retired, a revoked and an unknown key trying to sign.
     index = Repository(tmp_path / "storage")
-    signer_a = keys.load_signing_key(KeySpec("file", a, None))
-    signer_c = keys.load_signing_key(KeySpec("file", c, None))
-    signer_b = keys.load_signing_key(KeySpec("file", b, pass_file))
+    signer_a = key_sources.load_signing_key(KeySpec("file", a, None))
+    signer_c = key_sources.load_signing_key(KeySpec("file", c, None))
+    signer_b = key_sources.load_signing_key(KeySpec("file", b, pass_file))
     index.initialize(signer_a)
     rotation.rotate(index, signer_a, signer_c)
     update = [ProfileUpdate("c", "p", {"k": a.read_text()}, a.read_text())]

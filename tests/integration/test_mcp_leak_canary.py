@@ -50,8 +50,8 @@ from mcp.shared.exceptions import MCPError
 
 from mcp_orchestration.app.settings import ENV_PREFIX
 from mcp_orchestration.store.repository import Repository
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources
+from mcp_orchestration.trust.key_sources import KeySpec
 from tests.integration.test_leak_canary import Canaries
 from tests.integration.tool_errors import tool_error
 
@@ -446,7 +446,7 @@ def _pkcs8(private: ed25519.Ed25519PrivateKey, passphrase: bytes | None = None) 
 
 def _init_store(home: Path, key_file: Path, passphrase_file: Path | None) -> str:
     """A store rooted in the key; returns the root's fingerprint (which a server without the key needs)."""
-    key = keys.load_signing_key(KeySpec("file", key_file, passphrase_file))
+    key = key_sources.load_signing_key(KeySpec("file", key_file, passphrase_file))
     Repository(home / "storage").initialize(key)
     return key.fingerprint
 

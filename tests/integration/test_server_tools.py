@@ -43,8 +43,8 @@ from mcp_orchestration.server.app import DESCRIPTIONS, build_server
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources, keys
+from mcp_orchestration.trust.key_sources import KeySpec
 from tests.conftest import write_key
 from tests.integration.tool_errors import tool_error
 
@@ -633,7 +633,7 @@ async def test_verify_config(app: App) -> None:
 
 
 async def test_get_trust_info(app: App, signing_key_file: Path) -> None:
-    key = keys.load_signing_key(KeySpec("file", signing_key_file, None))
+    key = key_sources.load_signing_key(KeySpec("file", signing_key_file, None))
     async with connect(app) as client:
         info = await ok(client, "get_trust_info")
         assert info["root"] == key.fingerprint
@@ -761,7 +761,7 @@ async def test_after_a_rotation_elsewhere_writes_answer_key_retired(app: App, tm
 
         # Another process (its own Repository on the same store) rotates to a new key.
         other = Repository(app.settings.storage_dir)
-        old_key = keys.load_signing_key(app.settings.signing_key)
+        old_key = key_sources.load_signing_key(app.settings.signing_key)
         result = rotation.rotate(other, old_key, new_key)
         assert result.new_fingerprint == new_key.fingerprint
 

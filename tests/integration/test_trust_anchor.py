@@ -23,7 +23,7 @@ from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.keyhistory import KeyHistoryFiles
 from mcp_orchestration.store.model import Entry, tree_to_json
 from mcp_orchestration.store.repository import Repository
-from mcp_orchestration.trust import dsse, keys
+from mcp_orchestration.trust import dsse, key_sources, keys
 from mcp_orchestration.trust.metadata import Head
 from tests.conftest import Result, write_key
 
@@ -51,7 +51,7 @@ def _publish(run, home: Path, key_file: Path, payload: dict[str, object], *extra
 
 
 def _fingerprint(key_file: Path) -> str:
-    return keys.load_signing_key(load_settings(key_file=key_file).signing_key).fingerprint
+    return key_sources.load_signing_key(load_settings(key_file=key_file).signing_key).fingerprint
 
 
 @pytest.fixture
@@ -246,7 +246,7 @@ def test_a_stolen_retired_key_cannot_forge_a_head_in_its_range(  # type: ignore[
     storage = rotated / "storage"
     index = Repository(storage)
     history = index.load_history()
-    retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
+    retired = key_sources.load_signing_key(load_settings(key_file=key_file).signing_key)
     record = history.keys[retired.keyid]
     assert (record.status.value, record.last_index) == ("retired", 2) and record.last_head is not None
     chain = [index.snapshot()[1]]
@@ -284,7 +284,7 @@ def test_a_forged_head_at_the_retired_keys_last_version_is_refused_by_the_verifi
     rotated: Path, key_file: Path
 ) -> None:
     index = Repository(rotated / "storage")
-    retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
+    retired = key_sources.load_signing_key(load_settings(key_file=key_file).signing_key)
     history = index.load_history()
     first = index.snapshot()[1]
     while first.head.previous_head is not None:
@@ -374,7 +374,7 @@ def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_
     first = index.snapshot()[1]
     while first.head.version > 2:
         first = index.head_by_id(first.head.previous_head or "", history)
-    retired = keys.load_signing_key(load_settings(key_file=key_file).signing_key)
+    retired = key_sources.load_signing_key(load_settings(key_file=key_file).signing_key)
     attacker = keys.generate()
     (storage / "keys" / "00000002.json").unlink()  # the genuine rotation to key 2
     forged_keys = KeyHistoryFiles(storage / "keys")

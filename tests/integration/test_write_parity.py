@@ -39,7 +39,7 @@ from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust.key_sources import KeySpec
 from tests.conftest import Result
 
 CLIENT = "claude-desktop"

@@ -23,8 +23,8 @@ from mcp_orchestration.store.cas import canonical_bytes, digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.repository import Repository
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources
+from mcp_orchestration.trust.key_sources import KeySpec
 from tests.conftest import SAMPLE_CONFIG, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
@@ -42,7 +42,7 @@ Members = list[tuple[tarfile.TarInfo, bytes]]
 @pytest.fixture(autouse=True)
 def pinned_root(monkeypatch: pytest.MonkeyPatch, key_file: Path) -> str:
     """Every command states the root as an operator would: restore into a fresh home needs it."""
-    from mcp_orchestration.trust.keys import KeySpec, load_signing_key
+    from mcp_orchestration.trust.key_sources import KeySpec, load_signing_key
 
     root = load_signing_key(KeySpec("file", key_file, None)).fingerprint
     monkeypatch.setenv("MCP_ORCHESTRATION_EXPECT_KEY", root)
@@ -54,7 +54,7 @@ def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  #
     """A store with one published profile and one draft; returns the home."""
     assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file)).status == 0
     draft = Draft("cursor", "work", OTHER_CONFIG, None, "2024-01-01T00:00:00Z")
-    DraftStore(initialised / "storage").save(draft, keys.load_signing_key(KeySpec("file", key_file, None)))
+    DraftStore(initialised / "storage").save(draft, key_sources.load_signing_key(KeySpec("file", key_file, None)))
     return initialised
 
 

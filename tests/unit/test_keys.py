@@ -17,8 +17,8 @@ from mcp_orchestration.core.errors import (
     PassphraseError,
     PlainSecretEnvError,
 )
-from mcp_orchestration.trust import keys
-from mcp_orchestration.trust.keys import KeySpec
+from mcp_orchestration.trust import key_sources, keys
+from mcp_orchestration.trust.key_sources import KeySpec
 from tests.conftest import PASSPHRASE, write_key
 
 
@@ -36,31 +36,31 @@ def _passphrase_file(tmp_path: Path, text: str = PASSPHRASE + "\n") -> Path:
 @pytest.mark.parametrize("fmt", ["pkcs8", "openssh"])
 def test_plain_keys_load_in_both_formats(tmp_path: Path, fmt: keys.KeyFormat) -> None:
     written = write_key(tmp_path / "k", fmt)
-    assert keys.load_signing_key(_spec(tmp_path / "k")).keyid == written.keyid
+    assert key_sources.load_signing_key(_spec(tmp_path / "k")).keyid == written.keyid
 
 
 def test_encrypted_pkcs8_key_loads_with_its_passphrase(tmp_path: Path) -> None:
     written = write_key(tmp_path / "k", "pkcs8", PASSPHRASE)
-    loaded = keys.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path)))
+    loaded = key_sources.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path)))
     assert loaded.keyid == written.keyid
 
 
 def test_trailing_whitespace_in_secret_files_is_accepted(tmp_path: Path) -> None:
     key = keys.generate()
     (tmp_path / "k").write_bytes(key.serialize("pkcs8", None) + b"\n\n  \n")
-    assert keys.load_signing_key(_spec(tmp_path / "k")).keyid == key.keyid
+    assert key_sources.load_signing_key(_spec(tmp_path / "k")).keyid == key.keyid
 
 
 def test_encrypted_key_without_passphrase_is_a_passphrase_error(tmp_path: Path) -> None:
     write_key(tmp_path / "k", "pkcs8", PASSPHRASE)
     with pytest.raises(PassphraseError, match="no passphrase"):
-        keys.load_signing_key(_spec(tmp_path / "k"))
+        key_sources.load_signing_key(_spec(tmp_path / "k"))
 
 
 def test_wrong_passphrase_is_a_passphrase_error(tmp_path: Path) -> None:
     write_key(tmp_path / "k", "pkcs8", PASSPHRASE)
     with pytest.raises(PassphraseError, match="wrong"):
-        keys.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path, "not the passphrase")))
+        key_sources.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path, "not the passphrase")))
 
 
 def test_encrypted_openssh_keys_are_refused_with_the_pkcs8_alternative(tmp_path: Path) -> None:
@@ -72,9 +72,9 @@ def test_encrypted_openssh_keys_are_refused_with_the_pkcs8_alternative(tmp_path:
     path = tmp_path / "k"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", PASSPHRASE, "-f", str(path)], check=True)
     with pytest.raises(PassphraseError, match="no passphrase"):
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
     with pytest.raises(KeyFormatError, match="Encrypted OpenSSH") as caught:
-        keys.load_signing_key(_spec(path, _passphrase_file(tmp_path)))
+        key_sources.load_signing_key(_spec(path, _passphrase_file(tmp_path)))
     assert "--passphrase-file" in caught.value.diagnostics()
     with pytest.raises(KeyFormatError, match="Encrypted OpenSSH"):
         keys.generate().serialize("openssh", PASSPHRASE.encode())
@@ -83,13 +83,13 @@ def test_encrypted_openssh_keys_are_refused_with_the_pkcs8_alternative(tmp_path:
 def test_passphrase_for_a_plain_key_is_refused(tmp_path: Path) -> None:
     write_key(tmp_path / "k")
     with pytest.raises(PassphraseError, match="not encrypted"):
-        keys.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path)))
+        key_sources.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path)))
 
 
 def test_short_passphrase_is_refused(tmp_path: Path) -> None:
     write_key(tmp_path / "k", "pkcs8", "short")
     with pytest.raises(PassphraseError, match="shorter"):
-        keys.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path, "short")))
+        key_sources.load_signing_key(_spec(tmp_path / "k", _passphrase_file(tmp_path, "short")))
 
 
 @pytest.mark.parametrize(
@@ -108,7 +108,7 @@ def test_non_ed25519_keys_are_format_errors(
     )
     (tmp_path / "k").write_bytes(pem)
     with pytest.raises(KeyFormatError, match="not Ed25519"):
-        keys.load_signing_key(_spec(tmp_path / "k"))
+        key_sources.load_signing_key(_spec(tmp_path / "k"))
 
 
 @pytest.mark.parametrize(
@@ -118,17 +118,17 @@ def test_non_ed25519_keys_are_format_errors(
 def test_garbage_is_a_format_error(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "k").write_bytes(content)
     with pytest.raises(KeyFormatError):
-        keys.load_signing_key(_spec(tmp_path / "k"))
+        key_sources.load_signing_key(_spec(tmp_path / "k"))
 
 
 def test_missing_key_file_is_key_unavailable(tmp_path: Path) -> None:
     with pytest.raises(KeyUnavailableError, match="does not exist"):
-        keys.load_signing_key(_spec(tmp_path / "absent"))
+        key_sources.load_signing_key(_spec(tmp_path / "absent"))
 
 
 def test_no_configured_key_is_key_unavailable() -> None:
     with pytest.raises(KeyUnavailableError) as caught:
-        keys.load_signing_key(KeySpec("file", None, None))
+        key_sources.load_signing_key(KeySpec("file", None, None))
     assert "/run/secrets/signing_key" in caught.value.diagnostics()
 
 
@@ -141,7 +141,7 @@ def test_unreadable_key_file_names_path_uid_and_fix(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(keys, "read_named_file", refuse)
     with pytest.raises(KeyUnreadableError) as caught:
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
     text = caught.value.diagnostics()
     assert str(path) in text
     assert f"uid {os.getuid()}" in text
@@ -156,12 +156,12 @@ def test_key_file_readable_by_others_outside_run_secrets_warns(
     write_key(path)
     path.chmod(0o644)
     with caplog.at_level(logging.WARNING):
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
     assert "readable by group or others" in caplog.text
     path.chmod(0o600)
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
     assert caplog.text == ""
 
 
@@ -191,7 +191,7 @@ def test_file_variable_and_run_secrets_default_are_the_key_sources(tmp_path: Pat
 
 def test_keyring_without_backend_is_a_clear_key_unavailable_error() -> None:
     with pytest.raises(KeyUnavailableError, match="No OS keyring backend"):
-        keys.load_signing_key(KeySpec("keyring", None, None))
+        key_sources.load_signing_key(KeySpec("keyring", None, None))
 
 
 def test_keyring_round_trip_with_a_real_backend(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -218,10 +218,10 @@ def test_keyring_round_trip_with_a_real_backend(monkeypatch: pytest.MonkeyPatch)
     keyring.set_keyring(MemoryKeyring())
     try:
         with pytest.raises(KeyUnavailableError, match="holds no entry"):
-            keys.load_signing_key(KeySpec("keyring", None, None))
+            key_sources.load_signing_key(KeySpec("keyring", None, None))
         key = keys.generate()
         keys.store_in_keyring(key)
-        assert keys.load_signing_key(KeySpec("keyring", None, None)).keyid == key.keyid
+        assert key_sources.load_signing_key(KeySpec("keyring", None, None)).keyid == key.keyid
         with pytest.raises(KeyUnavailableError, match="never overwritten"):
             keys.store_in_keyring(keys.generate())
     finally:
@@ -279,10 +279,10 @@ def test_loading_the_same_key_again_teaches_the_redactor_nothing_new(tmp_path: P
     from mcp_orchestration.security.redaction import REDACTOR
 
     write_key(tmp_path / "k", "openssh")
-    keys.load_signing_key(_spec(tmp_path / "k"))
+    key_sources.load_signing_key(_spec(tmp_path / "k"))
     known = len(REDACTOR)
     for _ in range(20):
-        keys.load_signing_key(_spec(tmp_path / "k"))
+        key_sources.load_signing_key(_spec(tmp_path / "k"))
     assert len(REDACTOR) == known
 
 
@@ -294,7 +294,7 @@ def test_a_key_file_with_two_private_keys_is_refused(
     path.write_bytes(keys.generate().serialize(first, None) + keys.generate().serialize(second, None))
     path.chmod(0o600)
     with pytest.raises(KeyFormatError, match="more than one private key"):
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
 
 
 def test_a_linked_key_file_is_followed_to_a_regular_file(tmp_path: Path) -> None:
@@ -304,12 +304,12 @@ def test_a_linked_key_file_is_followed_to_a_regular_file(tmp_path: Path) -> None
     key = write_key(target)
     link = tmp_path / "signing_key"
     link.symlink_to(target)
-    assert keys.load_signing_key(_spec(link)).keyid == key.keyid
+    assert key_sources.load_signing_key(_spec(link)).keyid == key.keyid
 
 
 def test_a_key_file_that_is_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
     path = tmp_path / "k"
     os.mkfifo(path, 0o600)
     with pytest.raises(KeyUnreadableError, match="not a regular file") as caught:
-        keys.load_signing_key(_spec(path))
+        key_sources.load_signing_key(_spec(path))
     assert str(path) in caught.value.message and caught.value.hint

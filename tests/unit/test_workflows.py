@@ -215,7 +215,11 @@ def ci_problems(workflow: Workflow) -> list[str]:
         problems.append("npm ci --prefix build/node (the MCP Inspector) must run before make test")
     run = str(steps(job)[index]["run"])
     environment = {**(workflow.get("env") or {}), **(job.get("env") or {}), **(steps(job)[index].get("env") or {})}
-    for variable in ("MCP_ORCHESTRATION_REQUIRE_DOCKER", "MCP_ORCHESTRATION_REQUIRE_INSPECTOR"):
+    for variable in (
+        "MCP_ORCHESTRATION_REQUIRE_DOCKER",
+        "MCP_ORCHESTRATION_REQUIRE_INSPECTOR",
+        "MCP_ORCHESTRATION_REQUIRE_SOFTHSM",
+    ):
         if str(environment.get(variable)) != "1":
             problems.append(f"{variable}=1 must be set for make test")
         if run.lstrip().startswith("sudo") and not re.search(rf"--preserve-env=\S*\b{variable}\b", run):

@@ -31,7 +31,7 @@ from mcp_orchestration.app.host_state import HostState, StoreRecord
 from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import ForkError, KeyNotTrustedError
 from mcp_orchestration.trust.history import KeyHistory
-from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.signer import Signer
 from mcp_orchestration.trust.verifier import AcceptedHead, FetchHead, SignedHead, check_descent
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,8 @@ class HostAnchor:
         state: HostState,
         home: Path,
         expect_root: str | None,
-        signing_key: Callable[[], SigningKey | None],
-        loaded_key: Callable[[], SigningKey | None],
+        signing_key: Callable[[], Signer | None],
+        loaded_key: Callable[[], Signer | None],
     ) -> None:
         self.state = state
         self.home = home

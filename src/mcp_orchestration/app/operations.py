@@ -43,9 +43,11 @@ from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.security.secret_rules import scrub_text
 from mcp_orchestration.store.model import Entry
 from mcp_orchestration.store.repository import ANY_BASE, ExpectedBase, ProfileUpdate, Repository
-from mcp_orchestration.trust import keys
+from mcp_orchestration.trust import key_sources, keys
 from mcp_orchestration.trust.history import KeyStatus
-from mcp_orchestration.trust.keys import KeyFormat, KeySpec, PublicKey, SigningKey
+from mcp_orchestration.trust.key_sources import KeySpec
+from mcp_orchestration.trust.keys import KeyFormat
+from mcp_orchestration.trust.signer import PublicKey, Signer
 
 if TYPE_CHECKING:  # the result types load pydantic, which the command line does without
     from mcp_orchestration.app.results import (
@@ -73,30 +75,29 @@ class App:
         )
         self.index = Repository(settings.storage_dir, policy=self.anchor)
         self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
-        self._key: SigningKey | None = None
+        self._key: Signer | None = None
 
-    def load_key(self, spec: KeySpec) -> SigningKey:
+    def load_key(self, spec: KeySpec) -> Signer:
         """Load a key, recording a ``key_load`` event if that fails."""
         started = time.perf_counter()
         try:
-            return keys.load_signing_key(spec)
+            return key_sources.load_signing_key(spec)
         except OrchestrationError as exc:
             self.telemetry.record("key_load", exc.code, (time.perf_counter() - started) * 1000, source=spec.source)
             raise
 
-    def _configured_key(self) -> SigningKey | None:
-        """The signing key, if this process was given one (a key file that exists, or the keyring on request)."""
-        spec = self.settings.signing_key
-        return self.signing_key if spec.source == "keyring" or spec.path is not None else None
+    def _configured_key(self) -> Signer | None:
+        """The signing key, if this process was given one (a key file that exists, the keyring or a token)."""
+        return self.signing_key if key_sources.is_configured(self.settings.signing_key) else None
 
     @property
-    def signing_key(self) -> SigningKey:
+    def signing_key(self) -> Signer:
         """The configured signing key, loaded once on first use."""
         if self._key is None:
             self._key = self.load_key(self.settings.signing_key)
         return self._key
 
-    def require_writable(self) -> SigningKey:
+    def require_writable(self) -> Signer:
         """The signing key, if it may sign now: else ``key_unavailable``, ``key_retired``, ``key_revoked``...
 
         Checked against the key history on every call, so a rotation done by
@@ -167,7 +168,7 @@ def publish_payload(
         }
 
 
-def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> SigningKey:
+def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelog: str) -> Signer:
     """Check everything a publish would sign, and return the key that may sign it; else raise.
 
     The key comes first: once loaded, the redactor knows its every encoding, so
@@ -491,7 +492,7 @@ def generate_key(
 
 
 def rotate(app: App, new_spec: KeySpec) -> dict[str, Any]:
-    """Rotate signing from the configured key to the key ``new_spec`` names."""
+    """Rotate signing from the configured key to the key ``new_spec`` names, from any source."""
     with app.telemetry.operation("rotate") as event:
         current = app.signing_key
         new = app.load_key(new_spec)
@@ -523,8 +524,7 @@ def healthcheck(app: App) -> None:
     finally:
         probe.unlink(missing_ok=True)
     app.index.verify()
-    spec = app.settings.signing_key
-    if spec.source == "keyring" or spec.path is not None:
+    if key_sources.is_configured(app.settings.signing_key):
         key = app.signing_key
         record = history.keys.get(key.keyid)
         if record is None or record.status is KeyStatus.REVOKED:

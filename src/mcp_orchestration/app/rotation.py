@@ -16,7 +16,7 @@ from mcp_orchestration.core.clock import utc_now
 from mcp_orchestration.core.errors import ConflictError, KeyRevokedError, NotFoundError, UsageError
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust.history import KeyStatus
-from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.signer import Signer
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class RotationResult:
     already_done: bool
 
 
-def rotate(index: Repository, current: SigningKey, new: SigningKey) -> RotationResult:
+def rotate(index: Repository, current: Signer, new: Signer) -> RotationResult:
     """Hand signing over from ``current`` to ``new``, or finish a rotation a crash interrupted."""
     if new.keyid == current.keyid:
         raise UsageError("The new key is the current key.", hint="Generate a new key with `keys generate`.")
@@ -62,7 +62,7 @@ def rotate(index: Repository, current: SigningKey, new: SigningKey) -> RotationR
         )
 
 
-def revoke(index: Repository, active: SigningKey, keyid: str) -> bool:
+def revoke(index: Repository, active: Signer, keyid: str) -> bool:
     """Mark ``keyid`` revoked (signed by the active key); False if it already was."""
     with index.write_lock():
         history = index.load_history()

@@ -1,8 +1,10 @@
 """Where things live and where secrets come from: read once, then passed down.
 
 Configuration comes from command-line options first, then the environment,
-then defaults. Secrets are only ever named here (as file paths or a keyring
-entry), never read: reading is :mod:`mcp_orchestration.trust.keys`' job.
+then defaults. Secrets are only ever named here (as file paths, a keyring
+entry or a token and key label), never read: reading is the key sources' job
+(:mod:`mcp_orchestration.trust.key_sources`), and their registry decides which
+``--key-source`` names exist.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from pathlib import Path
 from mcp_orchestration.app.host_state import STATE_FILE_NAME
 from mcp_orchestration.core.errors import PlainSecretEnvError
 from mcp_orchestration.security.redaction import REDACTOR
-from mcp_orchestration.trust.keys import SECRETS_DIR, KeySource, KeySpec
+from mcp_orchestration.trust import key_sources
+from mcp_orchestration.trust.key_sources import KeySpec
+from mcp_orchestration.trust.keys import SECRETS_DIR
 
 APP_NAME = "mcp-orchestration"
 ENV_PREFIX = "MCP_ORCHESTRATION_"
@@ -25,11 +29,18 @@ ENV_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE"  # noqa: S
 ENV_NEXT_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_FILE"
 ENV_NEXT_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 ENV_KEY_SOURCE = "MCP_ORCHESTRATION_KEY_SOURCE"
+ENV_PKCS11_MODULE = "MCP_ORCHESTRATION_PKCS11_MODULE"
+ENV_TOKEN_LABEL = "MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL"  # noqa: S105 (a variable name)
+ENV_KEY_LABEL = "MCP_ORCHESTRATION_PKCS11_KEY_LABEL"
+ENV_KEY_ID = "MCP_ORCHESTRATION_PKCS11_KEY_ID"
+ENV_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_PIN_FILE"
+ENV_NEXT_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE"
 ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
 ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
 DEFAULT_PASSPHRASE_FILE = SECRETS_DIR / "signing_key_passphrase"
+DEFAULT_PIN_FILE = SECRETS_DIR / "pkcs11_pin"
 
 # Variables that would carry secret material itself; only their *_FILE forms are allowed.
 _PLAIN_SECRET_VARIABLES = (
@@ -37,6 +48,8 @@ _PLAIN_SECRET_VARIABLES = (
     "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE",
     "MCP_ORCHESTRATION_SIGNING_KEY_NEXT",
     "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE",
+    "MCP_ORCHESTRATION_PKCS11_PIN",
+    "MCP_ORCHESTRATION_PKCS11_NEXT_PIN",
 )
 
 
@@ -109,40 +122,78 @@ def _first_existing(explicit: Path | None, variable: str, default: Path, environ
 
 @dataclass(frozen=True)
 class SecretNames:
-    """The variables and default secret files that name one key and its passphrase."""
+    """The variables and default secret files that name one key, its passphrase and a token's PIN."""
 
     key_variable: str
     default_key: Path
     passphrase_variable: str
     default_passphrase: Path
+    pin_variable: str = ENV_PIN_FILE
+    default_pin: Path = DEFAULT_PIN_FILE
 
 
 SIGNING_KEY = SecretNames(ENV_KEY_FILE, DEFAULT_KEY_FILE, ENV_PASSPHRASE_FILE, DEFAULT_PASSPHRASE_FILE)
 NEXT_SIGNING_KEY = SecretNames(
-    ENV_NEXT_KEY_FILE, DEFAULT_NEXT_KEY_FILE, ENV_NEXT_PASSPHRASE_FILE, SECRETS_DIR / "signing_key_next_passphrase"
+    ENV_NEXT_KEY_FILE,
+    DEFAULT_NEXT_KEY_FILE,
+    ENV_NEXT_PASSPHRASE_FILE,
+    SECRETS_DIR / "signing_key_next_passphrase",
+    ENV_NEXT_PIN_FILE,
+    SECRETS_DIR / "pkcs11_pin_next",
 )
+
+
+def key_source_choices() -> dict[str, str]:
+    """Each registered key source's name and what it is, for ``--key-source``."""
+    return {name: source.description for name, source in key_sources.SOURCES.items()}
+
+
+@dataclass(frozen=True)
+class TokenOptions:
+    """Where a key in a PKCS#11 token is: its library, token, key label or id, and the PIN file (options win)."""
+
+    module: Path | None = None
+    token_label: str | None = None
+    key_label: str | None = None
+    key_id: str | None = None
+    pin_file: Path | None = None
 
 
 def key_spec(
     *,
     key_file: Path | None,
     passphrase_file: Path | None,
-    key_source: KeySource | None,
+    key_source: str | None,
     environ: Mapping[str, str],
     names: SecretNames = SIGNING_KEY,
+    token: TokenOptions | None = None,
 ) -> KeySpec:
-    """Resolve one key's source: an explicit file, ``*_FILE``, ``/run/secrets``, or the keyring on request.
+    """Resolve one key's source and the names it reads: a file, the keyring or a token.
 
-    The default passphrase secret pairs only with the default key secret, so a
-    key named explicitly never picks up a passphrase meant for another key.
+    The source must be a registered one. For a file: an explicit path,
+    ``*_FILE``, then ``/run/secrets``; the default passphrase secret pairs only
+    with the default key secret, so a key named explicitly never picks up a
+    passphrase meant for another key. For a token: options, then variables,
+    and the PIN file defaults to ``/run/secrets/pkcs11_pin``.
     """
-    source = key_source or ("keyring" if environ.get(ENV_KEY_SOURCE) == "keyring" else "file")
-    if source == "keyring":
-        return KeySpec("keyring", None, None)
-    key = _first_existing(key_file, names.key_variable, names.default_key, environ)
-    default_passphrase = names.default_passphrase if key == names.default_key else Path("/nonexistent")
-    passphrase = _first_existing(passphrase_file, names.passphrase_variable, default_passphrase, environ)
-    return KeySpec("file", key, passphrase)
+    source = key_sources.get_source(key_source or environ.get(ENV_KEY_SOURCE) or "file").name
+    if source == "file":
+        key = _first_existing(key_file, names.key_variable, names.default_key, environ)
+        default_passphrase = names.default_passphrase if key == names.default_key else Path("/nonexistent")
+        passphrase = _first_existing(passphrase_file, names.passphrase_variable, default_passphrase, environ)
+        return KeySpec(source, key, passphrase)
+    if source == "pkcs11":
+        token = token or TokenOptions()
+        module = token.module or (Path(environ[ENV_PKCS11_MODULE]) if environ.get(ENV_PKCS11_MODULE) else None)
+        return KeySpec(
+            source,
+            token_label=token.token_label or environ.get(ENV_TOKEN_LABEL) or None,
+            key_label=token.key_label or environ.get(ENV_KEY_LABEL) or None,
+            key_id=token.key_id or environ.get(ENV_KEY_ID) or None,
+            pin_path=_first_existing(token.pin_file, names.pin_variable, names.default_pin, environ),
+            module=module,
+        )
+    return KeySpec(source)  # the keyring: nothing to name
 
 
 def load_settings(
@@ -150,7 +201,8 @@ def load_settings(
     home: Path | None = None,
     key_file: Path | None = None,
     passphrase_file: Path | None = None,
-    key_source: KeySource | None = None,
+    key_source: str | None = None,
+    token: TokenOptions | None = None,
     expect_key: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
@@ -162,7 +214,9 @@ def load_settings(
     expected = expect_key or env.get(ENV_EXPECT_KEY) or None
     return Settings(
         home=(home or default_home(env)).expanduser(),
-        signing_key=key_spec(key_file=key_file, passphrase_file=passphrase_file, key_source=key_source, environ=env),
+        signing_key=key_spec(
+            key_file=key_file, passphrase_file=passphrase_file, key_source=key_source, environ=env, token=token
+        ),
         host_state_file=_default_state_file(env),
         expect_root=public_key_fingerprint(expected) if expected else None,
     )

@@ -164,6 +164,22 @@ class PassphraseError(SigningKeyError):
     code = "key_passphrase"
 
 
+class PinError(SigningKeyError):
+    """A PKCS#11 token refused the PIN (or it cannot be used); the PIN itself is never quoted."""
+
+    code = "key_pin"
+    hint = (
+        "Check the PIN file: it must hold exactly the token's user PIN (a trailing newline is ignored). "
+        "Tokens lock the PIN after a few wrong tries; unlock it with the token's own tools."
+    )
+
+
+class KeySourceUnavailableError(SigningKeyError):
+    """A key source needs software that is not installed here."""
+
+    code = "key_source_unavailable"
+
+
 class PlainSecretEnvError(SigningKeyError):
     code = "plain_secret_env"
 

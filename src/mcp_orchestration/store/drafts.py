@@ -39,7 +39,7 @@ from mcp_orchestration.core.fsutil import (
 )
 from mcp_orchestration.security.ids import check_artifact_id, check_name_id
 from mcp_orchestration.store.cas import canonical_bytes
-from mcp_orchestration.trust.keys import DerivedKey, SigningKey
+from mcp_orchestration.trust.signer import DerivedKey, Signer
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Draft:
         }
 
 
-def _mac_key(key: SigningKey) -> DerivedKey:
+def _mac_key(key: Signer) -> DerivedKey:
     return key.derive_key(MAC_PURPOSE)
 
 
@@ -104,7 +104,7 @@ class DraftStore:
         finally:
             os.close(fd)
 
-    def get(self, client: str, profile: str, key: SigningKey) -> Draft | None:
+    def get(self, client: str, profile: str, key: Signer) -> Draft | None:
         """The draft of ``client/profile`` if there is one, after its MAC is checked with ``key``."""
         name = f"{check_name_id(profile, 'profile')}{_SUFFIX}"
         try:
@@ -120,7 +120,7 @@ class DraftStore:
             raise _unreadable(client, profile) from None
         return _authenticated(raw, client, profile, _mac_key(key))
 
-    def save(self, draft: Draft, key: SigningKey) -> None:
+    def save(self, draft: Draft, key: Signer) -> None:
         """Write ``draft`` with its MAC under ``key``, atomically (replacing the previous one)."""
         name = f"{check_name_id(draft.profile, 'profile')}{_SUFFIX}"
         fields = draft.to_json()

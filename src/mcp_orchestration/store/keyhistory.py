@@ -16,7 +16,7 @@ from pathlib import Path
 from mcp_orchestration.core.errors import KeyHistoryError, NotInitializedError
 from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, ensure_dir, read_regular
 from mcp_orchestration.trust.history import HistoryVersion, KeyHistory
-from mcp_orchestration.trust.keys import SigningKey
+from mcp_orchestration.trust.signer import Signer
 
 _VERSION_FILE = re.compile(r"([0-9]{8})\.json")
 MAX_VERSION_BYTES = 1 << 20  # a version lists every key ever used, a few hundred bytes each
@@ -46,7 +46,7 @@ class KeyHistoryFiles:
             raise KeyHistoryError(f"The key history in {self.directory} has a gap: versions {files}.")
         return KeyHistory.verify((self._read(number) for number in files), expect_root=expect_root)
 
-    def create(self, key: SigningKey, created_at: str) -> KeyHistory:
+    def create(self, key: Signer, created_at: str) -> KeyHistory:
         """Write version 1, pinning ``key`` as the one active key from index version 1."""
         ensure_dir(self.directory)
         first = KeyHistory.genesis(key, created_at)

@@ -52,8 +52,8 @@ from mcp_orchestration.store.layout import Layout
 from mcp_orchestration.store.model import Entry, read_clients, read_entry, read_profiles, tree_to_json
 from mcp_orchestration.trust import dsse, verifier
 from mcp_orchestration.trust.history import KeyHistory
-from mcp_orchestration.trust.keys import SigningKey
 from mcp_orchestration.trust.metadata import Head
+from mcp_orchestration.trust.signer import Signer
 from mcp_orchestration.trust.verifier import FetchHead, SignedHead
 
 
@@ -254,7 +254,7 @@ class Repository:
 
     # -- writing -----------------------------------------------------------------------
 
-    def _write_head(self, key: SigningKey, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
+    def _write_head(self, key: Signer, head: Head, batch: WriteBatch, history: KeyHistory) -> SignedHead:
         """Sign ``head`` and make it current, after everything written through ``batch``.
 
         One barrier makes the new objects and the staged ``HEAD`` durable; only
@@ -285,7 +285,7 @@ class Repository:
         """Make sure the head a new one builds on has its copy in the CAS, durable with ``batch``."""
         self.objects.put_bytes(current.envelope_bytes, batch)
 
-    def initialize(self, key: SigningKey) -> tuple[KeyHistory, SignedHead, bool]:
+    def initialize(self, key: Signer) -> tuple[KeyHistory, SignedHead, bool]:
         """Create the store pinned to ``key``; re-running it finishes or confirms an earlier init."""
         with self.write_lock():
             ensure_dir(self.layout.index_dir)
@@ -309,7 +309,7 @@ class Repository:
             head = Head.next(1, root, None, history.digests, utc_now())
             return history, self._write_head(key, head, batch, history), True
 
-    def publish(self, key: SigningKey, updates: Sequence[ProfileUpdate]) -> PublishResult:
+    def publish(self, key: Signer, updates: Sequence[ProfileUpdate]) -> PublishResult:
         """Publish new payloads for one or more profiles as one new index version."""
         for update in updates:
             check_name_id(update.client, "client")
@@ -353,7 +353,7 @@ class Repository:
             self._write_head(key, head, batch, history)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
-    def resign(self, key: SigningKey, history: KeyHistory, current: SignedHead) -> SignedHead:
+    def resign(self, key: Signer, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
         head = Head.next(current.head.version + 1, current.head.root, current.head_id, history.digests, utc_now())
         batch = WriteBatch(self.layout.storage_dir)

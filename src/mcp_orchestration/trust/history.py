@@ -38,7 +38,7 @@ from mcp_orchestration.core.errors import (
     KeyRevokedError,
 )
 from mcp_orchestration.trust import dsse
-from mcp_orchestration.trust.keys import PublicKey, SigningKey
+from mcp_orchestration.trust.signer import PublicKey, Signer
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -268,13 +268,13 @@ class KeyHistory:
             )
 
     @classmethod
-    def genesis(cls, key: SigningKey, created_at: str) -> HistoryVersion:
+    def genesis(cls, key: Signer, created_at: str) -> HistoryVersion:
         """Version 1, pinning ``key`` as the one active key from index version 1."""
         keys = {key.keyid: KeyRecord(key.public_key, KeyStatus.ACTIVE, 1, None)}
         return _signed_version(1, None, keys, created_at, [key])
 
     def rotation(
-        self, old: SigningKey, new: SigningKey, last_index_of_old: int, last_head_of_old: str, created_at: str
+        self, old: Signer, new: Signer, last_index_of_old: int, last_head_of_old: str, created_at: str
     ) -> HistoryVersion:
         """The next version: ``old`` retired after the head ``last_head_of_old`` (version
         ``last_index_of_old``), ``new`` active; both sign."""
@@ -285,20 +285,20 @@ class KeyHistory:
         keys[new.keyid] = KeyRecord(new.public_key, KeyStatus.ACTIVE, last_index_of_old + 1, None)
         return self._next(keys, created_at, [old, new])
 
-    def revocation(self, active: SigningKey, keyid: str, created_at: str) -> HistoryVersion:
+    def revocation(self, active: Signer, keyid: str, created_at: str) -> HistoryVersion:
         """The next version: ``keyid`` revoked, signed by the active key."""
         keys = dict(self.keys)
         keys[keyid] = replace(keys[keyid], status=KeyStatus.REVOKED)
         return self._next(keys, created_at, [active])
 
-    def _next(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]) -> HistoryVersion:
+    def _next(self, keys: Mapping[str, KeyRecord], created_at: str, signers: list[Signer]) -> HistoryVersion:
         return _signed_version(len(self.versions) + 1, self.current.digest, keys, created_at, signers)
 
     def append(self, version: HistoryVersion) -> None:
         """Take ``version``, made by :meth:`rotation` or :meth:`revocation` of this history, as the newest."""
         self.versions.append(version)
 
-    def require_active(self, key: SigningKey) -> KeyRecord:
+    def require_active(self, key: Signer) -> KeyRecord:
         """The record of ``key`` if it is the active key; otherwise say why it may not sign."""
         record = self.keys.get(key.keyid)
         if record is None:
@@ -320,7 +320,7 @@ class KeyHistory:
 
 
 def _signed_version(
-    number: int, previous: str | None, keys: Mapping[str, KeyRecord], created_at: str, signers: list[SigningKey]
+    number: int, previous: str | None, keys: Mapping[str, KeyRecord], created_at: str, signers: list[Signer]
 ) -> HistoryVersion:
     payload = _payload(number, created_at, previous, keys)
     envelope = dsse.sign(dsse.KEY_HISTORY_PAYLOAD_TYPE, payload, {k.keyid: k.sign for k in signers})

@@ -1,28 +1,27 @@
-"""Key custody: the only module that ever holds private key bytes.
+"""In-memory key custody: the only module that ever holds private key bytes.
 
-Keys come from a secret file (a Docker secret, ``--key-file`` or ``*_FILE``)
-or, on request, from the OS keyring; never from a plain environment variable.
-Every secret read is registered with the redactor in all its encodings before
-anything else happens, and the private key lives inside :class:`SigningKey`,
-whose ``repr`` and ``str`` show only the public fingerprint.
+These keys come from a secret file (a Docker secret, ``--key-file`` or
+``*_FILE``) or, on request, from the OS keyring; never from a plain
+environment variable. Every secret read is registered with the redactor in all
+its encodings before anything else happens, and the private key lives inside
+:class:`SigningKey`, whose ``repr`` and ``str`` show only the public
+fingerprint. (A key in a PKCS#11 token never reaches this process at all: see
+:mod:`mcp_orchestration.trust.hsm`.)
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
-import hmac
 import logging
 import os
 import re
 import stat
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from mcp_orchestration.core.errors import (
@@ -41,6 +40,7 @@ from mcp_orchestration.security.redaction import (
     encodings_of_bytes,
     encodings_of_pem,
 )
+from mcp_orchestration.trust.signer import PublicKey, Signer
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +53,6 @@ SECRETS_DIR = Path("/run/secrets")  # where Docker and Swarm mount secrets
 KEYRING_SERVICE = "mcp-orchestration"
 KEYRING_USERNAME = "signing_key"
 
-KeySource = Literal["file", "keyring"]
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """Where one private key (and its optional passphrase) is to be read from."""
-
-    source: KeySource
-    path: Path | None
-    passphrase_path: Path | None
-
 
 # Encrypted OpenSSH keys need the bcrypt KDF: one more native dependency in the image, for a
 # format Docker secrets do not need (the secret file is the protection). PKCS8 covers encryption.
@@ -74,119 +63,26 @@ _ENCRYPTED_OPENSSH_UNSUPPORTED = (
 )
 
 
-@dataclass(frozen=True)
-class PublicKey:
-    """An Ed25519 public key and its identity: ``keyid`` is hex SHA-256 of the raw 32 bytes."""
+class SigningKey(Signer):
+    """An Ed25519 private key held in this process's memory."""
 
-    raw: bytes
-
-    @property
-    def keyid(self) -> str:
-        return hashlib.sha256(self.raw).hexdigest()
-
-    @property
-    def fingerprint(self) -> str:
-        """The form operators compare and pin: ``SHA256:<keyid>``."""
-        return f"SHA256:{self.keyid}"
-
-    def verify(self, signature: bytes, message: bytes) -> bool:
-        """Whether ``signature`` is this key's Ed25519 signature of ``message``."""
-        try:
-            Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
-        except InvalidSignature:
-            return False
-        return True
-
-    def to_pem(self) -> str:
-        """SubjectPublicKeyInfo PEM, as ``openssl pkeyutl -pubin`` reads it."""
-        key = Ed25519PublicKey.from_public_bytes(self.raw)
-        return key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-
-    @classmethod
-    def from_pem(cls, pem: bytes) -> PublicKey:
-        """Read a PEM public key; anything but Ed25519 is a format error."""
-        try:
-            key = serialization.load_pem_public_key(pem)
-        except (ValueError, UnsupportedAlgorithm):
-            raise KeyFormatError("The public key is not a valid PEM public key.") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise KeyFormatError("The public key is not an Ed25519 key.")
-        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
-
-
-class DerivedKey:
-    """A secret derived from a signing key for one purpose: it keys HMAC-SHA256 and never shows itself.
-
-    Anyone who can write the store but lacks the signing key cannot compute it,
-    so a MAC under it proves the signing key's holder wrote the data.
-    """
-
-    __slots__ = ("_secret", "purpose")
-
-    def __init__(self, secret: bytes, purpose: bytes) -> None:
-        self._secret = secret
-        self.purpose = purpose
-
-    def mac(self, message: bytes) -> bytes:
-        """HMAC-SHA256 of ``message``."""
-        return hmac.new(self._secret, message, hashlib.sha256).digest()
-
-    def verify(self, message: bytes, tag: bytes) -> bool:
-        """Whether ``tag`` is the MAC of ``message`` (in constant time)."""
-        return hmac.compare_digest(self.mac(message), tag)
-
-    def __repr__(self) -> str:
-        return f"DerivedKey(purpose={self.purpose!r})"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("DerivedKey cannot be pickled")
-
-
-class SigningKey:
-    """An Ed25519 private key that signs but never shows itself."""
-
-    __slots__ = ("_derived", "_private", "origin", "public_key")
+    __slots__ = ("_private",)
 
     def __init__(self, private: Ed25519PrivateKey, origin: str) -> None:
+        raw_public = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        super().__init__(PublicKey(raw_public), origin)
         self._private = private
-        self._derived: dict[bytes, DerivedKey] = {}
-        self.public_key = PublicKey(
-            private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        )
-        self.origin = origin
-
-    @property
-    def keyid(self) -> str:
-        return self.public_key.keyid
-
-    @property
-    def fingerprint(self) -> str:
-        return self.public_key.fingerprint
 
     def sign(self, message: bytes) -> bytes:
         """Ed25519 signature of ``message``."""
         return self._private.sign(message)
 
-    def derive_key(self, purpose: bytes) -> DerivedKey:
-        """A secret bound to ``purpose`` (HKDF-SHA256 over the private key), never stored anywhere.
-
-        Different purposes give unrelated secrets, so a MAC made for one use is
-        worthless for another. The secret is taught to the redactor like the key.
-        """
-        derived = self._derived.get(purpose)
-        if derived is None:
-            raw = self._private.private_bytes(
-                serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-            )
-            secret = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)
-            REDACTOR.register(encodings_of_bytes(secret))
-            derived = self._derived.setdefault(purpose, DerivedKey(secret, purpose))
-        return derived
+    def _derive_secret(self, purpose: bytes) -> bytes:
+        """HKDF-SHA256 over the private key, with ``purpose`` as the info."""
+        raw = self._private.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)
 
     def serialize(self, fmt: KeyFormat, passphrase: bytes | None) -> bytes:
         """The private key in ``fmt``, encrypted when a passphrase is given (for ``keys generate``)."""
@@ -199,17 +95,6 @@ class SigningKey:
         data = self._private.private_bytes(serialization.Encoding.PEM, private_format, encryption)
         REDACTOR.register(encodings_of_pem(data.decode()))
         return data
-
-    def __repr__(self) -> str:
-        return f"SigningKey({self.fingerprint}, origin={self.origin!r})"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def __reduce__(self) -> str | tuple[object, ...]:
-        raise TypeError("SigningKey cannot be pickled")
 
 
 def register_key_secrets(private: Ed25519PrivateKey, redactor: Redactor = REDACTOR) -> None:
@@ -397,15 +282,13 @@ def store_in_keyring(key: SigningKey, username: str = KEYRING_USERNAME) -> None:
         raise KeyUnavailableError(f"The OS keyring could not be written ({type(exc).__name__}).") from None
 
 
-def load_signing_key(spec: KeySpec) -> SigningKey:
-    """Load the key ``spec`` names, or raise a typed error saying why it cannot be used."""
-    if spec.source == "keyring":
-        return load_from_keyring()
-    if spec.path is None:
+def load_from_file(path: Path | None, passphrase_path: Path | None) -> SigningKey:
+    """Load the key in the secret file ``path``, decrypting it with the passphrase file if one is named."""
+    if path is None:
         raise KeyUnavailableError("No signing key is configured.")
-    data = read_secret_file(spec.path, "signing key")
-    passphrase = read_passphrase(spec.passphrase_path) if spec.passphrase_path is not None else None
-    return parse_private_key(data, passphrase, origin=str(spec.path))
+    data = read_secret_file(path, "signing key")
+    passphrase = read_passphrase(passphrase_path) if passphrase_path is not None else None
+    return parse_private_key(data, passphrase, origin=str(path))
 
 
 def parse_keyid(text: str) -> str:
