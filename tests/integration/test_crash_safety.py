@@ -61,6 +61,13 @@ class SimulatedCrash(BaseException):
     """Stands for the process dying at this point: nothing in the product catches it."""
 
 
+def accepted_version(index: Index) -> int:
+    """The index version the rollback guard has accepted (the store is initialised)."""
+    guard = index.guard()
+    assert guard is not None, "no rollback guard: the store is not initialised"
+    return guard.index_version
+
+
 def storage_temps(home: Path) -> set[Path]:
     return set((home / "storage").rglob(f"{fsutil._TEMP_PREFIX}*"))
 
@@ -202,7 +209,7 @@ class RotationSetup:
             return NOT_STARTED
         if head.keyid == self.old:
             return HISTORY_ONLY
-        if index.guard().index_version < head.head.version:
+        if accepted_version(index) < head.head.version:
             return HEAD_NOT_ACCEPTED
         return COMPLETE
 
@@ -421,7 +428,7 @@ def test_rotation_interrupted_at_a_crash_point_verifies_and_a_rerun_completes_it
 
     assert rotation.state(home) == left
     rotation.assert_rotation_finishes(run, home, left)
-    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert accepted_version(Index(home / "storage")) == VERSION_BEFORE_ROTATION + 2
 
 
 def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_leaves_no_gap(
@@ -464,5 +471,5 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     result = run_process(*following, env=child_env(home))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["index_version"] == VERSION_BEFORE_ROTATION + 2
-    assert Index(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert accepted_version(Index(home / "storage")) == VERSION_BEFORE_ROTATION + 2
     assert verify_deep(run, home)["heads_checked"] == VERSION_BEFORE_ROTATION + 2

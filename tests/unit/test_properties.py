@@ -6,7 +6,9 @@ import hashlib
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
+import pytest
 import rfc8785
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -19,7 +21,7 @@ from mcp_orchestration.store.index import Index, ProfileUpdate
 from mcp_orchestration.trust import keys
 
 _SAFE_INT = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
-_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=20)
 _JSON = st.recursive(
     st.none() | st.booleans() | _SAFE_INT | _TEXT,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(_TEXT, children, max_size=4),
@@ -30,7 +32,9 @@ _PAYLOADS = st.dictionaries(_TEXT, _JSON, max_size=5)
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=_PAYLOADS)
-def test_any_published_payload_reads_back_equal_under_its_jcs_digest(tmp_path_factory, payload) -> None:  # type: ignore[no-untyped-def]
+def test_any_published_payload_reads_back_equal_under_its_jcs_digest(
+    tmp_path_factory: pytest.TempPathFactory, payload: dict[str, Any]
+) -> None:
     index = Index(tmp_path_factory.mktemp("store") / "storage")
     key = keys.generate()
     index.initialize(key)

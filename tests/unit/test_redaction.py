@@ -72,7 +72,11 @@ def _pem_body_lines(pem: bytes) -> list[str]:
 
 
 def _assert_unknown(canaries: list[str]) -> None:
-    """The canaries are fresh: the process redactor does not mask them before the product loads them."""
+    """The canaries are fresh: the process redactor does not mask them before the product loads them.
+
+    Only what is unique to one key or passphrase can be checked so: the process redactor keeps what earlier
+    tests taught it, and some PEM lines (an OpenSSH header) are the same in every key.
+    """
     for canary in canaries:
         assert REDACTOR.redact(f"before {canary} after") == f"before {canary} after", canary
 
@@ -91,12 +95,14 @@ def test_loading_a_key_file_teaches_the_redactor_every_encoding_of_the_key(fmt: 
     path = tmp_path / "signing_key"
     path.write_bytes(pem)
     path.chmod(0o600)
-    canaries = [*_key_canaries(private), *_pem_body_lines(pem), "".join(_pem_body_lines(pem))]
+    canaries = _key_canaries(private)
     _assert_unknown(canaries)
 
     keys.load_signing_key(keys.KeySpec("file", path, None))
 
-    _assert_masked([*canaries, pem.decode(), json.dumps(pem.decode())[1:-1]])
+    # The PEM lines are checked only once loaded: an OpenSSH body starts with a line every such key shares.
+    lines = [*_pem_body_lines(pem), "".join(_pem_body_lines(pem)), pem.decode(), json.dumps(pem.decode())[1:-1]]
+    _assert_masked([*canaries, *lines])
 
 
 def test_loading_an_encrypted_key_teaches_the_redactor_the_passphrase_and_the_key(tmp_path: Path) -> None:
@@ -108,12 +114,12 @@ def test_loading_an_encrypted_key_teaches_the_redactor_the_passphrase_and_the_ke
     passphrase_path.write_text(passphrase + "\n")
     for path in (key_path, passphrase_path):
         path.chmod(0o600)
-    canaries = [passphrase, *_byte_canaries(passphrase.encode()), *_key_canaries(private), *_pem_body_lines(encrypted)]
+    canaries = [passphrase, *_byte_canaries(passphrase.encode()), *_key_canaries(private)]
     _assert_unknown(canaries)
 
     keys.load_signing_key(keys.KeySpec("file", key_path, passphrase_path))
 
-    _assert_masked(canaries)
+    _assert_masked([*canaries, *_pem_body_lines(encrypted)])
 
 
 def test_key_bytes_handed_to_the_parser_are_masked_once_parsed() -> None:
@@ -189,10 +195,12 @@ def _record(message: str, *args: object, exc: BaseException | None = None) -> lo
 
 
 @pytest.mark.parametrize("formatter_type", [RedactingFormatter, JsonRedactingFormatter])
-def test_formatters_mask_arguments_and_tracebacks(formatter_type: type[logging.Formatter]) -> None:
+def test_formatters_mask_arguments_and_tracebacks(
+    formatter_type: type[RedactingFormatter] | type[JsonRedactingFormatter],
+) -> None:
     redactor = Redactor()
     redactor.register_text("hunter2hunter2")
-    formatter = formatter_type(redactor)  # type: ignore[call-arg]
+    formatter = formatter_type(redactor)
     try:
         raise ValueError("failed with hunter2hunter2")
     except ValueError as error:
