@@ -54,6 +54,10 @@ _NEAR_MISS_NAMES = st.builds(
     st.sampled_from(["/", "\\", "\x00", "..", "A", " ", "\u0430", "-", "."]),
     st.booleans(),
 )
+# Around the length limit (64): 63 to 66 characters of the allowed alphabet.
+_NAMES_AT_THE_LIMIT = st.builds(
+    lambda head, tail: head + tail, st.sampled_from("a0"), st.text("abxyz0189._-", min_size=62, max_size=65)
+)
 _HEX_IDS = st.text("0123456789abcdef", min_size=64, max_size=64)
 _NEAR_MISS_HEX = st.one_of(
     st.text("0123456789abcdef", min_size=63, max_size=65).filter(lambda value: len(value) != 64),
@@ -66,7 +70,7 @@ def test_a_name_id_is_accepted_exactly_when_well_formed_and_never_leaves_its_dir
     outcomes: Counter[str] = Counter()
 
     @settings(max_examples=500, deadline=None)
-    @given(value=st.one_of(_WELL_FORMED_NAMES, _NEAR_MISS_NAMES, st.text(max_size=80)))
+    @given(value=st.one_of(_WELL_FORMED_NAMES, _NEAR_MISS_NAMES, _NAMES_AT_THE_LIMIT, st.text(max_size=80)))
     def accepted_iff_well_formed(value: str) -> None:
         well_formed = _NAME_SHAPE.fullmatch(value) is not None and ".." not in value
         credential_like = well_formed and find_secret(value) is not None
