@@ -38,6 +38,7 @@ def test_an_entry_round_trips() -> None:
         _head(_type="entry"),
         _head(version="2"),
         _head(version=True),
+        _head(key_history_version=True),
         _head(root="A" * 64),
         _head(previous_head="../x"),
         _head(key_history_digest=None),
@@ -51,6 +52,7 @@ def test_an_entry_round_trips() -> None:
         "wrong type",
         "version as text",
         "version as boolean",
+        "history version as boolean",
         "root not lowercase hex",
         "previous head not an id",
         "no history digest",
@@ -76,8 +78,9 @@ def test_a_malformed_head_is_an_integrity_error(raw: object) -> None:
         _entry(previous_entry=5),
         _entry(changelog=None),
         _entry(index_version=2.0),
+        _entry(index_version=True),
     ],
-    ids=["wrong type", "client", "profile", "artifact", "previous entry", "changelog", "index version"],
+    ids=["wrong type", "client", "profile", "artifact", "previous entry", "changelog", "index version", "boolean"],
 )
 def test_a_malformed_entry_is_an_integrity_error(raw: object) -> None:
     with pytest.raises(IntegrityError):
