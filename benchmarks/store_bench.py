@@ -32,7 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.core import fsutil
@@ -40,6 +40,9 @@ from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust.keys import SigningKey, generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict
+
+if TYPE_CHECKING:
+    from _typeshed import FileDescriptorLike
 
 PUBLISH_TARGET = 0.5
 VERIFY_TARGET = 0.5
@@ -122,7 +125,7 @@ def flush_counter() -> Iterator[dict[str, int]]:
     real_syncfs = getattr(*hook) if hook else None
     count = {"fsync": 0, "syncfs": 0}
 
-    def counting_fsync(fd: int) -> None:
+    def counting_fsync(fd: FileDescriptorLike) -> None:
         count["fsync"] += 1
         real(fd)
 
@@ -294,7 +297,12 @@ def bench_publish(
         )
     if profile:
         print("  profile of 50 publishes (cProfile, by internal time):")
-        print(top_of_profile(lambda: [publish_one() for _ in range(50)], 12))
+
+        def fifty_publishes() -> None:
+            for _ in range(50):
+                publish_one()
+
+        print(top_of_profile(fifty_publishes, 12))
     return index
 
 
@@ -423,13 +431,17 @@ def bench_rotation(
     )
 
     index.verify()  # an operator's earlier verify: the checkpoint is the current head
-    version_before = index.guard().index_version
+    guard = index.guard()
+    assert guard is not None
+    version_before = guard.index_version
     os.sync()  # neither rotation pays for unsynced writes made earlier in this run
     warm_s, warm = time_once(lambda: rotation.rotate(index, keys[0], keys[1]))
     assert not warm.already_done and warm.index_version == version_before + 1
 
     index.layout.verified_path.unlink()  # no checkpoint: the chain check walks back to version 1
-    cold_heads = index.guard().index_version
+    guard = index.guard()
+    assert guard is not None
+    cold_heads = guard.index_version
     os.sync()
     cold_s, cold = time_once(lambda: rotation.rotate(index, keys[1], keys[2]))
     assert not cold.already_done

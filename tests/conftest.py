@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -29,8 +30,14 @@ class Result:
     stdout: str
     stderr: str
 
-    def json(self) -> object:
+    def json(self) -> Any:
         return json.loads(self.stdout)
+
+
+class Run(Protocol):
+    """The ``run`` fixture: the CLI in-process, with its exit status and output."""
+
+    def __call__(self, *argv: str) -> Result: ...
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +87,7 @@ def config_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def run(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def run(capsys: pytest.CaptureFixture[str]) -> Run:
     """Run the CLI in-process and capture its exit status and output."""
 
     def _run(*argv: str) -> Result:
@@ -92,14 +99,14 @@ def run(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def initialised(run, key_file: Path, home: Path) -> Path:  # type: ignore[no-untyped-def]
+def initialised(run: Run, key_file: Path, home: Path) -> Path:
     """A store initialised with ``key_file``; returns the home."""
     result = run("init", "--key-file", str(key_file))
     assert result.status == 0, result.stderr
     return home
 
 
-def run_process(*argv: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.CompletedProcess[str]:
+def run_process(*argv: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run the real console command in a subprocess (for crash, concurrency and leak tests)."""
     return subprocess.run(
         [sys.executable, "-m", "mcp_orchestration", *argv],
@@ -107,7 +114,7 @@ def run_process(*argv: str, env: dict[str, str] | None = None, **kwargs: object)
         text=True,
         env=env,
         check=False,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
 
 

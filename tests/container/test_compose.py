@@ -25,10 +25,11 @@ from typing import Any
 import anyio
 import pytest
 from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 
 from mcp_orchestration.server.app import DESCRIPTIONS, ERROR_META_KEY
 from tests.container.conftest import DOCKER, IMAGE, NONROOT, docker
+from tests.stdio_session import mcp_session, structured
 
 pytestmark = pytest.mark.container
 
@@ -188,21 +189,13 @@ def tool_error_code(result: Any) -> str:
     return str(result.meta[ERROR_META_KEY]["code"])
 
 
-def structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
 async def _session(project: Project, errlog: Path, steps: Any) -> Any:
     """Run ``steps(session)`` over stdio through ``docker-compose run --rm -T mcp-orchestration``."""
     params = StdioServerParameters(
         command=COMPOSE, args=project.argv("run", "--rm", "-T", SERVICE)[1:], env=project.env, cwd=ROOT
     )
-    with errlog.open("w") as stderr, anyio.fail_after(60):
-        async with stdio_client(params, errlog=stderr) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            return await steps(session)
+    async with mcp_session(params, errlog, timeout=60) as sdk:
+        return await steps(sdk.session)
 
 
 def session(project: Project, errlog: Path, steps: Any) -> Any:

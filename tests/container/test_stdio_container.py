@@ -32,16 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 
 from mcp_orchestration.trust import keys
 from tests.conftest import SAMPLE_CONFIG
 from tests.container.conftest import DOCKER, HARDENED, IMAGE, NONROOT, docker
-from tests.integration.test_stdio_e2e import PROTOCOL_VERSION, RawServer, _is_jsonrpc_message, running
 from tests.integration.tool_errors import tool_error, wire_error
+from tests.stdio_session import RawServer, mcp_session, running, structured
 
 pytestmark = pytest.mark.container
 
@@ -180,12 +178,6 @@ def _fingerprint_on_host(path: Path) -> str:
     return keys.parse_private_key(path.read_bytes(), None, "test").fingerprint
 
 
-def _structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
 def _snapshot() -> list[dict[str, Any]]:
     listing = json.loads(SNAPSHOT.read_text())
     assert isinstance(listing, list) and len(listing) == 16
@@ -233,92 +225,64 @@ def test_healthcheck_fails_clearly_on_an_empty_volume(volume: str, key: Path, tr
 @pytest.mark.anyio
 async def test_a_whole_mcp_session_through_the_container(store: Store, transcript: Transcript, tmp_path: Path) -> None:
     """The SDK's stdio client drives the image exactly as Claude Desktop would; stdout is JSON-RPC only."""
-    unparsed: list[Exception] = []
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, Exception):  # a stdout line that was not a JSON-RPC message
-            unparsed.append(message)
-
     params = StdioServerParameters(command=DOCKER, args=run_args(store.volume, store.key))
     errlog_path = tmp_path / "serve.stderr"
     where = {"client": CD, "profile": PROFILE}
-    with errlog_path.open("w") as errlog, anyio.fail_after(SESSION_TIMEOUT):
-        async with (
-            stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write, message_handler=on_message) as session,
-        ):
-            initialized = await session.initialize()
-            assert initialized.server_info.name == "mcp-orchestration"
+    async with mcp_session(params, errlog_path, SESSION_TIMEOUT) as sdk:
+        session = sdk.session
+        assert sdk.initialized.server_info.name == "mcp-orchestration"
 
-            tools = (await session.list_tools()).tools
-            listing = [
-                {
-                    "name": t.name,
-                    "description": t.description,
-                    "inputSchema": t.input_schema,
-                    "outputSchema": t.output_schema,
-                }
-                for t in tools
-            ]
-            assert [tool["name"] for tool in listing] == [tool["name"] for tool in _snapshot()]
-            assert listing == _snapshot()  # the image serves exactly the tools this checkout defines
+        tools = (await session.list_tools()).tools
+        listing = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "inputSchema": t.input_schema,
+                "outputSchema": t.output_schema,
+            }
+            for t in tools
+        ]
+        assert [tool["name"] for tool in listing] == [tool["name"] for tool in _snapshot()]
+        assert listing == _snapshot()  # the image serves exactly the tools this checkout defines
 
-            clients = _structured(await session.call_tool("list_clients", {}))
-            assert CD in {client["id"] for client in clients["clients"]}
+        clients = structured(await session.call_tool("list_clients", {}))
+        assert CD in {client["id"] for client in clients["clients"]}
 
-            draft = _structured(await session.call_tool("add_server_to_config", {**where, "server_id": "time"}))
-            assert "time" in draft["config"]["mcpServers"]
+        draft = structured(await session.call_tool("add_server_to_config", {**where, "server_id": "time"}))
+        assert "time" in draft["config"]["mcpServers"]
 
-            report = _structured(await session.call_tool("validate_config", where))
-            assert report["ok"] is True
+        report = structured(await session.call_tool("validate_config", where))
+        assert report["ok"] is True
 
-            published = _structured(await session.call_tool("publish_config", {**where, "changelog": "container"}))
-            assert published["changed"] is True
-            assert published["index_version"] == 2
+        published = structured(await session.call_tool("publish_config", {**where, "changelog": "container"}))
+        assert published["changed"] is True
+        assert published["index_version"] == 2
 
-            config = _structured(await session.call_tool("get_config", where))
-            assert config["artifact"] == published["artifact"]
-            assert config["config"] == draft["config"]
+        config = structured(await session.call_tool("get_config", where))
+        assert config["artifact"] == published["artifact"]
+        assert config["config"] == draft["config"]
 
-            verified = _structured(await session.call_tool("verify_config", where))
-            assert verified["verified"] is True
-            assert verified["artifact"] == published["artifact"]
+        verified = structured(await session.call_tool("verify_config", where))
+        assert verified["verified"] is True
+        assert verified["artifact"] == published["artifact"]
 
-            history = _structured(await session.call_tool("get_config_history", where))
-            assert [(v["artifact"], v["changelog"]) for v in history["versions"]] == [
-                (published["artifact"], "container")
-            ]
+        history = structured(await session.call_tool("get_config_history", where))
+        assert [(v["artifact"], v["changelog"]) for v in history["versions"]] == [(published["artifact"], "container")]
 
     stderr = errlog_path.read_text()
     transcript.record(stderr)
-    assert unparsed == [], unparsed
+    assert sdk.unparsed == [], sdk.unparsed
     _assert_clean_stderr(stderr)
 
 
 def raw_container(args: list[str], stderr_path: Path) -> AbstractContextManager[RawServer]:
-    """``docker run -i`` driven line by line (the e2e test's ``RawServer``); every stdout line is kept."""
+    """``docker run -i`` driven line by line (``tests.stdio_session.RawServer``); every stdout line is kept."""
     return running([DOCKER, *args], stderr_path)
-
-
-def _initialize(server: RawServer) -> None:
-    initialized = server.request(
-        "initialize",
-        {
-            "protocolVersion": PROTOCOL_VERSION,
-            "capabilities": {},
-            "clientInfo": {"name": "container-test", "version": "1"},
-        },
-    )
-    assert initialized["result"]["serverInfo"]["name"] == "mcp-orchestration"
-    server.notify("notifications/initialized")
 
 
 def _close_and_collect(server: RawServer, transcript: Transcript, stderr_path: Path) -> str:
     """Close stdin, read stdout to its end; the container must exit 0. Returns its stderr."""
-    assert server.process.stdin is not None
-    server.process.stdin.close()
-    server.drain()
-    assert server.process.wait(timeout=30) == 0
+    assert server.close() == 0
     stderr = stderr_path.read_text(errors="replace")
     transcript.record(b"".join(server.seen), stderr)
     return stderr
@@ -330,7 +294,7 @@ def test_stdout_carries_only_json_rpc_and_the_container_exits_on_eof(
     """Byte for byte: every line on the container's stdout is one JSON-RPC 2.0 message; EOF ends it with 0."""
     stderr_path = tmp_path / "raw.stderr"
     with raw_container(run_args(store.volume, store.key), stderr_path) as server:
-        _initialize(server)
+        server.initialize("container-test")
         listed = server.request("tools/list")
         assert len(listed["result"]["tools"]) == 16
         added = server.call("add_server_to_config", {"client": CD, "profile": PROFILE, "server_id": "memory"})
@@ -338,10 +302,7 @@ def test_stdout_carries_only_json_rpc_and_the_container_exits_on_eof(
         assert wire_error(server.call("get_config", {"client": "../x", "profile": PROFILE}))["code"] == "invalid_id"
         assert server.request("ping").get("result") == {}
         stderr = _close_and_collect(server, transcript, stderr_path)
-    assert server.seen
-    for line in server.seen:
-        assert line.endswith(b"\n")
-        assert _is_jsonrpc_message(json.loads(line)), line[:300]
+    server.assert_stdout_is_only_jsonrpc()
     _assert_clean_stderr(stderr)
 
 
@@ -359,18 +320,17 @@ async def test_without_the_key_reads_work_and_writes_answer_key_unavailable(
     params = StdioServerParameters(command=DOCKER, args=run_args(store.volume, None, pin=store.fingerprint))
     errlog_path = tmp_path / "readonly.stderr"
     where = {"client": CD, "profile": PROFILE}
-    with errlog_path.open("w") as errlog, anyio.fail_after(SESSION_TIMEOUT):
-        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
-            await session.initialize()
-            config = _structured(await session.call_tool("get_config", where))
-            assert config["config"] == SAMPLE_CONFIG
-            assert _structured(await session.call_tool("verify_config", where))["verified"] is True
-            trust = _structured(await session.call_tool("get_trust_info", {}))
-            assert store.fingerprint in json.dumps(trust)
+    async with mcp_session(params, errlog_path, SESSION_TIMEOUT) as sdk:
+        session = sdk.session
+        config = structured(await session.call_tool("get_config", where))
+        assert config["config"] == SAMPLE_CONFIG
+        assert structured(await session.call_tool("verify_config", where))["verified"] is True
+        trust = structured(await session.call_tool("get_trust_info", {}))
+        assert store.fingerprint in json.dumps(trust)
 
-            refused = await session.call_tool("add_server_to_config", {**where, "server_id": "time"})
-            assert tool_error(refused)["code"] == "key_unavailable"
-            assert (await session.call_tool("list_clients", {})).is_error is False  # still serving
+        refused = await session.call_tool("add_server_to_config", {**where, "server_id": "time"})
+        assert tool_error(refused)["code"] == "key_unavailable"
+        assert (await session.call_tool("list_clients", {})).is_error is False  # still serving
 
     stderr = errlog_path.read_text()
     transcript.record(stderr)
@@ -550,7 +510,7 @@ def test_serving_a_session_compiles_no_python_source(store: Store, transcript: T
     args = run_args(store.volume, store.key, "-v", "-m", "mcp_orchestration", "serve", entrypoint="/venv/bin/python")
     where = {"client": CD, "profile": PROFILE}
     with raw_container(args, stderr_path) as server:
-        _initialize(server)
+        server.initialize("container-test")
         server.request("tools/list")
         server.call("add_server_to_config", {**where, "server_id": "time"})
         for tool in ("view_draft_config", "diff_config", "validate_config", "publish_config", "get_config"):
@@ -606,7 +566,7 @@ def test_the_claude_config_snippet_runs_the_server(store: Store, transcript: Tra
 
     stderr_path = tmp_path / "snippet.stderr"
     with raw_container(args, stderr_path) as server:
-        _initialize(server)
+        server.initialize("container-test")
         clients = server.call("list_clients", {})
         assert clients.get("isError") is not True, clients
         stderr = _close_and_collect(server, transcript, stderr_path)

@@ -96,7 +96,7 @@ def _cli(argv: list[str]) -> int:
             _say("locked")
             yield
 
-    Repository.write_lock = announced_lock  # type: ignore[method-assign]
+    Repository.write_lock = announced_lock  # type: ignore[method-assign, assignment]
     _say("ready")
     if not sys.stdin.readline():
         return 1  # the parent went away without saying go

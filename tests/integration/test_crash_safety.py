@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,13 @@ VERSION_BEFORE_ROTATION = 3  # init, then two publishes
 
 class SimulatedCrash(BaseException):
     """Stands for the process dying at this point: nothing in the product catches it."""
+
+
+def accepted_version(index: Repository) -> int:
+    """The index version the rollback guard has accepted (the store is initialised)."""
+    guard = index.guard()
+    assert guard is not None, "no rollback guard: the store is not initialised"
+    return guard.index_version
 
 
 def storage_temps(home: Path) -> set[Path]:
@@ -201,7 +209,7 @@ class RotationSetup:
             return NOT_STARTED
         if head.keyid == self.old:
             return HISTORY_ONLY
-        if index.guard().index_version < head.head.version:
+        if accepted_version(index) < head.head.version:
             return HEAD_NOT_ACCEPTED
         return COMPLETE
 
@@ -380,62 +388,47 @@ def crash_before_head_is_renamed_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fsutil.WriteBatch, "commit", commit)
 
 
-def _rotate_and_crash(rotation: RotationSetup, run: Any, home: Path) -> None:
-    with pytest.raises(SimulatedCrash):
-        run(*rotation.rotate_argv(home))
-
-
-def test_rotation_interrupted_after_history_write_still_verifies(
-    rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = rotation.fresh_store(tmp_path / "store")
+def crash_before_resigning(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Die after the new key history is written, before the index is re-signed by the new key."""
 
     def resign(*args: object) -> None:
         raise SimulatedCrash("died before re-signing the index")
 
     monkeypatch.setattr(Repository, "resign", resign)
-    _rotate_and_crash(rotation, run, home)
-    monkeypatch.undo()
-
-    assert rotation.state(home) == HISTORY_ONLY
-    rotation.assert_rotation_finishes(run, home, HISTORY_ONLY)
 
 
-def test_rotation_interrupted_while_writing_key_history_leaves_the_old_key_in_charge(
-    rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = rotation.fresh_store(tmp_path / "store")
+def crash_while_writing_key_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Die half-way through writing the key history entry that names the new key."""
     crash_on_write(monkeypatch, keyhistory_module, "00000002.json", partial=True)
-    _rotate_and_crash(rotation, run, home)
-    monkeypatch.undo()
-
-    assert rotation.state(home) == NOT_STARTED
-    rotation.assert_rotation_finishes(run, home, NOT_STARTED)
 
 
-def test_rotation_interrupted_before_new_head_is_current_still_verifies(
-    rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("crash", "left"),
+    [
+        pytest.param(crash_while_writing_key_history, NOT_STARTED, id="while-writing-key-history"),
+        pytest.param(crash_before_resigning, HISTORY_ONLY, id="after-history-before-resign"),
+        pytest.param(crash_before_head_is_renamed_in, HISTORY_ONLY, id="before-new-head-is-current"),
+        pytest.param(crash_on_accepted_counter, HEAD_NOT_ACCEPTED, id="after-new-head-before-accepted-version"),
+    ],
+)
+def test_rotation_interrupted_at_a_crash_point_verifies_and_a_rerun_completes_it(
+    crash: Callable[[pytest.MonkeyPatch], None],
+    left: str,
+    rotation: RotationSetup,
+    run: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Wherever ``keys rotate`` dies, the store is in one named state, verifies, and a rerun finishes the job."""
     home = rotation.fresh_store(tmp_path / "store")
-    crash_before_head_is_renamed_in(monkeypatch)
-    _rotate_and_crash(rotation, run, home)
+    crash(monkeypatch)
+    with pytest.raises(SimulatedCrash):
+        run(*rotation.rotate_argv(home))
     monkeypatch.undo()
 
-    assert rotation.state(home) == HISTORY_ONLY
-    rotation.assert_rotation_finishes(run, home, HISTORY_ONLY)
-
-
-def test_rotation_interrupted_after_new_head_before_accepted_version_counts_as_done(
-    rotation: RotationSetup, run: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    home = rotation.fresh_store(tmp_path / "store")
-    crash_on_accepted_counter(monkeypatch)
-    _rotate_and_crash(rotation, run, home)
-    monkeypatch.undo()
-
-    assert rotation.state(home) == HEAD_NOT_ACCEPTED
-    rotation.assert_rotation_finishes(run, home, HEAD_NOT_ACCEPTED)
-    assert Repository(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert rotation.state(home) == left
+    rotation.assert_rotation_finishes(run, home, left)
+    assert accepted_version(Repository(home / "storage")) == VERSION_BEFORE_ROTATION + 2
 
 
 def test_publish_interrupted_before_head_write_keeps_the_previous_version_and_leaves_no_gap(
@@ -478,5 +471,5 @@ def test_publish_interrupted_after_head_write_is_durable_and_the_next_version_fo
     result = run_process(*following, env=child_env(home))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["index_version"] == VERSION_BEFORE_ROTATION + 2
-    assert Repository(home / "storage").guard().index_version == VERSION_BEFORE_ROTATION + 2
+    assert accepted_version(Repository(home / "storage")) == VERSION_BEFORE_ROTATION + 2
     assert verify_deep(run, home)["heads_checked"] == VERSION_BEFORE_ROTATION + 2

@@ -35,12 +35,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_settings
+from mcp_orchestration.core import fsutil
 from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
 from mcp_orchestration.security.secret_rules import MASK
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import key_sources, keys
 from mcp_orchestration.trust.key_sources import KeySpec
-from mcp_orchestration.trust.signer import PublicKey
+from mcp_orchestration.trust.signer import PublicKey, Signer
 
 MIN_LINE = 16  # shorter PEM lines carry too little to matter (the redactor's threshold too)
 WINDOW = 24  # a partial leak: any 24 characters of an encoding of the seed
@@ -271,12 +272,15 @@ def _pkcs8(private: Any, passphrase: bytes | None = None) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(passphrase) if passphrase else serialization.NoEncryption()
     )
-    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    pem: bytes = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return pem
 
 
 def _openssh(private: Any) -> bytes:
-    return private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    return bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
     )
 
 
@@ -384,7 +388,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
     # The PEM goes into a payload's env values and into changelogs: every publish refuses it, and a store
     # that already holds it (written by an earlier release, see legacy_publish) only ever shows it masked.
-    payload = {"mcpServers": {"fs": {"command": "npx", "env": {"SIGNING_KEY": pem_a, "OTHER": pem_b_plain}}}}
+    payload: dict[str, Any] = {
+        "mcpServers": {"fs": {"command": "npx", "env": {"SIGNING_KEY": pem_a, "OTHER": pem_b_plain}}}
+    }
     artifact = hashlib.sha256(rfc8785.dumps(payload)).hexdigest()
     payload_v = json.dumps({**payload, "variant": "{v}"})
     clean_v = json.dumps({"mcpServers": {"fs": {"command": "npx"}}, "variant": "{v}"})
@@ -854,7 +860,7 @@ def test_signing_key_never_shows_itself(tmp_path: Path) -> None:
     passphrase = f"pass-{os.urandom(8).hex()}"
     canaries.add_text("passphrase", passphrase)
     pass_file = _write(tmp_path / "pass", passphrase)
-    loaded: list[keys.SigningKey] = []
+    loaded: list[Signer] = []
     for name, fmt, secret in (("plain", "pkcs8", None), ("enc", "pkcs8", pass_file), ("ssh", "openssh", None)):
         private = ed25519.Ed25519PrivateKey.generate()
         data = _openssh(private) if fmt == "openssh" else _pkcs8(private, passphrase.encode() if secret else None)
@@ -904,7 +910,7 @@ def test_key_errors_never_carry_the_secret(tmp_path: Path, monkeypatch: pytest.M
     truncated = _write(tmp_path / "truncated.pem", a.read_bytes()[:60])
     unreadable = _write(tmp_path / "unreadable.pem", a.read_bytes(), 0o000)
     if IS_ROOT:  # root reads mode-000 files; make the read fail as it would for uid 65532
-        real_read = keys.read_named_file
+        real_read = fsutil.read_named_file
 
         def read_named_file(path: Path, limit: int) -> bytes:
             if Path(path) == unreadable:

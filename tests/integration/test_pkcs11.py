@@ -31,7 +31,7 @@ from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
 from mcp_orchestration.trust.signer import Signer
-from tests.conftest import SAMPLE_CONFIG, write_key
+from tests.conftest import SAMPLE_CONFIG, Run, write_key
 
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_SOFTHSM"
 MODULE_CANDIDATES = (
@@ -178,8 +178,8 @@ def test_init_publish_and_verify_with_a_token_key(run, token: Token, config_file
 
 
 def test_rotation_from_a_file_key_to_a_token_key_and_back(
-    run, token: Token, tmp_path: Path, home: Path, config_file: Path
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, token: Token, tmp_path: Path, home: Path, config_file: Path
+) -> None:
     first, last = tmp_path / "first_key", tmp_path / "last_key"
     write_key(first)
     last_key = write_key(last)

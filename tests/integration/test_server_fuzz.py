@@ -148,10 +148,10 @@ TRAVERSAL = (
     "F" * 64,
     "g" * 64,
 )
-TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=120)
+TEXT = st.text(alphabet=st.characters(codec="utf-8"), max_size=120)
 HUGE = st.builds(
     lambda unit, count: unit * count,
-    st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=4),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=4),
     st.integers(min_value=20_000, max_value=150_000),
 )
 SCALARS = st.one_of(
@@ -372,7 +372,8 @@ class Harness:
 
     async def _call(self, tool: str, args: dict[str, Any]) -> CallToolResult:
         with anyio.fail_after(CALL_LIMIT_SECONDS):
-            return await self.client.call_tool(tool, args)
+            result: CallToolResult = await self.client.call_tool(tool, args)
+            return result
 
     def call(self, tool: str, args: dict[str, Any]) -> CallToolResult:
         """Call a tool and check every invariant of its result."""
@@ -380,7 +381,7 @@ class Harness:
         shown = _describe(tool, args)
         self.canaries.plant(args, shown)
         try:
-            result = self.portal.call(self._call, tool, args)
+            result: CallToolResult = self.portal.call(self._call, tool, args)
         except Exception as exc:  # the invariant: nothing escapes to the client
             pytest.fail(f"{shown} raised {type(exc).__name__}: {str(exc)[:500]}")
         text = "\n".join(getattr(block, "text", "") for block in result.content)
@@ -423,9 +424,9 @@ def _store_still_verifies(harness: Harness) -> Iterator[None]:
     published = harness.call("publish_config", {"client": client, "profile": profile, "changelog": "after fuzz"})
     assert not published.is_error, published.structured_content
     got = harness.call("get_config", {"client": client, "profile": profile})
-    assert got.structured_content["artifact"] == published.structured_content["artifact"]  # type: ignore[index]
+    assert got.structured_content["artifact"] == published.structured_content["artifact"]
     verified = harness.call("verify_config", {"client": client, "profile": profile})
-    assert verified.structured_content["verified"] is True  # type: ignore[index]
+    assert verified.structured_content["verified"] is True
 
 
 # -- tests -------------------------------------------------------------------------------------------

@@ -943,7 +943,7 @@ async def test_every_env_value_in_every_output_is_masked_or_a_placeholder(app: A
 
 
 async def test_an_unexpected_exception_is_a_generic_error_without_details(
-    app: App, caplog: pytest.LogCaptureFixture
+    app: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     token = _fake_token()
     tools = ConfigTools(app)
@@ -951,7 +951,7 @@ async def test_an_unexpected_exception_is_a_generic_error_without_details(
     def explode() -> dict[str, Any]:
         raise RuntimeError(f"unexpected failure holding {token}")
 
-    tools.list_clients = explode  # type: ignore[method-assign]
+    monkeypatch.setattr(tools, "list_clients", explode)
     async with connect(tools) as client:
         result = await client.call_tool("list_clients", {})
         # The server keeps serving afterwards.
@@ -965,13 +965,13 @@ async def test_an_unexpected_exception_is_a_generic_error_without_details(
     assert any("Unexpected error in a tool call" in record.getMessage() for record in caplog.records)
 
 
-async def test_an_unexpected_exception_has_the_internal_code(app: App) -> None:
+async def test_an_unexpected_exception_has_the_internal_code(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     tools = ConfigTools(app)
 
     def explode() -> dict[str, Any]:
         raise RuntimeError("boom")
 
-    tools.list_clients = explode  # type: ignore[method-assign]
+    monkeypatch.setattr(tools, "list_clients", explode)
     async with connect(tools) as client:
         await fails(client, "list_clients", "internal")
 
@@ -982,11 +982,11 @@ async def test_a_slow_call_is_cut_off_with_a_limit_error(app: App, monkeypatch: 
     release = threading.Event()
     original = tools.list_clients
 
-    def slow() -> dict[str, Any]:
+    def slow() -> object:
         release.wait(1.0)
         return original()
 
-    tools.list_clients = slow  # type: ignore[method-assign]
+    monkeypatch.setattr(tools, "list_clients", slow)
     try:
         async with connect(tools) as client:
             started = time.monotonic()
@@ -1081,7 +1081,7 @@ async def test_concurrent_edits_of_one_draft_lose_nothing(app: App) -> None:
             barrier.wait()
         return original_get(client, profile, key)
 
-    tools.drafts.get = get_in_step  # type: ignore[method-assign]
+    tools.drafts.get = get_in_step  # type: ignore[method-assign, assignment]
     async with connect(tools) as client:
         async with anyio.create_task_group() as group:
             for server_id in ("time", "memory"):

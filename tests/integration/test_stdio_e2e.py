@@ -19,31 +19,23 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
-from mcp import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.stdio import StdioServerParameters
 
 from mcp_orchestration.app.settings import ENV_PREFIX
 from mcp_orchestration.server.app import DESCRIPTIONS
 from tests.conftest import run_process, write_key
 from tests.integration.tool_errors import tool_error, wire_error
+from tests.stdio_session import RawServer, mcp_session, running, structured
 
 CD = "claude-desktop"
 PROFILE = "e2e"
-PROTOCOL_VERSION = "2025-11-25"
-RESPONSE_TIMEOUT = 15.0
 MEGABYTE = 1 << 20
 
 
@@ -89,72 +81,56 @@ def verify_deep(store: Store) -> dict[str, Any]:
     return report
 
 
-def _structured(result: Any) -> dict[str, Any]:
-    assert not result.is_error, result.content
-    assert isinstance(result.structured_content, dict)
-    return result.structured_content
-
-
 # -- the SDK's stdio client --------------------------------------------------------------------
 
 
 @pytest.mark.anyio
 async def test_the_whole_flow_over_stdio(store: Store, tmp_path: Path) -> None:
-    unparsed: list[Exception] = []
-
-    async def on_message(message: Any) -> None:
-        if isinstance(message, Exception):
-            unparsed.append(message)
-
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "mcp_orchestration", "serve"], env=store.env, cwd=tmp_path
     )
     stderr_file = tmp_path / "serve.stderr"
-    with stderr_file.open("w") as errlog, anyio.fail_after(60):
-        async with (
-            stdio_client(params, errlog=errlog) as (read, write),
-            ClientSession(read, write, message_handler=on_message) as session,
-        ):
-            initialized = await session.initialize()
-            assert initialized.server_info.name == "mcp-orchestration"
+    async with mcp_session(params, stderr_file) as sdk:
+        session = sdk.session
+        assert sdk.initialized.server_info.name == "mcp-orchestration"
 
-            tools = (await session.list_tools()).tools
-            assert sorted(tool.name for tool in tools) == sorted(DESCRIPTIONS)
+        tools = (await session.list_tools()).tools
+        assert sorted(tool.name for tool in tools) == sorted(DESCRIPTIONS)
 
-            draft = _structured(
-                await session.call_tool(
-                    "add_server_to_config",
-                    {"client": CD, "profile": PROFILE, "server_id": "time", "parameters": {"local_timezone": "UTC"}},
-                )
+        draft = structured(
+            await session.call_tool(
+                "add_server_to_config",
+                {"client": CD, "profile": PROFILE, "server_id": "time", "parameters": {"local_timezone": "UTC"}},
             )
-            assert draft["config"]["mcpServers"]["time"]["args"] == ["mcp-server-time", "--local-timezone=UTC"]
+        )
+        assert draft["config"]["mcpServers"]["time"]["args"] == ["mcp-server-time", "--local-timezone=UTC"]
 
-            report = _structured(await session.call_tool("validate_config", {"client": CD, "profile": PROFILE}))
-            assert report["ok"] is True
+        report = structured(await session.call_tool("validate_config", {"client": CD, "profile": PROFILE}))
+        assert report["ok"] is True
 
-            published = _structured(
-                await session.call_tool("publish_config", {"client": CD, "profile": PROFILE, "changelog": "e2e"})
-            )
-            assert published["changed"] is True
-            assert published["index_version"] == 2
+        published = structured(
+            await session.call_tool("publish_config", {"client": CD, "profile": PROFILE, "changelog": "e2e"})
+        )
+        assert published["changed"] is True
+        assert published["index_version"] == 2
 
-            config = _structured(await session.call_tool("get_config", {"client": CD, "profile": PROFILE}))
-            assert config["artifact"] == published["artifact"]
-            assert config["config"] == draft["config"]
+        config = structured(await session.call_tool("get_config", {"client": CD, "profile": PROFILE}))
+        assert config["artifact"] == published["artifact"]
+        assert config["config"] == draft["config"]
 
-            verified = _structured(await session.call_tool("verify_config", {"client": CD, "profile": PROFILE}))
-            assert verified["verified"] is True
-            assert verified["artifact"] == published["artifact"]
+        verified = structured(await session.call_tool("verify_config", {"client": CD, "profile": PROFILE}))
+        assert verified["verified"] is True
+        assert verified["artifact"] == published["artifact"]
 
-            history = _structured(await session.call_tool("get_config_history", {"client": CD, "profile": PROFILE}))
-            assert [(v["artifact"], v["changelog"]) for v in history["versions"]] == [(published["artifact"], "e2e")]
+        history = structured(await session.call_tool("get_config_history", {"client": CD, "profile": PROFILE}))
+        assert [(v["artifact"], v["changelog"]) for v in history["versions"]] == [(published["artifact"], "e2e")]
 
-            # A tool error travels as a result with its code, and the session goes on.
-            missing = await session.call_tool("get_config", {"client": CD, "profile": "missing"})
-            assert tool_error(missing)["code"] == "not_found"
-            assert (await session.call_tool("list_clients", {})).is_error is False
+        # A tool error travels as a result with its code, and the session goes on.
+        missing = await session.call_tool("get_config", {"client": CD, "profile": "missing"})
+        assert tool_error(missing)["code"] == "not_found"
+        assert (await session.call_tool("list_clients", {})).is_error is False
 
-    assert unparsed == []  # every stdout line was a JSON-RPC message
+    assert sdk.unparsed == []  # every stdout line was a JSON-RPC message
     stderr = stderr_file.read_text()
     assert "Traceback" not in stderr
     assert verify_deep(store)["index_version"] == 2
@@ -163,123 +139,11 @@ async def test_the_whole_flow_over_stdio(store: Store, tmp_path: Path) -> None:
 # -- a hand-written client: every stdout line, and malformed input ---------------------------
 
 
-@dataclass
-class RawServer:
-    """``serve`` driven line by line; every stdout line is kept."""
-
-    process: subprocess.Popen[bytes]
-    lines: queue.Queue[bytes | None] = field(default_factory=queue.Queue)
-    seen: list[bytes] = field(default_factory=list)
-    next_id: int = 1
-
-    def start_reader(self) -> None:
-        def read() -> None:
-            assert self.process.stdout is not None
-            for line in self.process.stdout:
-                self.lines.put(line)
-            self.lines.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-
-    def send_line(self, data: bytes) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(data + b"\n")
-        self.process.stdin.flush()
-
-    def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send_line(json.dumps(message).encode())
-
-    def request(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send a request and return its response (other messages read meanwhile are kept too)."""
-        self.next_id += 1
-        request_id = self.next_id
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send_line(json.dumps(message).encode())
-        return self.response(request_id)
-
-    def response(self, request_id: object) -> dict[str, Any]:
-        deadline = time.monotonic() + RESPONSE_TIMEOUT
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no response to request {request_id!r} within {RESPONSE_TIMEOUT} s")
-            try:
-                line = self.lines.get(timeout=remaining)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise AssertionError(f"the server closed stdout before answering {request_id!r}")
-            self.seen.append(line)
-            message = json.loads(line)
-            if isinstance(message, dict) and message.get("id") == request_id and "method" not in message:
-                return message
-
-    def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        response = self.request("tools/call", {"name": name, "arguments": arguments})
-        assert "result" in response, response
-        result = response["result"]
-        assert isinstance(result, dict)
-        return result
-
-    def drain(self) -> None:
-        """Collect what is left on stdout after stdin was closed."""
-        while True:
-            try:
-                line = self.lines.get(timeout=RESPONSE_TIMEOUT)
-            except queue.Empty:
-                raise AssertionError("stdout did not close after stdin was closed") from None
-            if line is None:
-                return
-            self.seen.append(line)
-
-
-@contextmanager
-def running(argv: list[str], stderr_path: Path, **popen: Any) -> Iterator[RawServer]:
-    """A server process driven line by line; killed and reaped afterwards.
-
-    stderr goes to a file: a pipe nobody reads could fill up and stall the server.
-    """
-    with stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, **popen)
-        server = RawServer(process)
-        server.start_reader()
-        try:
-            yield server
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=30)
-            for pipe in (process.stdin, process.stdout):
-                if pipe is not None:
-                    pipe.close()
-
-
 @pytest.fixture
 def raw_server(store: Store, tmp_path: Path) -> Iterator[RawServer]:
     argv = [sys.executable, "-m", "mcp_orchestration", "serve"]
     with running(argv, tmp_path / "raw.stderr", env=store.env, cwd=tmp_path) as server:
         yield server
-
-
-def _is_jsonrpc_message(message: object) -> bool:
-    """A JSON-RPC 2.0 request, notification, result or error."""
-    if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
-        return False
-    if "method" in message:
-        return isinstance(message["method"], str) and set(message) <= {"jsonrpc", "id", "method", "params"}
-    if "id" not in message or not isinstance(message["id"], str | int | type(None)):
-        return False
-    if ("result" in message) == ("error" in message):
-        return False
-    if "error" in message:
-        error = message["error"]
-        return isinstance(error, dict) and isinstance(error.get("code"), int) and isinstance(error.get("message"), str)
-    return isinstance(message["result"], dict) and set(message) == {"jsonrpc", "id", "result"}
 
 
 MALFORMED: dict[str, bytes] = {
@@ -330,12 +194,7 @@ MALFORMED: dict[str, bytes] = {
 def test_stdout_carries_only_json_rpc_and_malformed_lines_do_no_harm(
     store: Store, raw_server: RawServer, tmp_path: Path
 ) -> None:
-    initialized = raw_server.request(
-        "initialize",
-        {"protocolVersion": PROTOCOL_VERSION, "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "1"}},
-    )
-    assert initialized["result"]["serverInfo"]["name"] == "mcp-orchestration"
-    raw_server.notify("notifications/initialized")
+    raw_server.initialize("raw-test")
 
     listed = raw_server.request("tools/list")
     assert sorted(tool["name"] for tool in listed["result"]["tools"]) == sorted(DESCRIPTIONS)
@@ -360,16 +219,9 @@ def test_stdout_carries_only_json_rpc_and_malformed_lines_do_no_harm(
     assert len(history["structuredContent"]["versions"]) == 1  # the 1 MB changelog published nothing
 
     # Closing stdin ends the server cleanly.
-    assert raw_server.process.stdin is not None
-    raw_server.process.stdin.close()
-    raw_server.drain()
-    assert raw_server.process.wait(timeout=30) == 0
+    assert raw_server.close() == 0
 
-    assert raw_server.seen
-    for line in raw_server.seen:
-        assert line.endswith(b"\n")
-        message = json.loads(line)  # every line is one JSON document...
-        assert _is_jsonrpc_message(message), line[:300]  # ...and a JSON-RPC 2.0 message
+    raw_server.assert_stdout_is_only_jsonrpc()
     # Nothing the server wrote to stderr is a crash, and the key never appears anywhere.
     stderr = (tmp_path / "raw.stderr").read_bytes()
     assert b"Traceback" not in stderr

@@ -20,7 +20,7 @@ from mcp_orchestration.server.app import build_server
 from mcp_orchestration.server.registry import TOOLS
 from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.repository import Repository
-from mcp_orchestration.trust import keys
+from mcp_orchestration.trust import key_sources
 from tests.conftest import write_key
 from tests.integration.test_server_tools import CD, PROFILE, _app, connect, fails, ok, publish
 
@@ -94,7 +94,7 @@ async def test_after_a_rotation_exactly_the_writing_tools_refuse(home: Path, key
         await ok(client, "add_server_to_config", client=CD, profile=PROFILE, server_id="memory")
         rotation.rotate(
             Repository(app.settings.storage_dir),
-            keys.load_signing_key(app.settings.signing_key),
+            key_sources.load_signing_key(app.settings.signing_key),
             write_key(tmp_path / "signing_key_next"),
         )
         for spec in TOOLS:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,8 @@ from mcp_orchestration.store.model import Entry, tree_to_json
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import dsse, key_sources, keys
 from mcp_orchestration.trust.metadata import Head
-from tests.conftest import Result, write_key
+from mcp_orchestration.trust.signer import Signer
+from tests.conftest import Result, Run, write_key
 
 CLIENT, PROFILE = "claude-desktop", "default"
 WHICH = ("--client", CLIENT, "--profile", PROFILE)
@@ -41,7 +43,7 @@ def _code(result: Result) -> str:
     return code
 
 
-def _publish(run, home: Path, key_file: Path, payload: dict[str, object], *extra: str) -> Result:  # type: ignore[no-untyped-def]
+def _publish(run: Run, home: Path, key_file: Path, payload: dict[str, Any], *extra: str) -> Result:
     source = home.parent / "payload.json"
     source.write_text(json.dumps(payload))
     result: Result = run(
@@ -66,7 +68,7 @@ def fresh_host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def replaced(run, initialised: Path, key_file: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def replaced(run: Run, initialised: Path, key_file: Path, tmp_path: Path) -> Path:
     """The real store, published once, then swapped for the attacker's store with an evil config."""
     assert _publish(run, initialised, key_file, GOOD).status == 0
     attacker_home, attacker_key = tmp_path / "attacker", tmp_path / "attacker_key"
@@ -92,8 +94,8 @@ def replaced(run, initialised: Path, key_file: Path, tmp_path: Path) -> Path:  #
         ("deploy", *WHICH, "--config-path", "{tmp}/client.json"),
     ],
 )
-def test_a_replaced_store_is_refused_by_every_reader_on_a_host_that_pinned_the_root(  # type: ignore[no-untyped-def]
-    run, replaced: Path, tmp_path: Path, argv: tuple[str, ...]
+def test_a_replaced_store_is_refused_by_every_reader_on_a_host_that_pinned_the_root(
+    run: Run, replaced: Path, tmp_path: Path, argv: tuple[str, ...]
 ) -> None:
     result = run(*(part.replace("{tmp}", str(tmp_path)) for part in argv), "--json")
     assert _code(result) == "key_untrusted" and result.status == ExitCode.KEY
@@ -101,12 +103,12 @@ def test_a_replaced_store_is_refused_by_every_reader_on_a_host_that_pinned_the_r
     assert not (tmp_path / "client.json").exists() and not (tmp_path / "backup.tar").exists()
 
 
-def test_healthcheck_is_unhealthy_on_a_replaced_store(run, replaced: Path) -> None:  # type: ignore[no-untyped-def]
+def test_healthcheck_is_unhealthy_on_a_replaced_store(run: Run, replaced: Path) -> None:
     result = run("healthcheck")
     assert result.status == 1 and "unhealthy [key_untrusted]" in result.stderr
 
 
-def test_a_server_with_the_real_key_serves_nothing_from_a_replaced_store_even_on_a_fresh_host(  # type: ignore[no-untyped-def]
+def test_a_server_with_the_real_key_serves_nothing_from_a_replaced_store_even_on_a_fresh_host(
     replaced: Path, key_file: Path, fresh_host: Path
 ) -> None:
     app = App(load_settings(home=replaced, key_file=key_file))
@@ -122,8 +124,8 @@ def test_a_server_with_the_real_key_serves_nothing_from_a_replaced_store_even_on
             call()
 
 
-def test_a_host_without_a_pin_reads_nothing_until_the_root_is_stated(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_host_without_a_pin_reads_nothing_until_the_root_is_stated(
+    run: Run, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert _publish(run, initialised, key_file, GOOD).status == 0
     monkeypatch.setenv("MCP_ORCHESTRATION_HOST_STATE", str(tmp_path / "fresh-host" / "host-state.json"))
@@ -153,8 +155,8 @@ def _rewind(storage: Path, head: bytes, version: int, history_versions: int = 1)
     (storage / "index" / "verified").unlink(missing_ok=True)
 
 
-def test_a_rollback_is_refused_and_a_fork_built_on_it_is_caught(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_rollback_is_refused_and_a_fork_built_on_it_is_caught(
+    run: Run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     storage = initialised / "storage"
     assert _publish(run, initialised, key_file, GOOD).status == 0  # version 2
@@ -186,8 +188,8 @@ def test_a_rollback_is_refused_and_a_fork_built_on_it_is_caught(  # type: ignore
             assert _code(run(*argv, "--expect-key", root, "--json")) == "fork"
 
 
-def test_a_fork_further_up_the_chain_is_found_by_walking_back(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_a_fork_further_up_the_chain_is_found_by_walking_back(
+    run: Run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     storage = initialised / "storage"
     assert _publish(run, initialised, key_file, GOOD).status == 0  # 2
@@ -208,7 +210,7 @@ def test_a_fork_further_up_the_chain_is_found_by_walking_back(  # type: ignore[n
 
 def _forge(
     index: Repository,
-    key: keys.SigningKey,
+    key: Signer,
     version: int,
     previous: str | None,
     payload: object,
@@ -231,7 +233,7 @@ def _forge(
 
 
 @pytest.fixture
-def rotated(run, initialised: Path, key_file: Path, next_key_file: Path) -> Path:  # type: ignore[no-untyped-def]
+def rotated(run: Run, initialised: Path, key_file: Path, next_key_file: Path) -> Path:
     """Key 1 signed versions 1-2 and was retired; key 2 re-signed (3) and published (4)."""
     assert _publish(run, initialised, key_file, GOOD).status == 0
     assert run("keys", "rotate", "--key-file", str(key_file), "--new-key-file", str(next_key_file)).status == 0
@@ -240,8 +242,8 @@ def rotated(run, initialised: Path, key_file: Path, next_key_file: Path) -> Path
 
 
 @pytest.mark.parametrize("version", [1, 2])
-def test_a_stolen_retired_key_cannot_forge_a_head_in_its_range(  # type: ignore[no-untyped-def]
-    run, rotated: Path, key_file: Path, tmp_path: Path, fresh_host: Path, version: int
+def test_a_stolen_retired_key_cannot_forge_a_head_in_its_range(
+    run: Run, rotated: Path, key_file: Path, tmp_path: Path, fresh_host: Path, version: int
 ) -> None:
     storage = rotated / "storage"
     index = Repository(storage)
@@ -280,7 +282,7 @@ def test_rotation_records_the_retiring_keys_last_head(rotated: Path) -> None:
     assert retired.last_head == head.head_id
 
 
-def test_a_forged_head_at_the_retired_keys_last_version_is_refused_by_the_verifier(  # type: ignore[no-untyped-def]
+def test_a_forged_head_at_the_retired_keys_last_version_is_refused_by_the_verifier(
     rotated: Path, key_file: Path
 ) -> None:
     index = Repository(rotated / "storage")
@@ -310,7 +312,7 @@ def legacy(home: Path) -> Path:
     return home
 
 
-def test_a_store_written_by_release_0_1_0_still_verifies_and_reads(run, legacy: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_written_by_release_0_1_0_still_verifies_and_reads(run: Run, legacy: Path) -> None:
     root = (FIXTURE / "ROOT").read_text().strip()
     report = json.loads(run("verify", "--deep", "--expect-key", root, "--json").stdout)
     assert (report["index_version"], report["key_history_version"], report["profiles"]) == (7, 4, 2)
@@ -326,9 +328,7 @@ def test_a_store_written_by_release_0_1_0_still_verifies_and_reads(run, legacy: 
     ]
 
 
-def test_the_deploy_state_of_release_0_1_0_becomes_the_host_state(  # type: ignore[no-untyped-def]
-    run, legacy: Path, tmp_path: Path
-) -> None:
+def test_the_deploy_state_of_release_0_1_0_becomes_the_host_state(run: Run, legacy: Path, tmp_path: Path) -> None:
     state = json.loads((FIXTURE / "deploy-state.json").read_text())
     (name, record), *_ = state["stores"].items()
     root = name.split(" ")[0]
@@ -341,8 +341,8 @@ def test_the_deploy_state_of_release_0_1_0_becomes_the_host_state(  # type: igno
     assert (shown["root"], shown["index_version"]) == (root, 7)
 
 
-def test_a_host_state_that_cannot_be_written_is_read_only_not_fatal(  # type: ignore[no-untyped-def]
-    run, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_host_state_that_cannot_be_written_is_read_only_not_fatal(
+    run: Run, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A container's root is read-only: init, publish, restore and reads work, anchored by the key or the pin."""
     blocker = tmp_path / "not-a-directory"
@@ -363,8 +363,8 @@ def test_a_host_state_that_cannot_be_written_is_read_only_not_fatal(  # type: ig
 # -- found by the red-team pass ---------------------------------------------------------------------
 
 
-def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_that_saw_the_real_one(  # type: ignore[no-untyped-def]
-    run, rotated: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_that_saw_the_real_one(
+    run: Run, rotated: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     storage = rotated / "storage"
     root = _fingerprint(key_file)
@@ -402,8 +402,8 @@ def test_a_key_history_rewritten_with_a_stolen_retired_key_is_refused_by_a_host_
     assert run("get", *WHICH).status == 0
 
 
-def test_a_rollback_of_one_version_is_found_by_verify_deep_on_a_fresh_host(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, fresh_host: Path
+def test_a_rollback_of_one_version_is_found_by_verify_deep_on_a_fresh_host(
+    run: Run, initialised: Path, key_file: Path, fresh_host: Path
 ) -> None:
     storage = initialised / "storage"
     assert _publish(run, initialised, key_file, GOOD).status == 0
@@ -416,8 +416,8 @@ def test_a_rollback_of_one_version_is_found_by_verify_deep_on_a_fresh_host(  # t
 
 
 @pytest.mark.parametrize("directory", ["index", "keys", "objects/sha256/{fanout}"])
-def test_a_store_directory_replaced_by_a_link_is_refused_and_nothing_is_written_outside(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, tmp_path: Path, directory: str
+def test_a_store_directory_replaced_by_a_link_is_refused_and_nothing_is_written_outside(
+    run: Run, initialised: Path, key_file: Path, tmp_path: Path, directory: str
 ) -> None:
     storage = initialised / "storage"
     artifact = json.loads(_publish(run, initialised, key_file, GOOD, "--json").stdout)["artifact"]

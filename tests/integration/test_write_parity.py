@@ -346,10 +346,10 @@ async def test_cli_and_mcp_show_a_legacy_store_alike(run: Callable[..., Result],
     assert got.json() == mcp["get_config"]
     assert history.json() == mcp["get_config_history"]
     assert exported.json() == mcp["export_config"]
-    config = mcp["get_config"]["config"]  # type: ignore[index]
+    config = mcp["get_config"]["config"]
     assert config["mcpServers"]["gh"]["env"] == {"GITHUB_TOKEN": "***", "HOME": "${env:HOME}"}
     assert config["mcpServers"]["gh"]["args"] == ["--token", "***"]
-    shown = mcp["get_config"]["changelog"]  # type: ignore[index]
+    shown = mcp["get_config"]["changelog"]
     assert ghp not in shown and "***" in shown
     assert not [char for char in HIDDEN_CHARS if char in shown]
     assert "\\x1b]0;owned\\x07" in shown and "\\u202e" in shown and "\\r\\n" in shown
@@ -361,7 +361,7 @@ async def test_cli_and_mcp_show_a_legacy_store_alike(run: Callable[..., Result],
     report = run("verify", "--deep", "--key-file", str(key_file))
     assert report.status == 0, report.stderr
     assert "WARNING: 1 published version(s)" in report.stdout and ghp not in report.stdout
-    credentials = run("verify", "--deep", "--json").json()["credentials"]  # type: ignore[index]
+    credentials = run("verify", "--deep", "--json").json()["credentials"]
     assert credentials == [
         {
             "client": CLIENT,

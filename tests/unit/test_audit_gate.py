@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -82,8 +83,14 @@ def write_report(
     return path
 
 
+class GateRun(Protocol):
+    """The ``gate_run`` fixture: the audit gate in-process on report files."""
+
+    def __call__(self, *argv: str | Path, exceptions: str = ..., lock: Path = ...) -> Result: ...
+
+
 @pytest.fixture
-def gate_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def gate_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> GateRun:
     def go(*argv: str | Path, exceptions: str = EMPTY, lock: Path = LOCK) -> Result:
         return run_gate(*argv, exceptions=exceptions, lock=lock, tmp_path=tmp_path, capsys=capsys)
 
@@ -93,14 +100,14 @@ def gate_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]):  # type: ignor
 # -- reports ------------------------------------------------------------------------------------
 
 
-def test_clean_report_of_the_lock_passes(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_clean_report_of_the_lock_passes(gate_run: GateRun) -> None:
     result = gate_run(FIXTURES / "clean.json")
     assert result.status == ExitCode.OK
     assert "clean.json: 37 packages\n  no known vulnerability\nverdict: PASS\n" in result.stdout
     assert result.stderr == ""
 
 
-def test_vulnerable_report_fails_and_tables_every_vulnerability(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_vulnerable_report_fails_and_tables_every_vulnerability(gate_run: GateRun) -> None:
     result = gate_run(VULNERABLE, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert row(result.stdout, "idna", "PYSEC-2024-60").split() == ["idna", "3.6", "PYSEC-2024-60", "3.7", "vulnerable"]
@@ -113,7 +120,7 @@ def test_vulnerable_report_fails_and_tables_every_vulnerability(gate_run) -> Non
     assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
 
 
-def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run: GateRun) -> None:
     # pip-audit reports CVE ids here; reviewers often write the GHSA one: both must match.
     exceptions = "".join(
         exception(vuln_id, package)
@@ -133,7 +140,7 @@ def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run) -> Non
     assert result.stdout.endswith("verdict: PASS\n")
 
 
-def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run: GateRun) -> None:
     exceptions = exception("GHSA-vqfr-h8mv-ghfj", "h11") + exception("CVE-2024-3651", "starlette")
     result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
@@ -142,7 +149,7 @@ def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run) ->
     assert "4 known vulnerabilities not covered" in result.stdout
 
 
-def test_without_aliases_in_the_report_only_the_reported_id_matches(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_without_aliases_in_the_report_only_the_reported_id_matches(gate_run: GateRun, tmp_path: Path) -> None:
     # What pip-audit writes with `--aliases off`.
     report = json.loads(VULNERABLE.read_text())
     report["dependencies"] = [dep for dep in report["dependencies"] if dep["name"] == "h11"]
@@ -154,7 +161,7 @@ def test_without_aliases_in_the_report_only_the_reported_id_matches(gate_run, tm
     assert gate_run(path, exceptions=exception("CVE-2025-43859", "h11"), lock=lock).status == ExitCode.OK
 
 
-def test_skipped_report_recorded_without_an_advisory_source_fails(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_skipped_report_recorded_without_an_advisory_source_fails(gate_run: GateRun) -> None:
     # pip-audit printed "No known vulnerabilities found" and exited 0 for this report.
     result = gate_run(FIXTURES / "skipped.json")
     assert result.status == ExitCode.FAILURE
@@ -164,7 +171,7 @@ def test_skipped_report_recorded_without_an_advisory_source_fails(gate_run) -> N
     assert row(result.stdout, "cryptography", "-").split() == ["cryptography", "-", "-", "-", "not", "audited"]
 
 
-def test_one_skipped_package_among_audited_ones_fails(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_skipped_package_among_audited_ones_fails(gate_run: GateRun, tmp_path: Path) -> None:
     report = json.loads((FIXTURES / "clean.json").read_text())
     report["dependencies"][5] = {"name": "cryptography", "skip_reason": "Package has invalid version"}
     path = tmp_path / "one-skipped.json"
@@ -174,7 +181,7 @@ def test_one_skipped_package_among_audited_ones_fails(gate_run, tmp_path: Path) 
     assert "1 of 37 packages could not be audited (cryptography: Package has invalid version)" in result.stdout
 
 
-def test_first_party_package_may_be_skipped_but_nothing_else(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_first_party_package_may_be_skipped_but_nothing_else(gate_run: GateRun, tmp_path: Path) -> None:
     image = gate_run("--venv", FIXTURES / "skipped-image.json", "--first-party", "mcp_orchestration")
     assert "37 of 37 packages could not be audited" in image.stdout
     assert row(image.stdout, "mcp-orchestration", "-").endswith("first-party")
@@ -186,14 +193,14 @@ def test_first_party_package_may_be_skipped_but_nothing_else(gate_run, tmp_path:
     assert gate_run("--venv", path).status == ExitCode.FAILURE
 
 
-def test_empty_report_fails_as_nothing_audited(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_empty_report_fails_as_nothing_audited(gate_run: GateRun) -> None:
     result = gate_run(FIXTURES / "empty.json")
     assert result.status == ExitCode.FAILURE
     assert "FAIL [nothing_audited]" in result.stdout
     assert "FAIL [coverage]" in result.stdout and "37 of the 37 packages" in result.stdout
 
 
-def test_every_report_is_judged(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_every_report_is_judged(gate_run: GateRun) -> None:
     result = gate_run(FIXTURES / "clean.json", FIXTURES / "skipped.json")
     assert result.status == ExitCode.FAILURE
     assert "clean.json: 37 packages" in result.stdout and "skipped.json: 37 packages" in result.stdout
@@ -203,7 +210,7 @@ def test_every_report_is_judged(gate_run) -> None:  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("role", [(), ("--venv",)], ids=["lock report", "venv report"])
-def test_a_partial_report_fails_on_coverage(gate_run, tmp_path: Path, role: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+def test_a_partial_report_fails_on_coverage(gate_run: GateRun, tmp_path: Path, role: tuple[str, ...]) -> None:
     # One audited package with no vulnerability: PASS before the gate compared reports with the lock.
     result = gate_run(*role, write_report(tmp_path / "partial.json", keep={"idna"}))
     assert result.status == ExitCode.FAILURE
@@ -215,7 +222,7 @@ def test_a_partial_report_fails_on_coverage(gate_run, tmp_path: Path, role: tupl
     assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
 
 
-def test_one_missing_package_fails_and_is_named(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_one_missing_package_fails_and_is_named(gate_run: GateRun, tmp_path: Path) -> None:
     result = gate_run(write_report(tmp_path / "r.json", keep=set(load_lock(LOCK).pins) - {"cryptography"}))
     assert result.status == ExitCode.FAILURE
     assert "1 of the 37 packages" in result.stdout and "(cryptography==50.0.2)" in result.stdout
@@ -227,10 +234,10 @@ SELF = {"name": "mcp-orchestration", "skip_reason": "Dependency not found on PyP
 @pytest.mark.parametrize(
     ("role", "ours"), [((), []), (("--venv",), [SELF])], ids=["lock report", "venv report with the project"]
 )
-def test_a_package_the_lock_does_not_pin_fails(  # type: ignore[no-untyped-def]
-    gate_run, tmp_path: Path, role: tuple[str, ...], ours: list[dict[str, object]]
+def test_a_package_the_lock_does_not_pin_fails(
+    gate_run: GateRun, tmp_path: Path, role: tuple[str, ...], ours: list[dict[str, object]]
 ) -> None:
-    extra = [{"name": "requests", "version": "2.32.5", "vulns": []}, *ours]
+    extra: list[dict[str, object]] = [{"name": "requests", "version": "2.32.5", "vulns": []}, *ours]
     result = gate_run(*role, write_report(tmp_path / "extra.json", extra=extra), "--first-party", "mcp-orchestration")
     assert result.status == ExitCode.FAILURE
     assert "FAIL [lock_mismatch]" in result.stdout and "1 package not as" in result.stdout
@@ -238,7 +245,7 @@ def test_a_package_the_lock_does_not_pin_fails(  # type: ignore[no-untyped-def]
     assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
 
 
-def test_a_version_the_lock_does_not_pin_fails(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_version_the_lock_does_not_pin_fails(gate_run: GateRun, tmp_path: Path) -> None:
     result = gate_run(write_report(tmp_path / "old.json", versions={"idna": "3.6", "h11": "0.14.0"}))
     assert result.status == ExitCode.FAILURE
     assert "FAIL [lock_mismatch]" in result.stdout
@@ -248,7 +255,7 @@ def test_a_version_the_lock_does_not_pin_fails(gate_run, tmp_path: Path) -> None
     assert "[coverage]" not in result.stdout  # listed, at the wrong version: one finding, not two
 
 
-def test_names_are_compared_as_pep_503_normalises_them(gate_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_names_are_compared_as_pep_503_normalises_them(gate_run: GateRun, tmp_path: Path) -> None:
     names = {"jaraco-classes": "Jaraco.Classes", "typing-extensions": "typing_extensions"}
     lock = tmp_path / "requirements.lock"
     lock.write_text(LOCK.read_text().replace("pydantic-core==", "Pydantic_Core=="))
@@ -257,7 +264,7 @@ def test_names_are_compared_as_pep_503_normalises_them(gate_run, tmp_path: Path)
     assert result.status == ExitCode.OK, result.stdout
 
 
-def test_a_venv_report_must_list_the_first_party_distribution(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_a_venv_report_must_list_the_first_party_distribution(gate_run: GateRun) -> None:
     result = gate_run("--venv", FIXTURES / "clean.json", "--first-party", "mcp_orchestration")
     assert result.status == ExitCode.FAILURE
     assert f"1 of the 38 packages of {LOCK} and the first-party mcp-orchestration are missing" in result.stdout
@@ -266,12 +273,12 @@ def test_a_venv_report_must_list_the_first_party_distribution(gate_run) -> None:
     assert gate_run(FIXTURES / "clean.json", "--first-party", "mcp-orchestration").status == ExitCode.OK
 
 
-def test_the_first_party_distribution_in_a_lock_report_fails(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_party_distribution_in_a_lock_report_fails(gate_run: GateRun) -> None:
     result = gate_run(FIXTURES / "skipped-image.json", "--first-party", "mcp-orchestration")
     assert "FAIL [lock_mismatch]" in result.stdout and "(mcp-orchestration (skipped): not locked)" in result.stdout
 
 
-def test_the_recorded_reports_cover_their_lock(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_the_recorded_reports_cover_their_lock(gate_run: GateRun) -> None:
     # A skipped package has no version in the JSON: its name covers the pin (and it is not_audited anyway).
     result = gate_run(FIXTURES / "clean.json", FIXTURES / "skipped.json")
     assert "[coverage]" not in result.stdout and "[lock_mismatch]" not in result.stdout
@@ -312,8 +319,8 @@ def test_the_recorded_reports_cover_their_lock(gate_run) -> None:  # type: ignor
         ("missing.json", None, "report_unreadable"),
     ],
 )
-def test_unreadable_or_malformed_report_gives_no_verdict_and_no_traceback(  # type: ignore[no-untyped-def]
-    gate_run, tmp_path: Path, name: str, content: bytes | None, code: str
+def test_unreadable_or_malformed_report_gives_no_verdict_and_no_traceback(
+    gate_run: GateRun, tmp_path: Path, name: str, content: bytes | None, code: str
 ) -> None:
     path = FIXTURES / name if (FIXTURES / name).exists() else tmp_path / name
     if content is not None:
@@ -329,7 +336,7 @@ def test_unreadable_or_malformed_report_gives_no_verdict_and_no_traceback(  # ty
 # -- the exceptions file ------------------------------------------------------------------------
 
 
-def test_expired_exception_fails_and_excepts_nothing(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_expired_exception_fails_and_excepts_nothing(gate_run: GateRun) -> None:
     exceptions = exception("GHSA-vqfr-h8mv-ghfj", "h11", expires=TODAY - timedelta(days=1))
     result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
@@ -337,15 +344,15 @@ def test_expired_exception_fails_and_excepts_nothing(gate_run) -> None:  # type:
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith("vulnerable")
 
 
-def test_expired_exception_fails_even_when_nothing_is_vulnerable(gate_run) -> None:  # type: ignore[no-untyped-def]
+def test_expired_exception_fails_even_when_nothing_is_vulnerable(gate_run: GateRun) -> None:
     result = gate_run(FIXTURES / "clean.json", exceptions=exception("X-1", "idna", expires=date(2026, 1, 1)))
     assert result.status == ExitCode.FAILURE
     assert "exception_expired" in result.stdout
 
 
 @pytest.mark.parametrize(("days", "in_force"), [(0, True), (90, True), (91, False)])
-def test_an_exception_is_in_force_until_its_date_and_at_most_90_days_ahead(  # type: ignore[no-untyped-def]
-    gate_run, days: int, in_force: bool
+def test_an_exception_is_in_force_until_its_date_and_at_most_90_days_ahead(
+    gate_run: GateRun, days: int, in_force: bool
 ) -> None:
     exceptions = "".join(
         exception(vuln_id, package, expires=TODAY + timedelta(days=days))
@@ -386,7 +393,7 @@ VALID = exception("GHSA-vqfr-h8mv-ghfj", "h11")
         (EMPTY + "allow_all = true\n", "unknown top-level key(s) allow_all"),
     ],
 )
-def test_a_broken_exception_fails_and_excepts_nothing(gate_run, exceptions: str, problem: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_broken_exception_fails_and_excepts_nothing(gate_run: GateRun, exceptions: str, problem: str) -> None:
     result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
     assert "FAIL [exception_invalid]" in result.stdout and problem in result.stdout, result.stdout
@@ -489,8 +496,8 @@ def test_a_lock_that_does_not_pin_exactly_gives_no_verdict(text: str, problem: s
         (b"idna>=3.7\n", "lock_malformed", "is not a `name==version` pin"),
     ],
 )
-def test_an_unreadable_or_malformed_lock_gives_no_verdict(  # type: ignore[no-untyped-def]
-    gate_run, tmp_path: Path, content: bytes | None, code: str, message: str
+def test_an_unreadable_or_malformed_lock_gives_no_verdict(
+    gate_run: GateRun, tmp_path: Path, content: bytes | None, code: str, message: str
 ) -> None:
     lock = tmp_path / "requirements.lock"
     if content is not None:
@@ -530,8 +537,8 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str
     assert done.value.code == ExitCode.USAGE
 
 
-def test_an_internal_error_gives_no_verdict_and_no_traceback(  # type: ignore[no-untyped-def]
-    gate_run, monkeypatch: pytest.MonkeyPatch
+def test_an_internal_error_gives_no_verdict_and_no_traceback(
+    gate_run: GateRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: object, **kwargs: object) -> gate.Verdict:
         raise KeyError("bug")

@@ -25,7 +25,7 @@ from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
-from tests.conftest import SAMPLE_CONFIG, is_locked
+from tests.conftest import SAMPLE_CONFIG, Run, is_locked
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
 GET = ("get", "--client", "claude-desktop", "--profile", "default", "--json")
@@ -50,7 +50,7 @@ def pinned_root(monkeypatch: pytest.MonkeyPatch, key_file: Path) -> str:
 
 
 @pytest.fixture
-def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  # type: ignore[no-untyped-def]
+def store(run: Run, initialised: Path, key_file: Path, config_file: Path) -> Path:
     """A store with one published profile and one draft; returns the home."""
     assert run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file)).status == 0
     draft = Draft("cursor", "work", OTHER_CONFIG, None, "2024-01-01T00:00:00Z")
@@ -59,7 +59,7 @@ def store(run, initialised: Path, key_file: Path, config_file: Path) -> Path:  #
 
 
 @pytest.fixture
-def backup_file(run, store: Path, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+def backup_file(run: Run, store: Path, tmp_path: Path) -> Path:
     path = tmp_path / "backup.tar"
     result = run("backup", "--out", str(path))
     assert result.status == 0, result.stderr
@@ -237,8 +237,8 @@ MEMBER_TAMPERING: dict[str, tuple[Callable[[Members], Members], set[str]]] = {
 
 
 @pytest.mark.parametrize("case", MEMBER_TAMPERING)
-def test_a_tampered_archive_is_refused_and_the_existing_store_is_untouched(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, tmp_path: Path, case: str
+def test_a_tampered_archive_is_refused_and_the_existing_store_is_untouched(
+    run: Run, store: Path, backup_file: Path, tmp_path: Path, case: str
 ) -> None:
     tamper, codes = MEMBER_TAMPERING[case]
     tampered = tmp_path / "tampered.tar"
@@ -263,8 +263,8 @@ def test_a_tampered_archive_is_refused_and_the_existing_store_is_untouched(  # t
         pytest.param(lambda data: data + b"trailing", id="data after the end"),
     ],
 )
-def test_a_truncated_archive_is_refused_into_a_fresh_home(  # type: ignore[no-untyped-def]
-    run, backup_file: Path, tmp_path: Path, cut: Callable[[bytes], bytes]
+def test_a_truncated_archive_is_refused_into_a_fresh_home(
+    run: Run, backup_file: Path, tmp_path: Path, cut: Callable[[bytes], bytes]
 ) -> None:
     damaged = tmp_path / "damaged.tar"
     damaged.write_bytes(cut(backup_file.read_bytes()))
@@ -276,7 +276,7 @@ def test_a_truncated_archive_is_refused_into_a_fresh_home(  # type: ignore[no-un
     assert {path.name for path in fresh.iterdir()} <= set(NOT_THE_STORE)
 
 
-def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_round_trip_into_a_fresh_home(run: Run, store: Path, backup_file: Path, tmp_path: Path) -> None:
     assert stat.S_IMODE(backup_file.stat().st_mode) == 0o600
     fresh = tmp_path / "fresh"
     restored = run("restore", "--from", str(backup_file), "--home", str(fresh))
@@ -296,9 +296,7 @@ def test_round_trip_into_a_fresh_home(run, store: Path, backup_file: Path, tmp_p
     assert not list(tmp_path.glob("fresh/.storage.restore-*"))
 
 
-def test_an_unreferenced_object_is_restored_and_reported(  # type: ignore[no-untyped-def]
-    run, backup_file: Path, tmp_path: Path
-) -> None:
+def test_an_unreferenced_object_is_restored_and_reported(run: Run, backup_file: Path, tmp_path: Path) -> None:
     name = "storage/objects/sha256/" + digest_of(INTACT_OBJECT)[:2] + "/" + digest_of(INTACT_OBJECT)[2:]
     extended = tmp_path / "extended.tar"
     extended.write_bytes(pack(plant(name, INTACT_OBJECT)(members(backup_file.read_bytes()))))
@@ -311,8 +309,8 @@ def test_an_unreferenced_object_is_restored_and_reported(  # type: ignore[no-unt
     assert "1 object(s) that no index version refers to" in told.stdout
 
 
-def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, key_file: Path
+def test_the_archive_holds_the_manifest_first_and_only_store_content(
+    run: Run, store: Path, backup_file: Path, key_file: Path
 ) -> None:
     data = backup_file.read_bytes()
     items = members(data)
@@ -331,8 +329,8 @@ def test_the_archive_holds_the_manifest_first_and_only_store_content(  # type: i
     assert key_file.read_text().splitlines()[1].encode() not in data
 
 
-def test_backup_to_stdout_and_restore_from_stdin(  # type: ignore[no-untyped-def]
-    run, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_backup_to_stdout_and_restore_from_stdin(
+    run: Run, store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     captured = sys.stdout
     raw = io.BytesIO()
@@ -366,7 +364,7 @@ def test_backup_piped_into_restore_between_processes(store: Path, tmp_path: Path
     assert json.loads(restore.stdout)["head_id"] == Repository(store / "storage").snapshot()[1].head_id
 
 
-def test_backup_never_overwrites_a_file_unless_forced(run, backup_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_never_overwrites_a_file_unless_forced(run: Run, backup_file: Path) -> None:
     backup_file.write_bytes(b"keep me")
     refused = run("backup", "--out", str(backup_file), "--json")
     assert refused.status == ExitCode.CONFLICT
@@ -378,7 +376,7 @@ def test_backup_never_overwrites_a_file_unless_forced(run, backup_file: Path) ->
     assert [path.name for path in backup_file.parent.glob(".backup.tar.tmp-*")] == []
 
 
-def test_backup_refuses_a_damaged_store_and_writes_nothing(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_refuses_a_damaged_store_and_writes_nothing(run: Run, store: Path, tmp_path: Path) -> None:
     head = store / "storage" / "index" / "HEAD"
     head.write_bytes(flipped(head.read_bytes()))
     out = tmp_path / "backup.tar"
@@ -387,14 +385,14 @@ def test_backup_refuses_a_damaged_store_and_writes_nothing(run, store: Path, tmp
     assert not out.exists() and not list(tmp_path.glob(".backup.tar.tmp-*"))
 
 
-def test_backup_of_no_store_is_not_initialized_and_creates_nothing(run, home: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_of_no_store_is_not_initialized_and_creates_nothing(run: Run, home: Path, tmp_path: Path) -> None:
     result = run("backup", "--out", str(tmp_path / "backup.tar"), "--json")
     assert result.status == ExitCode.NOT_FOUND
     assert json.loads(result.stderr)["error"]["code"] == "not_initialized"
     assert not (home / "storage").exists() and not (tmp_path / "backup.tar").exists()
 
 
-def test_backup_inside_the_store_is_refused(run, store: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_inside_the_store_is_refused(run: Run, store: Path) -> None:
     result = run("backup", "--out", str(store / "storage" / "backup.tar"))
     assert result.status == ExitCode.USAGE
     assert not (store / "storage" / "backup.tar").exists()
@@ -423,8 +421,8 @@ def test_backup_waits_for_a_writer_holding_the_store_lock(store: Path) -> None:
     assert members(out.getvalue())[0][0].name == archive.MANIFEST_NAME
 
 
-def test_backup_leaves_out_drafts_and_damaged_leftovers_and_records_the_verified_guard(  # type: ignore[no-untyped-def]
-    run, store: Path, tmp_path: Path
+def test_backup_leaves_out_drafts_and_damaged_leftovers_and_records_the_verified_guard(
+    run: Run, store: Path, tmp_path: Path
 ) -> None:
     storage = store / "storage"
     leftover = storage / "objects" / "sha256" / "00" / ("0" * 62)
@@ -442,7 +440,7 @@ def test_backup_leaves_out_drafts_and_damaged_leftovers_and_records_the_verified
     assert Repository(fresh / "storage").guard() == Guard(2, 1)
 
 
-def test_backup_refuses_a_file_that_is_not_part_of_the_store(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_refuses_a_file_that_is_not_part_of_the_store(run: Run, store: Path, tmp_path: Path) -> None:
     planted = store / "storage" / "zz_planted"
     planted.mkdir()
     (planted / "notes").write_text("hello")
@@ -454,7 +452,7 @@ def test_backup_refuses_a_file_that_is_not_part_of_the_store(run, store: Path, t
     assert not out.exists() and not list(tmp_path.glob(".backup.tar.tmp-*"))
 
 
-def test_backup_into_a_missing_directory_names_the_target(run, store: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_into_a_missing_directory_names_the_target(run: Run, store: Path, tmp_path: Path) -> None:
     target = tmp_path / "absent" / "x.tar"
     result = run("backup", "--out", str(target), "--json")
     assert result.status == ExitCode.USAGE
@@ -464,8 +462,8 @@ def test_backup_into_a_missing_directory_names_the_target(run, store: Path, tmp_
 
 
 @needs_proc_locks
-def test_a_restore_removes_staging_left_by_a_crashed_one_but_waits_for_a_running_one(  # type: ignore[no-untyped-def]
-    run, backup_file: Path, tmp_path: Path
+def test_a_restore_removes_staging_left_by_a_crashed_one_but_waits_for_a_running_one(
+    run: Run, backup_file: Path, tmp_path: Path
 ) -> None:
     fresh = tmp_path / "fresh"
     staging = fresh / ".storage.restore-k3x_9q2z"
@@ -489,8 +487,8 @@ def test_a_restore_removes_staging_left_by_a_crashed_one_but_waits_for_a_running
 
 
 @needs_proc_locks
-def test_a_writer_waiting_during_a_forced_restore_then_locks_the_restored_store(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_writer_waiting_during_a_forced_restore_then_locks_the_restored_store(
+    run: Run, store: Path, backup_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     lock = store / "storage" / ".lock"
     held: list[tuple[bool, int]] = []
@@ -516,8 +514,8 @@ def test_a_writer_waiting_during_a_forced_restore_then_locks_the_restored_store(
     assert held == [(True, 2)]  # it holds the lock at storage/.lock, and sees the restored index
 
 
-def test_expect_key_mismatch_is_refused_by_backup_and_restore(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
+def test_expect_key_mismatch_is_refused_by_backup_and_restore(
+    run: Run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
 ) -> None:
     wrong = "SHA256:" + "0" * 64
     out = tmp_path / "other.tar"
@@ -534,8 +532,8 @@ def test_expect_key_mismatch_is_refused_by_backup_and_restore(  # type: ignore[n
     assert run("restore", "--from", str(backup_file), "--home", str(fresh), "--expect-key", pinned).status == 0
 
 
-def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
+def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(
+    run: Run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path
 ) -> None:
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps(OTHER_CONFIG))
@@ -559,8 +557,8 @@ def test_restore_over_an_existing_store_needs_force_and_keeps_the_old_one(  # ty
     assert run("verify", "--deep").status == 0
 
 
-def test_an_older_index_restored_on_purpose_is_accepted_here_and_refused_by_hosts_that_saw_a_newer_one(  # type: ignore[no-untyped-def]
-    run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_an_older_index_restored_on_purpose_is_accepted_here_and_refused_by_hosts_that_saw_a_newer_one(
+    run: Run, store: Path, backup_file: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     deploy = ("deploy", "--client", "claude-desktop", "--profile", "default", "--config-path", str(tmp_path / "c.json"))
     newer = tmp_path / "newer.json"
@@ -583,14 +581,14 @@ def test_an_older_index_restored_on_purpose_is_accepted_here_and_refused_by_host
     assert run(*deploy).status == 0
 
 
-def test_restore_into_an_empty_storage_directory_needs_no_force(run, backup_file: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_restore_into_an_empty_storage_directory_needs_no_force(run: Run, backup_file: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "fresh"
     (fresh / "storage").mkdir(parents=True)
     assert run("restore", "--from", str(backup_file), "--home", str(fresh)).status == 0
     assert run("verify", "--deep", "--home", str(fresh)).status == 0
 
 
-def test_restore_of_a_missing_file_is_a_usage_error(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_restore_of_a_missing_file_is_a_usage_error(run: Run, tmp_path: Path) -> None:
     result = run("restore", "--from", str(tmp_path / "absent.tar"), "--json")
     assert result.status == ExitCode.USAGE
     assert json.loads(result.stderr)["error"]["code"] == "usage"

@@ -8,19 +8,19 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration.core.errors import ExitCode
-from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, Result
+from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, Result, Run
 
 PUBLISH = ("publish", "--client", "claude-desktop", "--profile", "default")
 
 
-def test_version_is_available_everywhere(run) -> None:  # type: ignore[no-untyped-def]
+def test_version_is_available_everywhere(run: Run) -> None:
     for argv in (["--version"], ["keys", "rotate", "--version"], ["verify", "--version"]):
         with pytest.raises(SystemExit) as done:
             run(*argv)
         assert done.value.code == 0
 
 
-def test_init_prints_the_root_fingerprint_and_honours_expect_key(run, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_prints_the_root_fingerprint_and_honours_expect_key(run: Run, key_file: Path) -> None:
     fingerprint = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
     wrong = "SHA256:" + "0" * 64
     refused = run("init", "--key-file", str(key_file), "--expect-key", wrong)
@@ -34,7 +34,7 @@ def test_init_prints_the_root_fingerprint_and_honours_expect_key(run, key_file: 
     assert json.loads(again.stdout)["created"] is False
 
 
-def test_publish_get_history_verify_and_export(run, initialised: Path, key_file: Path, config_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_publish_get_history_verify_and_export(run: Run, initialised: Path, key_file: Path, config_file: Path) -> None:
     published = run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file), "--changelog", "first", "--json")
     assert published.status == 0, published.stderr
     artifact = json.loads(published.stdout)["artifact"]
@@ -50,7 +50,7 @@ def test_publish_get_history_verify_and_export(run, initialised: Path, key_file:
     assert "BEGIN PUBLIC KEY" in run("keys", "export-public").stdout
 
 
-def test_publish_reads_stdin(run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_publish_reads_stdin(run: Run, initialised: Path, key_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import io
     import sys
 
@@ -71,8 +71,8 @@ def test_publish_reads_stdin(run, initialised: Path, key_file: Path, monkeypatch
         (b'{"a": "\\ud800"}', "validation"),
     ],
 )
-def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, tmp_path: Path, content: bytes, code: str
+def test_bad_payloads_are_usage_errors_and_store_nothing(
+    run: Run, initialised: Path, key_file: Path, tmp_path: Path, content: bytes, code: str
 ) -> None:
     path = tmp_path / "bad.json"
     path.write_bytes(content)
@@ -85,15 +85,15 @@ def test_bad_payloads_are_usage_errors_and_store_nothing(  # type: ignore[no-unt
 
 @pytest.mark.parametrize("bad", ["../etc", "/abs", "a\x00b", "Claude", "caf\u00e9"])
 def test_invalid_ids_are_refused_before_touching_the_store(
-    run, initialised: Path, key_file: Path, config_file: Path, bad: str
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, initialised: Path, key_file: Path, config_file: Path, bad: str
+) -> None:
     result = run("publish", "--client", bad, "--profile", "p", "--file", str(config_file), "--key-file", str(key_file))
     assert result.status == ExitCode.USAGE
     assert result.stderr.startswith("error [invalid_id]")
     assert run("get", "--client", "c", "--profile", bad).status == ExitCode.USAGE
 
 
-def test_errors_are_one_paragraph_without_traceback(run, initialised: Path) -> None:  # type: ignore[no-untyped-def]
+def test_errors_are_one_paragraph_without_traceback(run: Run, initialised: Path) -> None:
     result = run("get", "--client", "cursor", "--profile", "default")
     assert result.status == ExitCode.NOT_FOUND
     assert "Traceback" not in result.stderr
@@ -101,25 +101,25 @@ def test_errors_are_one_paragraph_without_traceback(run, initialised: Path) -> N
     assert result.stdout == ""
 
 
-def test_debug_shows_a_traceback_on_stderr(run, initialised: Path) -> None:  # type: ignore[no-untyped-def]
+def test_debug_shows_a_traceback_on_stderr(run: Run, initialised: Path) -> None:
     result = run("get", "--client", "cursor", "--profile", "default", "--debug")
     assert result.status == ExitCode.NOT_FOUND
     assert "Traceback" in result.stderr
 
 
-def test_uninitialised_store_exit_code(run) -> None:  # type: ignore[no-untyped-def]
+def test_uninitialised_store_exit_code(run: Run) -> None:
     result = run("verify")
     assert result.status == ExitCode.NOT_FOUND
     assert "mcp-orchestration init" in result.stderr
 
 
-def test_write_without_a_key_is_key_unavailable(run, initialised: Path, config_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_write_without_a_key_is_key_unavailable(run: Run, initialised: Path, config_file: Path) -> None:
     result = run(*PUBLISH, "--file", str(config_file))
     assert result.status == ExitCode.KEY
     assert "key_unavailable" in result.stderr
 
 
-def test_plain_env_key_is_refused_with_the_file_form(run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_plain_env_key_is_refused_with_the_file_form(run: Run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:
     monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY", key_file.read_text())
     result = run("verify")
     assert result.status == ExitCode.KEY
@@ -129,8 +129,8 @@ def test_plain_env_key_is_refused_with_the_file_form(run, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("argv", [("keys", "generate", "--out", "new.pem"), ("serve",), ("keys", "list")])
 def test_plain_env_key_stops_every_command(
-    run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: tuple[str, ...]
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE", "correct horse battery staple")
     result = run(*argv)
@@ -140,8 +140,8 @@ def test_plain_env_key_stops_every_command(
 
 
 def test_deleted_object_in_the_chain_is_a_verification_failure(
-    run, initialised: Path, key_file: Path, config_file: Path
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, initialised: Path, key_file: Path, config_file: Path
+) -> None:
     from mcp_orchestration.store.repository import Repository
 
     run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
@@ -156,19 +156,19 @@ def test_deleted_object_in_the_chain_is_a_verification_failure(
         assert json.loads(result.stderr)["error"]["code"] == "integrity"
 
 
-def test_key_file_variable_is_a_key_source(run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_key_file_variable_is_a_key_source(run: Run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:
     monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY_FILE", str(key_file))
     assert run("init").status == 0
 
 
-def test_keyring_source_without_backend_is_a_clear_error(run) -> None:  # type: ignore[no-untyped-def]
+def test_keyring_source_without_backend_is_a_clear_error(run: Run) -> None:
     result = run("init", "--key-source", "keyring")
     assert result.status == ExitCode.KEY
     assert "No OS keyring backend" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_keys_generate_writes_0600_and_never_overwrites(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_keys_generate_writes_0600_and_never_overwrites(run: Run, tmp_path: Path) -> None:
     out = tmp_path / "new.pem"
     first = run("keys", "generate", "--out", str(out))
     assert first.status == 0
@@ -183,7 +183,7 @@ def test_keys_generate_writes_0600_and_never_overwrites(run, tmp_path: Path) -> 
     )
 
 
-def test_keys_generate_read_only_owner_and_encrypted(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_keys_generate_read_only_owner_and_encrypted(run: Run, tmp_path: Path) -> None:
     passphrase = tmp_path / "passphrase"
     passphrase.write_text(PASSPHRASE)
     out = tmp_path / "enc.pem"
@@ -203,8 +203,8 @@ def test_keys_generate_read_only_owner_and_encrypted(run, tmp_path: Path) -> Non
     assert run("keys", "fingerprint", "--key-file", str(out), "--passphrase-file", str(passphrase)).status == 0
 
 
-def test_rotation_and_revocation_from_the_command_line(  # type: ignore[no-untyped-def]
-    run, initialised: Path, key_file: Path, next_key_file: Path, config_file: Path
+def test_rotation_and_revocation_from_the_command_line(
+    run: Run, initialised: Path, key_file: Path, next_key_file: Path, config_file: Path
 ) -> None:
     old = run("keys", "fingerprint", "--key-file", str(key_file)).stdout.strip()
     new = run("keys", "fingerprint", "--key-file", str(next_key_file)).stdout.strip()
@@ -222,8 +222,8 @@ def test_rotation_and_revocation_from_the_command_line(  # type: ignore[no-untyp
 
 
 def test_tampered_store_exits_with_verification_status(
-    run, initialised: Path, key_file: Path, config_file: Path
-) -> None:  # type: ignore[no-untyped-def]
+    run: Run, initialised: Path, key_file: Path, config_file: Path
+) -> None:
     run(*PUBLISH, "--file", str(config_file), "--key-file", str(key_file))
     head = initialised / "storage" / "index" / "HEAD"
     data = bytearray(head.read_bytes())
@@ -234,17 +234,17 @@ def test_tampered_store_exits_with_verification_status(
     assert json.loads(result.stderr)["error"]["code"] in {"integrity", "signature"}
 
 
-def test_serve_is_not_available_yet(run) -> None:  # type: ignore[no-untyped-def]
+def test_serve_is_not_available_yet(run: Run) -> None:
     assert run("serve").status == ExitCode.FAILURE
 
 
-def test_usage_errors_exit_2(run) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(run: Run) -> None:
     with pytest.raises(SystemExit) as done:
         run("publish", "--client", "x")
     assert done.value.code == ExitCode.USAGE
 
 
-def test_healthcheck_is_quiet_when_healthy_and_fails_on_damage(run, initialised: Path, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_healthcheck_is_quiet_when_healthy_and_fails_on_damage(run: Run, initialised: Path, key_file: Path) -> None:
     healthy = run("healthcheck", "--key-file", str(key_file))
     assert (healthy.status, healthy.stdout, healthy.stderr) == (0, "", "")
     assert run("healthcheck").status == 0  # no key configured: a read-only server is healthy
@@ -255,20 +255,20 @@ def test_healthcheck_is_quiet_when_healthy_and_fails_on_damage(run, initialised:
     assert damaged.stderr.startswith("unhealthy [integrity]")
 
 
-def test_healthcheck_on_an_uninitialised_store_says_how_to_fix_it(run, home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_healthcheck_on_an_uninitialised_store_says_how_to_fix_it(run: Run, home: Path) -> None:
     result = run("healthcheck")
     assert result.status == ExitCode.FAILURE
     assert result.stderr.startswith("unhealthy [not_initialized]")
     assert "mcp-orchestration init" in result.stderr
 
 
-def test_healthcheck_refuses_a_key_the_store_does_not_trust(run, initialised: Path, next_key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_healthcheck_refuses_a_key_the_store_does_not_trust(run: Run, initialised: Path, next_key_file: Path) -> None:
     result = run("healthcheck", "--key-file", str(next_key_file))
     assert result.status == ExitCode.FAILURE
     assert "key_untrusted" in result.stderr
 
 
-def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run: Run, key_file: Path) -> None:
     snippet = json.loads(run("claude-config", "--key-file", str(key_file), "--image", "img:1").stdout)
     server = snippet["mcpServers"]["mcp-orchestration"]
     args = server["args"]
@@ -281,7 +281,7 @@ def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run, 
     assert key_file.read_text().splitlines()[1] not in json.dumps(snippet)
 
 
-def test_claude_config_passes_the_root_fingerprint_for_a_container_without_the_key(run) -> None:  # type: ignore[no-untyped-def]
+def test_claude_config_passes_the_root_fingerprint_for_a_container_without_the_key(run: Run) -> None:
     root = "SHA256:" + "ab" * 32
     snippet = json.loads(run("claude-config", "--expect-key", root).stdout)
     args = snippet["mcpServers"]["mcp-orchestration"]["args"]

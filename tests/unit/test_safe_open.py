@@ -34,6 +34,7 @@ from mcp_orchestration.store.cas import MAX_OBJECT_BYTES
 from mcp_orchestration.store.keyhistory import MAX_VERSION_BYTES
 from mcp_orchestration.trust.keys import MAX_SECRET_FILE_BYTES
 from tests.conftest import PASSPHRASE, SAMPLE_CONFIG, write_key
+from tests.conftest import Run as CliRun
 
 TIMEOUT = 20.0
 ADDRESS_SPACE = 2 << 30  # far above what a command needs; far below "read /dev/zero until the OOM killer comes"
@@ -222,7 +223,7 @@ TARGETS: dict[str, Target] = {
 
 
 @pytest.fixture
-def store(run, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+def store(run: CliRun, initialised: Path, key_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An initialised store with one published profile, a verified checkpoint and every operator file in place."""
     source = _write_json(tmp_path / "input.json", SAMPLE_CONFIG)
     published = run("publish", *GET[1:], "--file", source, "--key-file", str(key_file), "--json")

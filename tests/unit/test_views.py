@@ -45,7 +45,8 @@ def test_diff_view_is_the_diff_as_rendered() -> None:
 
 
 def test_validation_view_is_the_report_as_rendered() -> None:
-    for config in (OLD, NEW, {"mcpServers": []}):
+    configs: tuple[dict[str, Any], ...] = (OLD, NEW, {"mcpServers": []})
+    for config in configs:
         report = validate_config(config)
         assert same_json(validation_view("c", "p", report), {"client": "c", "profile": "p", **report.to_dict()})
 
