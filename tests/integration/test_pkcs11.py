@@ -160,7 +160,7 @@ def test_a_token_key_signs_inside_the_token_and_verifies_with_the_ordinary_verif
     assert key.sign(b"message") == signature  # Ed25519 is deterministic, in the token too
 
 
-def test_init_publish_and_verify_with_a_token_key(run, token: Token, config_file: Path, home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_init_publish_and_verify_with_a_token_key(run: Run, token: Token, config_file: Path, home: Path) -> None:
     init = run(*token.options("signing-a"), "--json", "init")
     assert init.status == 0, init.stderr
     root = key_sources.load_signing_key(token.spec("signing-a")).fingerprint
@@ -247,7 +247,7 @@ def test_a_token_key_never_shows_its_pin(token: Token) -> None:
         pickle.dumps(key)
 
 
-def test_a_wrong_pin_is_a_structured_error_without_the_pin(run, token: Token, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_wrong_pin_is_a_structured_error_without_the_pin(run: Run, token: Token, tmp_path: Path) -> None:
     wrong = "not-the-token-pin-1234"
     wrong_file = tmp_path / "wrong_pin"
     wrong_file.write_text(wrong)
