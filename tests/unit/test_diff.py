@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_orchestration.app.views import diff_view
 from mcp_orchestration.config.diff import ConfigDiff, NamesChange, ServerChange, ValueChange, diff_configs
 from mcp_orchestration.security.secret_rules import MASK
 
@@ -28,7 +29,7 @@ def config(**servers: Any) -> dict[str, Any]:
 
 
 def shown(diff: ConfigDiff) -> str:
-    return json.dumps(diff.to_dict())
+    return json.dumps(diff_view(diff))
 
 
 def test_identical_configs_have_no_changes_whatever_the_key_order() -> None:

@@ -6,6 +6,7 @@ in the repository for a secret scanner to trip on.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mcp_orchestration.app.views import validation_view
 from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.validation import (
     MAX_ARGS,
@@ -25,7 +27,6 @@ from mcp_orchestration.config.validation import (
     MAX_SERVERS,
     MAX_STRING_BYTES,
     SHOWN_PROBLEMS,
-    Problem,
     ValidationReport,
     require_valid,
     validate_config,
@@ -255,7 +256,7 @@ def test_paths_shorten_long_keys_and_escape_control_characters() -> None:
 def test_a_key_that_looks_like_a_secret_is_reported_and_masked_in_the_path() -> None:
     problems = validate_config(local(env={GITHUB_TOKEN: "v"})).problems
     assert [(p.code, p.path) for p in problems] == [("secret", "/mcpServers/github/env/***")]
-    assert GITHUB_TOKEN not in json.dumps([p.to_dict() for p in problems])
+    assert GITHUB_TOKEN not in json.dumps([dataclasses.asdict(p) for p in problems])
 
 
 # URLs
@@ -334,7 +335,6 @@ def test_a_report_keeps_the_first_problems_and_counts_the_rest() -> None:
     assert len(report.problems) == MAX_PROBLEMS
     assert report.omitted == 3 * MAX_SERVERS - MAX_PROBLEMS
     assert not report.ok
-    assert report.to_dict()["omitted"] == report.omitted
 
 
 # Secrets
@@ -498,7 +498,9 @@ def test_a_limit_wins_over_other_problems_because_the_check_was_partial() -> Non
 
 def test_reports_and_problems_are_frozen_and_serialisable() -> None:
     report = validate_config(local(args=[1]))
-    assert report.to_dict() == {
+    assert validation_view("c", "p", report) == {
+        "client": "c",
+        "profile": "p",
         "ok": False,
         "problems": [{"code": "shape", "path": "/mcpServers/github/args/0", "message": "Each arg must be a string."}],
         "omitted": 0,
@@ -506,7 +508,6 @@ def test_reports_and_problems_are_frozen_and_serialisable() -> None:
     with pytest.raises(AttributeError):
         report.problems[0].code = "name"  # type: ignore[misc]
     assert ValidationReport(()).ok
-    assert Problem("limit", "", "m").to_dict() == {"code": "limit", "path": "", "message": "m"}
 
 
 # mask_secrets
@@ -605,7 +606,7 @@ def test_validation_answers_any_json_with_a_report(payload: Any) -> None:
     report = validate_config(payload)
     assert isinstance(report, ValidationReport)
     assert report.ok == (report.problems == ())
-    json.dumps(report.to_dict())
+    json.dumps(validation_view("c", "p", report))
 
 
 @settings(max_examples=500, deadline=None)

@@ -1,9 +1,4 @@
-"""The app's typed views of config facts are, key for key and in order, the JSON the config layer renders.
-
-The MCP tools send the views; the config layer keeps its own renderings
-(``to_dict``, ``describe``). While both exist they must give the same JSON, so
-moving the tools onto the views changed nothing on the wire.
-"""
+"""The app's typed views of config facts: the JSON the MCP tools send, key for key and in order."""
 
 from __future__ import annotations
 
@@ -16,41 +11,63 @@ from mcp_orchestration.config.diff import diff_configs
 from mcp_orchestration.config.validation import validate_config
 
 TOKEN = "gh" + "p_" + "Zx9Qm2Lr7Tk4Wp8Vn3Bs6Hd1Yc5Fg0JtAe12"
-OLD: dict[str, Any] = {
-    "$schema": "s",
-    "mcpServers": {
-        "fs": {"command": "npx", "args": ["-y", "server-filesystem", "/data"]},
-        "gh": {"command": "docker", "env": {"TOKEN": TOKEN, "KEEP": "x"}, "headers": {"A": "1"}},
-        "gone": {"command": "old"},
-    },
-}
-NEW: dict[str, Any] = {
-    "extra": 1,
-    "mcpServers": {
-        "fs": {"command": "uvx", "args": ["server-filesystem"], "url": "https://example.invalid", "cwd": "/"},
-        "gh": {"command": "docker", "env": {"TOKEN": "${env:TOKEN}", "NEW": "y"}, "headers": {}},
-        "added": {"command": "new"},
-    },
-}
 
 
 def same_json(left: object, right: object) -> bool:
     return json.dumps(left) == json.dumps(right)  # key order included
 
 
-def test_diff_view_is_the_diff_as_rendered() -> None:
-    for old, new in ((OLD, NEW), (None, NEW), (NEW, NEW)):
-        diff = diff_configs(old, new)
-        assert same_json(diff_view(diff), diff.to_dict())
+def test_diff_view_shows_changes_with_values_masked_and_names_only_for_env() -> None:
+    old: dict[str, Any] = {
+        "mcpServers": {"gh": {"command": "docker", "env": {"TOKEN": TOKEN}}, "gone": {"command": "x"}}
+    }
+    new: dict[str, Any] = {"mcpServers": {"gh": {"command": "podman", "env": {"TOKEN": "${env:TOKEN}"}}}, "extra": 1}
+    view = diff_view(diff_configs(old, new))
+    assert TOKEN not in json.dumps(view)
+    assert same_json(
+        {key: value for key, value in view.items() if key != "unified"},
+        {
+            "changed": True,
+            "added": [],
+            "removed": ["gone"],
+            "modified": [
+                {
+                    "name": "gh",
+                    "command": {"old": "docker", "new": "podman"},
+                    "args": None,
+                    "url": None,
+                    "env": {"added": [], "removed": [], "changed": ["TOKEN"]},
+                    "headers": None,
+                    "other_fields": None,
+                }
+            ],
+            "top_level": {"added": ["extra"], "removed": [], "changed": []},
+        },
+    )
 
 
-def test_validation_view_is_the_report_as_rendered() -> None:
-    configs: tuple[dict[str, Any], ...] = (OLD, NEW, {"mcpServers": []})
-    for config in configs:
-        report = validate_config(config)
-        assert same_json(validation_view("c", "p", report), {"client": "c", "profile": "p", **report.to_dict()})
+def test_validation_view_lists_problems_without_values() -> None:
+    view = validation_view("c", "p", validate_config({"mcpServers": {"s": {"command": "x", "env": {"T": TOKEN}}}}))
+    assert TOKEN not in json.dumps(view)
+    assert [key for key in view] == ["client", "profile", "ok", "problems", "omitted"]
+    assert view["ok"] is False
+    assert [(p["code"], p["path"]) for p in view["problems"]] == [("secret", "/mcpServers/s/env/T")]
 
 
-def test_server_description_is_the_catalog_entry_as_described() -> None:
+def test_server_description_names_what_an_entry_needs_never_values() -> None:
     for server in catalog.load_catalog(None).values():
-        assert same_json(server_description(server), server.describe())
+        view = server_description(server)
+        assert list(view) == [
+            "id",
+            "name",
+            "description",
+            "transport",
+            "command",
+            "args",
+            "parameters",
+            "required_env",
+            "optional_env",
+            "homepage",
+        ]
+        assert view["required_env"] == list(server.required_env)
+        assert [p["name"] for p in view["parameters"]] == list(server.parameters)

@@ -134,24 +134,6 @@ class CatalogServer:
     optional_env: tuple[str, ...]
     homepage: str
 
-    def describe(self) -> dict[str, Any]:
-        """The entry as JSON data: how it is launched, what it needs (names only, never values)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "transport": self.transport,
-            "command": self.command,
-            "args": [" ".join(item.parts) for item in self.args],
-            "parameters": [
-                {"name": p.name, "description": p.description, "required": p.required, "kind": p.kind, "items": p.items}
-                for p in self.parameters.values()
-            ],
-            "required_env": list(self.required_env),
-            "optional_env": list(self.optional_env),
-            "homepage": self.homepage,
-        }
-
     def instantiate(self, parameters: Mapping[str, Any], with_env: Collection[str] = ()) -> dict[str, Any]:
         """The neutral entry ``{"command", "args", "env"}`` for these parameter values.
 

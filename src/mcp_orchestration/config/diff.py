@@ -24,9 +24,6 @@ class ValueChange:
     old: Any
     new: Any
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"old": self.old, "new": self.new}
-
 
 @dataclass(frozen=True)
 class NamesChange:
@@ -35,9 +32,6 @@ class NamesChange:
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
     changed: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, list[str]]:
-        return {"added": list(self.added), "removed": list(self.removed), "changed": list(self.changed)}
 
 
 @dataclass(frozen=True)
@@ -52,17 +46,6 @@ class ServerChange:
     headers: NamesChange | None = None
     other_fields: NamesChange | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "command": _optional(self.command),
-            "args": _optional(self.args),
-            "url": _optional(self.url),
-            "env": _optional(self.env),
-            "headers": _optional(self.headers),
-            "other_fields": _optional(self.other_fields),
-        }
-
 
 @dataclass(frozen=True)
 class ConfigDiff:
@@ -74,16 +57,6 @@ class ConfigDiff:
     modified: tuple[ServerChange, ...]
     top_level: NamesChange
     unified: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "changed": self.changed,
-            "added": list(self.added),
-            "removed": list(self.removed),
-            "modified": [server.to_dict() for server in self.modified],
-            "top_level": self.top_level.to_dict(),
-            "unified": self.unified,
-        }
 
 
 def diff_configs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> ConfigDiff:
@@ -107,10 +80,6 @@ def diff_configs(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> Confi
         top_level=_names_change(old_rest, new_rest) or NamesChange(),
         unified=_unified(masked_old, masked_new),
     )
-
-
-def _optional(change: ValueChange | NamesChange | None) -> dict[str, Any] | None:
-    return change.to_dict() if change is not None else None
 
 
 def _servers(config: Mapping[str, Any] | None) -> dict[str, Any]:

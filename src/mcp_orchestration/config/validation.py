@@ -54,9 +54,6 @@ class Problem:
     path: str
     message: str
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code, "path": self.path, "message": self.message}
-
 
 @dataclass(frozen=True)
 class ValidationReport:
@@ -68,9 +65,6 @@ class ValidationReport:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": [p.to_dict() for p in self.problems], "omitted": self.omitted}
 
 
 def validate_config(payload: Mapping[str, Any]) -> ValidationReport:
