@@ -19,7 +19,7 @@ from mcp_orchestration.core.errors import PlainSecretEnvError
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
-from mcp_orchestration.trust.keys import SECRETS_DIR
+from mcp_orchestration.trust.mounts import SECRETS_DIR
 
 APP_NAME = "mcp-orchestration"
 ENV_PREFIX = "MCP_ORCHESTRATION_"

@@ -3,7 +3,8 @@
 The command line's ``--key-source`` choices and the settings' validation are
 this registry's names, so a new source (another token, a cloud KMS) is one
 class here and nothing in the layers above. Sources are cheap to list: each
-imports what it needs (the OS keyring, python-pkcs11) only when it loads a key.
+imports what it needs (cryptography, the OS keyring, python-pkcs11) only when
+it loads a key, so parsing a command line loads none of them.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.security.ids import shown
-from mcp_orchestration.trust import hsm, keys
-from mcp_orchestration.trust.signer import Signer
+
+if TYPE_CHECKING:
+    from mcp_orchestration.trust.signer import Signer
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class FileSource(KeySource):
         return spec.path is not None
 
     def load(self, spec: KeySpec) -> Signer:
+        from mcp_orchestration.trust import keys
+
         return keys.load_from_file(spec.path, spec.passphrase_path)
 
 
@@ -67,6 +72,8 @@ class KeyringSource(KeySource):
         return True  # chosen explicitly: a missing entry is an error, not "no key"
 
     def load(self, spec: KeySpec) -> Signer:
+        from mcp_orchestration.trust import keys
+
         return keys.load_from_keyring()
 
 
@@ -78,6 +85,8 @@ class Pkcs11Source(KeySource):
         return True  # chosen explicitly, like the keyring
 
     def load(self, spec: KeySpec) -> Signer:
+        from mcp_orchestration.trust import hsm
+
         return hsm.load_token_key(
             module=spec.module,
             token_label=spec.token_label,

@@ -40,6 +40,7 @@ from mcp_orchestration.security.redaction import (
     encodings_of_bytes,
     encodings_of_pem,
 )
+from mcp_orchestration.trust.mounts import SECRETS_DIR
 from mcp_orchestration.trust.signer import PublicKey, Signer
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,6 @@ MIN_PASSPHRASE_LENGTH = MIN_SECRET_LENGTH
 _PRIVATE_KEY_BEGIN = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")
 MAX_SECRET_FILE_BYTES = 64 * 1024  # a PEM key is under 1 KiB; a bound for the read
 _CONTAINER_UID = 65532
-SECRETS_DIR = Path("/run/secrets")  # where Docker and Swarm mount secrets
 KEYRING_SERVICE = "mcp-orchestration"
 KEYRING_USERNAME = "signing_key"
 
