@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.config.model import NEUTRAL_FIELDS, HttpServer, McpConfig, StdioServer
+from mcp_orchestration.config.model import NEUTRAL_FIELDS, HttpServer, McpConfig, StdioServer, server_entry
 from mcp_orchestration.config.validation import parse_config
 from mcp_orchestration.core.errors import LimitError, ValidationError
 
@@ -31,7 +31,9 @@ def test_a_payload_becomes_typed_servers() -> None:
 
 
 def test_a_payload_round_trips_unchanged_with_absent_fields_left_absent() -> None:
-    assert McpConfig.from_payload(PAYLOAD).to_payload() == PAYLOAD
+    config = McpConfig.from_payload(PAYLOAD)
+    assert {name: server_entry(server) for name, server in config.servers.items()} == PAYLOAD["mcpServers"]
+    assert config.extra == {key: value for key, value in PAYLOAD.items() if key != "mcpServers"}
 
 
 def test_the_typed_config_does_not_alias_the_payload() -> None:
@@ -39,7 +41,7 @@ def test_the_typed_config_does_not_alias_the_payload() -> None:
     config = McpConfig.from_payload(payload)
     payload["mcpServers"]["s"]["args"].append("--evil")
     payload["mcpServers"]["s"]["env"]["B"] = "2"
-    assert config.to_payload() == {"mcpServers": {"s": {"command": "npx", "args": ["a"], "env": {"A": "1"}}}}
+    assert server_entry(config.servers["s"]) == {"command": "npx", "args": ["a"], "env": {"A": "1"}}
 
 
 def test_each_transports_fields_are_the_models_fields() -> None:

@@ -16,8 +16,8 @@ from mcp_orchestration.trust.signer import Signer
 
 
 def test_the_registry_names_file_keyring_and_pkcs11_with_file_first() -> None:
-    assert key_sources.source_names() == ("file", "keyring", "pkcs11")
-    assert tuple(key_source_choices()) == key_sources.source_names()
+    assert tuple(key_sources.SOURCES) == ("file", "keyring", "pkcs11")
+    assert tuple(key_source_choices()) == tuple(key_sources.SOURCES)
     assert all(source.description for source in key_sources.SOURCES.values())
 
 

@@ -8,8 +8,8 @@ transport is one change. :meth:`McpConfig.from_payload` checks the shape only
 (what rendering needs); :func:`mcp_orchestration.config.validation.parse_config`
 adds every publishing rule (limits, names, URLs, secrets).
 
-Fields absent from a payload stay absent (``None``), so a config read back and
-written out again is the same JSON.
+Fields absent from a payload stay absent (``None``), so a server entry read and
+rendered again (:func:`server_entry`) is the same JSON.
 """
 
 from __future__ import annotations
@@ -89,10 +89,6 @@ class McpConfig:
         typed = {_server_name(name): _server(name, entry) for name, entry in servers.items()}
         extra = {key: value for key, value in payload.items() if key != SERVERS_KEY}
         return cls(MappingProxyType(typed), MappingProxyType(extra))
-
-    def to_payload(self) -> dict[str, Any]:
-        """The config as JSON: ``mcpServers`` first, then the other keys."""
-        return {SERVERS_KEY: {name: server_entry(s) for name, s in self.servers.items()}, **self.extra}
 
 
 def _server_name(name: object) -> str:

@@ -99,11 +99,6 @@ class Pkcs11Source(KeySource):
 SOURCES: Mapping[str, KeySource] = {source.name: source for source in (FileSource(), KeyringSource(), Pkcs11Source())}
 
 
-def source_names() -> tuple[str, ...]:
-    """The registered source names, in registration order (``file`` first: the default)."""
-    return tuple(SOURCES)
-
-
 def get_source(name: str) -> KeySource:
     """The source called ``name``, or a usage error listing the choices."""
     source = SOURCES.get(name)
