@@ -164,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="re-hash every reachable object and every head, and report stored configs that hold a credential",
     )
+    sub = add("refresh", _cmd_refresh, "re-sign the unchanged index with a new expiry (run it on a schedule)")
+    sub.add_argument(
+        "--expires-in",
+        metavar="DURATION",
+        help="how long the new head stays fresh: 90m, 36h, 7d (default: $MCP_ORCHESTRATION_HEAD_LIFETIME, else 7d)",
+    )
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
@@ -354,7 +360,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     report = operations.verify(_app(args), args.deep)
     text = (
         f"OK: index version {report['index_version']} signed by SHA256:{report['keyid']}, "
-        f"{report['heads_checked']} head(s) checked"
+        f"{report['heads_checked']} head(s) checked, "
+        + (f"fresh until {report['expires']}" if report["expires"] else "no expiry (run `refresh` to set one)")
     )
     if args.deep:
         text += f", {report['objects_checked']} object(s) re-hashed, {report['profiles']} profile(s)"
@@ -366,6 +373,15 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         if report["credentials"]:
             text += "\n" + _credentials_warning(report["credentials"])
     return _emit(args, report, text)
+
+
+def _cmd_refresh(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app import operations
+    from mcp_orchestration.core.clock import parse_duration
+
+    lifetime = parse_duration(args.expires_in, "--expires-in") if args.expires_in else None
+    result = operations.refresh(_app(args), lifetime)
+    return _emit(args, result, f"Re-signed as index version {result['index_version']}, fresh until {result['expires']}")
 
 
 def _credentials_warning(found: list[dict[str, Any]]) -> str:

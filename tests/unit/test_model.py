@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,10 +12,11 @@ from mcp_orchestration.store.model import Entry, tree_from_json, tree_to_json
 from mcp_orchestration.trust.metadata import Head
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
+NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _head(**changes: Any) -> dict[str, Any]:
-    return {**Head.next(2, A, B, [C, C], "2024-01-02T03:04:05Z").to_json(), **changes}
+    return {**Head.next(2, A, B, [C, C], now=NOW, lifetime=timedelta(days=7)).to_json(), **changes}
 
 
 def _entry(**changes: Any) -> dict[str, Any]:
@@ -23,9 +25,26 @@ def _entry(**changes: Any) -> dict[str, Any]:
 
 
 def test_a_head_commits_to_the_key_history_it_is_signed_under_and_round_trips() -> None:
-    head = Head.next(3, A, B, [C, B, A], "2024-01-02T03:04:05Z")
+    head = Head.next(3, A, B, [C, B, A], now=NOW, lifetime=timedelta(hours=36))
     assert (head.key_history_version, head.key_history_digest) == (3, A)
+    assert (head.created_at, head.expires) == ("2024-01-02T03:04:05Z", "2024-01-03T15:04:05Z")
+    assert head.expiry() == NOW + timedelta(hours=36)
     assert Head.from_json(head.to_json(), "head") == head
+
+
+def test_a_head_signed_before_heads_expired_still_parses_with_no_expiry() -> None:
+    """Stores written by earlier releases have heads without ``expires``: they keep verifying."""
+    old = _head()
+    del old["expires"]
+    head = Head.from_json(old, "head")
+    assert head.expires is None and head.expiry() is None
+    assert "expires" not in head.to_json()
+
+
+@pytest.mark.parametrize("expires", ["tomorrow", "2024-01-02 03:04:05", 1704164645, ""])
+def test_a_malformed_expiry_is_an_integrity_error(expires: object) -> None:
+    with pytest.raises(IntegrityError, match="expires"):
+        Head.from_json(_head(expires=expires), "head")
 
 
 def test_an_entry_round_trips() -> None:

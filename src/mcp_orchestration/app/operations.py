@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -73,7 +73,7 @@ class App:
             signing_key=self._configured_key,
             loaded_key=lambda: self._key,
         )
-        self.index = Repository(settings.storage_dir, policy=self.anchor)
+        self.index = Repository(settings.storage_dir, policy=self.anchor, head_lifetime=settings.head_lifetime)
         self.telemetry = telemetry if telemetry is not None else Telemetry(settings.telemetry_dir)
         self._key: Signer | None = None
 
@@ -510,6 +510,18 @@ def revoke(app: App, keyid: str) -> dict[str, Any]:
         event.set(keyid=key.keyid, revoked_keyid=target)
         changed = rotation.revoke(app.index, key, target)
         return {"revoked": f"SHA256:{target}", "changed": changed}
+
+
+def refresh(app: App, lifetime: timedelta | None = None) -> dict[str, Any]:
+    """Re-sign the unchanged index with a new expiry (``lifetime`` from now, else the configured one)."""
+    with app.telemetry.operation("refresh") as event:
+        key = app.signing_key
+        if lifetime is not None:
+            app.index.head_lifetime = lifetime
+        event.set(keyid=key.keyid)
+        signed = rotation.refresh(app.index, key)
+        event.set(index_version=signed.head.version)
+        return {"index_version": signed.head.version, "head_id": signed.head_id, "expires": signed.head.expires}
 
 
 def healthcheck(app: App) -> None:

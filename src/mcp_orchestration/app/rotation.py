@@ -17,6 +17,7 @@ from mcp_orchestration.core.errors import ConflictError, KeyRevokedError, NotFou
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust.history import KeyStatus
 from mcp_orchestration.trust.signer import Signer
+from mcp_orchestration.trust.verifier import SignedHead
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,21 @@ def revoke(index: Repository, active: Signer, keyid: str) -> bool:
         index.key_files.append(history, history.revocation(active, keyid, utc_now()))
         index.resign(active, history, head)  # the next index version commits to the revocation
         return True
+
+
+def refresh(index: Repository, active: Signer) -> SignedHead:
+    """Re-sign the current index, unchanged, as a new version that is fresh from now.
+
+    A mirror can then no longer keep serving an old head past its expiry. Refused
+    while a rotation is unfinished: that head must be re-signed by ``keys rotate``.
+    """
+    with index.write_lock():
+        history = index.load_history()
+        history.require_active(active)
+        head = index.current_head(history)
+        if head.keyid != active.keyid:
+            raise ConflictError(
+                "A rotation is unfinished: the index is not yet signed by the active key.",
+                hint="Re-run `mcp-orchestration keys rotate` to finish it; it re-signs the index too.",
+            )
+        return index.resign(active, history, head)

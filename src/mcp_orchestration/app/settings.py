@@ -12,13 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from mcp_orchestration.app.host_state import STATE_FILE_NAME
+from mcp_orchestration.core.clock import parse_duration
 from mcp_orchestration.core.errors import PlainSecretEnvError
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
+from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME
 from mcp_orchestration.trust.mounts import SECRETS_DIR
 
 APP_NAME = "mcp-orchestration"
@@ -37,6 +40,7 @@ ENV_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_PIN_FILE"
 ENV_NEXT_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE"
 ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
 ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
+ENV_HEAD_LIFETIME = "MCP_ORCHESTRATION_HEAD_LIFETIME"  # how long each signed head stays fresh: 7d, 36h, 90m
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
 DEFAULT_PASSPHRASE_FILE = SECRETS_DIR / "signing_key_passphrase"
@@ -61,6 +65,7 @@ class Settings:
     signing_key: KeySpec
     host_state_file: Path = field(default_factory=lambda: _default_state_file(os.environ))
     expect_root: str | None = None  # ``SHA256:<hex>`` from --expect-key or $MCP_ORCHESTRATION_EXPECT_KEY
+    head_lifetime: timedelta = DEFAULT_HEAD_LIFETIME  # from $MCP_ORCHESTRATION_HEAD_LIFETIME
 
     @property
     def storage_dir(self) -> Path:
@@ -219,4 +224,9 @@ def load_settings(
         ),
         host_state_file=_default_state_file(env),
         expect_root=public_key_fingerprint(expected) if expected else None,
+        head_lifetime=(
+            parse_duration(env[ENV_HEAD_LIFETIME], ENV_HEAD_LIFETIME)
+            if env.get(ENV_HEAD_LIFETIME)
+            else DEFAULT_HEAD_LIFETIME
+        ),
     )

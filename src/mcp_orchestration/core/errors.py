@@ -22,6 +22,8 @@ class ExitCode(IntEnum):
     KEY = 4
     NOT_FOUND = 5
     CONFLICT = 6
+    EXPIRED = 7
+    UNAVAILABLE = 8
 
 
 class OrchestrationError(Exception):
@@ -133,6 +135,58 @@ class ForkError(RollbackError):
 
 class KeyHistoryError(VerificationError):
     code = "key_history"
+
+
+class ExpiredError(VerificationError):
+    """A validly signed head whose expiry passed: the publisher stopped refreshing, or a mirror froze it."""
+
+    code = "expired"
+    exit_code = ExitCode.EXPIRED
+    hint = (
+        "The last good config stays in place. The publisher must re-sign the index (`mcp-orchestration refresh`, "
+        "run on a schedule) and push it to the mirror; if the mirror serves an old copy, fix the mirror."
+    )
+
+
+class MirrorError(OrchestrationError):
+    """A mirror answered in a way a genuine distribution point never does; nothing it sent was used."""
+
+    code = "mirror"
+    exit_code = ExitCode.VERIFICATION
+    hint = (
+        "Nothing was applied and the last good config stays in place. Check the mirror's configuration "
+        "(SECURITY.md, 'Fleet rollout'), or whether someone between this machine and it changes responses."
+    )
+
+
+class MirrorUnavailableError(MirrorError):
+    """The mirror cannot be reached or does not answer in time (offline, down, overloaded)."""
+
+    code = "mirror_unavailable"
+    exit_code = ExitCode.UNAVAILABLE
+    hint = "The last good config stays in place; the next scheduled sync tries again."
+
+
+class MirrorTimeoutError(MirrorUnavailableError):
+    code = "mirror_timeout"
+
+
+class MirrorRedirectError(MirrorError):
+    code = "mirror_redirect"
+
+
+class MirrorContentTypeError(MirrorError):
+    code = "mirror_content_type"
+
+
+class MirrorTooLargeError(MirrorError):
+    code = "mirror_too_large"
+
+
+class MirrorMissingError(MirrorError):
+    """The mirror lacks a file that the signed index it serves names: a partial or damaged push."""
+
+    code = "mirror_missing"
 
 
 class SigningKeyError(OrchestrationError):

@@ -28,6 +28,7 @@ class VerifyReport:
     keyid: str
     key_history_version: int
     heads_checked: int
+    expires: str | None = None  # when the current head stops being fresh (None: signed before heads expired)
     objects_checked: int = 0
     heads_vouched_by_chain: int = 0
     deep: bool = False

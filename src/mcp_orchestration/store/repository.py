@@ -22,10 +22,11 @@ import contextlib
 import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
-from mcp_orchestration.core.clock import utc_now
+from mcp_orchestration.core.clock import format_time, utc_now
 from mcp_orchestration.core.errors import (
     ConflictError,
     IntegrityError,
@@ -52,7 +53,7 @@ from mcp_orchestration.store.layout import Layout
 from mcp_orchestration.store.model import Entry, read_clients, read_entry, read_profiles, tree_to_json
 from mcp_orchestration.trust import dsse, verifier
 from mcp_orchestration.trust.history import KeyHistory
-from mcp_orchestration.trust.metadata import Head
+from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME, Head
 from mcp_orchestration.trust.signer import Signer
 from mcp_orchestration.trust.verifier import FetchHead, SignedHead
 
@@ -106,9 +107,12 @@ class TrustPolicy(Protocol):
 class Repository:
     """One store: its objects, its signed head chain and its key history."""
 
-    def __init__(self, storage_dir: Path, policy: TrustPolicy | None = None) -> None:
+    def __init__(
+        self, storage_dir: Path, policy: TrustPolicy | None = None, head_lifetime: timedelta = DEFAULT_HEAD_LIFETIME
+    ) -> None:
         self.layout = Layout(storage_dir)
         self.policy = policy
+        self.head_lifetime = head_lifetime  # how long each head this repository signs stays fresh
         self.objects = ContentStore(self.layout.objects_dir)
         self.key_files = KeyHistoryFiles(self.layout.keys_dir)
         self._history_cache: tuple[FilesState, KeyHistory] | None = None
@@ -306,7 +310,7 @@ class Repository:
                 history = self.key_files.create(key, utc_now())
             batch = WriteBatch(self.layout.storage_dir)
             root = self.objects.put_json(tree_to_json("root", "clients", {}), batch)
-            head = Head.next(1, root, None, history.digests, utc_now())
+            head = Head.next(1, root, None, history.digests, now=datetime.now(UTC), lifetime=self.head_lifetime)
             return history, self._write_head(key, head, batch, history), True
 
     def publish(self, key: Signer, updates: Sequence[ProfileUpdate]) -> PublishResult:
@@ -324,7 +328,8 @@ class Repository:
             trees: dict[str, dict[str, str]] = {}
             artifacts: dict[str, str] = {}
             unchanged: list[str] = []
-            now = utc_now()
+            moment = datetime.now(UTC)
+            now = format_time(moment)
             batch = WriteBatch(self.layout.storage_dir)
             self._keep_head(current, batch)
             for update in updates:
@@ -349,13 +354,15 @@ class Repository:
             for client, profiles in trees.items():
                 clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles), batch)
             root = self.objects.put_json(tree_to_json("root", "clients", clients), batch)
-            head = Head.next(version, root, current.head_id, history.digests, now)
+            head = Head.next(version, root, current.head_id, history.digests, now=moment, lifetime=self.head_lifetime)
             self._write_head(key, head, batch, history)
             return PublishResult(version, artifacts, unchanged, key.keyid)
 
     def resign(self, key: Signer, history: KeyHistory, current: SignedHead) -> SignedHead:
-        """A new head version over the same root, signed by ``key`` (caller holds the lock)."""
-        head = Head.next(current.head.version + 1, current.head.root, current.head_id, history.digests, utc_now())
+        """A new head version over the same root, signed by ``key`` and fresh from now (caller holds the lock)."""
+        version = current.head.version + 1
+        root, previous = current.head.root, current.head_id
+        head = Head.next(version, root, previous, history.digests, now=datetime.now(UTC), lifetime=self.head_lifetime)
         batch = WriteBatch(self.layout.storage_dir)
         self._keep_head(current, batch)
         return self._write_head(key, head, batch, history)
@@ -381,6 +388,7 @@ class Repository:
             keyid=current.keyid,
             key_history_version=len(history.versions),
             heads_checked=0,
+            expires=current.head.expires,
             deep=deep,
         )
         check = DeepCheck(self.objects, report)

@@ -1,0 +1,125 @@
+"""What a mirror transport does, and which one a URL names.
+
+A :class:`Source` is what ``sync`` reads from; a :class:`Target` is what
+``mirror push`` writes to. Both speak in mirror paths (``tree.py``). Each
+implementation lives in its own module and is imported only when its URL
+scheme is used, so a desktop that syncs over HTTPS never loads the OCI
+client. Transports only move bytes: they bound sizes and times, refuse
+answers no genuine mirror gives (typed ``Mirror*Error``), and never decide
+whether what they carry is genuine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mcp_orchestration.core.errors import UsageError
+
+DEFAULT_TIMEOUT = 30.0  # seconds for one whole request, however slowly the bytes arrive
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A file's bytes and the validator a later conditional fetch sends (an ETag or a digest)."""
+
+    data: bytes
+    etag: str | None
+
+
+@dataclass
+class Counters:
+    """What a transport moved: the sync benchmark and ``sync --json`` report them."""
+
+    requests: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+
+
+@dataclass(frozen=True)
+class TransportOptions:
+    timeout: float = DEFAULT_TIMEOUT
+    token_file: Path | None = None  # HTTP PUT: a file holding a bearer token (never the token itself)
+
+
+class Source(Protocol):
+    """A mirror to read from."""
+
+    url: str  # as shown in messages
+    counters: Counters
+
+    def fetch(self, path: str, limit: int, *, etag: str | None = None) -> Fetched | None:
+        """The file at ``path`` (at most ``limit`` bytes); None if it still matches ``etag``.
+
+        Raises ``MirrorMissingError`` if the mirror lacks it, ``MirrorUnavailableError`` if the mirror
+        cannot be reached in time, another ``MirrorError`` for an answer no mirror should give.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    """A mirror to write to."""
+
+    url: str
+    counters: Counters
+
+    def read(self, path: str, limit: int) -> bytes | None:
+        """The file at ``path``, or None if the mirror has none."""
+        ...
+
+    def put(self, path: str, data: bytes) -> None:
+        """Write one file; objects and key versions never change, ``index/HEAD`` is replaced."""
+        ...
+
+    def commit(self) -> None:
+        """Make what was put visible, after ``index/HEAD`` (a registry pushes its manifests here)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    module: str
+    source: str
+    target: str
+
+
+_SCHEMES = {
+    "file": _Scheme("files", "FileSource", "DirectoryTarget"),
+    "http": _Scheme("http", "HttpSource", "HttpTarget"),
+    "https": _Scheme("http", "HttpSource", "HttpTarget"),
+    "oci": _Scheme("oci", "OciSource", "OciTarget"),
+}
+_URL_HINT = "Use https://host/path, oci://registry/repository:tag, or file:///path (a directory or mounted share)."
+
+
+def scheme_of(url: str) -> str:
+    """The transport a mirror URL names; a plain path is a directory."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    if len(scheme) <= 1:  # no scheme, or a Windows drive letter
+        return "file"
+    if scheme not in _SCHEMES:
+        raise UsageError(f"Unsupported mirror URL scheme {scheme!r}.", hint=_URL_HINT)
+    return scheme
+
+
+def open_source(url: str, options: TransportOptions | None = None) -> Source:
+    """The transport that reads the mirror at ``url``."""
+    scheme = _SCHEMES[scheme_of(url)]
+    module = importlib.import_module(f"{__package__}.{scheme.module}")
+    source: Source = getattr(module, scheme.source)(url, options or TransportOptions())
+    return source
+
+
+def open_target(url: str, options: TransportOptions | None = None) -> Target:
+    """The transport that writes the mirror at ``url``."""
+    scheme = _SCHEMES[scheme_of(url)]
+    module = importlib.import_module(f"{__package__}.{scheme.module}")
+    target: Target = getattr(module, scheme.target)(url, options or TransportOptions())
+    return target
