@@ -188,6 +188,48 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the values of ${env:NAME} placeholders the client cannot expand (Claude Desktop) from this "
         "environment",
     )
+    mirror = add("mirror", _no_subcommand, "distribute the signed store to desktops").add_subparsers(
+        dest="mirror_command", required=True, parser_class=_Parser
+    )
+    sub = add(
+        "push", _cmd_mirror_push, "put the verified store on a mirror (only what it lacks; the head last)", into=mirror
+    )
+    sub.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="a directory or file:// URL, http(s):// (PUT), or oci://registry/repo:tag",
+    )
+    sub.add_argument("--token-file", type=Path, help="http(s): a file holding the bearer token the server expects")
+    sub = add("sync", _cmd_sync, "fetch, verify and apply the newest signed config from a mirror (no key needed)")
+    sub.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="https://..., oci://registry/repo:tag or file:///...",
+    )
+    sub.add_argument(
+        "--apply",
+        action="append",
+        required=True,
+        type=_apply_request,
+        metavar="CLIENT/PROFILE[=PATH]",
+        help="apply this profile to the client's config file (its default place, or PATH); repeatable",
+    )
+    sub.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where this desktop keeps the head it accepted (default: $MCP_ORCHESTRATION_SYNC_STATE, "
+        "else sync/ in the per-user state directory)",
+    )
+    sub.add_argument("--timeout", type=float, default=30.0, help="seconds for each request (default: %(default)s)")
+    sub.add_argument("--dry-run", action="store_true", help="verify and print the (masked) diffs; write nothing")
+    sub.add_argument(
+        "--resolve-env",
+        action="store_true",
+        help="as for deploy: write the values of ${env:NAME} placeholders the client cannot expand",
+    )
     add("serve", _cmd_serve, "run the MCP server on stdio")
     add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
@@ -481,6 +523,86 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
         done = f"backup: {result.backup}" if result.backup else "created"
         text = f"Deployed {source} to {result.path} ({done})."
     return _emit(args, asdict(result), text)
+
+
+def _cmd_mirror_push(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app import operations
+
+    result = operations.mirror_push(_app(args), args.to, args.token_file)
+    if result["mirror_version"] == result["index_version"]:
+        text = f"{result['url']} already serves index version {result['index_version']}."
+    else:
+        text = (
+            f"Pushed index version {result['index_version']} to {result['url']}: {result['objects']} object(s), "
+            f"{result['key_versions']} key history version(s), {result['bytes_sent']} bytes."
+        )
+    return _emit(args, result, text)
+
+
+def _apply_request(text: str) -> Any:
+    """``CLIENT/PROFILE[=PATH]`` for ``sync --apply``."""
+    from mcp_orchestration.app.sync import ApplyRequest
+    from mcp_orchestration.security.ids import check_name_id
+
+    names, _, path = text.partition("=")
+    client, _, profile = names.partition("/")
+    try:
+        return ApplyRequest(
+            check_name_id(client, "client"), check_name_id(profile, "profile"), Path(path) if path else None
+        )
+    except OrchestrationError as error:
+        raise argparse.ArgumentTypeError(f"expected CLIENT/PROFILE[=PATH]: {error.message}") from None
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from mcp_orchestration.app.settings import ENV_EXPECT_KEY, default_sync_state_dir
+    from mcp_orchestration.app.sync import SyncRequest, sync
+
+    expected = getattr(args, "expect_key", None) or os.environ.get(ENV_EXPECT_KEY)
+    if not expected:
+        raise UsageError(
+            "sync needs the store's root key fingerprint.",
+            hint="Pass --expect-key SHA256:... (from `mcp-orchestration keys list` at the publisher), or set "
+            f"{ENV_EXPECT_KEY}.",
+        )
+    request = SyncRequest(
+        url=args.source,
+        expect_root=_fingerprint(expected),
+        applies=tuple(args.apply),
+        state_dir=args.state_dir or default_sync_state_dir(os.environ),
+        resolve_env=args.resolve_env,
+        dry_run=args.dry_run,
+        timeout=args.timeout,
+    )
+    result = sync(request)
+    fresh = f"fresh until {result.expires}"
+    if not result.head_changed and not result.applied:
+        text = f"Up to date: index version {result.index_version}, {fresh} ({result.requests} request(s))."
+    else:
+        lines = [f"Index version {result.index_version} from {result.url} verified, {fresh}."]
+        for item in result.applied:
+            what = f"{item.client}/{item.profile} -> {item.path}"
+            if result.dry_run:
+                lines.append(f"{item.diff}\nDry run: {what} would {'change' if item.changed else 'stay as it is'}.")
+            elif item.changed:
+                lines.append(f"Applied {what} ({f'backup: {item.backup}' if item.backup else 'created'}).")
+            else:
+                lines.append(f"{what}: already up to date.")
+        text = "\n".join(lines)
+    return _emit(args, asdict(result), text)
+
+
+def _fingerprint(text: str) -> str:
+    """A root fingerprint as given, or computed from a public key file (which loads the crypto library)."""
+    import re
+
+    if re.fullmatch(r"SHA256:[0-9a-f]{64}", text):
+        return text
+    from mcp_orchestration.trust.keys import public_key_fingerprint
+
+    return public_key_fingerprint(text)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -43,9 +43,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp_orchestration.app.operations import App
 from mcp_orchestration.config.clients import ClientSpec, get_client
 from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.model import McpConfig
@@ -53,6 +52,9 @@ from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.core.errors import ConflictError, UsageError, ValidationError, unreadable_file
 from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
 from mcp_orchestration.security.redaction import REDACTOR
+
+if TYPE_CHECKING:
+    from mcp_orchestration.app.operations import App
 
 NEW_FILE_MODE = 0o600
 MAX_BACKUPS_PER_SECOND = 1000
@@ -80,7 +82,7 @@ class DeployResult:
 
 
 @dataclass(frozen=True)
-class _Source:
+class VerifiedConfig:
     """A profile's payload read under one fully verified index, and that index's identity."""
 
     index_version: int
@@ -108,47 +110,67 @@ def deploy(
     """
     spec = get_client(client)
     environ = os.environ if environ is None else environ
-    target = (config_path or default_config_path(spec, environ)).resolve()  # a linked file is written where it lives
-    when = (now or datetime.now(UTC)).astimezone(UTC)
+    target = config_path or default_config_path(spec, environ)
     with app.telemetry.operation("deploy") as event:
         event.set(dry_run=dry_run)
         source = _verified_source(app, client, profile)
         event.set(keyid=source.keyid, index_version=source.index_version)
-        servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
-        old, mode = _read_existing(target)
-        if values:
-            mode &= SECRET_FILE_MODE
-        current = parse_payload(old, str(target)) if old is not None else {}
-        merged = _merge(current, spec.config_key, servers, target)
-        changed = old is None or merged != current
-        backup = None
-        if not dry_run:
-            if changed:
-                backup = _replace(target, old, mode, merged, when)
-            elif values:
-                os.chmod(target, mode)  # unchanged, but it holds the values: narrowed all the same
-        event.set(changed=changed)
-        return DeployResult(
-            client=spec.id,
-            profile=profile,
-            path=str(target),
-            artifact=source.artifact,
-            index_version=source.index_version,
-            servers=tuple(servers),
-            resolved_env=tuple(sorted(values)),
-            created=old is None,
-            changed=changed,
-            dry_run=dry_run,
-            backup=str(backup) if backup is not None else None,
-            diff=_diff(
-                target,
-                current if old is not None else None,
-                merged,
-                spec.config_key,
-                deployed=servers,
-                values=values,
-            ),
+        result = apply(
+            spec, profile, source, target, dry_run=dry_run, resolve_env=resolve_env, environ=environ, now=now
         )
+        event.set(changed=result.changed)
+        return result
+
+
+def apply(
+    spec: ClientSpec,
+    profile: str,
+    source: VerifiedConfig,
+    config_path: Path,
+    *,
+    dry_run: bool = False,
+    resolve_env: bool = False,
+    environ: Mapping[str, str],
+    now: datetime | None = None,
+) -> DeployResult:
+    """Merge a verified profile's servers into the client's config file at ``config_path``: what ``deploy``
+    and ``sync`` write, by the same rules."""
+    target = config_path.resolve()  # a linked file is written where it lives
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
+    old, mode = _read_existing(target)
+    if values:
+        mode &= SECRET_FILE_MODE
+    current = parse_payload(old, str(target)) if old is not None else {}
+    merged = _merge(current, spec.config_key, servers, target)
+    changed = old is None or merged != current
+    backup = None
+    if not dry_run:
+        if changed:
+            backup = _replace(target, old, mode, merged, when)
+        elif values:
+            os.chmod(target, mode)  # unchanged, but it holds the values: narrowed all the same
+    return DeployResult(
+        client=spec.id,
+        profile=profile,
+        path=str(target),
+        artifact=source.artifact,
+        index_version=source.index_version,
+        servers=tuple(servers),
+        resolved_env=tuple(sorted(values)),
+        created=old is None,
+        changed=changed,
+        dry_run=dry_run,
+        backup=str(backup) if backup is not None else None,
+        diff=_diff(
+            target,
+            current if old is not None else None,
+            merged,
+            spec.config_key,
+            deployed=servers,
+            values=values,
+        ),
+    )
 
 
 def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
@@ -161,14 +183,14 @@ def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
     return Path(spec.config_path(platform, environ, Path.home()))
 
 
-def _verified_source(app: App, client: str, profile: str) -> _Source:
+def _verified_source(app: App, client: str, profile: str) -> VerifiedConfig:
     """Verify the key history and index chain, then read the profile's artifact under that same head."""
     report = app.index.verify()
     entry, payload = app.index.get_artifact(client, profile)
     _, head = app.index.snapshot()
     if head.head_id != report.head_id:
         raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")
-    return _Source(report.index_version, report.keyid, entry.artifact, payload)
+    return VerifiedConfig(report.index_version, report.keyid, entry.artifact, payload)
 
 
 def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:

@@ -524,6 +524,21 @@ def refresh(app: App, lifetime: timedelta | None = None) -> dict[str, Any]:
         return {"index_version": signed.head.version, "head_id": signed.head_id, "expires": signed.head.expires}
 
 
+def mirror_push(app: App, url: str, token_file: Path | None = None) -> dict[str, Any]:
+    """Put what the mirror at ``url`` lacks of the verified store on it, its head last."""
+    from mcp_orchestration.store.mirror import push
+    from mcp_orchestration.store.mirror.transport import TransportOptions, open_target
+
+    with app.telemetry.operation("mirror_push") as event:
+        target = open_target(url, TransportOptions(token_file=token_file))
+        try:
+            result = push.push(app.index, target)
+        finally:
+            target.close()
+        event.set(index_version=result.index_version, objects=result.objects, scheme=url.split(":", 1)[0])
+        return asdict(result)
+
+
 def healthcheck(app: App) -> None:
     """Raise unless the store is readable and writable, its chain verifies and the key (if any) is trusted.
 

@@ -40,6 +40,7 @@ ENV_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_PIN_FILE"
 ENV_NEXT_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE"
 ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
 ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
+ENV_SYNC_STATE = "MCP_ORCHESTRATION_SYNC_STATE"  # a desktop's sync state directory
 ENV_HEAD_LIFETIME = "MCP_ORCHESTRATION_HEAD_LIFETIME"  # how long each signed head stays fresh: 7d, 36h, 90m
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
@@ -83,6 +84,15 @@ def _default_state_file(environ: Mapping[str, str]) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / STATE_FILE_NAME
+
+
+def default_sync_state_dir(environ: Mapping[str, str]) -> Path:
+    """``$MCP_ORCHESTRATION_SYNC_STATE``, else ``sync/`` in the per-user state directory."""
+    if environ.get(ENV_SYNC_STATE):
+        return Path(environ[ENV_SYNC_STATE])
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sync"
 
 
 def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from mcp_orchestration.core.errors import UsageError
+from mcp_orchestration.core.errors import MirrorError, UsageError
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one whole request, however slowly the bytes arrive
 
@@ -81,6 +81,14 @@ class Target(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def fetch_file(source: Source, path: str, limit: int) -> bytes:
+    """A file's bytes: a fetch without a validator never answers "not modified"."""
+    fetched = source.fetch(path, limit)
+    if fetched is None:
+        raise MirrorError(f"The mirror at {source.url} answered 'not modified' to a request without a validator.")
+    return fetched.data
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,146 @@
+"""The trust walk a desktop does over a mirror, like a TUF client's: keys, head, chain, objects.
+
+Nothing from the mirror is used before it is checked: the key history is
+verified version by version from the pinned root (each new version fetched
+only after the one before it verified, so a forged one costs one download);
+the head against that history, the versions accepted before and its signed
+expiry; its descent from the head accepted before through the mirror's own
+copies of the heads between; and every object against the id the signed
+tree names it by.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from mcp_orchestration.app.sync_state import StateDir, SyncState
+from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.core.errors import IntegrityError, NotFoundError
+from mcp_orchestration.store.mirror.transport import Source, fetch_file
+from mcp_orchestration.store.mirror.tree import (
+    MAX_HEAD_BYTES,
+    MAX_KEY_VERSION_BYTES,
+    MAX_KEY_VERSIONS,
+    MAX_OBJECT_BYTES,
+    key_path,
+    object_path,
+)
+from mcp_orchestration.store.model import Entry, tree_from_json
+from mcp_orchestration.trust import dsse, verifier
+from mcp_orchestration.trust.history import KeyHistory
+from mcp_orchestration.trust.metadata import require_fresh
+from mcp_orchestration.trust.verifier import AcceptedHead, SignedHead
+
+MAX_ENTRY_BYTES = 1 << 20
+_DESCENT_HINT = (
+    "The last good config stays in place. If the publisher re-created or restored its store on purpose, remove "
+    "this desktop's sync state directory to accept the new index; otherwise the mirror serves an old or forged copy."
+)
+
+
+@dataclass(frozen=True)
+class VerifiedIndex:
+    history: KeyHistory
+    head: SignedHead
+    new_key_versions: list[bytes]  # verified versions the desktop did not have yet
+
+
+class MirrorObjects:
+    """Objects read from a mirror, each checked against its id."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def get_bytes(self, object_id: str, limit: int = MAX_OBJECT_BYTES) -> bytes:
+        data = fetch_file(self.source, object_path(object_id), limit)
+        if hashlib.sha256(data).hexdigest() != object_id:
+            raise IntegrityError(
+                f"Object {object_id} from the mirror at {self.source.url} does not hash to its id: it was "
+                "tampered with, truncated or swapped for another."
+            )
+        return data
+
+    def get_json(self, object_id: str, limit: int = MAX_OBJECT_BYTES) -> Any:
+        try:
+            return json.loads(self.get_bytes(object_id, limit))
+        except (ValueError, RecursionError):
+            raise IntegrityError(f"Object {object_id} from the mirror is not JSON.") from None
+
+    def head_bytes(self, head_id: str) -> bytes:
+        return self.get_bytes(head_id, MAX_HEAD_BYTES)
+
+
+def verify_index(
+    head_data: bytes, source: Source, *, state: SyncState | None, state_dir: StateDir, expect_root: str, now: datetime
+) -> VerifiedIndex:
+    """The mirror's head, verified from the pinned root, fresh, and descending from the head accepted before."""
+    known = state.key_history_version if state is not None else 0
+    stored = state_dir.key_versions(known)
+    new: list[bytes] = []
+
+    def documents() -> Iterator[bytes]:
+        yield from stored
+        for number in range(known + 1, _claimed_key_versions(head_data) + 1):
+            data = fetch_file(source, key_path(number), MAX_KEY_VERSION_BYTES)
+            new.append(data)
+            yield data
+
+    history = KeyHistory.verify(documents(), expect_root=expect_root)
+    accepted_version = state.index_version if state is not None else 0
+    signed = verifier.verify_current(head_data, history, accepted_version, known)
+    require_fresh(signed.head.version, signed.head.expires, now)
+    if state is not None:
+        accepted = AcceptedHead(state.head_id, state.index_version, state.key_history_version)
+        verifier.check_descent(signed, history, MirrorObjects(source).head_bytes, accepted, _DESCENT_HINT)
+    return VerifiedIndex(history, signed, new)
+
+
+def _claimed_key_versions(head_data: bytes) -> int:
+    """How many key history versions the (not yet verified) head says it was signed under: only a bound
+    on what to fetch, since each version is verified before the next is read."""
+    envelope = dsse.Envelope.from_bytes(head_data, what="The mirror's index")
+    try:
+        claimed = json.loads(envelope.payload).get("key_history_version")
+    except (ValueError, RecursionError, AttributeError):
+        raise IntegrityError("The mirror's index has a payload that is not a JSON object.") from None
+    if not isinstance(claimed, int) or isinstance(claimed, bool) or not 1 <= claimed <= MAX_KEY_VERSIONS:
+        raise IntegrityError("The mirror's index claims an impossible key history version.")
+    return claimed
+
+
+@dataclass(frozen=True)
+class PublishedProfile:
+    client: str
+    profile: str
+    entry: Entry
+    payload: Any
+
+
+def read_profile(objects: MirrorObjects, head: SignedHead, client: str, profile: str) -> PublishedProfile:
+    """A profile's latest config under a verified head: root, client tree, entry, artifact, each checked."""
+    root_id = head.head.root
+    clients = tree_from_json(objects.get_json(root_id), "root", "clients", "client", f"Root {root_id}")
+    tree_id = clients.get(client)
+    profiles = (
+        tree_from_json(objects.get_json(tree_id), "client", "profiles", "profile", f"Client tree {tree_id}")
+        if tree_id is not None
+        else {}
+    )
+    entry_id = profiles.get(profile)
+    if entry_id is None:
+        raise NotFoundError(
+            f"The mirror's index (version {head.head.version}) publishes no config for {client}/{profile}.",
+            hint="Check the --apply names against `mcp-orchestration list` at the publisher.",
+        )
+    entry = Entry.from_json(objects.get_json(entry_id, MAX_ENTRY_BYTES), f"Entry {entry_id}")
+    if (entry.client, entry.profile) != (client, profile):
+        raise IntegrityError(
+            f"Entry {entry_id} is filed under {client}/{profile} but is {entry.client}/{entry.profile}."
+        )
+    data = objects.get_bytes(entry.artifact, MAX_PAYLOAD_BYTES)
+    return PublishedProfile(client, profile, entry, parse_payload(data, f"Artifact {entry.artifact}"))
