@@ -557,7 +557,7 @@ def _apply_request(text: str) -> Any:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mcp_orchestration.app.settings import ENV_EXPECT_KEY, default_sync_state_dir
+    from mcp_orchestration.app.settings import ENV_EXPECT_KEY, default_sync_state_dir, root_fingerprint
     from mcp_orchestration.app.sync import SyncRequest, sync
 
     expected = getattr(args, "expect_key", None) or os.environ.get(ENV_EXPECT_KEY)
@@ -569,7 +569,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
         )
     request = SyncRequest(
         url=args.source,
-        expect_root=_fingerprint(expected),
+        expect_root=root_fingerprint(expected),
         applies=tuple(args.apply),
         state_dir=args.state_dir or default_sync_state_dir(os.environ),
         resolve_env=args.resolve_env,
@@ -592,17 +592,6 @@ def _cmd_sync(args: argparse.Namespace) -> int:
                 lines.append(f"{what}: already up to date.")
         text = "\n".join(lines)
     return _emit(args, asdict(result), text)
-
-
-def _fingerprint(text: str) -> str:
-    """A root fingerprint as given, or computed from a public key file (which loads the crypto library)."""
-    import re
-
-    if re.fullmatch(r"SHA256:[0-9a-f]{64}", text):
-        return text
-    from mcp_orchestration.trust.keys import public_key_fingerprint
-
-    return public_key_fingerprint(text)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

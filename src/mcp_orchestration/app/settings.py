@@ -10,6 +10,7 @@ entry or a token and key label), never read: reading is the key sources' job
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -25,6 +26,7 @@ from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME
 from mcp_orchestration.trust.mounts import SECRETS_DIR
 
 APP_NAME = "mcp-orchestration"
+_FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
 ENV_PREFIX = "MCP_ORCHESTRATION_"
 ENV_HOME = "MCP_ORCHESTRATION_HOME"
 ENV_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_FILE"
@@ -93,6 +95,16 @@ def default_sync_state_dir(environ: Mapping[str, str]) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sync"
+
+
+def root_fingerprint(expected: str) -> str:
+    """A root fingerprint as given (``SHA256:<hex>``), or computed from a public key file (which loads the
+    crypto library: a scheduled sync given the fingerprint never does)."""
+    if _FINGERPRINT.fullmatch(expected):
+        return expected
+    from mcp_orchestration.trust.keys import public_key_fingerprint
+
+    return public_key_fingerprint(expected)
 
 
 def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:
