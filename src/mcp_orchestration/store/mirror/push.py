@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from mcp_orchestration.core.errors import ConflictError
+from mcp_orchestration.store.cas import digest_of
 from mcp_orchestration.store.mirror.transport import Target
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, MAX_HEAD_BYTES, key_path, object_path
 from mcp_orchestration.store.model import read_clients, read_entry, read_profiles
@@ -76,10 +77,10 @@ def _mirror_head(repository: Repository, target: Target, history: KeyHistory, cu
         return None
     if data == current.envelope_bytes:
         return current
-    remote = verifier.signed_head_or_none(data, history, "The mirror's index")
     hint = "Push to an empty location, or empty this one if it is yours (a mirror serves one store)."
+    remote = verifier.signed_head_or_none(data, history, "The mirror's index")
     if remote is None:
-        raise ConflictError(f"The mirror at {target.url} holds an index this store did not sign.", hint=hint)
+        return _vouched_by_chain(repository, history, current, data, hint=hint, url=target.url)
     if remote.head.version > current.head.version:
         raise ConflictError(
             f"The mirror at {target.url} holds index version {remote.head.version}, newer than this store's "
@@ -93,6 +94,17 @@ def _mirror_head(repository: Repository, target: Target, history: KeyHistory, cu
             hint=hint,
         )
     return remote
+
+
+def _vouched_by_chain(
+    repository: Repository, history: KeyHistory, current: SignedHead, data: bytes, *, hint: str, url: str
+) -> SignedHead:
+    """A mirror head no valid signature covers any more (its key was revoked since), if it is on the chain."""
+    head_id = digest_of(data)
+    for link in verifier.walk_chain(current, history, repository.objects.get_bytes):
+        if link.signed.head_id == head_id:
+            return link.signed
+    raise ConflictError(f"The mirror at {url} holds an index this store did not sign.", hint=hint)
 
 
 def _heads_since(
