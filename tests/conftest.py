@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import pytest
 
 from mcp_orchestration import cli
-from mcp_orchestration.app.settings import ENV_PREFIX
+from mcp_orchestration.app.environment import ENV_PREFIX
 from mcp_orchestration.trust import keys
 
 PASSPHRASE = "correct horse battery staple"

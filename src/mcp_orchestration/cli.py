@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from mcp_orchestration.app.settings import key_source_choices, refuse_plain_secret_variables
+from mcp_orchestration.app.environment import refuse_plain_secret_variables
 from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
 from mcp_orchestration.core.version import package_version
 from mcp_orchestration.security.redaction import REDACTOR, configure_logging
@@ -61,66 +61,70 @@ def _mode(text: str) -> int:
     return int(text, 8)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full command tree; global options are accepted before or after the subcommand."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full command tree, or only ``command``'s (what a scheduled ``sync`` builds, every few minutes);
+    global options are accepted before or after the subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("global options")
-    group.add_argument(
-        "--home",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="store home (default: $MCP_ORCHESTRATION_HOME or the per-user data dir)",
-    )
-    group.add_argument(
-        "--key-file",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="signing key file (default: $MCP_ORCHESTRATION_SIGNING_KEY_FILE or /run/secrets/signing_key)",
-    )
-    group.add_argument(
-        "--passphrase-file",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="passphrase of the key file (for keys generate: encrypt the new key with it)",
-    )
-    sources = key_source_choices()
-    group.add_argument(
-        "--key-source",
-        choices=tuple(sources),
-        default=argparse.SUPPRESS,
-        help="where the signing key comes from (default: $MCP_ORCHESTRATION_KEY_SOURCE, else file): "
-        + "; ".join(f"{name}: {text}" for name, text in sources.items()),
-    )
-    group.add_argument(
-        "--pkcs11-module",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="pkcs11: the token's PKCS#11 library (default: $MCP_ORCHESTRATION_PKCS11_MODULE)",
-    )
-    group.add_argument(
-        "--token-label",
-        default=argparse.SUPPRESS,
-        help="pkcs11: label of the token holding the key (default: $MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL)",
-    )
-    group.add_argument(
-        "--key-label",
-        default=argparse.SUPPRESS,
-        help="pkcs11: label of the Ed25519 key pair in the token (default: $MCP_ORCHESTRATION_PKCS11_KEY_LABEL)",
-    )
-    group.add_argument(
-        "--key-id",
-        metavar="HEX",
-        default=argparse.SUPPRESS,
-        help="pkcs11: CKA_ID of the key pair, in hex, instead of or with --key-label "
-        "(default: $MCP_ORCHESTRATION_PKCS11_KEY_ID)",
-    )
-    group.add_argument(
-        "--pin-file",
-        type=Path,
-        default=argparse.SUPPRESS,
-        help="pkcs11: file holding the token's user PIN "
-        "(default: $MCP_ORCHESTRATION_PKCS11_PIN_FILE or /run/secrets/pkcs11_pin)",
-    )
+    if command != "sync":  # a sync reads no store and holds no key
+        group.add_argument(
+            "--home",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="store home (default: $MCP_ORCHESTRATION_HOME or the per-user data dir)",
+        )
+        group.add_argument(
+            "--key-file",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="signing key file (default: $MCP_ORCHESTRATION_SIGNING_KEY_FILE or /run/secrets/signing_key)",
+        )
+        group.add_argument(
+            "--passphrase-file",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="passphrase of the key file (for keys generate: encrypt the new key with it)",
+        )
+        from mcp_orchestration.app.settings import key_source_choices
+
+        sources = key_source_choices()
+        group.add_argument(
+            "--key-source",
+            choices=tuple(sources),
+            default=argparse.SUPPRESS,
+            help="where the signing key comes from (default: $MCP_ORCHESTRATION_KEY_SOURCE, else file): "
+            + "; ".join(f"{name}: {text}" for name, text in sources.items()),
+        )
+        group.add_argument(
+            "--pkcs11-module",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="pkcs11: the token's PKCS#11 library (default: $MCP_ORCHESTRATION_PKCS11_MODULE)",
+        )
+        group.add_argument(
+            "--token-label",
+            default=argparse.SUPPRESS,
+            help="pkcs11: label of the token holding the key (default: $MCP_ORCHESTRATION_PKCS11_TOKEN_LABEL)",
+        )
+        group.add_argument(
+            "--key-label",
+            default=argparse.SUPPRESS,
+            help="pkcs11: label of the Ed25519 key pair in the token (default: $MCP_ORCHESTRATION_PKCS11_KEY_LABEL)",
+        )
+        group.add_argument(
+            "--key-id",
+            metavar="HEX",
+            default=argparse.SUPPRESS,
+            help="pkcs11: CKA_ID of the key pair, in hex, instead of or with --key-label "
+            "(default: $MCP_ORCHESTRATION_PKCS11_KEY_ID)",
+        )
+        group.add_argument(
+            "--pin-file",
+            type=Path,
+            default=argparse.SUPPRESS,
+            help="pkcs11: file holding the token's user PIN "
+            "(default: $MCP_ORCHESTRATION_PKCS11_PIN_FILE or /run/secrets/pkcs11_pin)",
+        )
     group.add_argument(
         "--expect-key",
         metavar="SHA256:HEX",
@@ -145,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     def profile_args(sub: Any) -> None:
         sub.add_argument("--client", required=True)
         sub.add_argument("--profile", required=True)
+
+    if command == "sync":
+        _add_sync_command(add)
+        return parser
 
     add("init", _cmd_init, "create the store and pin the signing key as its root, on this host too")
     sub = add("publish", _cmd_publish, "sign and store a config for a client profile")
@@ -201,35 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a directory or file:// URL, http(s):// (PUT), or oci://registry/repo:tag",
     )
     sub.add_argument("--token-file", type=Path, help="http(s): a file holding the bearer token the server expects")
-    sub = add("sync", _cmd_sync, "fetch, verify and apply the newest signed config from a mirror (no key needed)")
-    sub.add_argument(
-        "--from",
-        dest="source",
-        required=True,
-        metavar="URL",
-        help="https://..., oci://registry/repo:tag or file:///...",
-    )
-    sub.add_argument(
-        "--apply",
-        action="append",
-        required=True,
-        type=_apply_request,
-        metavar="CLIENT/PROFILE[=PATH]",
-        help="apply this profile to the client's config file (its default place, or PATH); repeatable",
-    )
-    sub.add_argument(
-        "--state-dir",
-        type=Path,
-        help="where this desktop keeps the head it accepted (default: $MCP_ORCHESTRATION_SYNC_STATE, "
-        "else sync/ in the per-user state directory)",
-    )
-    sub.add_argument("--timeout", type=float, default=30.0, help="seconds for each request (default: %(default)s)")
-    sub.add_argument("--dry-run", action="store_true", help="verify and print the (masked) diffs; write nothing")
-    sub.add_argument(
-        "--resolve-env",
-        action="store_true",
-        help="as for deploy: write the values of ${env:NAME} placeholders the client cannot expand",
-    )
+    _add_sync_command(add)
     add("serve", _cmd_serve, "run the MCP server on stdio")
     add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
     sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
@@ -287,6 +267,38 @@ def build_parser() -> argparse.ArgumentParser:
     sub = add("revoke", _cmd_keys_revoke, "revoke a compromised key", into=key_commands)
     sub.add_argument("keyid", help="SHA256:HEX fingerprint of the key to revoke")
     return parser
+
+
+def _add_sync_command(add: Callable[..., Any]) -> None:
+    sub = add("sync", _cmd_sync, "fetch, verify and apply the newest signed config from a mirror (no key needed)")
+    sub.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="URL",
+        help="https://..., oci://registry/repo:tag or file:///...",
+    )
+    sub.add_argument(
+        "--apply",
+        action="append",
+        required=True,
+        type=_apply_request,
+        metavar="CLIENT/PROFILE[=PATH]",
+        help="apply this profile to the client's config file (its default place, or PATH); repeatable",
+    )
+    sub.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where this desktop keeps the head it accepted (default: $MCP_ORCHESTRATION_SYNC_STATE, "
+        "else sync/ in the per-user state directory)",
+    )
+    sub.add_argument("--timeout", type=float, default=30.0, help="seconds for each request (default: %(default)s)")
+    sub.add_argument("--dry-run", action="store_true", help="verify and print the (masked) diffs; write nothing")
+    sub.add_argument(
+        "--resolve-env",
+        action="store_true",
+        help="as for deploy: write the values of ${env:NAME} placeholders the client cannot expand",
+    )
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -557,7 +569,7 @@ def _apply_request(text: str) -> Any:
 def _cmd_sync(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from mcp_orchestration.app.settings import ENV_EXPECT_KEY, default_sync_state_dir, root_fingerprint
+    from mcp_orchestration.app.environment import ENV_EXPECT_KEY, default_sync_state_dir, root_fingerprint
     from mcp_orchestration.app.sync import SyncRequest, sync
 
     expected = getattr(args, "expect_key", None) or os.environ.get(ENV_EXPECT_KEY)
@@ -765,7 +777,8 @@ def _report(args: argparse.Namespace | None, error: OrchestrationError) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv[0] if argv[:1] == ["sync"] else None)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     configure_logging(logging.DEBUG if debug else logging.WARNING, getattr(args, "log_format", "text"))

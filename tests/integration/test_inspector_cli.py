@@ -39,7 +39,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from mcp_orchestration.app.settings import ENV_PREFIX, load_settings
+from mcp_orchestration.app.environment import ENV_PREFIX
+from mcp_orchestration.app.settings import load_settings
 from mcp_orchestration.server.app import DESCRIPTIONS
 from mcp_orchestration.store.repository import Repository
 from tests.integration.tool_errors import wire_error

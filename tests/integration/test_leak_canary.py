@@ -34,7 +34,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from mcp_orchestration.app import rotation
-from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, ENV_PREFIX, load_settings
+from mcp_orchestration.app.environment import ENV_PREFIX
+from mcp_orchestration.app.settings import DEFAULT_KEY_FILE, load_settings
 from mcp_orchestration.core import fsutil
 from mcp_orchestration.core.errors import OrchestrationError, SigningKeyError
 from mcp_orchestration.security.secret_rules import MASK

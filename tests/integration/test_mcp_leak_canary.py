@@ -48,7 +48,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_orchestration.app.settings import ENV_PREFIX
+from mcp_orchestration.app.environment import ENV_PREFIX
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from mcp.client.stdio import StdioServerParameters
 
-from mcp_orchestration.app.settings import ENV_PREFIX
+from mcp_orchestration.app.environment import ENV_PREFIX
 from mcp_orchestration.server.app import DESCRIPTIONS
 from tests.conftest import run_process, write_key
 from tests.integration.tool_errors import tool_error, wire_error

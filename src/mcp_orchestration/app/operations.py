@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.anchor import HostAnchor
+from mcp_orchestration.app.environment import ENV_EXPECT_KEY
 from mcp_orchestration.app.host_state import HostState
-from mcp_orchestration.app.settings import ENV_EXPECT_KEY, Settings
+from mcp_orchestration.app.settings import Settings
 from mcp_orchestration.app.telemetry import Telemetry
 from mcp_orchestration.config import clients
 from mcp_orchestration.config.masking import mask_secrets

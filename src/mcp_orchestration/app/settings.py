@@ -10,24 +10,19 @@ entry or a token and key label), never read: reading is the key sources' job
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from mcp_orchestration.app.environment import APP_NAME, ENV_EXPECT_KEY, refuse_plain_secret_variables
 from mcp_orchestration.app.host_state import STATE_FILE_NAME
 from mcp_orchestration.core.clock import parse_duration
-from mcp_orchestration.core.errors import PlainSecretEnvError
-from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.trust import key_sources
 from mcp_orchestration.trust.key_sources import KeySpec
 from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME
 from mcp_orchestration.trust.mounts import SECRETS_DIR
 
-APP_NAME = "mcp-orchestration"
-_FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
-ENV_PREFIX = "MCP_ORCHESTRATION_"
 ENV_HOME = "MCP_ORCHESTRATION_HOME"
 ENV_KEY_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_FILE"
 ENV_PASSPHRASE_FILE = "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
@@ -41,23 +36,11 @@ ENV_KEY_ID = "MCP_ORCHESTRATION_PKCS11_KEY_ID"
 ENV_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_PIN_FILE"
 ENV_NEXT_PIN_FILE = "MCP_ORCHESTRATION_PKCS11_NEXT_PIN_FILE"
 ENV_STATE_FILE = "MCP_ORCHESTRATION_HOST_STATE"
-ENV_EXPECT_KEY = "MCP_ORCHESTRATION_EXPECT_KEY"  # the store's root fingerprint: public, not a secret
-ENV_SYNC_STATE = "MCP_ORCHESTRATION_SYNC_STATE"  # a desktop's sync state directory
 ENV_HEAD_LIFETIME = "MCP_ORCHESTRATION_HEAD_LIFETIME"  # how long each signed head stays fresh: 7d, 36h, 90m
 DEFAULT_KEY_FILE = SECRETS_DIR / "signing_key"
 DEFAULT_NEXT_KEY_FILE = SECRETS_DIR / "signing_key_next"
 DEFAULT_PASSPHRASE_FILE = SECRETS_DIR / "signing_key_passphrase"
 DEFAULT_PIN_FILE = SECRETS_DIR / "pkcs11_pin"
-
-# Variables that would carry secret material itself; only their *_FILE forms are allowed.
-_PLAIN_SECRET_VARIABLES = (
-    "MCP_ORCHESTRATION_SIGNING_KEY",
-    "MCP_ORCHESTRATION_SIGNING_KEY_PASSPHRASE",
-    "MCP_ORCHESTRATION_SIGNING_KEY_NEXT",
-    "MCP_ORCHESTRATION_SIGNING_KEY_NEXT_PASSPHRASE",
-    "MCP_ORCHESTRATION_PKCS11_PIN",
-    "MCP_ORCHESTRATION_PKCS11_NEXT_PIN",
-)
 
 
 @dataclass(frozen=True)
@@ -86,47 +69,6 @@ def _default_state_file(environ: Mapping[str, str]) -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / STATE_FILE_NAME
-
-
-def default_sync_state_dir(environ: Mapping[str, str]) -> Path:
-    """``$MCP_ORCHESTRATION_SYNC_STATE``, else ``sync/`` in the per-user state directory."""
-    if environ.get(ENV_SYNC_STATE):
-        return Path(environ[ENV_SYNC_STATE])
-    import platformdirs
-
-    return Path(platformdirs.user_state_dir(APP_NAME, appauthor=False)) / "sync"
-
-
-def root_fingerprint(expected: str) -> str:
-    """A root fingerprint as given (``SHA256:<hex>``), or computed from a public key file (which loads the
-    crypto library: a scheduled sync given the fingerprint never does)."""
-    if _FINGERPRINT.fullmatch(expected):
-        return expected
-    from mcp_orchestration.trust.keys import public_key_fingerprint
-
-    return public_key_fingerprint(expected)
-
-
-def refuse_plain_secret_variables(environ: Mapping[str, str]) -> None:
-    """Refuse to run with key material in a plain environment variable.
-
-    Environment variables leak through ``/proc``, ``docker inspect`` and crash
-    reports; the value is registered with the redactor before refusing so it
-    can never be echoed.
-    """
-    offending = [name for name in _PLAIN_SECRET_VARIABLES if environ.get(name)]
-    if not offending:
-        return
-    for name in offending:
-        REDACTOR.register_text(environ[name])
-    name = offending[0]
-    raise PlainSecretEnvError(
-        f"{name} is set: secrets are never read from plain environment variables.",
-        hint=(
-            f"Unset {name}. Put the secret in a file (a Docker secret under /run/secrets) and set "
-            f"{name}_FILE to its path instead."
-        ),
-    )
 
 
 def default_home(environ: Mapping[str, str]) -> Path:

@@ -15,9 +15,9 @@ fsync per file and per directory.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import fcntl
+import functools
 import os
 import stat
 import sys
@@ -259,19 +259,20 @@ def _rename_into_place(temp: Path, path: Path) -> None:
         raise
 
 
-def _load_syncfs() -> Callable[[int], int] | None:
-    """libc's ``syncfs(2)`` where it exists (Linux), else None."""
+@functools.cache
+def _syncfs() -> Callable[[int], int] | None:
+    """libc's ``syncfs(2)`` where it exists (Linux), else None; looked up on first use (ctypes is slow to
+    import, and a reader never needs it)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         function: Callable[[int], int] = libc.syncfs
     except (OSError, AttributeError):
         return None
     return function
-
-
-_SYNCFS = _load_syncfs()
 
 
 class WriteBatch:
@@ -326,10 +327,13 @@ class WriteBatch:
         """Make every file written or staged so far durable."""
         if not self._written:
             return
-        if _SYNCFS is not None:
+        syncfs = _syncfs()
+        if syncfs is not None:
+            import ctypes
+
             fd = os.open(self.anchor, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                failed = _SYNCFS(fd) != 0
+                failed = syncfs(fd) != 0
                 error = ctypes.get_errno()
             finally:
                 os.close(fd)
