@@ -178,6 +178,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="DURATION",
         help="how long the new head stays fresh: 90m, 36h, 7d (default: $MCP_ORCHESTRATION_HEAD_LIFETIME, else 7d)",
     )
+    sub.add_argument(
+        "--push-to",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="then push the store to this mirror, as `mirror push --to URL` does; repeatable",
+    )
+    sub.add_argument("--token-file", type=Path, help="http(s) mirrors: a file holding the bearer token for PUT")
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
@@ -434,8 +442,12 @@ def _cmd_refresh(args: argparse.Namespace) -> int:
     from mcp_orchestration.core.clock import parse_duration
 
     lifetime = parse_duration(args.expires_in, "--expires-in") if args.expires_in else None
-    result = operations.refresh(_app(args), lifetime)
-    return _emit(args, result, f"Re-signed as index version {result['index_version']}, fresh until {result['expires']}")
+    app = _app(args)
+    result = operations.refresh(app, lifetime)
+    lines = [f"Re-signed as index version {result['index_version']}, fresh until {result['expires']}."]
+    result["pushed"] = [operations.mirror_push(app, url, args.token_file) for url in args.push_to]
+    lines += [f"Pushed it to {pushed['url']} ({pushed['objects']} object(s))." for pushed in result["pushed"]]
+    return _emit(args, result, "\n".join(lines))
 
 
 def _credentials_warning(found: list[dict[str, Any]]) -> str:

@@ -109,6 +109,8 @@ _URL_HINT = "Use https://host/path, oci://registry/repository:tag, or file:///pa
 
 def scheme_of(url: str) -> str:
     """The transport a mirror URL names; a plain path is a directory."""
+    if not url.strip():
+        raise UsageError("No mirror URL was given.", hint=_URL_HINT)
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     if len(scheme) <= 1:  # no scheme, or a Windows drive letter
         return "file"
