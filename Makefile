@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench-server: $(STAMP)
 # BEFORE=/path/to/an/older/checkout/src also compares the cold start with that release.
 bench-trust: $(STAMP)
 	$(BIN)/python benchmarks/trust_bench.py $(if $(BEFORE),--before $(BEFORE))
+
+# 1,000 keyless desktops (processes) syncing from nginx and from an OCI registry on loopback; about 10 minutes.
+# DESKTOPS=100 for a quick run.
+bench-fleet: $(STAMP)
+	$(BIN)/python benchmarks/fleet_bench.py $(if $(DESKTOPS),--desktops $(DESKTOPS))
 
 bench-container: $(STAMP) image
 	$(BIN)/python benchmarks/container_bench.py
