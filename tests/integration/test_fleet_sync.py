@@ -6,10 +6,16 @@ the attacks a hostile mirror can make are in ``test_hostile_mirror.py``.
 
 from __future__ import annotations
 
+import base64
+import http.client
+import http.server
 import json
 import shutil
+import threading
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -286,8 +292,7 @@ def test_nginx_mirror_by_put_then_no_change_sync_is_one_small_conditional_get(
     tmp_path: Path, publisher: Publisher, nginx: tuple[str, Path]
 ) -> None:
     url, work = nginx
-    token = tmp_path / "token"
-    token.write_text("push-token-f00\n")
+    token = _token(tmp_path)
     with pytest.raises(MirrorError, match="HTTP 401") as refused:
         publisher.push(url)
     assert "push-token-f00" not in str(refused.value) + repr(refused.value)
@@ -302,3 +307,63 @@ def test_nginx_mirror_by_put_then_no_change_sync_is_one_small_conditional_get(
     method, uri, status, _, sent = new[0].split()
     assert (method, uri, status) == ("GET", "/index/HEAD", "304")
     assert int(sent) + result.bytes_received <= 2048
+
+
+class _ForwardProxy(http.server.BaseHTTPRequestHandler):
+    """A plain-HTTP forward proxy: takes absolute-form requests and relays them; remembers what it relayed."""
+
+    relayed: ClassVar[list[tuple[str, str | None]]] = []
+
+    def do_GET(self) -> None:
+        target = urllib.parse.urlsplit(self.path)
+        self.relayed.append((self.path, self.headers.get("Proxy-Authorization")))
+        upstream = http.client.HTTPConnection(target.hostname or "", target.port or 80, timeout=5)
+        headers = {name: value for name, value in self.headers.items() if name.lower().startswith("if-")}
+        upstream.request("GET", target.path, headers=headers)
+        response = upstream.getresponse()
+        body = response.read()
+        self.send_response(response.status)
+        for name in ("Content-Type", "ETag"):
+            if response.getheader(name):
+                self.send_header(name, response.getheader(name) or "")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        upstream.close()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+def test_a_proxy_from_the_environment_carries_the_sync_and_no_proxy_bypasses_it(
+    tmp_path: Path, publisher: Publisher, nginx: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = nginx
+    publisher.push(url, token_file=_token(tmp_path))
+    _ForwardProxy.relayed.clear()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _ForwardProxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("http_proxy", f"http://fleet:proxy-pass@127.0.0.1:{server.server_address[1]}")
+        monkeypatch.delenv("no_proxy", raising=False)
+        laptop = desktop(tmp_path, publisher, url)
+        laptop.sync()
+        assert "fs" in laptop.servers()
+        relayed = [path for path, _ in _ForwardProxy.relayed]
+        assert relayed[0] == url + "index/HEAD" and len(relayed) == 6
+        assert all(
+            auth == "Basic " + base64.b64encode(b"fleet:proxy-pass").decode() for _, auth in _ForwardProxy.relayed
+        )
+
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        assert laptop.sync().requests == 1 and len(_ForwardProxy.relayed) == 6
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _token(tmp_path: Path) -> Path:
+    token = tmp_path / "token"
+    token.write_text("push-token-f00\n")
+    return token

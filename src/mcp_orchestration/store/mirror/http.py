@@ -12,14 +12,21 @@ for no longer than the timeout:
   port), at most three times; one to another host is refused;
 - a body whose Content-Type is not a file's (an HTML error or login page) is refused;
 - credentials never ride in the URL; a PUT token comes from a file.
+
+A proxy named by the usual variables (``https_proxy``, ``http_proxy``,
+``no_proxy``, as curl and pip read them) is used: HTTPS through a CONNECT
+tunnel, so the proxy sees neither the paths nor the bytes.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
+import os
 import socket
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -83,25 +90,67 @@ def _parse(url: str) -> tuple[_Origin, str]:
     return _Origin(scheme, parts.hostname, port), base
 
 
+@dataclass(frozen=True)
+class _Proxy:
+    origin: _Origin
+    headers: Mapping[str, str]  # Proxy-Authorization, when the proxy URL carries a user
+
+
+def _proxy_for(origin: _Origin) -> _Proxy | None:
+    """The proxy for ``origin``: the environment's (``*_proxy``, ``no_proxy``), or on macOS and Windows the
+    system's settings; None for none."""
+    in_environment = any(name.lower() in ("http_proxy", "https_proxy", "all_proxy") for name in os.environ)
+    if not in_environment and sys.platform.startswith("linux"):
+        return None  # the common case pays for no import
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    url = proxies.get(origin.scheme) or proxies.get("all")
+    if not url or urllib.request.proxy_bypass(origin.host):
+        return None
+    parts = urllib.parse.urlsplit(url if "://" in url else f"http://{url}")
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise UsageError(
+            f"The {origin.scheme} proxy must be an http:// URL (HTTPS goes through it in a CONNECT tunnel).",
+        )
+    headers = {}
+    if parts.username is not None:
+        credentials = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+        REDACTOR.register_text(credentials)
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return _Proxy(_Origin("http", parts.hostname, parts.port or 80), headers)
+
+
 class _Client:
     """One mirror origin over a kept-alive connection; every request bounded in time and size."""
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         self.origin, self.base = _parse(url)
-        self.url = f"{self.origin.scheme}://{self.origin.host}:{self.origin.port}{self.base}"
+        host = f"[{self.origin.host}]" if ":" in self.origin.host else self.origin.host
+        self.url = f"{self.origin.scheme}://{host}:{self.origin.port}{self.base}"
         self.timeout = options.timeout
         self.counters = Counters()
+        self._proxy = _proxy_for(self.origin)
         self._connection: http.client.HTTPConnection | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
-            if self.origin.scheme == "https":
-                self._connection = http.client.HTTPSConnection(
-                    self.origin.host, self.origin.port, timeout=self.timeout, context=ssl.create_default_context()
-                )
+            origin, proxy = self.origin, self._proxy
+            host, port = (proxy.origin.host, proxy.origin.port) if proxy is not None else (origin.host, origin.port)
+            if origin.scheme == "https":
+                context = ssl.create_default_context()
+                self._connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=context)
+                if proxy is not None:
+                    self._connection.set_tunnel(origin.host, origin.port, headers=dict(proxy.headers))
             else:
-                self._connection = http.client.HTTPConnection(self.origin.host, self.origin.port, timeout=self.timeout)
+                self._connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return self._connection
+
+    def _wire_target(self, target: str) -> tuple[str, dict[str, str]]:
+        """The request target and extra headers: an absolute URL through a plain-HTTP proxy."""
+        if self._proxy is None or self.origin.scheme == "https":
+            return target, {}
+        return self.url[: -len(self.base)] + target, dict(self._proxy.headers)
 
     def close(self) -> None:
         if self._connection is not None:
@@ -148,7 +197,8 @@ class _Client:
             watchdog.start()
             try:
                 self.counters.requests += 1
-                connection.request(method, target, body=body, headers={"User-Agent": _USER_AGENT, **headers})
+                wire, extra = self._wire_target(target)
+                connection.request(method, wire, body=body, headers={"User-Agent": _USER_AGENT, **headers, **extra})
                 self.counters.bytes_sent += len(body or b"")
                 response = connection.getresponse()
                 fields = {name.lower(): value for name, value in response.getheaders()}
