@@ -80,11 +80,12 @@ class DeployResult:
 
 
 @dataclass(frozen=True)
-class _Source:
+class Source:
     """A profile's payload read under one fully verified index, and that index's identity."""
 
     index_version: int
     keyid: str
+    root_fingerprint: str
     artifact: str
     payload: Any
 
@@ -112,9 +113,8 @@ def deploy(
     when = (now or datetime.now(UTC)).astimezone(UTC)
     with app.telemetry.operation("deploy") as event:
         event.set(dry_run=dry_run)
-        source = _verified_source(app, client, profile)
+        source, servers, values = deployable(app, spec, profile, resolve_env=resolve_env, environ=environ)
         event.set(keyid=source.keyid, index_version=source.index_version)
-        servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
         old, mode = _read_existing(target)
         if values:
             mode &= SECRET_FILE_MODE
@@ -161,14 +161,24 @@ def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
     return Path(spec.config_path(platform, environ, Path.home()))
 
 
-def _verified_source(app: App, client: str, profile: str) -> _Source:
+def deployable(
+    app: App, spec: ClientSpec, profile: str, *, resolve_env: bool, environ: Mapping[str, str]
+) -> tuple[Source, dict[str, Any], dict[str, str]]:
+    """The verified source of ``spec``'s ``profile``, its servers exactly as deploy writes them, and the
+    values it resolved (see :func:`_expand_placeholders`). Every writer of a client's servers starts here."""
+    source = _verified_source(app, spec.id, profile)
+    servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
+    return source, servers, values
+
+
+def _verified_source(app: App, client: str, profile: str) -> Source:
     """Verify the key history and index chain, then read the profile's artifact under that same head."""
     report = app.index.verify()
     entry, payload = app.index.get_artifact(client, profile)
-    _, head = app.index.snapshot()
+    history, head = app.index.snapshot()
     if head.head_id != report.head_id:
         raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")
-    return _Source(report.index_version, report.keyid, entry.artifact, payload)
+    return Source(report.index_version, report.keyid, history.root_fingerprint, entry.artifact, payload)
 
 
 def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:
