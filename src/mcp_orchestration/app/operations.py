@@ -556,8 +556,9 @@ def claude_config(image: str, key_file: Path | None, volume: str, expect_key: st
     Only the single-machine mode passes ``key_file``; it is mounted read-only as a
     file at ``/run/secrets/signing_key`` and never appears in ``args`` or ``env``.
     The root fingerprint, public, is passed as ``MCP_ORCHESTRATION_EXPECT_KEY``: the
-    container keeps no host state, and without the key it has no other anchor (``expect_key``: a fingerprint or a public key file, as
-    ``--expect-key`` takes). No TTY (``-t`` would corrupt the protocol).
+    container keeps no host state, and without the key it has no other anchor
+    (``expect_key``: a fingerprint or a public key file, as ``--expect-key`` takes).
+    No TTY (``-t`` would corrupt the protocol).
     """
     expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
     args = [
