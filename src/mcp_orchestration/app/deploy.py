@@ -42,7 +42,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from mcp_orchestration.app.operations import App
@@ -158,7 +158,15 @@ def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
         raise UsageError(
             f"{spec.name} has no known config file location on {sys.platform}.", hint="Pass --config-path."
         )
-    return Path(spec.config_path(platform, environ, Path.home()))
+    return Path(spec.config_path(platform, environ, Path.home(), list_dir=_entry_names))
+
+
+def _entry_names(directory: PurePath) -> list[str]:
+    """The names in ``directory``; none if it is missing or unreadable (then there is no Store install to find)."""
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
 
 
 def deployable(
