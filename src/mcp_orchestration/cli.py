@@ -164,8 +164,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub.add_argument("--artifact", help="a past artifact id from the profile's history")
     sub = add("history", _cmd_history, "list a profile's published versions")
     profile_args(sub)
-    sub = add("export", _cmd_export, "print a profile's config in the client's own file format (masked, like get)")
+    sub = add(
+        "export",
+        _cmd_export,
+        "print a profile's config in the client's own file format (json: masked, like get), or as Claude Desktop's "
+        "managed configuration for an MDM (mobileconfig, reg: the servers deploy would write, unmasked)",
+    )
     profile_args(sub)
+    sub.add_argument(
+        "--format",
+        choices=("json", "mobileconfig", "reg"),
+        default="json",
+        help="json (default), mobileconfig (macOS configuration profile) or reg (Windows registry file, UTF-16)",
+    )
+    sub.add_argument(
+        "--resolve-env",
+        action="store_true",
+        help="mobileconfig/reg: write the values of ${env:NAME} placeholders from this environment, as deploy does",
+    )
     sub = add("verify", _cmd_verify, "verify key history, signatures and the index chain")
     sub.add_argument(
         "--deep",
@@ -220,7 +236,17 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _add_sync_command(add)
     add("serve", _cmd_serve, "run the MCP server on stdio")
     add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
-    sub = add("claude-config", _cmd_claude_config, "print the Claude Desktop snippet that runs the container")
+    sub = add(
+        "claude-config",
+        _cmd_claude_config,
+        "print the Claude Desktop snippet that runs the container: read-only (no key) unless --single-machine",
+    )
+    sub.add_argument(
+        "--single-machine",
+        action="store_true",
+        help="this machine is also the publisher: mount the key named by --key-file (read-only) so the container "
+        "can publish",
+    )
     sub.add_argument("--image", default="mcp-orchestration:latest", help="image to run (default: %(default)s)")
     sub.add_argument("--volume", default="mcp-orchestration-data", help="store volume (default: %(default)s)")
 
@@ -401,6 +427,16 @@ def _cmd_get(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from mcp_orchestration.app import operations
 
+    if args.format != "json":
+        from mcp_orchestration.app.mdm import export_managed
+
+        data = export_managed(_app(args), args.client, args.profile, args.format, resolve_env=args.resolve_env)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)  # bytes as they are: a .reg file is UTF-16
+        sys.stdout.buffer.flush()
+        return ExitCode.OK
+    if args.resolve_env:
+        raise UsageError("--resolve-env applies to --format mobileconfig or reg; the json export is masked.")
     result = operations.export(_app(args), args.client, args.profile)
     return _emit(args, result, json.dumps(result["config"], indent=2, sort_keys=True))
 
@@ -661,8 +697,17 @@ def _cmd_claude_config(args: argparse.Namespace) -> int:
     from mcp_orchestration.app import operations
 
     # --key-file (a global option) names the key on the host; it is mounted, never read here.
+    key_file = getattr(args, "key_file", None)
+    if key_file is not None and not args.single_machine:
+        raise UsageError(
+            "claude-config mounts no signing key unless asked: a fleet desktop only reads, and publishing "
+            "happens at the publisher.",
+            hint="Drop --key-file for a desktop; on the one machine that also publishes, add --single-machine.",
+        )
+    if args.single_machine and key_file is None:
+        raise UsageError("--single-machine mounts the signing key: name it with --key-file PATH.")
     expect_key = getattr(args, "expect_key", None)
-    snippet = operations.claude_config(args.image, getattr(args, "key_file", None), args.volume, expect_key)
+    snippet = operations.claude_config(args.image, key_file, args.volume, expect_key)
     sys.stdout.write(json.dumps(snippet, indent=2) + "\n")
     return ExitCode.OK
 

@@ -547,6 +547,7 @@ def test_the_claude_config_snippet_runs_the_server(store: Store, transcript: Tra
         "claude-config",
         "--image",
         IMAGE,
+        "--single-machine",
         "--key-file",
         str(store.key),
         "--volume",

@@ -268,8 +268,31 @@ def test_healthcheck_refuses_a_key_the_store_does_not_trust(run: Run, initialise
     assert "key_untrusted" in result.stderr
 
 
-def test_claude_config_mounts_the_key_read_only_and_never_passes_it_inline(run: Run, key_file: Path) -> None:
-    snippet = json.loads(run("claude-config", "--key-file", str(key_file), "--image", "img:1").stdout)
+def test_claude_config_mounts_no_key_by_default(run: Run, monkeypatch: pytest.MonkeyPatch, key_file: Path) -> None:
+    monkeypatch.setenv("MCP_ORCHESTRATION_SIGNING_KEY_FILE", str(key_file))  # the host's key is not mounted either
+    result = run("claude-config", "--image", "img:1")
+    assert result.status == 0, result.stderr
+    args = json.loads(result.stdout)["mcpServers"]["mcp-orchestration"]["args"]
+    assert "/run/secrets" not in result.stdout and str(key_file) not in result.stdout
+    assert "--read-only" in args and args[-1] == "img:1"
+    assert [a for a in args if a.startswith("-v")] == ["-v"]  # the store volume only
+    assert args[args.index("-v") + 1] == "mcp-orchestration-data:/var/lib/mcp-orchestration"
+
+
+def test_claude_config_refuses_a_key_file_outside_single_machine_mode(run: Run, key_file: Path) -> None:
+    result = run("claude-config", "--key-file", str(key_file))
+    assert result.status == ExitCode.USAGE
+    assert "--single-machine" in result.stderr and result.stdout == ""
+    result = run("claude-config", "--single-machine")
+    assert result.status == ExitCode.USAGE and "--key-file" in result.stderr
+
+
+def test_claude_config_single_machine_mounts_the_key_read_only_and_never_passes_it_inline(
+    run: Run, key_file: Path
+) -> None:
+    snippet = json.loads(
+        run("claude-config", "--single-machine", "--key-file", str(key_file), "--image", "img:1").stdout
+    )
     server = snippet["mcpServers"]["mcp-orchestration"]
     args = server["args"]
     assert server["command"] == "docker" and "env" not in server

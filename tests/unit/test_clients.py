@@ -12,7 +12,7 @@ import pytest
 from mcp_orchestration.config.clients import ClientSpec, get_client, load_clients, parse_clients
 from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.validation import validate_config
-from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, ValidationError
+from mcp_orchestration.core.errors import InvalidIdError, LimitError, NotFoundError, UsageError, ValidationError
 
 POSIX_HOME = PurePosixPath("/home/ada")
 WINDOWS_HOME = PureWindowsPath("C:\\Users\\ada")
@@ -119,6 +119,52 @@ def test_config_path_refuses_a_home_that_is_not_absolute_on_the_platform(platfor
 def test_config_path_refuses_an_unknown_platform() -> None:
     with pytest.raises(ValidationError, match="Unknown platform"):
         get_client("cursor").config_path("darwin", {}, POSIX_HOME)
+
+
+LOCALAPPDATA = "C:\\Users\\ada\\AppData\\Local"
+STORE_ENV = {"APPDATA": APPDATA, "LOCALAPPDATA": LOCALAPPDATA}
+
+
+def _packages(*names: str) -> Callable[[PurePath], list[str]]:
+    """A directory lister that knows only ``%LOCALAPPDATA%\\Packages``, holding ``names``."""
+
+    def list_dir(directory: PurePath) -> list[str]:
+        return list(names) if directory == PureWindowsPath(LOCALAPPDATA, "Packages") else []
+
+    return list_dir
+
+
+def test_windows_store_install_of_claude_desktop_keeps_its_config_in_the_package() -> None:
+    lister = _packages("Microsoft.WindowsTerminal_8wekyb3d8bbwe", "Claude_pzs8sxrjxfjjc")
+    path = get_client("claude-desktop").config_path("windows", STORE_ENV, WINDOWS_HOME, list_dir=lister)
+    expected = (
+        LOCALAPPDATA + "\\Packages\\Claude_pzs8sxrjxfjjc\\LocalCache\\Roaming\\Claude\\claude_desktop_config.json"
+    )
+    assert path == PureWindowsPath(expected) and isinstance(path, PureWindowsPath)
+
+
+@pytest.mark.parametrize("names", [(), ("ClaudeHelper_1",), ("Claude_",), ("Other_Claude_x",)])
+def test_without_a_store_package_the_windows_path_is_the_classic_one(names: tuple[str, ...]) -> None:
+    path = get_client("claude-desktop").config_path("windows", STORE_ENV, WINDOWS_HOME, list_dir=_packages(*names))
+    assert path == PureWindowsPath(APPDATA, "Claude", "claude_desktop_config.json")
+
+
+def test_several_store_packages_are_an_error_naming_them() -> None:
+    lister = _packages("Claude_aaaa", "claude_bbbb")
+    with pytest.raises(UsageError) as caught:
+        get_client("claude-desktop").config_path("windows", STORE_ENV, WINDOWS_HOME, list_dir=lister)
+    assert "Claude_aaaa" in caught.value.message and "claude_bbbb" in caught.value.message
+    assert "--config-path" in caught.value.hint
+
+
+def test_the_store_lookup_touches_only_windows_and_clients_with_a_package() -> None:
+    def refuse(directory: PurePath) -> list[str]:
+        raise AssertionError(f"probed {directory}")
+
+    get_client("vscode").config_path("windows", STORE_ENV, WINDOWS_HOME, list_dir=refuse)
+    get_client("claude-desktop").config_path("macos", STORE_ENV, POSIX_HOME, list_dir=refuse)
+    without_local = get_client("claude-desktop").config_path("windows", {"APPDATA": APPDATA}, WINDOWS_HOME, refuse)
+    assert without_local == PureWindowsPath(APPDATA, "Claude", "claude_desktop_config.json")
 
 
 @pytest.mark.parametrize(

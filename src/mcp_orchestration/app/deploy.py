@@ -42,7 +42,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 from mcp_orchestration.config.clients import ClientSpec, get_client
@@ -87,6 +87,7 @@ class VerifiedConfig:
 
     index_version: int
     keyid: str
+    root_fingerprint: str
     artifact: str
     payload: Any
 
@@ -180,17 +181,35 @@ def default_config_path(spec: ClientSpec, environ: Mapping[str, str]) -> Path:
         raise UsageError(
             f"{spec.name} has no known config file location on {sys.platform}.", hint="Pass --config-path."
         )
-    return Path(spec.config_path(platform, environ, Path.home()))
+    return Path(spec.config_path(platform, environ, Path.home(), list_dir=_entry_names))
+
+
+def _entry_names(directory: PurePath) -> list[str]:
+    """The names in ``directory``; none if it is missing or unreadable (then there is no Store install to find)."""
+    try:
+        return os.listdir(directory)
+    except OSError:
+        return []
+
+
+def deployable(
+    app: App, spec: ClientSpec, profile: str, *, resolve_env: bool, environ: Mapping[str, str]
+) -> tuple[VerifiedConfig, dict[str, Any], dict[str, str]]:
+    """The verified source of ``spec``'s ``profile``, its servers exactly as deploy writes them, and the
+    values it resolved (see :func:`_expand_placeholders`). Every writer of a client's servers starts here."""
+    source = _verified_source(app, spec.id, profile)
+    servers, values = _expand_placeholders(spec, _rendered_servers(spec, source.payload), resolve_env, environ)
+    return source, servers, values
 
 
 def _verified_source(app: App, client: str, profile: str) -> VerifiedConfig:
     """Verify the key history and index chain, then read the profile's artifact under that same head."""
     report = app.index.verify()
     entry, payload = app.index.get_artifact(client, profile)
-    _, head = app.index.snapshot()
+    history, head = app.index.snapshot()
     if head.head_id != report.head_id:
         raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")
-    return VerifiedConfig(report.index_version, report.keyid, entry.artifact, payload)
+    return VerifiedConfig(report.index_version, report.keyid, history.root_fingerprint, entry.artifact, payload)
 
 
 def _rendered_servers(spec: ClientSpec, payload: Any) -> dict[str, Any]:

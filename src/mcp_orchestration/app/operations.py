@@ -567,11 +567,14 @@ CONTAINER_HOME = "/var/lib/mcp-orchestration"
 def claude_config(image: str, key_file: Path | None, volume: str, expect_key: str | None = None) -> dict[str, Any]:
     """The Claude Desktop ``mcpServers`` entry that runs the hardened container over stdio.
 
-    The key is mounted read-only as a file at ``/run/secrets/signing_key``; it never
-    appears in ``args`` or ``env``. The root fingerprint, public, is passed as
-    ``MCP_ORCHESTRATION_EXPECT_KEY``: the container keeps no host state, and without
-    the key it has no other anchor (``expect_key``: a fingerprint or a public key file, as
-    ``--expect-key`` takes). No TTY (``-t`` would corrupt the protocol).
+    By default (``key_file`` None) no key is mounted: a fleet desktop's container
+    browses, diffs, verifies and drafts, and publishing happens at the publisher.
+    Only the single-machine mode passes ``key_file``; it is mounted read-only as a
+    file at ``/run/secrets/signing_key`` and never appears in ``args`` or ``env``.
+    The root fingerprint, public, is passed as ``MCP_ORCHESTRATION_EXPECT_KEY``: the
+    container keeps no host state, and without the key it has no other anchor
+    (``expect_key``: a fingerprint or a public key file, as ``--expect-key`` takes).
+    No TTY (``-t`` would corrupt the protocol).
     """
     expect_root = keys.public_key_fingerprint(expect_key) if expect_key else None
     args = [

@@ -149,7 +149,7 @@ def _apply(
     results = []
     for apply, spec, published in zip(request.applies, specs, profiles, strict=True):
         source_config = deploy.VerifiedConfig(
-            head.head.version, head.keyid, published.entry.artifact, published.payload
+            head.head.version, head.keyid, request.expect_root, published.entry.artifact, published.payload
         )
         target = apply.config_path or deploy.default_config_path(spec, environ)
         written = deploy.apply(

@@ -9,6 +9,10 @@ strict loader checks, not new code. Sources, checked for the data file:
   Windows paths, ``mcpServers``, stdio only). Anthropic ships no Linux build;
   the Linux path is the one community builds use. It expands no placeholder:
   an ``env`` value reaches the server as written.
+  Installed from the Microsoft Store (MSIX), Windows redirects its
+  ``%APPDATA%`` to ``%LOCALAPPDATA%\\Packages\\Claude_<publisher hash>\\
+  LocalCache\\Roaming``, so the file lives there instead
+  (``windows_store_package`` in the data; see :meth:`ClientSpec.config_path`).
 - Cursor: https://cursor.com/docs/mcp (``~/.cursor/mcp.json``, ``mcpServers``,
   ``command`` or ``url`` with ``headers``; expands ``${env:NAME}``).
 - VS Code: https://code.visualstudio.com/docs/copilot/reference/mcp-configuration
@@ -26,7 +30,7 @@ The product's own, neutral server entry is the config model's
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib.resources import files
@@ -36,7 +40,7 @@ from typing import Any
 
 from mcp_orchestration.config.model import NEUTRAL_FIELDS, McpConfig, server_entry
 from mcp_orchestration.config.strict import check_object, check_text, index_by_id, parse_document
-from mcp_orchestration.core.errors import InvalidIdError, NotFoundError, ValidationError
+from mcp_orchestration.core.errors import InvalidIdError, NotFoundError, UsageError, ValidationError
 from mcp_orchestration.security.ids import check_name_id, shown
 
 PLATFORMS = ("linux", "macos", "windows")
@@ -73,23 +77,40 @@ class ClientSpec:
     formats: Mapping[str, EntryFormat]
     docs: str
     placeholders: frozenset[str] = frozenset()  # the ``${kind:NAME}`` kinds the client expands itself
+    windows_store_package: str | None = None  # the MSIX package name, if a Store install moves %APPDATA%
 
     @property
     def transports(self) -> tuple[str, ...]:
         """The neutral transports this client can run, e.g. ``("stdio", "http")``."""
         return tuple(self.formats)
 
-    def config_path(self, platform: str, environ: Mapping[str, str], home: PurePath) -> PurePath:
+    def config_path(
+        self,
+        platform: str,
+        environ: Mapping[str, str],
+        home: PurePath,
+        list_dir: Callable[[PurePath], Iterable[str]] | None = None,
+    ) -> PurePath:
         """The client's config file on ``platform``, with ``~`` and ``%VAR%`` expanded.
 
         The path is a ``PureWindowsPath`` for Windows and a ``PurePosixPath``
         otherwise, so any platform's path can be computed (and tested) anywhere.
+        ``list_dir`` (the entry names of a directory; none if it is missing) lets
+        a Windows lookup find a Store (MSIX) install: when exactly one
+        ``<package>_*`` directory is under ``%LOCALAPPDATA%\\Packages``, an
+        ``%APPDATA%`` path is taken inside its ``LocalCache\\Roaming``; when
+        several are, which one is meant cannot be known, so that is an error.
+        Without ``list_dir`` nothing is probed.
         """
         template = self.paths.get(platform)
         if template is None:
             raise ValidationError(f"Unknown platform {shown(platform)}: use one of {', '.join(PLATFORMS)}.")
         flavour = PureWindowsPath if platform == "windows" else PurePosixPath
         anchor, *parts = template.split("/")
+        if platform == "windows" and anchor == "%APPDATA%" and list_dir is not None:
+            store = self._store_root(environ, list_dir)
+            if store is not None:
+                return store.joinpath(*parts)
         if anchor == "~":
             base, source = flavour(str(home)), "the home directory"
         else:
@@ -104,6 +125,28 @@ class ClientSpec:
         if not base.is_absolute():
             raise ValidationError(f"{source} ({shown(str(base))}) is not an absolute {platform} path.")
         return base.joinpath(*parts)
+
+    def _store_root(
+        self, environ: Mapping[str, str], list_dir: Callable[[PurePath], Iterable[str]]
+    ) -> PureWindowsPath | None:
+        """What ``%APPDATA%`` is for a Store (MSIX) install of this client, if there is exactly one."""
+        local = environ.get("LOCALAPPDATA", "")
+        if self.windows_store_package is None or not local or not PureWindowsPath(local).is_absolute():
+            return None
+        packages = PureWindowsPath(local, "Packages")
+        prefix = f"{self.windows_store_package}_".casefold()  # Windows names compare without case
+        found = sorted(
+            name for name in list_dir(packages) if name.casefold().startswith(prefix) and len(name) > len(prefix)
+        )
+        if not found:
+            return None
+        if len(found) > 1:
+            raise UsageError(
+                f"{self.name} has {len(found)} Store (MSIX) packages under {packages}: "
+                f"{', '.join(shown(name) for name in found)}; which one it uses cannot be told.",
+                hint="Pass --config-path naming the claude_desktop_config.json to write, or remove the stale package.",
+            )
+        return packages / found[0] / "LocalCache" / "Roaming"
 
     def render(self, config: McpConfig) -> dict[str, Any]:
         """The client's file content for ``config``'s servers, under its config key."""
@@ -143,7 +186,12 @@ def _name_map(raw: object, what: str) -> dict[str, str]:
 
 
 def _client(raw: object, what: str) -> ClientSpec:
-    body = check_object(raw, what, ("id", "name", "config_key", "paths", "transports", "docs"), ("placeholders",))
+    body = check_object(
+        raw,
+        what,
+        ("id", "name", "config_key", "paths", "transports", "docs"),
+        ("placeholders", "windows_store_package"),
+    )
     try:
         client_id = check_name_id(body["id"], "client")
     except InvalidIdError as exc:
@@ -173,6 +221,11 @@ def _client(raw: object, what: str) -> ClientSpec:
         ),
         docs=check_text(body["docs"], f"{what} 'docs'", 300, _URL),
         placeholders=_placeholder_kinds(body.get("placeholders", []), f"{what} 'placeholders'"),
+        windows_store_package=(
+            check_text(body["windows_store_package"], f"{what} 'windows_store_package'", 64, _FIELD_NAME)
+            if "windows_store_package" in body
+            else None
+        ),
     )
 
 
