@@ -329,6 +329,22 @@ def _add_sync_command(add: Callable[..., Any]) -> None:
     sub.add_argument("--timeout", type=float, default=30.0, help="seconds for each request (default: %(default)s)")
     sub.add_argument("--dry-run", action="store_true", help="verify and print the (masked) diffs; write nothing")
     sub.add_argument(
+        "--print-schedule",
+        choices=("macos", "windows", "linux"),
+        help="print the launchd agent, scheduled task or systemd timer that runs this same sync; sync nothing",
+    )
+    sub.add_argument(
+        "--every", default="15m", metavar="DURATION", help="with --print-schedule: how often (default: 15m)"
+    )
+    sub.add_argument(
+        "--schedule-out", type=Path, metavar="DIR", help="with --print-schedule: write the files into DIR instead"
+    )
+    sub.add_argument(
+        "--program",
+        metavar="PATH",
+        help="with --print-schedule: the mcp-orchestration executable on the desktops (default: this Python, -m)",
+    )
+    sub.add_argument(
         "--resolve-env",
         action="store_true",
         help="as for deploy: write the values of ${env:NAME} placeholders the client cannot expand",
@@ -627,6 +643,8 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             hint="Pass --expect-key SHA256:... (from `mcp-orchestration keys list` at the publisher), or set "
             f"{ENV_EXPECT_KEY}.",
         )
+    if args.print_schedule:
+        return _print_schedule(args, expected)
     request = SyncRequest(
         url=args.source,
         expect_root=root_fingerprint(expected),
@@ -652,6 +670,40 @@ def _cmd_sync(args: argparse.Namespace) -> int:
                 lines.append(f"{what}: already up to date.")
         text = "\n".join(lines)
     return _emit(args, asdict(result), text)
+
+
+def _print_schedule(args: argparse.Namespace, expect_key: str) -> int:
+    """The schedule files that run this sync unattended: printed, or written (new files only) into a directory."""
+    from mcp_orchestration.app.environment import default_sync_state_dir
+    from mcp_orchestration.app.schedules import render_schedule
+    from mcp_orchestration.core.clock import parse_duration
+    from mcp_orchestration.core.fsutil import create_exclusive
+
+    arguments = ["sync", "--from", args.source, "--expect-key", expect_key]
+    for apply in args.apply:
+        where = f"={apply.config_path.expanduser().absolute()}" if apply.config_path is not None else ""
+        arguments += ["--apply", f"{apply.name}{where}"]
+    state_dir = (args.state_dir or default_sync_state_dir(os.environ)).expanduser().absolute()
+    arguments += ["--state-dir", str(state_dir), "--timeout", f"{args.timeout:g}"]
+    arguments += ["--resolve-env"] if args.resolve_env else []
+    program = [args.program] if args.program else [sys.executable, "-m", "mcp_orchestration"]
+    files = render_schedule(args.print_schedule, program, arguments, parse_duration(args.every, "--every"))
+    if args.schedule_out is None:
+        text = "\n".join(f"==> {name} <==\n{_schedule_text(data)}" for name, data in files.items())
+        return _emit(args, {name: _schedule_text(data) for name, data in files.items()}, text)
+    args.schedule_out.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
+        try:
+            create_exclusive(args.schedule_out / name, data, 0o644)
+        except FileExistsError:
+            raise UsageError(f"{args.schedule_out / name} already exists; it is never overwritten.") from None
+    written = [str(args.schedule_out / name) for name in files]
+    return _emit(args, {"written": written}, "Wrote " + ", ".join(written))
+
+
+def _schedule_text(data: bytes) -> str:
+    """A schedule file as text: Task Scheduler's XML is UTF-16, the others UTF-8."""
+    return data.decode("utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode()
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

@@ -10,7 +10,9 @@ import base64
 import http.client
 import http.server
 import json
+import shlex
 import shutil
+import subprocess
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -367,3 +369,31 @@ def _token(tmp_path: Path) -> Path:
     token = tmp_path / "token"
     token.write_text("push-token-f00\n")
     return token
+
+
+def test_the_printed_schedule_runs_this_same_sync(tmp_path: Path, publisher: Publisher, mirror: str) -> None:
+    laptop = desktop(tmp_path, publisher, mirror)
+    argv = (
+        "sync", "--from", mirror, "--expect-key", publisher.root, "--apply", f"claude-desktop/default={laptop.config}",
+        "--state-dir", str(laptop.state_dir), "--print-schedule", "linux", "--every", "10m",
+    )  # fmt: skip
+    printed = run_process(*argv, "--json")
+    assert printed.returncode == 0, printed.stderr
+    files = json.loads(printed.stdout)
+    assert "OnUnitActiveSec=10min" in files["mcp-orchestration-sync.timer"]
+    (exec_start,) = [
+        line.removeprefix("ExecStart=")
+        for line in files["mcp-orchestration-sync.service"].splitlines()
+        if line.startswith("ExecStart=")
+    ]
+    command = [word.replace("%%", "%") for word in shlex.split(exec_start)]
+    assert "fs" not in laptop.servers()
+    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)  # what systemd would run
+    assert done.returncode == 0, done.stderr
+    assert "fs" in laptop.servers()
+
+    out = tmp_path / "schedule"
+    assert run_process(*argv, "--schedule-out", str(out)).returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(files)
+    again = run_process(*argv, "--schedule-out", str(out))
+    assert again.returncode == ExitCode.USAGE and "never overwritten" in again.stderr
