@@ -398,6 +398,8 @@ class _Registry:
                 response.close()
                 raise MirrorError(f"{self.url}: the registry refused the credentials (HTTP {response.status_code}).")
             with response:
+                if method == "HEAD":  # its Content-Length is the blob's, not a body's
+                    return _Reply(response.status_code, response.headers, b"")
                 ok = 200 <= response.status_code < 300
                 body = read_body(response, limit if ok else MAX_ERROR_BODY_BYTES, self.session.deadline, self.counters)
                 return _Reply(response.status_code, response.headers, body)
