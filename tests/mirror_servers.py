@@ -13,6 +13,8 @@ they fail instead.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import os
 import secrets
@@ -25,6 +27,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -34,14 +37,17 @@ START_SECONDS = 15.0
 STOP_SECONDS = 10.0
 
 
-def require(binary: Path, package: str) -> None:
-    """Skip the calling test if ``binary`` is missing, or fail if CI requires the mirror servers."""
-    if binary.exists():
-        return
-    reason = f"{binary} is not installed (`apt-get install {package}`)"
+def unavailable(reason: str) -> NoReturn:
+    """Skip the calling test, or fail it where CI requires the mirror servers."""
     if os.environ.get(REQUIRE_VARIABLE) == "1":
         pytest.fail(f"{reason}, and {REQUIRE_VARIABLE}=1 requires it")
     pytest.skip(reason)
+
+
+def require(binary: Path, package: str) -> None:
+    """Skip (or fail, in CI) the calling test if ``binary`` is missing."""
+    if not binary.exists():
+        unavailable(f"{binary} is not installed (`apt-get install {package}`)")
 
 
 def free_port() -> int:
@@ -53,15 +59,24 @@ def free_port() -> int:
 
 
 def htpasswd_line(user: str, password: str) -> str:
-    """An htpasswd entry with a bcrypt hash, the only kind distribution accepts."""
+    """An htpasswd entry with a bcrypt hash, the only kind distribution accepts.
+
+    The hash comes from the system's libcrypt (libxcrypt, on every Debian), not
+    the ``bcrypt`` package: with that installed, cryptography would load the
+    encrypted OpenSSH keys the product refuses, and the tests would not see it.
+    """
     try:
-        import bcrypt
-    except ImportError:
-        if os.environ.get(REQUIRE_VARIABLE) == "1":
-            raise
-        pytest.skip("bcrypt is not installed (`pip install -e '.[test]'`)")
-    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()  # cost 4: tests only
-    return f"{user}:{hashed}\n"
+        libcrypt = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+        libcrypt.crypt_gensalt.restype = libcrypt.crypt.restype = ctypes.c_char_p
+        libcrypt.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+        libcrypt.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    except (OSError, AttributeError):
+        unavailable("libcrypt (libxcrypt) with crypt_gensalt is not installed (`apt-get install libcrypt1`)")
+    salt = libcrypt.crypt_gensalt(b"$2b$", 4, None, 0)  # cost 4: tests only
+    hashed = libcrypt.crypt(password.encode(), salt) if salt else None
+    if not hashed or not hashed.startswith(b"$2b$"):
+        raise AssertionError("libcrypt made no bcrypt hash")
+    return f"{user}:{hashed.decode()}\n"
 
 
 @dataclass(frozen=True)
