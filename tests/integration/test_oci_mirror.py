@@ -258,6 +258,9 @@ def test_a_push_with_docker_config_credentials_succeeds(
     source = OciSource(url, OPTIONS)
     fetched = source.fetch(HEAD_PATH, 1024)
     assert fetched is not None and fetched.data == b"authenticated head"
+    assert source.counters.requests == 3  # the challenge, then the manifest and the blob with the credentials
+    assert source.fetch(HEAD_PATH, 1024, etag=fetched.etag) is None
+    assert source.counters.requests == 4  # the credentials that worked are sent right away
     source.close()
 
 

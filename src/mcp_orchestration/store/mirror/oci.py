@@ -372,6 +372,7 @@ class _Registry:
         self.auth = oras.auth.get_auth_backend("token", self.session, insecure=self.ref.plain_http)
         self.auth._auth_config = _docker_config()
         self._credentials_loaded = False
+        self._basic: str | None = None  # the Basic answer a registry with htpasswd auth took
 
     def exchange(
         self,
@@ -421,8 +422,9 @@ class _Registry:
         self, method: str, url: str, headers: dict[str, str], data: bytes | None, redirects: bool
     ) -> requests.Response:
         token = getattr(self.auth, "token", None)
-        if token and self._same_origin(url) and "Authorization" not in headers:
-            headers = {**headers, "Authorization": f"Bearer {token}"}
+        answer = self._basic or (f"Bearer {token}" if token else None)
+        if answer and self._same_origin(url) and "Authorization" not in headers:
+            headers = {**headers, "Authorization": answer}
         elif not self._same_origin(url):  # an upload location on another host gets no credentials of ours
             headers = {k: v for k, v in headers.items() if k != "Authorization"}
         return self.session.request(method, url, headers=headers, data=data, stream=True, allow_redirects=redirects)
@@ -438,9 +440,10 @@ class _Registry:
         challenge = response.headers.get("WWW-Authenticate", "")
         basic = getattr(self.auth, "_basic_auth", None)
         if challenge.lower().startswith("basic"):
-            if not basic or refresh:
+            if not basic or refresh or response.request.headers.get("Authorization"):  # none, or refused
                 raise self._refused(response.status_code, has_credentials=bool(basic))
-            return {**headers, "Authorization": f"Basic {basic}"}
+            self._basic = f"Basic {basic}"  # sent with every later request: one round trip each, not two
+            return {**headers, "Authorization": self._basic}
         headers = {k: v for k, v in headers.items() if k != "Authorization"}
         try:
             updated, changed = self.auth.authenticate_request(response, headers, refresh=refresh)
