@@ -558,15 +558,18 @@ class OciSource:
         if path.startswith("objects/"):
             digest = _object_digest(path)
             return Fetched(self._registry.blob(digest, limit, path), etag=digest)
+        tag = self._registry.ref.tag
         manifest_digest = None
-        if path == HEAD_PATH or self._layers is None:
-            read = self._registry.manifest_if_changed(self._registry.ref.tag, etag if path == HEAD_PATH else None)
+        if path == HEAD_PATH:
+            read = self._registry.manifest_if_changed(tag, etag)
             if read is None:
                 return None
             data, manifest_digest = read
             self._layers = self._parse(data)
-            if path == HEAD_PATH and manifest_digest == etag:
+            if manifest_digest == etag:  # a registry that ignores If-None-Match: still one request
                 return None
+        elif self._layers is None:
+            self._layers = self._parse(self._registry.manifest(tag)[0])
         blob = self._layers.get(path)
         if blob is None:
             raise MirrorMissingError(f"{self.url}: the manifest of {self._registry.ref.tag!r} has no {path}.")
