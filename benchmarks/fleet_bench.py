@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/nginx_server.py starts the real nginx
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/mirror_servers.py starts the real nginx
 
-from tests import nginx_server
+from tests import mirror_servers
 
 from mcp_orchestration.store.mirror import push
 from mcp_orchestration.store.mirror.transport import open_target
@@ -135,8 +135,9 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     print_machine()
-    if not nginx_server.available():
-        raise SystemExit("nginx is not installed (apt-get install nginx-light)")
+    for binary in (mirror_servers.NGINX_BINARY, mirror_servers.REGISTRY_BINARY):
+        if not binary.exists():
+            raise SystemExit(f"{binary} is not installed (apt-get install nginx-light docker-registry)")
     with scratch_dir(args.scratch, "fleet-bench-", args.keep) as work:
         key = keys.generate()
         repository = Repository(work / "publisher" / "storage")
@@ -150,21 +151,21 @@ def main() -> int:
         push.push(repository, open_target(str(www)))
         desktops = [work / "desktops" / f"{n:04d}" for n in range(args.desktops)]
         store_bytes = sum(p.stat().st_size for p in www.rglob("*") if p.is_file())
-        with nginx_server.serve_nginx(www, work / "nginx") as url:
+        with mirror_servers.serve_nginx(www, work / "nginx") as url:
             heading(
                 f"1. First sync: {args.desktops} desktops, a store of {args.profiles} profiles ({store_bytes} bytes)"
             )
             syncs, wall = fleet(url, root, desktops, args.profiles, args.workers)
-            report_phase("first", syncs, wall, nginx_server.requests_logged(work / "nginx"))
+            report_phase("first", syncs, wall, mirror_servers.requests_logged(work / "nginx"))
 
             heading("2. One profile changes: every desktop converges")
             repository.publish(key, [ProfileUpdate(CLIENT, profile_name(0), payload(0, 2), expected_base=ANY_BASE)])
             pushed = push.push(repository, open_target(str(www)))
             head_bytes = len(repository.snapshot()[1].envelope_bytes)
             new_bytes = pushed.bytes_sent - head_bytes  # index/HEAD repeats the head object
-            logged = len(nginx_server.requests_logged(work / "nginx"))
+            logged = len(mirror_servers.requests_logged(work / "nginx"))
             syncs, wall = fleet(url, root, desktops, args.profiles, args.workers)
-            report_phase("change", syncs, wall, nginx_server.requests_logged(work / "nginx")[logged:])
+            report_phase("change", syncs, wall, mirror_servers.requests_logged(work / "nginx")[logged:])
             worst = max(s.bytes_received for s in syncs)
             line("new objects", f"{pushed.objects} objects, {new_bytes} bytes; the whole store is now "
                  f"{sum(p.stat().st_size for p in www.rglob('*') if p.is_file())} bytes")  # fmt: skip
@@ -177,9 +178,9 @@ def main() -> int:
             )
 
             heading("3. Nothing changes: one conditional request per desktop")
-            logged = len(nginx_server.requests_logged(work / "nginx"))
+            logged = len(mirror_servers.requests_logged(work / "nginx"))
             syncs, wall = fleet(url, root, desktops, args.profiles, args.workers)
-            served = nginx_server.requests_logged(work / "nginx")[logged:]
+            served = mirror_servers.requests_logged(work / "nginx")[logged:]
             report_phase("no change", syncs, wall, served)
             most = max(s.requests for s in syncs)
             wire = max(s.bytes_received for s in syncs) + max(int(e.split()[4]) for e in served)

@@ -1,4 +1,10 @@
-"""Real mirror servers for tests: a CNCF distribution registry on 127.0.0.1.
+"""Real mirror servers for tests and benchmarks: nginx and a CNCF distribution registry on 127.0.0.1.
+
+``serve_nginx(root, work)`` runs Debian's nginx-light serving a static mirror
+tree: reads are static files with nginx's own ETag and If-None-Match
+handling, writes are WebDAV PUTs allowed only with the bearer token given;
+every request is logged to ``access.log`` (``requests_logged`` reads it) and
+the server is stopped, bounded in time, when the block ends.
 
 ``registry(tmp)`` starts Debian's ``docker-registry`` (distribution 2.8) on a
 free loopback port with filesystem storage under ``tmp``, optionally behind
@@ -6,8 +12,8 @@ htpasswd (bcrypt) auth, waits until ``/v2/`` answers and stops it when the
 block ends. Its log goes to a file under ``tmp``; it holds request lines,
 never a password (the registry gets only the bcrypt hash).
 
-Without the binary (``apt-get install docker-registry``) the tests that need
-it skip, unless ``MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS=1`` (CI), where
+Without the binaries (``apt-get install nginx-light docker-registry``) the tests that need
+them skip, unless ``MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS=1`` (CI), where
 they fail instead.
 """
 
@@ -33,6 +39,7 @@ import pytest
 
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS"
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
+NGINX_BINARY = Path("/usr/sbin/nginx")
 START_SECONDS = 15.0
 STOP_SECONDS = 10.0
 
@@ -143,3 +150,102 @@ def registry(tmp: Path, *, users: Mapping[str, str] | None = None) -> Iterator[R
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait(timeout=STOP_SECONDS)
+
+
+_NGINX_CONFIG = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {work}/nginx.pid;
+error_log {work}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    log_format counted '$request_method $uri $status $body_bytes_sent $bytes_sent';
+    access_log {work}/access.log counted;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    types {{ application/json json; }}
+    default_type application/octet-stream;
+    keepalive_requests 100000;
+    map "$request_method:$http_authorization" $refused {{
+        default 1;
+        "~^(GET|HEAD):" 0;
+        "PUT:Bearer {token}" {allow_put};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        root {root};
+        client_max_body_size 64m;
+        location / {{
+            if ($refused) {{ return 401; }}
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+        }}
+        location = /index/HEAD {{
+            if ($refused) {{ return 401; }}
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw group:r all:r;
+            add_header Cache-Control "no-cache";
+        }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def serve_nginx(root: Path, work: Path, *, put_token: str | None = None) -> Iterator[str]:
+    """nginx serving ``root`` at the URL yielded; PUT needs ``Authorization: Bearer <put_token>``."""
+    require(NGINX_BINARY, "nginx-light")
+    work.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    config = work / "nginx.conf"
+    config.write_text(
+        _NGINX_CONFIG.format(
+            work=work, root=root, port=port, token=put_token or "-", allow_put="0" if put_token else "1"
+        )
+    )
+    process = subprocess.Popen(
+        [str(NGINX_BINARY), "-c", str(config), "-p", str(work), "-e", str(work / "error.log")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        _wait_until_serving(url, process)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_serving(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"nginx exited with {process.returncode}: {error}")
+        try:
+            urllib.request.urlopen(url + "index/HEAD", timeout=1).close()  # noqa: S310 (our loopback server)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (404 before the first push)
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("nginx did not start serving within 15 seconds")
+
+
+def requests_logged(work: Path) -> list[str]:
+    """The requests nginx served so far, one ``METHOD URI STATUS BODY_BYTES BYTES`` line each."""
+    log = work / "access.log"
+    return log.read_text().splitlines() if log.exists() else []

@@ -34,7 +34,7 @@ from mcp_orchestration.core.errors import (
     RollbackError,
 )
 from mcp_orchestration.store.repository import Repository
-from tests import nginx_server
+from tests import mirror_servers
 from tests.conftest import run_process
 from tests.fleet import Desktop, Publisher, later, servers
 
@@ -254,7 +254,7 @@ def test_an_unreachable_mirror_is_a_temporary_failure_with_its_own_exit_status(
     laptop = desktop(tmp_path, publisher, mirror)
     laptop.sync()
     before = laptop.files()
-    closed = f"http://127.0.0.1:{nginx_server.free_port()}/"
+    closed = f"http://127.0.0.1:{mirror_servers.free_port()}/"
     with pytest.raises(MirrorUnavailableError):
         laptop.sync(url=closed)
     done = run_process(
@@ -283,10 +283,8 @@ def test_sync_from_the_command_line_reports_what_it_applied(tmp_path: Path, publ
 
 @pytest.fixture
 def nginx(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    if not nginx_server.available():
-        pytest.skip("nginx is not installed")
     work = tmp_path / "nginx"
-    with nginx_server.serve_nginx(tmp_path / "www", work, put_token="push-token-f00") as url:
+    with mirror_servers.serve_nginx(tmp_path / "www", work, put_token="push-token-f00") as url:
         yield url, work
 
 
@@ -301,10 +299,10 @@ def test_nginx_mirror_by_put_then_no_change_sync_is_one_small_conditional_get(
     publisher.push(url, token_file=token)
     laptop = desktop(tmp_path, publisher, url)
     laptop.sync()
-    served = len(nginx_server.requests_logged(work))
+    served = len(mirror_servers.requests_logged(work))
 
     result = laptop.sync()
-    new = nginx_server.requests_logged(work)[served:]
+    new = mirror_servers.requests_logged(work)[served:]
     assert result.requests == 1 and len(new) == 1
     method, uri, status, _, sent = new[0].split()
     assert (method, uri, status) == ("GET", "/index/HEAD", "304")
@@ -397,3 +395,19 @@ def test_the_printed_schedule_runs_this_same_sync(tmp_path: Path, publisher: Pub
     assert sorted(p.name for p in out.iterdir()) == sorted(files)
     again = run_process(*argv, "--schedule-out", str(out))
     assert again.returncode == ExitCode.USAGE and "never overwritten" in again.stderr
+
+
+def test_an_oci_registry_mirror_serves_a_fleet_like_a_static_tree(tmp_path: Path, publisher: Publisher) -> None:
+    with mirror_servers.registry(tmp_path / "registry") as registry:
+        url = registry.url("fleet/mcp", "prod")
+        publisher.push(url)
+        laptop = desktop(tmp_path, publisher, url)
+        first = laptop.sync()
+        assert "fs" in laptop.servers() and first.head_changed
+        assert laptop.sync().requests == 1  # the tag's manifest, answered 304
+
+        publisher.publish("claude-desktop", "default", servers("fs", "server-filesystem", "/oci"))
+        publisher.push(url)
+        result = laptop.sync()
+        assert laptop.servers()["fs"]["args"][-1] == "/oci"
+        assert result.requests == 6  # the manifest, the head, then root, client tree, entry and config by digest
