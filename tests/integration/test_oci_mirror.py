@@ -25,14 +25,13 @@ from mcp_orchestration.core.errors import (
     MirrorTooLargeError,
     MirrorUnavailableError,
 )
-from mcp_orchestration.store.mirror.oci import (
+from mcp_orchestration.store.mirror.oci import OciSource, OciTarget
+from mcp_orchestration.store.mirror.oci_layout import (
     ARTIFACT_TYPE,
     HEAD_MEDIA_TYPE,
     KEY_MEDIA_TYPE,
     MANIFEST_MEDIA_TYPE,
     OBJECT_MEDIA_TYPE,
-    OciSource,
-    OciTarget,
 )
 from mcp_orchestration.store.mirror.transport import TransportOptions
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, key_path, object_path

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from mcp_orchestration.core.errors import UsageError
-from mcp_orchestration.store.mirror.oci import OciSource, Reference, parse_url
+from mcp_orchestration.store.mirror.oci import OciSource
+from mcp_orchestration.store.mirror.oci_layout import Reference, parse_url
 from mcp_orchestration.store.mirror.transport import open_source
 
 

@@ -64,7 +64,7 @@ class _Origin:
 
 
 @dataclass(frozen=True)
-class _Response:
+class HttpResponse:
     status: int
     headers: Mapping[str, str]  # lower-case names
     body: bytes
@@ -121,8 +121,8 @@ def _proxy_for(origin: _Origin) -> _Proxy | None:
     return _Proxy(_Origin("http", parts.hostname, parts.port or 80), headers)
 
 
-class _Client:
-    """One mirror origin over a kept-alive connection; every request bounded in time and size."""
+class HttpClient:
+    """One origin over a kept-alive connection; every request bounded in time and size."""
 
     def __init__(self, url: str, options: TransportOptions) -> None:
         self.origin, self.base = _parse(url)
@@ -159,17 +159,22 @@ class _Client:
 
     def request(
         self, method: str, path: str, headers: dict[str, str], *, body: bytes | None = None, limit: int = 0
-    ) -> _Response:
+    ) -> HttpResponse:
         """One request for a mirror path, redirects within the origin followed; ``limit`` bounds the body."""
         if not is_mirror_path(path):
             raise UsageError(f"{path!r} is not a path a mirror holds.")
-        target = self.base + path
+        return self.send(method, self.base + path, headers, body=body, limit=limit)
+
+    def send(
+        self, method: str, target: str, headers: dict[str, str], *, body: bytes | None = None, limit: int = 0
+    ) -> HttpResponse:
+        """One request for ``target`` (a path on this origin), redirects within the origin followed."""
         for _ in range(MAX_REDIRECTS + 1):
             response = self._exchange(method, target, headers, body, limit)
             if response.status not in (301, 302, 303, 307, 308) or method != "GET":
                 return response
             target = self._redirect_target(target, response.headers.get("location", ""))
-        raise MirrorRedirectError(f"The mirror at {self.url} redirected {path} more than {MAX_REDIRECTS} times.")
+        raise MirrorRedirectError(f"The mirror at {self.url} redirected {target} more than {MAX_REDIRECTS} times.")
 
     def _redirect_target(self, current: str, location: str) -> str:
         here = f"{self.origin.scheme}://{self.origin.host}:{self.origin.port}{current}"
@@ -186,7 +191,9 @@ class _Client:
             )
         return parts.path + (f"?{parts.query}" if parts.query else "")
 
-    def _exchange(self, method: str, target: str, headers: dict[str, str], body: bytes | None, limit: int) -> _Response:
+    def _exchange(
+        self, method: str, target: str, headers: dict[str, str], body: bytes | None, limit: int
+    ) -> HttpResponse:
         """One request and its bounded response, under a watchdog; a stale kept-alive connection is retried once."""
         deadline = time.monotonic() + self.timeout
         for attempt in (1, 2):
@@ -199,13 +206,14 @@ class _Client:
                 self.counters.requests += 1
                 wire, extra = self._wire_target(target)
                 connection.request(method, wire, body=body, headers={"User-Agent": _USER_AGENT, **headers, **extra})
-                self.counters.bytes_sent += len(body or b"")
+                self.counters.bytes_sent += len(body or b"") + _header_bytes(wire, headers)
                 response = connection.getresponse()
                 fields = {name.lower(): value for name, value in response.getheaders()}
+                self.counters.bytes_received += _header_bytes(f"HTTP/1.1 {response.status} {response.reason}", fields)
                 data = self._read_body(response, fields, limit, deadline) if method != "HEAD" else b""
                 if fields.get("connection", "").lower() == "close":
                     self.close()
-                return _Response(response.status, fields, data)
+                return HttpResponse(response.status, fields, data)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
                 self.close()
                 if expired.is_set():
@@ -253,6 +261,11 @@ class _Client:
         return MirrorTimeoutError(f"The mirror at {self.url} did not answer within {self.timeout:g} seconds.")
 
 
+def _header_bytes(first_line: str, headers: Mapping[str, str]) -> int:
+    """About what a request or status line and its headers take on the wire (HTTP/1.1), for the counters."""
+    return len(first_line) + 2 + sum(len(name) + len(value) + 4 for name, value in headers.items()) + 2
+
+
 def _cut(connection: http.client.HTTPConnection, expired: threading.Event) -> None:
     """The watchdog: the deadline passed, so end whatever read or write is blocked on the socket."""
     expired.set()
@@ -280,7 +293,7 @@ def _check_type(url: str, path: str, fields: Mapping[str, str]) -> None:
         )
 
 
-class HttpSource(_Client):
+class HttpSource(HttpClient):
     """Reads a static mirror tree with (conditional) GETs."""
 
     def fetch(self, path: str, limit: int, *, etag: str | None = None) -> Fetched | None:
@@ -295,7 +308,7 @@ class HttpSource(_Client):
         return Fetched(response.body, response.headers.get("etag"))
 
 
-class HttpTarget(_Client):
+class HttpTarget(HttpClient):
     """Writes a mirror tree with PUT (nginx's WebDAV module, or any server that stores what it is sent)."""
 
     def __init__(self, url: str, options: TransportOptions) -> None:
