@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -19,13 +18,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from mcp_orchestration.app.environment import refuse_plain_secret_variables
 from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
 from mcp_orchestration.core.version import package_version
-from mcp_orchestration.security.redaction import REDACTOR, configure_logging
+from mcp_orchestration.security.redaction import REDACTOR
 
 if TYPE_CHECKING:
+    import logging
+
     from mcp_orchestration.app.operations import App
     from mcp_orchestration.app.settings import TokenOptions
-
-log = logging.getLogger("mcp_orchestration")
 
 
 class _VersionAction(argparse.Action):
@@ -718,7 +717,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         app.require_writable()  # loaded up front, so the redactor knows it before any request arrives
     except OrchestrationError as error:
-        log.warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
+        _log().warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
     server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
     anyio.run(serve_stdio, server)  # the SDK's stdio run, with stdin read in bounded lines
     return ExitCode.OK
@@ -884,29 +883,47 @@ def _report(args: argparse.Namespace | None, error: OrchestrationError) -> int:
     return error.exit_code
 
 
+def _configure_logs(args: argparse.Namespace, debug: bool) -> None:
+    """Logs go to stderr through the redactor. A sync logs nothing unless asked (``--debug``, ``--log-format``),
+    so a scheduled one does not load ``logging`` at all."""
+    if args.command == "sync" and not debug and not hasattr(args, "log_format"):
+        return
+    import logging
+
+    from mcp_orchestration.security.logs import configure_logging
+
+    configure_logging(logging.DEBUG if debug else logging.WARNING, getattr(args, "log_format", "text"))
+
+
+def _log() -> logging.Logger:
+    import logging
+
+    return logging.getLogger("mcp_orchestration")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command and return its exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv[0] if argv[:1] == ["sync"] else None)
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
-    configure_logging(logging.DEBUG if debug else logging.WARNING, getattr(args, "log_format", "text"))
+    _configure_logs(args, debug)
     try:
         refuse_plain_secret_variables(os.environ)
         status: int = args.handler(args)
         return status
     except OrchestrationError as error:
         if debug:
-            log.debug("Traceback of the error below", exc_info=True)
+            _log().debug("Traceback of the error below", exc_info=True)
         return _report(args, error)
     except KeyboardInterrupt:
         return ExitCode.FAILURE
     except OSError as error:
-        log.debug("Filesystem error", exc_info=True)
+        _log().debug("Filesystem error", exc_info=True)
         where = f" on {error.filename}" if error.filename else ""
         return _report(args, FilesystemError(f"Filesystem error{where}: {error.strerror or type(error).__name__}."))
     except Exception as error:  # an unexpected failure: still no traceback, no secret
-        log.debug("Unexpected error", exc_info=True)
+        _log().debug("Unexpected error", exc_info=True)
         wrapped = OrchestrationError(
             f"Unexpected internal error ({type(error).__name__}).", hint="Re-run with --debug and report the issue."
         )

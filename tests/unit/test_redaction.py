@@ -15,10 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from mcp_orchestration.security.logs import JsonRedactingFormatter, RedactingFormatter
 from mcp_orchestration.security.redaction import (
     REDACTOR,
-    JsonRedactingFormatter,
-    RedactingFormatter,
     Redactor,
     encodings_of_bytes,
     encodings_of_pem,

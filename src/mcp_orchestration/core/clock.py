@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from mcp_orchestration.core.errors import UsageError
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _DURATION = re.compile(r"([1-9][0-9]{0,5})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MAX_LIFETIME = timedelta(days=366)
@@ -23,10 +24,13 @@ def format_time(when: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime | None:
-    """A stored ``YYYY-MM-DDTHH:MM:SSZ`` timestamp, or None if it is not one."""
+    """A stored ``YYYY-MM-DDTHH:MM:SSZ`` timestamp, or None if it is not one (without ``strptime``, which
+    loads the locale machinery: a scheduled sync parses one timestamp)."""
+    if not isinstance(text, str) or not _TIMESTAMP.fullmatch(text):
+        return None
     try:
-        return datetime.strptime(text, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
-    except (TypeError, ValueError):
+        return datetime.fromisoformat(text[:-1]).replace(tzinfo=UTC)
+    except ValueError:
         return None
 
 
