@@ -152,7 +152,7 @@ class _Client:
                 self.counters.bytes_sent += len(body or b"")
                 response = connection.getresponse()
                 fields = {name.lower(): value for name, value in response.getheaders()}
-                data = self._read_body(response, fields, limit, deadline) if method != "HEAD" else b""
+                data = self._read_body(response, fields, limit, deadline, expired) if method != "HEAD" else b""
                 if fields.get("connection", "").lower() == "close":
                     self.close()
                 return _Response(response.status, fields, data)
@@ -177,8 +177,15 @@ class _Client:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read_body(
-        self, response: http.client.HTTPResponse, fields: Mapping[str, str], limit: int, deadline: float
+        self,
+        response: http.client.HTTPResponse,
+        fields: Mapping[str, str],
+        limit: int,
+        deadline: float,
+        expired: threading.Event,
     ) -> bytes:
+        """The body, whole: one cut short (the watchdog closed the socket mid-drip, or the server hung up
+        before the Content-Length it announced) is a timeout or an unavailable mirror, never a file."""
         length = fields.get("content-length", "")
         if length.isdigit() and int(length) > limit and response.status == 200:
             raise MirrorTooLargeError(f"The mirror at {self.url} sent {length} bytes, over the {limit} allowed.")
@@ -196,6 +203,12 @@ class _Client:
             if time.monotonic() > deadline:
                 raise self._timeout()
             chunks.append(chunk)
+        if expired.is_set():
+            raise self._timeout()
+        if response.status == 200 and length.isdigit() and total != int(length):
+            raise MirrorUnavailableError(
+                f"The mirror at {self.url} closed the connection after {total} of the {length} bytes it announced."
+            )
         response.read()  # at the end already: marks the response done, so the connection can be reused
         return b"".join(chunks)
 
