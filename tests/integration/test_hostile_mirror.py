@@ -453,6 +453,22 @@ def test_a_head_signed_by_a_revoked_key_is_refused(world: World) -> None:
     assert_refused(world, "signature", mentions="unrevoked key")
 
 
+def test_a_mirror_whose_head_was_signed_by_a_since_revoked_key_takes_the_next_push(world: World) -> None:
+    """Rotate and revoke at once (the answer to a stolen key), then push: the mirror still serves version 4,
+    signed by the key revoked since. The store's own chain vouches for it, so the push goes on, and the
+    desktop follows the chain through the rotation and revocation."""
+    publisher = world.publisher
+    old_key, new_key = publisher.key, keys.generate()
+    rotation.rotate(publisher.repo, old_key, new_key)
+    assert rotation.revoke(publisher.repo, new_key, old_key.keyid)
+    publisher.key = new_key
+    publisher.push(world.mirror_dir)
+    result = sync(world.desktop.request(world.mirror.url))
+    assert (result.index_version, result.head_id) == (6, publisher.head().head_id)
+    assert world.desktop.servers()["fs"] == payload(4)["mcpServers"]["fs"]
+    assert world.desktop.state()["key_history_version"] == 3
+
+
 def test_another_stores_genuine_head_is_refused(world: World) -> None:
     other = Publisher.create(world.tmp / "other" / "storage")
     for version in range(2, 7):
