@@ -458,6 +458,42 @@ def test_a_head_signed_by_a_revoked_key_is_refused(world: World) -> None:
     assert_refused(world, "signature", mentions="unrevoked key")
 
 
+def test_a_head_claiming_the_history_before_a_revocation_the_mirror_holds_is_refused(world: World) -> None:
+    """The desktop synced before the rotation, so it knows key history version 1 only. The old key is
+    stolen, rotated out and revoked, and the genuine mirror carries that. Whoever holds the old key serves a
+    newer head that claims version 1 of the history (which the desktop needs nothing new to check): the
+    desktop reads the versions the mirror holds beyond the claim, and the revocation refuses the head."""
+    publisher = world.publisher
+    old_key, new_key = publisher.key, keys.generate()
+    digests_before = publisher.repo.load_history().digests
+    rotation.rotate(publisher.repo, old_key, new_key)
+    assert rotation.revoke(publisher.repo, new_key, old_key.keyid)
+    publisher.key = new_key
+    publisher.push(world.mirror_dir)
+    head = Head.next(
+        5, world.new.head.root, world.new.head_id, digests_before, now=datetime.now(UTC), lifetime=timedelta(days=7)
+    )
+    forged = dsse.sign(dsse.INDEX_PAYLOAD_TYPE, canonical_bytes(head.to_json()), {old_key.keyid: old_key.sign})
+    world.mirror.behaviours[HEAD_PATH] = Body(forged.to_bytes())
+    assert_refused(world, "signature", mentions="unrevoked key")
+    assert ("keys/00000003.json", None) in world.mirror.requests
+    world.mirror.behaviours = {}
+    result = sync(world.desktop.request(world.mirror.url))  # the genuine head, through the same history
+    assert (result.index_version, world.desktop.state()["key_history_version"]) == (6, 3)
+
+
+def test_a_head_still_signed_by_the_retiring_key_while_a_rotation_is_pushed_is_accepted(world: World) -> None:
+    """During a push the key history's new version is on the mirror before the head signed by the new key:
+    the head still there, signed by the retiring key within its range, is genuine and applies."""
+    publisher = world.publisher
+    rotation.rotate(publisher.repo, publisher.key, keys.generate())
+    publisher.push(world.mirror_dir)
+    world.mirror.behaviours[HEAD_PATH] = Body(world.new.envelope_bytes)
+    result = sync(world.desktop.request(world.mirror.url))
+    assert (result.index_version, result.head_id) == (4, world.new.head_id)
+    assert world.desktop.state()["key_history_version"] == 2
+
+
 def test_a_mirror_whose_head_was_signed_by_a_since_revoked_key_takes_the_next_push(world: World) -> None:
     """Rotate and revoke at once (the answer to a stolen key), then push: the mirror still serves version 4,
     signed by the key revoked since. The store's own chain vouches for it, so the push goes on, and the
