@@ -87,8 +87,8 @@ def test_a_new_version_reaches_the_desktop_and_only_new_objects_travel(
     pushed = publisher.push(mirror)
     assert (pushed.objects, pushed.key_versions) == (5, 0)  # head, root, client tree, entry, config
     result = laptop.sync()
-    # head, root, client tree, entry, config: no key version, no other profile's objects
-    assert result.requests == 5
+    # head, the key version after the last (none: 404), root, client tree, entry, config; no other profile's
+    assert result.requests == 6
     assert laptop.servers()["fs"]["args"][-1] == "/srv"
     assert result.applied[0].backup is not None
 
@@ -351,13 +351,13 @@ def test_a_proxy_from_the_environment_carries_the_sync_and_no_proxy_bypasses_it(
         laptop.sync()
         assert "fs" in laptop.servers()
         relayed = [path for path, _ in _ForwardProxy.relayed]
-        assert relayed[0] == url + "index/HEAD" and len(relayed) == 6
+        assert relayed[0] == url + "index/HEAD" and len(relayed) == 7  # head, 2 key versions, 4 objects
         assert all(
             auth == "Basic " + base64.b64encode(b"fleet:proxy-pass").decode() for _, auth in _ForwardProxy.relayed
         )
 
         monkeypatch.setenv("no_proxy", "127.0.0.1")
-        assert laptop.sync().requests == 1 and len(_ForwardProxy.relayed) == 6
+        assert laptop.sync().requests == 1 and len(_ForwardProxy.relayed) == 7
     finally:
         server.shutdown()
         server.server_close()

@@ -14,9 +14,10 @@ the next sync starts from the last head fully applied.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,10 +101,15 @@ def sync(
                     hint="Check the fingerprint against your records. To move this desktop to another store on "
                     f"purpose, remove {request.state_dir} first.",
                 )
-            etag = state.etag if state is not None and _same_request(state, request, source.url) else None
-            fetched = source.fetch(HEAD_PATH, MAX_HEAD_BYTES, etag=etag)
+            same = state is not None and _same_request(state, request, source.url)
+            fetched = source.fetch(HEAD_PATH, MAX_HEAD_BYTES, etag=state.etag if state is not None and same else None)
             if fetched is None:
                 return _unchanged(source, state, request.dry_run, now)
+            if state is not None and same and hashlib.sha256(fetched.data).hexdigest() == state.head_id:
+                # the head this desktop applied, under a new validator (a restarted server, another replica)
+                result = _unchanged(source, state, request.dry_run, now)
+                state_dir.save(replace(state, etag=fetched.etag, synced_at=format_time(now)))
+                return result
             return _apply(request, source, state_dir, fetched, state=state, environ=environ, now=now)
     finally:
         source.close()

@@ -1,8 +1,9 @@
 """The trust walk a desktop does over a mirror, like a TUF client's: keys, head, chain, objects.
 
 Nothing from the mirror is used before it is checked: the key history is
-verified version by version from the pinned root (each new version fetched
-only after the one before it verified, so a forged one costs one download);
+verified version by version from the pinned root, up to the newest version
+the mirror holds, whatever the head claims (each new version fetched only
+after the one before it verified, so a forged one costs one download);
 the head against that history, the versions accepted before and its signed
 expiry; its descent from the head accepted before through the mirror's own
 copies of the heads between; and every object against the id the signed
@@ -20,7 +21,7 @@ from typing import Any
 
 from mcp_orchestration.app.sync_state import StateDir, SyncState
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
-from mcp_orchestration.core.errors import IntegrityError, NotFoundError
+from mcp_orchestration.core.errors import IntegrityError, MirrorMissingError, NotFoundError
 from mcp_orchestration.store.mirror.transport import Source, fetch_file
 from mcp_orchestration.store.mirror.tree import (
     MAX_HEAD_BYTES,
@@ -85,8 +86,14 @@ def verify_index(
 
     def documents() -> Iterator[bytes]:
         yield from stored
-        for number in range(known + 1, _claimed_key_versions(head_data) + 1):
-            data = fetch_file(source, key_path(number), MAX_KEY_VERSION_BYTES)
+        claimed = _claimed_key_versions(head_data)
+        for number in range(known + 1, MAX_KEY_VERSIONS + 1):
+            try:
+                data = fetch_file(source, key_path(number), MAX_KEY_VERSION_BYTES)
+            except MirrorMissingError:
+                if number <= claimed:
+                    raise
+                return  # the newest version the mirror holds
             new.append(data)
             yield data
 
@@ -101,8 +108,9 @@ def verify_index(
 
 
 def _claimed_key_versions(head_data: bytes) -> int:
-    """How many key history versions the (not yet verified) head says it was signed under: only a bound
-    on what to fetch, since each version is verified before the next is read."""
+    """How many key history versions the (not yet verified) head says it was signed under: the versions the
+    mirror must hold. Those it holds beyond are read too (each verified before the next), so a head that
+    claims an old history to hide a rotation or revocation the mirror carries is judged under it."""
     envelope = dsse.Envelope.from_bytes(head_data, what="The mirror's index")
     try:
         claimed = json.loads(envelope.payload).get("key_history_version")

@@ -210,7 +210,7 @@ class HttpClient:
                 response = connection.getresponse()
                 fields = {name.lower(): value for name, value in response.getheaders()}
                 self.counters.bytes_received += _header_bytes(f"HTTP/1.1 {response.status} {response.reason}", fields)
-                data = self._read_body(response, fields, limit, deadline) if method != "HEAD" else b""
+                data = self._read_body(response, fields, limit, deadline, expired) if method != "HEAD" else b""
                 if fields.get("connection", "").lower() == "close":
                     self.close()
                 return HttpResponse(response.status, fields, data)
@@ -235,8 +235,15 @@ class HttpClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _read_body(
-        self, response: http.client.HTTPResponse, fields: Mapping[str, str], limit: int, deadline: float
+        self,
+        response: http.client.HTTPResponse,
+        fields: Mapping[str, str],
+        limit: int,
+        deadline: float,
+        expired: threading.Event,
     ) -> bytes:
+        """The body, whole: one cut short (the watchdog closed the socket mid-drip, or the server hung up
+        before the Content-Length it announced) is a timeout or an unavailable mirror, never a file."""
         length = fields.get("content-length", "")
         if length.isdigit() and int(length) > limit and response.status == 200:
             raise MirrorTooLargeError(f"The mirror at {self.url} sent {length} bytes, over the {limit} allowed.")
@@ -254,6 +261,12 @@ class HttpClient:
             if time.monotonic() > deadline:
                 raise self._timeout()
             chunks.append(chunk)
+        if expired.is_set():
+            raise self._timeout()
+        if response.status == 200 and length.isdigit() and total != int(length):
+            raise MirrorUnavailableError(
+                f"The mirror at {self.url} closed the connection after {total} of the {length} bytes it announced."
+            )
         response.read()  # at the end already: marks the response done, so the connection can be reused
         return b"".join(chunks)
 
