@@ -43,7 +43,8 @@ DEV_IMAGE = "mcp-orchestration:dev"
 BUILDER_IMAGE = os.environ.get("BUILDER_IMAGE", "mcp-orchestration/debian:13-slim")
 RUNTIME_IMAGE = os.environ.get("RUNTIME_IMAGE", "mcp-orchestration/distroless-python3-debian13:nonroot")
 SERVICE = "mcp-orchestration"
-SERVICES = {"mcp-orchestration", "rotate", "dev"}
+SERVICES = {"mcp-orchestration", "rotate", "refresh", "dev"}
+NETWORKED = {"refresh"}  # it pushes the re-signed index to the mirror
 CD = "claude-desktop"
 PROFILE = "compose"
 HEALTHCHECK_HELP = "exit 0 if the store, its chain and the key are healthy"
@@ -230,7 +231,7 @@ def test_config_is_valid_and_every_service_is_hardened_with_the_key_only_as_a_se
     for name, service in services.items():
         where = f"service {name}"
         assert service.get("read_only") is True, where
-        assert service.get("network_mode") == "none", where
+        assert service.get("network_mode") == ("bridge" if name in NETWORKED else "none"), where
         assert service.get("cap_drop") == ["ALL"], where
         assert not service.get("cap_add") and not service.get("privileged"), where
         assert "no-new-privileges:true" in service.get("security_opt", []), where
