@@ -182,7 +182,7 @@ def report_phase(syncs: list[Sync], wall: float, wire: list[int]) -> None:
     line("desktops", f"{len(syncs)} processes, wall {wall:.1f} s ({len(syncs) / wall:.0f} syncs/s)")
     served = f", {sum(wire) / len(syncs):.0f} bytes on the wire (server's count)" if wire else ""
     line("per desktop", f"{statistics.mean(s.requests for s in syncs):.2f} requests, "
-         f"{statistics.mean(s.bytes_received for s in syncs):.0f} body bytes received{served}")  # fmt: skip
+         f"{statistics.mean(s.bytes_received for s in syncs):.0f} bytes received (headers too){served}")  # fmt: skip
     line("sync time", f"p50 {ms(percentile(times, 0.5))}, p99 {ms(percentile(times, 0.99))}, max {ms(max(times))}")
     line("converged", f"index version(s) {sorted({s.index_version for s in syncs})}")
 
@@ -205,7 +205,7 @@ def run_mirror(mirror: Mirror, publisher: Publisher, desktops: list[Path], args:
     worst = max(s.bytes_received for s in syncs)
     line("new objects", f"{new_objects} objects, {new_bytes} B; the whole store is {publisher.store_bytes()} B")
     ratio = worst / new_bytes
-    line("worst", f"{worst} body bytes received by one desktop = {ratio:.2f}x the new objects")
+    line("worst", f"{worst} bytes received by one desktop (headers too) = {ratio:.2f}x the new objects")
     converged = {s.index_version for s in syncs} == {version}
     verdict(f"{name} converged", converged, "every desktop at the new version", f"{len(syncs)} desktops")
     target = f"<= {CHANGE_BYTES_TARGET}x new objects"

@@ -630,8 +630,6 @@ def _apply_request(text: str) -> Any:
 
 
 def _cmd_sync(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     from mcp_orchestration.app.environment import ENV_EXPECT_KEY, default_sync_state_dir, root_fingerprint
     from mcp_orchestration.app.sync import SyncRequest, sync
 
@@ -668,7 +666,7 @@ def _cmd_sync(args: argparse.Namespace) -> int:
             else:
                 lines.append(f"{what}: already up to date.")
         text = "\n".join(lines)
-    return _emit(args, asdict(result), text)
+    return _emit(args, result.to_json(), text)
 
 
 def _print_schedule(args: argparse.Namespace, expect_key: str) -> int:

@@ -17,20 +17,19 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from mcp_orchestration.app.sync_state import Applied, StateDir, SyncState
 from mcp_orchestration.core.clock import format_time
 from mcp_orchestration.core.errors import KeyNotTrustedError, MirrorError
 from mcp_orchestration.store.mirror.transport import DEFAULT_TIMEOUT, Fetched, Source, TransportOptions, open_source
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, MAX_HEAD_BYTES
-from mcp_orchestration.trust.metadata import require_fresh
+from mcp_orchestration.trust.freshness import require_fresh
 
 
-@dataclass(frozen=True)
-class ApplyRequest:
+class ApplyRequest(NamedTuple):
     """Apply ``client/profile`` to the client's config file (``config_path``, else its default place)."""
 
     client: str
@@ -46,8 +45,7 @@ class ApplyRequest:
         return "" if self.config_path is None else str(self.config_path)
 
 
-@dataclass(frozen=True)
-class SyncRequest:
+class SyncRequest(NamedTuple):
     url: str
     expect_root: str  # SHA256:<hex>, the root this desktop pins
     applies: tuple[ApplyRequest, ...]
@@ -57,8 +55,7 @@ class SyncRequest:
     timeout: float = DEFAULT_TIMEOUT
 
 
-@dataclass(frozen=True)
-class AppliedProfile:
+class AppliedProfile(NamedTuple):
     client: str
     profile: str
     path: str
@@ -68,8 +65,7 @@ class AppliedProfile:
     diff: str
 
 
-@dataclass(frozen=True)
-class SyncResult:
+class SyncResult(NamedTuple):
     url: str
     index_version: int
     head_id: str
@@ -79,6 +75,9 @@ class SyncResult:
     requests: int
     bytes_received: int
     dry_run: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self._asdict(), "applied": [item._asdict() for item in self.applied]}
 
 
 def sync(
@@ -108,7 +107,7 @@ def sync(
             if state is not None and same and hashlib.sha256(fetched.data).hexdigest() == state.head_id:
                 # the head this desktop applied, under a new validator (a restarted server, another replica)
                 result = _unchanged(source, state, request.dry_run, now)
-                state_dir.save(replace(state, etag=fetched.etag, synced_at=format_time(now)))
+                state_dir.save(state._replace(etag=fetched.etag, synced_at=format_time(now)))
                 return result
             return _apply(request, source, state_dir, fetched, state=state, environ=environ, now=now)
     finally:

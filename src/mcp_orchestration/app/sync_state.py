@@ -20,9 +20,8 @@ import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_orchestration.core.errors import RollbackError
 from mcp_orchestration.core.fsutil import atomic_write_at, exclusive_lock, open_directory, read_regular
@@ -36,16 +35,16 @@ _FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
 MAX_KEY_VERSION_BYTES = 1 << 20
 
 
-@dataclass(frozen=True)
-class Applied:
+class Applied(NamedTuple):
     """One profile applied to one client's config file."""
 
     artifact: str
     path: str
 
 
-@dataclass(frozen=True)
-class SyncState:
+class SyncState(NamedTuple):
+    """The state file's content (records, not dataclasses: a scheduled sync imports no ``dataclasses``)."""
+
     root: str  # the pinned root fingerprint, SHA256:<hex>
     head_id: str
     index_version: int
@@ -55,10 +54,11 @@ class SyncState:
     url: str  # the mirror the validator belongs to
     etag: str | None
     synced_at: str
-    applied: Mapping[str, Applied] = field(default_factory=dict)  # by "client/profile"
+    applied: Mapping[str, Applied]  # by "client/profile"
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": _FORMAT, **asdict(self)}
+        applied = {name: item._asdict() for name, item in self.applied.items()}
+        return {"format": _FORMAT, **self._asdict(), "applied": applied}
 
 
 class StateDir:

@@ -33,8 +33,8 @@ from mcp_orchestration.store.mirror.tree import (
 )
 from mcp_orchestration.store.model import Entry, tree_from_json
 from mcp_orchestration.trust import dsse, verifier
+from mcp_orchestration.trust.freshness import require_fresh
 from mcp_orchestration.trust.history import KeyHistory
-from mcp_orchestration.trust.metadata import require_fresh
 from mcp_orchestration.trust.verifier import AcceptedHead, SignedHead
 
 MAX_ENTRY_BYTES = 1 << 20

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from mcp_orchestration.core.clock import format_time, parse_time
-from mcp_orchestration.core.errors import ExpiredError, IntegrityError, InvalidIdError
+from mcp_orchestration.core.errors import IntegrityError, InvalidIdError
 from mcp_orchestration.security.ids import check_artifact_id
 
 
@@ -110,16 +110,3 @@ class Head:
         if head.version < 1 or (head.version == 1) != (head.previous_head is None):
             raise IntegrityError(f"{what} has an inconsistent version or previous head.")
         return head
-
-
-def require_fresh(version: int, expires: str | None, now: datetime) -> None:
-    """Refuse index ``version`` once its signed expiry passed, or if it has none (a frozen mirror could
-    then serve it for ever); ``now`` is an aware UTC time."""
-    if expires is None:
-        raise ExpiredError(
-            f"The index (version {version}) carries no expiry: it was signed by a release before heads expired, "
-            "so a mirror could serve it for ever."
-        )
-    expiry = parse_time(expires)
-    if expiry is None or now >= expiry:
-        raise ExpiredError(f"The index (version {version}) expired at {expires}; it is now {format_time(now)}.")

@@ -31,7 +31,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from mcp_orchestration.core.errors import (
     MirrorContentTypeError,
@@ -56,15 +56,13 @@ _USER_AGENT = "mcp-orchestration-mirror"
 _READ_CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class _Origin:
+class _Origin(NamedTuple):
     scheme: str
     host: str
     port: int
 
 
-@dataclass(frozen=True)
-class HttpResponse:
+class HttpResponse(NamedTuple):
     status: int
     headers: Mapping[str, str]  # lower-case names
     body: bytes
@@ -90,8 +88,7 @@ def _parse(url: str) -> tuple[_Origin, str]:
     return _Origin(scheme, parts.hostname, port), base
 
 
-@dataclass(frozen=True)
-class _Proxy:
+class _Proxy(NamedTuple):
     origin: _Origin
     headers: Mapping[str, str]  # Proxy-Authorization, when the proxy URL carries a user
 

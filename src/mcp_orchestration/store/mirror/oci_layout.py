@@ -20,8 +20,7 @@ import json
 import re
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcp_orchestration.core.errors import MirrorError, MirrorTooLargeError, UsageError
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, is_mirror_path
@@ -50,8 +49,7 @@ LOGIN_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class Reference:
+class Reference(NamedTuple):
     """Where an ``oci://`` URL points."""
 
     registry: str  # host[:port] as in a request URL (an IPv6 host in brackets)
@@ -120,8 +118,7 @@ def object_digest(path: str) -> str:
     return f"sha256:{prefix}{rest}"
 
 
-@dataclass(frozen=True)
-class Blob:
+class Blob(NamedTuple):
     """A manifest layer: one mirror file."""
 
     media_type: str

@@ -13,34 +13,36 @@ from __future__ import annotations
 
 import importlib
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from mcp_orchestration.core.errors import MirrorError, UsageError
 
 DEFAULT_TIMEOUT = 30.0  # seconds for one whole request, however slowly the bytes arrive
 
 
-@dataclass(frozen=True)
-class Fetched:
+class Fetched(NamedTuple):
     """A file's bytes and the validator a later conditional fetch sends (an ETag or a digest)."""
 
     data: bytes
     etag: str | None
 
 
-@dataclass
 class Counters:
     """What a transport moved: the sync benchmark and ``sync --json`` report them."""
 
-    requests: int = 0
-    bytes_received: int = 0
-    bytes_sent: int = 0
+    __slots__ = ("bytes_received", "bytes_sent", "requests")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.bytes_received = 0  # headers and bodies
+        self.bytes_sent = 0
+
+    def __repr__(self) -> str:
+        return f"Counters(requests={self.requests}, bytes_received={self.bytes_received}, bytes_sent={self.bytes_sent})"
 
 
-@dataclass(frozen=True)
-class TransportOptions:
+class TransportOptions(NamedTuple):
     timeout: float = DEFAULT_TIMEOUT
     token_file: Path | None = None  # HTTP PUT: a file holding a bearer token (never the token itself)
 
@@ -91,8 +93,7 @@ def fetch_file(source: Source, path: str, limit: int) -> bytes:
     return fetched.data
 
 
-@dataclass(frozen=True)
-class _Scheme:
+class _Scheme(NamedTuple):
     module: str
     source: str
     target: str
