@@ -14,7 +14,6 @@ the next sync starts from the last head fully applied.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -104,7 +103,7 @@ def sync(
             fetched = source.fetch(HEAD_PATH, MAX_HEAD_BYTES, etag=state.etag if state is not None and same else None)
             if fetched is None:
                 return _unchanged(source, state, request.dry_run, now)
-            if state is not None and same and hashlib.sha256(fetched.data).hexdigest() == state.head_id:
+            if state is not None and same and _digest(fetched.data) == state.head_id:
                 # the head this desktop applied, under a new validator (a restarted server, another replica)
                 result = _unchanged(source, state, request.dry_run, now)
                 state_dir.save(state._replace(etag=fetched.etag, synced_at=format_time(now)))
@@ -112,6 +111,12 @@ def sync(
             return _apply(request, source, state_dir, fetched, state=state, environ=environ, now=now)
     finally:
         source.close()
+
+
+def _digest(data: bytes) -> str:
+    import hashlib  # loads OpenSSL's digests: only when the mirror sent a head
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _same_request(state: SyncState, request: SyncRequest, url: str) -> bool:
