@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from mcp_orchestration.core.errors import RollbackError
 from mcp_orchestration.core.fsutil import atomic_write_at, exclusive_lock, open_directory, read_regular
+from mcp_orchestration.store.mirror.tree import MAX_KEY_VERSION_BYTES
 
 STATE_FILE = "state.json"
 KEYS_DIR = "keys"
@@ -32,7 +33,6 @@ _FORMAT = 1
 MAX_STATE_BYTES = 1 << 20
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 _FINGERPRINT = re.compile(r"SHA256:[0-9a-f]{64}")
-MAX_KEY_VERSION_BYTES = 1 << 20
 
 
 class Applied(NamedTuple):

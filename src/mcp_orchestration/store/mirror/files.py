@@ -68,8 +68,7 @@ class _Directory:
             raise MirrorError(f"{path} in the mirror at {self.url} is behind a link: refused.") from None
         try:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            tag = f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"'
-            if etag is not None and tag == etag:
+            if etag is not None and _validator(info) == etag:
                 return None
             data, info = read_regular_stat(name, limit, dir_fd=fd)
         except FileNotFoundError:
@@ -81,7 +80,7 @@ class _Directory:
         finally:
             os.close(fd)
         self.counters.bytes_received += len(data)
-        return Fetched(data, f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"')
+        return Fetched(data, _validator(info))
 
     def close(self) -> None:
         """Nothing is held open between reads."""
@@ -125,6 +124,11 @@ class DirectoryTarget(_Directory):
 
     def commit(self) -> None:
         """The head was the last file written: the mirror is complete."""
+
+
+def _validator(info: os.stat_result) -> str:
+    """A file's ETag: its size, time and inode, which change whenever its bytes are replaced."""
+    return f'"{info.st_size:x}-{info.st_mtime_ns:x}-{info.st_ino:x}"'
 
 
 def _exists(name: str, dir_fd: int) -> bool:

@@ -122,15 +122,19 @@ def scheme_of(url: str) -> str:
 
 def open_source(url: str, options: TransportOptions | None = None) -> Source:
     """The transport that reads the mirror at ``url``."""
-    scheme = _SCHEMES[scheme_of(url)]
-    module = importlib.import_module(f"{__package__}.{scheme.module}")
-    source: Source = getattr(module, scheme.source)(url, options or TransportOptions())
+    source: Source = _transport(url, "source")(url, options or TransportOptions())
     return source
 
 
 def open_target(url: str, options: TransportOptions | None = None) -> Target:
     """The transport that writes the mirror at ``url``."""
+    target: Target = _transport(url, "target")(url, options or TransportOptions())
+    return target
+
+
+def _transport(url: str, role: str) -> type:
+    """The class that reads (``source``) or writes (``target``) the URL's scheme, its module imported now."""
     scheme = _SCHEMES[scheme_of(url)]
     module = importlib.import_module(f"{__package__}.{scheme.module}")
-    target: Target = getattr(module, scheme.target)(url, options or TransportOptions())
-    return target
+    found: type = getattr(module, getattr(scheme, role))
+    return found
