@@ -24,6 +24,8 @@ class ExitCode(IntEnum):
     CONFLICT = 6
     EXPIRED = 7
     UNAVAILABLE = 8
+    DRIFT = 9
+    POLICY = 10
 
 
 class OrchestrationError(Exception):
@@ -187,6 +189,74 @@ class MirrorMissingError(MirrorError):
     """The mirror lacks a file that the signed index it serves names: a partial or damaged push."""
 
     code = "mirror_missing"
+
+
+class ServerProbeError(OrchestrationError):
+    """A configured MCP server could not be started and listed (``lock``/``check`` run it on the operator's host).
+
+    ``stderr_tail`` is the end of what the server wrote on stderr, bounded and
+    redacted, for the report; it is never part of the message.
+    """
+
+    code = "server_unreachable"
+    exit_code = ExitCode.UNAVAILABLE
+    hint = "Run the server's command by hand on this machine to see why; its stderr (redacted) is in the report."
+
+    def __init__(self, message: str, hint: str | None = None, *, stderr_tail: str = "") -> None:
+        super().__init__(message, hint)
+        self.stderr_tail = stderr_tail
+
+
+class ServerStartError(ServerProbeError):
+    code = "server_start"
+    hint = "Install the command, or fix its path in the published config."
+
+
+class ServerTimeoutError(ServerProbeError):
+    code = "server_timeout"
+    hint = "The server did not answer in time. Raise --timeout if it is slow to start (npx and uvx download first)."
+
+
+class ServerExitedError(ServerProbeError):
+    code = "server_exited"
+
+
+class ServerProtocolError(ServerProbeError):
+    code = "server_protocol"
+    hint = "The server must write only JSON-RPC messages on stdout (logs belong on stderr)."
+
+
+class PackageResolveError(OrchestrationError):
+    """The package manager or the Docker engine could not say which exact release a launcher would run."""
+
+    code = "package_resolve"
+    exit_code = ExitCode.UNAVAILABLE
+    hint = "Check that npm, uv, pip or docker is installed and can reach its registry from this machine."
+
+
+class PolicyError(OrchestrationError):
+    """The store's signed policy refuses this (see ``policy show``)."""
+
+    code = "policy"
+    exit_code = ExitCode.POLICY
+
+
+class UnpinnedPackageError(PolicyError):
+    code = "policy_unpinned"
+    hint = (
+        "Pin each launcher to an exact release (npx pkg@1.2.3, uvx pkg==1.2.3, docker run image@sha256:...), "
+        "or change the store's policy with `mcp-orchestration policy set`."
+    )
+
+
+class LockMissingError(PolicyError):
+    code = "lock_missing"
+    hint = "Lock the profile's servers on the publisher (`mcp-orchestration lock --client C --profile P`)."
+
+
+class LockStaleError(PolicyError):
+    code = "lock_stale"
+    hint = "The profile changed after its servers were locked: lock it again (`mcp-orchestration lock`)."
 
 
 class SigningKeyError(OrchestrationError):
