@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.core import fsutil
-from mcp_orchestration.store.cas import canonical_bytes
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust.keys import SigningKey, generate
 from report import heading, line, print_machine, scratch_dir, summary, verdict

@@ -22,9 +22,9 @@ import pytest
 
 from mcp_orchestration.app import operations
 from mcp_orchestration.app.operations import App
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import ConflictError
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.trust import keys
 from tests.conftest import write_key

@@ -29,8 +29,8 @@ import pytest
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.sync import ApplyRequest, SyncRequest, SyncResult, sync
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import ExitCode, OrchestrationError
-from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.mirror import push
 from mcp_orchestration.store.mirror.transport import open_target
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, object_path

@@ -17,9 +17,9 @@ import pytest
 
 from mcp_orchestration.app.operations import App
 from mcp_orchestration.app.settings import load_settings
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import ExitCode, ForkError, KeyNotTrustedError
 from mcp_orchestration.server.tools import ConfigTools
-from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.keyhistory import KeyHistoryFiles
 from mcp_orchestration.store.model import Entry, tree_to_json

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from mcp_orchestration import cli
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import ExitCode
 from mcp_orchestration.core.fsutil import exclusive_lock
 from mcp_orchestration.store import backup as archive
-from mcp_orchestration.store.cas import canonical_bytes, digest_of
+from mcp_orchestration.store.cas import digest_of
 from mcp_orchestration.store.drafts import Draft, DraftStore
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.repository import Repository

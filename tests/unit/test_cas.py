@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import IntegrityError, InvalidIdError, ValidationError
-from mcp_orchestration.store.cas import ContentStore, canonical_bytes, digest_of
+from mcp_orchestration.store.cas import ContentStore, digest_of
 
 
 @pytest.fixture

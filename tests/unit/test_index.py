@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mcp_orchestration.app import rotation
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import (
     ConflictError,
     IntegrityError,
@@ -18,7 +19,7 @@ from mcp_orchestration.core.errors import (
     ValidationError,
     VerificationError,
 )
-from mcp_orchestration.store.cas import canonical_bytes, digest_of
+from mcp_orchestration.store.cas import digest_of
 from mcp_orchestration.store.repository import ProfileUpdate, Repository
 from mcp_orchestration.trust import keys, verifier
 

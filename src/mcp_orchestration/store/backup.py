@@ -54,6 +54,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import (
     ConflictError,
     IntegrityError,
@@ -63,7 +64,7 @@ from mcp_orchestration.core.errors import (
     VerificationError,
 )
 from mcp_orchestration.core.fsutil import WriteBatch, ensure_dir, exclusive_lock, fsync_dir
-from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, canonical_bytes, digest_of
+from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, _read_file, digest_of
 from mcp_orchestration.store.deep import VerifyReport
 from mcp_orchestration.store.guard import Guard
 from mcp_orchestration.store.repository import Repository

@@ -16,26 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import rfc8785
-
-from mcp_orchestration.core.errors import IntegrityError, ValidationError
+from mcp_orchestration.core.canonical import canonical_bytes
+from mcp_orchestration.core.errors import IntegrityError
 from mcp_orchestration.core.fsutil import UnsafeFileError, WriteBatch, read_regular, require_real_directories
 from mcp_orchestration.security.ids import check_artifact_id
 
 _HEX_ID = re.compile(r"[0-9a-f]{64}")
 _OBJECT_MODE = 0o400
 MAX_OBJECT_BYTES = 64 * 1024 * 1024  # far above any object a publish writes; a bound for readers
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON value; values JCS cannot represent are a validation error."""
-    try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError):
-        raise ValidationError(
-            "The value cannot be canonicalised as JSON (RFC 8785): integers must lie within +/-2**53 "
-            "and NaN or Infinity are not allowed."
-        ) from None
 
 
 def digest_of(data: bytes) -> str:

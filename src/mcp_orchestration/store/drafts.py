@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import (
     DraftUnauthenticatedError,
     IntegrityError,
@@ -38,7 +39,6 @@ from mcp_orchestration.core.fsutil import (
     read_regular,
 )
 from mcp_orchestration.security.ids import check_artifact_id, check_name_id
-from mcp_orchestration.store.cas import canonical_bytes
 from mcp_orchestration.trust.signer import DerivedKey, Signer
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,10 @@ The index is a Merkle tree in the CAS, stored the way git stores trees. Only
 the small *head* is signed (``trust/metadata.py``); it names a *root*, which maps each client to a
 *client tree*, which maps each profile to its latest *entry*. An entry names
 its artifact and the entry before it, so a profile's history is its entry
-chain and the audit log is the head chain.
+chain and the audit log is the head chain. An entry also names the profile's
+latest *tool lock* (``config/toollock.py``), carried forward by later publishes
+so that a lock taken for an older artifact shows as stale; the root names the
+store's *policy* (``config/policy.py``).
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ class Entry:
     changelog: str
     published_at: str
     index_version: int
+    lock: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        lock = {} if self.lock is None else {"lock": self.lock}  # entries without one stay as earlier releases wrote
+        return lock | {
             "_type": "entry",
             "client": self.client,
             "profile": self.profile,
@@ -57,7 +62,12 @@ class Entry:
             changelog=json_field(body, "changelog", str, what),
             published_at=json_field(body, "published_at", str, what),
             index_version=json_field(body, "index_version", int, what),
+            lock=optional_object_id(body, "lock", what),
         )
+
+    def named_objects(self) -> tuple[str, ...]:
+        """The objects this entry names besides the entry before it: its artifact and its tool lock."""
+        return (self.artifact,) if self.lock is None else (self.artifact, self.lock)
 
 
 def tree_to_json(type_name: str, key: str, children: Mapping[str, str]) -> dict[str, Any]:
@@ -82,9 +92,30 @@ def tree_from_json(raw: Any, type_name: str, key: str, kind: str, what: str) -> 
     return parsed
 
 
+@dataclass(frozen=True)
+class Root:
+    """The tree a head signs: each client's tree, and the store's policy (None: the default policy)."""
+
+    clients: dict[str, str]
+    policy: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        policy = {} if self.policy is None else {"policy": self.policy}
+        return tree_to_json("root", "clients", self.clients) | policy
+
+    @classmethod
+    def from_json(cls, raw: Any, what: str) -> Root:
+        clients = tree_from_json(raw, "root", "clients", "client", what)
+        return cls(clients, optional_object_id(raw, "policy", what))
+
+
+def read_root(objects: ContentStore, head: Head) -> Root:
+    return Root.from_json(objects.get_json(head.root), f"Root {head.root}")
+
+
 def read_clients(objects: ContentStore, head: Head) -> dict[str, str]:
     """The client trees of ``head``'s root, by client name."""
-    return tree_from_json(objects.get_json(head.root), "root", "clients", "client", f"Root {head.root}")
+    return read_root(objects, head).clients
 
 
 def read_profiles(objects: ContentStore, tree_id: str) -> dict[str, str]:

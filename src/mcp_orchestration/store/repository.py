@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
+from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.clock import format_time, utc_now
 from mcp_orchestration.core.errors import (
     ConflictError,
@@ -45,12 +46,12 @@ from mcp_orchestration.core.fsutil import (
     remove_stale_temps,
 )
 from mcp_orchestration.security.ids import check_artifact_id, check_name_id
-from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, canonical_bytes, digest_of
+from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, digest_of
 from mcp_orchestration.store.deep import DeepCheck, VerifyReport
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.keyhistory import FilesState, KeyHistoryFiles
 from mcp_orchestration.store.layout import Layout
-from mcp_orchestration.store.model import Entry, read_clients, read_entry, read_profiles, tree_to_json
+from mcp_orchestration.store.model import Entry, Root, read_clients, read_entry, read_profiles, read_root, tree_to_json
 from mcp_orchestration.trust import dsse, verifier
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME, Head
@@ -309,54 +310,104 @@ class Repository:
             else:
                 history = self.key_files.create(key, utc_now())
             batch = WriteBatch(self.layout.storage_dir)
-            root = self.objects.put_json(tree_to_json("root", "clients", {}), batch)
+            root = self.objects.put_json(Root({}).to_json(), batch)
             head = Head.next(1, root, None, history.digests, now=datetime.now(UTC), lifetime=self.head_lifetime)
             return history, self._write_head(key, head, batch, history), True
 
     def publish(self, key: Signer, updates: Sequence[ProfileUpdate]) -> PublishResult:
-        """Publish new payloads for one or more profiles as one new index version."""
+        """Publish new payloads for one or more profiles as one new index version.
+
+        A profile's new entry carries its tool lock forward: a lock taken for an
+        earlier artifact is then visibly stale, never silently dropped.
+        """
         for update in updates:
             check_name_id(update.client, "client")
             check_name_id(update.profile, "profile")
         with self.write_lock():
-            self._sweep_stale_temps()
-            history = self.load_history()
-            history.require_active(key)
-            current = self.current_head(history)
-            version = current.head.version + 1
-            clients = read_clients(self.objects, current.head)
-            trees: dict[str, dict[str, str]] = {}
+            history, current = self._writer_view(key)
+            tree = _NextTree(self, current)
             artifacts: dict[str, str] = {}
             unchanged: list[str] = []
-            moment = datetime.now(UTC)
-            now = format_time(moment)
-            batch = WriteBatch(self.layout.storage_dir)
-            self._keep_head(current, batch)
             for update in updates:
                 name = f"{update.client}/{update.profile}"
-                if update.client not in trees:
-                    tree_id = clients.get(update.client)
-                    trees[update.client] = read_profiles(self.objects, tree_id) if tree_id else {}
-                profiles = trees[update.client]
-                previous = profiles.get(update.profile)
-                previous_artifact = self.entry(previous).artifact if previous is not None else None
+                previous_id = tree.latest(update.client, update.profile)
+                previous = self.entry(previous_id) if previous_id is not None else None
+                previous_artifact = previous.artifact if previous is not None else None
                 data = canonical_bytes(update.payload)
                 _check_base(update, previous_artifact, digest_of(data))
-                artifact = self.objects.put_bytes(data, batch)
+                artifact = self.objects.put_bytes(data, tree.batch)
                 artifacts[name] = artifact
                 if previous_artifact == artifact:
                     unchanged.append(name)
                     continue
-                entry = Entry(update.client, update.profile, artifact, previous, update.changelog, now, version)
-                profiles[update.profile] = self.objects.put_json(entry.to_json(), batch)
+                lock = previous.lock if previous is not None else None
+                tree.put_entry(update.client, update.profile, artifact, update.changelog, lock=lock)
             if len(unchanged) == len(updates):
                 return PublishResult(current.head.version, artifacts, unchanged, key.keyid)
-            for client, profiles in trees.items():
-                clients[client] = self.objects.put_json(tree_to_json("client", "profiles", profiles), batch)
-            root = self.objects.put_json(tree_to_json("root", "clients", clients), batch)
-            head = Head.next(version, root, current.head_id, history.digests, now=moment, lifetime=self.head_lifetime)
-            self._write_head(key, head, batch, history)
-            return PublishResult(version, artifacts, unchanged, key.keyid)
+            self._write_tree(key, history, current, tree)
+            return PublishResult(tree.version, artifacts, unchanged, key.keyid)
+
+    def record_lock(
+        self, key: Signer, client: str, profile: str, *, artifact: str, lock: dict[str, Any], changelog: str
+    ) -> tuple[int, str, bool]:
+        """Name ``lock`` (taken for ``artifact``) in a new entry of the profile: (index version, lock id, changed).
+
+        Refused as a conflict if the profile publishes another artifact now (it
+        changed while its servers were being listed); the same lock again changes nothing.
+        """
+        with self.write_lock():
+            history, current = self._writer_view(key)
+            tree = _NextTree(self, current)
+            latest = tree.latest(client, profile)
+            if latest is None:
+                raise NotFoundError(f"No config is published for client {client!r}, profile {profile!r}.")
+            entry = self.entry(latest)
+            if entry.artifact != artifact:
+                raise ConflictError(
+                    f"{client}/{profile} was published again while its servers were being listed.",
+                    hint="Lock it again: the lock must describe the config that is published now.",
+                )
+            lock_id = self.objects.put_json(lock, tree.batch)
+            if entry.lock == lock_id:
+                return current.head.version, lock_id, False
+            tree.put_entry(client, profile, artifact, changelog, lock=lock_id)
+            self._write_tree(key, history, current, tree)
+            return tree.version, lock_id, True
+
+    def set_policy(self, key: Signer, policy: dict[str, Any]) -> tuple[int, str, bool]:
+        """Make ``policy`` the store's policy in a new index version: (index version, policy id, changed)."""
+        with self.write_lock():
+            history, current = self._writer_view(key)
+            tree = _NextTree(self, current)
+            policy_id = self.objects.put_json(policy, tree.batch)
+            if tree.policy == policy_id:
+                return current.head.version, policy_id, False
+            tree.policy = policy_id
+            self._write_tree(key, history, current, tree)
+            return tree.version, policy_id, True
+
+    def policy_id(self) -> str | None:
+        """The id of the store's policy object under the verified head (None: the default policy)."""
+        return read_root(self.objects, self.snapshot()[1].head).policy
+
+    def _writer_view(self, key: Signer) -> tuple[KeyHistory, SignedHead]:
+        """The verified history and head a write builds on, once ``key`` may sign (caller holds the lock)."""
+        self._sweep_stale_temps()
+        history = self.load_history()
+        history.require_active(key)
+        return history, self.current_head(history)
+
+    def _write_tree(self, key: Signer, history: KeyHistory, current: SignedHead, tree: _NextTree) -> None:
+        """Write ``tree``'s changed client trees and root, then the head that signs them."""
+        for client in tree.changed_clients:
+            tree.clients[client] = self.objects.put_json(
+                tree_to_json("client", "profiles", tree.profiles[client]), tree.batch
+            )
+        root = self.objects.put_json(Root(tree.clients, tree.policy).to_json(), tree.batch)
+        head = Head.next(
+            tree.version, root, current.head_id, history.digests, now=tree.moment, lifetime=self.head_lifetime
+        )
+        self._write_head(key, head, tree.batch, history)
 
     def resign(self, key: Signer, history: KeyHistory, current: SignedHead) -> SignedHead:
         """A new head version over the same root, signed by ``key`` and fresh from now (caller holds the lock)."""
@@ -427,6 +478,39 @@ class Repository:
     def export(self) -> bytes:
         """The current signed index envelope, verified first."""
         return self.snapshot()[1].envelope_bytes
+
+
+class _NextTree:
+    """The tree of the index version being written: the current one, changed profile by profile."""
+
+    def __init__(self, repository: Repository, current: SignedHead) -> None:
+        self.objects = repository.objects
+        self.batch = WriteBatch(repository.layout.storage_dir)
+        repository._keep_head(current, self.batch)
+        self.version = current.head.version + 1
+        self.moment = datetime.now(UTC)
+        root = read_root(self.objects, current.head)
+        self.clients = dict(root.clients)
+        self.policy = root.policy
+        self.profiles: dict[str, dict[str, str]] = {}
+        self.changed_clients: set[str] = set()
+
+    def _tree(self, client: str) -> dict[str, str]:
+        if client not in self.profiles:
+            tree_id = self.clients.get(client)
+            self.profiles[client] = read_profiles(self.objects, tree_id) if tree_id else {}
+        return self.profiles[client]
+
+    def latest(self, client: str, profile: str) -> str | None:
+        """The id of the profile's latest entry in this version so far."""
+        return self._tree(client).get(profile)
+
+    def put_entry(self, client: str, profile: str, artifact: str, changelog: str, *, lock: str | None) -> None:
+        """Add the profile's next entry, after its latest."""
+        previous = self.latest(client, profile)
+        entry = Entry(client, profile, artifact, previous, changelog, format_time(self.moment), self.version, lock)
+        self._tree(client)[profile] = self.objects.put_json(entry.to_json(), self.batch)
+        self.changed_clients.add(client)
 
 
 def _check_base(update: ProfileUpdate, current: str | None, artifact: str) -> None:
