@@ -145,7 +145,7 @@ def _apply(
     now: datetime,
 ) -> SyncResult:
     from mcp_orchestration.app import deploy
-    from mcp_orchestration.app.sync_walk import MirrorObjects, read_profile, verify_index
+    from mcp_orchestration.app.sync_walk import MirrorObjects, read_profile, read_tree, verify_index
     from mcp_orchestration.config.clients import get_client
 
     index = verify_index(
@@ -155,7 +155,8 @@ def _apply(
     environ = os.environ if environ is None else environ
     objects = MirrorObjects(source)
     specs = [get_client(apply.client) for apply in request.applies]
-    profiles = [read_profile(objects, head, apply.client, apply.profile) for apply in request.applies]
+    tree = read_tree(objects, head)
+    profiles = [read_profile(objects, head, tree, apply.client, apply.profile) for apply in request.applies]
     results = []
     for apply, spec, published in zip(request.applies, specs, profiles, strict=True):
         source_config = deploy.VerifiedConfig(

@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from mcp_orchestration.app.policy_rules import require_current_lock
 from mcp_orchestration.app.sync_state import StateDir, SyncState
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.config.policy import StorePolicy
+from mcp_orchestration.config.toollock import MAX_LOCK_BYTES, ToolLock
 from mcp_orchestration.core.errors import IntegrityError, MirrorMissingError, NotFoundError
 from mcp_orchestration.store.mirror.transport import Source, fetch_file
 from mcp_orchestration.store.mirror.tree import (
@@ -31,7 +34,7 @@ from mcp_orchestration.store.mirror.tree import (
     key_path,
     object_path,
 )
-from mcp_orchestration.store.model import Entry, tree_from_json
+from mcp_orchestration.store.model import Entry, Root, parse_policy, tree_from_json
 from mcp_orchestration.trust import dsse, verifier
 from mcp_orchestration.trust.freshness import require_fresh
 from mcp_orchestration.trust.history import KeyHistory
@@ -129,11 +132,26 @@ class PublishedProfile:
     payload: Any
 
 
-def read_profile(objects: MirrorObjects, head: SignedHead, client: str, profile: str) -> PublishedProfile:
-    """A profile's latest config under a verified head: root, client tree, entry, artifact, each checked."""
-    root_id = head.head.root
-    clients = tree_from_json(objects.get_json(root_id), "root", "clients", "client", f"Root {root_id}")
-    tree_id = clients.get(client)
+@dataclass(frozen=True)
+class PublishedTree:
+    """A verified head's root and the store policy it names, read once for every profile applied."""
+
+    root: Root
+    policy: StorePolicy
+
+
+def read_tree(objects: MirrorObjects, head: SignedHead) -> PublishedTree:
+    root = Root.from_json(objects.get_json(head.head.root), f"Root {head.head.root}")
+    policy = StorePolicy() if root.policy is None else parse_policy(objects.get_json(root.policy), "The policy")
+    return PublishedTree(root, policy)
+
+
+def read_profile(
+    objects: MirrorObjects, head: SignedHead, tree: PublishedTree, client: str, profile: str
+) -> PublishedProfile:
+    """A profile's latest config under a verified head: client tree, entry, artifact (and the tool lock the
+    store's policy asks for), each checked."""
+    tree_id = tree.root.clients.get(client)
     profiles = (
         tree_from_json(objects.get_json(tree_id), "client", "profiles", "profile", f"Client tree {tree_id}")
         if tree_id is not None
@@ -150,5 +168,10 @@ def read_profile(objects: MirrorObjects, head: SignedHead, client: str, profile:
         raise IntegrityError(
             f"Entry {entry_id} is filed under {client}/{profile} but is {entry.client}/{entry.profile}."
         )
+    require_current_lock(
+        tree.policy,
+        entry,
+        lambda lock_id: ToolLock.from_json(objects.get_json(lock_id, MAX_LOCK_BYTES), f"Tool lock {lock_id}"),
+    )
     data = objects.get_bytes(entry.artifact, MAX_PAYLOAD_BYTES)
     return PublishedProfile(client, profile, entry, parse_payload(data, f"Artifact {entry.artifact}"))

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from mcp_orchestration.core.errors import IntegrityError
 from mcp_orchestration.core.fsutil import UnsafeFileError, read_regular
 from mcp_orchestration.store.cas import ContentStore
-from mcp_orchestration.store.model import read_clients, read_entry, read_profiles
+from mcp_orchestration.store.model import read_clients, read_entry, read_lock, read_policy, read_profiles, read_root
 from mcp_orchestration.trust import verifier
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.verifier import SignedHead
@@ -78,7 +78,11 @@ class DeepCheck:
         if head.root in self.walked:
             return
         self.walked.add(head.root)
-        for client, tree_id in read_clients(self.objects, head).items():
+        root = read_root(self.objects, head)
+        if root.policy is not None and root.policy not in self.walked:
+            self.walked.add(root.policy)
+            read_policy(self.objects, root.policy)
+        for client, tree_id in root.clients.items():
             if tree_id in self.walked:
                 continue
             self.walked.add(tree_id)
@@ -94,6 +98,9 @@ class DeepCheck:
             if entry.artifact not in self.walked:
                 self.walked.add(entry.artifact)
                 self.objects.get_bytes(entry.artifact)
+            if entry.lock is not None and entry.lock not in self.walked:
+                self.walked.add(entry.lock)
+                read_lock(self.objects, entry.lock)
             entry_id = entry.previous_entry
 
     def sweep_unreferenced(self, history: KeyHistory, current: SignedHead) -> None:

@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mcp_orchestration.core.errors import IntegrityError, InvalidIdError
+from mcp_orchestration.config.policy import POLICY_TYPE, StorePolicy
+from mcp_orchestration.config.toollock import ToolLock
+from mcp_orchestration.core.errors import IntegrityError, InvalidIdError, ValidationError
 from mcp_orchestration.security.ids import check_artifact_id, is_name_id
 from mcp_orchestration.store.cas import ContentStore
 from mcp_orchestration.trust.metadata import Head, json_field, object_id, optional_object_id, typed_body
@@ -125,3 +127,25 @@ def read_profiles(objects: ContentStore, tree_id: str) -> dict[str, str]:
 
 def read_entry(objects: ContentStore, entry_id: str) -> Entry:
     return Entry.from_json(objects.get_json(entry_id), f"Entry {entry_id}")
+
+
+def read_lock(objects: ContentStore, lock_id: str) -> ToolLock:
+    """A tool lock, every pin in it checked against its definition."""
+    return ToolLock.from_json(objects.get_json(lock_id), f"Tool lock {lock_id}")
+
+
+def read_policy(objects: ContentStore, policy_id: str | None) -> StorePolicy:
+    """The store's policy (the default one when the root names none)."""
+    if policy_id is None:
+        return StorePolicy()
+    return parse_policy(objects.get_json(policy_id), f"Policy {policy_id}")
+
+
+def parse_policy(raw: Any, what: str) -> StorePolicy:
+    """A stored policy; one that does not parse is damage (it was checked when it was set)."""
+    if not isinstance(raw, dict) or raw.get("_type") != POLICY_TYPE:
+        raise IntegrityError(f"{what} is not a policy object.")
+    try:
+        return StorePolicy.from_json(raw, what)
+    except ValidationError as exc:
+        raise IntegrityError(exc.message) from None

@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
 
+from mcp_orchestration.config.policy import StorePolicy
+from mcp_orchestration.config.toollock import ToolLock
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.clock import format_time, utc_now
 from mcp_orchestration.core.errors import (
@@ -51,7 +53,17 @@ from mcp_orchestration.store.deep import DeepCheck, VerifyReport
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
 from mcp_orchestration.store.keyhistory import FilesState, KeyHistoryFiles
 from mcp_orchestration.store.layout import Layout
-from mcp_orchestration.store.model import Entry, Root, read_clients, read_entry, read_profiles, read_root, tree_to_json
+from mcp_orchestration.store.model import (
+    Entry,
+    Root,
+    read_clients,
+    read_entry,
+    read_lock,
+    read_policy,
+    read_profiles,
+    read_root,
+    tree_to_json,
+)
 from mcp_orchestration.trust import dsse, verifier
 from mcp_orchestration.trust.history import KeyHistory
 from mcp_orchestration.trust.metadata import DEFAULT_HEAD_LIFETIME, Head
@@ -386,9 +398,13 @@ class Repository:
             self._write_tree(key, history, current, tree)
             return tree.version, policy_id, True
 
-    def policy_id(self) -> str | None:
-        """The id of the store's policy object under the verified head (None: the default policy)."""
-        return read_root(self.objects, self.snapshot()[1].head).policy
+    def store_policy(self) -> StorePolicy:
+        """The store's policy under the verified head."""
+        return read_policy(self.objects, read_root(self.objects, self.snapshot()[1].head).policy)
+
+    def lock(self, lock_id: str) -> ToolLock:
+        """A tool lock an entry names, its pins checked."""
+        return read_lock(self.objects, lock_id)
 
     def _writer_view(self, key: Signer) -> tuple[KeyHistory, SignedHead]:
         """The verified history and head a write builds on, once ``key`` may sign (caller holds the lock)."""

@@ -20,7 +20,7 @@ from mcp_orchestration.core.errors import ConflictError
 from mcp_orchestration.store.cas import digest_of
 from mcp_orchestration.store.mirror.transport import Target
 from mcp_orchestration.store.mirror.tree import HEAD_PATH, MAX_HEAD_BYTES, key_path, object_path
-from mcp_orchestration.store.model import read_clients, read_entry, read_profiles
+from mcp_orchestration.store.model import read_entry, read_profiles, read_root
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust import verifier
 from mcp_orchestration.trust.history import KeyHistory
@@ -122,12 +122,13 @@ def _heads_since(
 
 def _reachable(repository: Repository, head: SignedHead) -> set[str]:
     """What a head's tree names (root, client trees, latest entries and their configs): on the mirror already."""
-    known = {head.head.root}
-    for tree_id in read_clients(repository.objects, head.head).values():
+    root = read_root(repository.objects, head.head)
+    known = {head.head.root, *([] if root.policy is None else [root.policy])}
+    for tree_id in root.clients.values():
         known.add(tree_id)
         for entry_id in read_profiles(repository.objects, tree_id).values():
             known.add(entry_id)
-            known.add(read_entry(repository.objects, entry_id).artifact)
+            known.update(read_entry(repository.objects, entry_id).named_objects())
     return known
 
 
@@ -138,7 +139,11 @@ def _new_objects(repository: Repository, signed: SignedHead, known: set[str]) ->
         return
     known.add(signed.head.root)
     yield signed.head.root
-    for tree_id in read_clients(repository.objects, signed.head).values():
+    root = read_root(repository.objects, signed.head)
+    if root.policy is not None and root.policy not in known:
+        known.add(root.policy)
+        yield root.policy
+    for tree_id in root.clients.values():
         if tree_id in known:
             continue
         known.add(tree_id)
@@ -148,7 +153,7 @@ def _new_objects(repository: Repository, signed: SignedHead, known: set[str]) ->
                 continue
             known.add(entry_id)
             yield entry_id
-            artifact = read_entry(repository.objects, entry_id).artifact
-            if artifact not in known:
-                known.add(artifact)
-                yield artifact
+            for named in read_entry(repository.objects, entry_id).named_objects():
+                if named not in known:
+                    known.add(named)
+                    yield named
