@@ -225,6 +225,29 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         help="then push the store to this mirror, as `mirror push --to URL` does; repeatable",
     )
     sub.add_argument("--token-file", type=Path, help="http(s) mirrors: a file holding the bearer token for PUT")
+    sub = add(
+        "lock",
+        _cmd_lock,
+        "start each local server of a profile's published config, list its tools, prompts and resource templates, "
+        "and sign what they expose as the profile's tool lock (run where the servers can run: the publisher or CI)",
+    )
+    profile_args(sub)
+    sub.add_argument("--timeout", type=float, default=60.0, help="seconds for each server (default: %(default)s)")
+    sub = add(
+        "check",
+        _cmd_check,
+        f"list each server again and compare with the signed tool lock: exit {ExitCode.DRIFT} on any drift",
+    )
+    profile_args(sub)
+    sub.add_argument("--timeout", type=float, default=60.0, help="seconds for each server (default: %(default)s)")
+    policy_commands = add("policy", _no_subcommand, "the store's signed policy").add_subparsers(
+        dest="policy_command", required=True, parser_class=_Parser
+    )
+    add("show", _cmd_policy_show, "print the store's policy", into=policy_commands)
+    sub = add(
+        "set", _cmd_policy_set, "sign a policy file as the store's policy (a new index version)", into=policy_commands
+    )
+    sub.add_argument("--file", required=True, type=Path, help='JSON such as {"require_tool_lock": true}')
     sub = add("backup", _cmd_backup, "verify the store deeply, then write it as one tar archive")
     sub.add_argument("--out", required=True, metavar="FILE|-", help="new archive file (mode 0600), or - for stdout")
     sub.add_argument("--force", action="store_true", help="replace an existing file")
@@ -542,6 +565,57 @@ def _credentials_warning(found: list[dict[str, Any]]) -> str:
         "placeholder (see SECURITY.md, 'A credential in the store')."
     )
     return "\n".join(lines)
+
+
+def _cmd_lock(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app.locking import lock
+    from mcp_orchestration.config.toollock import SURFACE_KINDS
+
+    result = lock(_app(args), args.client, args.profile, timeout=args.timeout)
+    state = "locked" if result["changed"] else "unchanged (the same lock is in place)"
+    lines = [f"{args.client}/{args.profile} {state}: lock {result['lock']} (index version {result['index_version']})"]
+    for name, server in result["servers"].items():
+        counts = ", ".join(f"{len(server[kind])} {kind.replace('_', ' ')}" for kind in SURFACE_KINDS)
+        release = f" [{server['package']}]" if server["package"] else ""
+        lines.append(f"  {name}{release}: {server['server']['name']} {server['server']['version']}; {counts}")
+    lines += [f"  {name}: not locked ({reason})" for name, reason in result["not_locked"].items()]
+    return _emit(args, result, "\n".join(lines))
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app.locking import check
+
+    result = check(_app(args), args.client, args.profile, timeout=args.timeout)
+    name = f"{args.client}/{args.profile}"
+    if not result["drift"]:
+        text = f"OK: {name}'s {result['servers_checked']} server(s) expose what lock {result['lock']} approved."
+    else:
+        lines = [f"DRIFT: {name} differs from lock {result['lock']} (taken {result['locked_at']}):"]
+        if result["stale"]:
+            lines.append(f"  the lock was taken for artifact {result['lock_artifact']}, not the published one")
+        for change in result["changes"]:
+            lines.append(f"  {change['server']}: {change['summary']}" + ("" if change["drift"] else " (not drift)"))
+            lines += [f"      {detail}" for detail in change["details"]]
+        text = "\n".join(lines)
+    _emit(args, result, text)
+    return ExitCode.DRIFT if result["drift"] else ExitCode.OK
+
+
+def _cmd_policy_show(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app.store_policy import show_policy
+
+    result = show_policy(_app(args))
+    rules = ", ".join(f"{rule}: {str(value).lower()}" for rule, value in result["rules"].items())
+    origin = f"policy {result['policy']}" if result["policy"] else "the default policy"
+    return _emit(args, result, f"Index version {result['index_version']}, {origin}: {rules}")
+
+
+def _cmd_policy_set(args: argparse.Namespace) -> int:
+    from mcp_orchestration.app.store_policy import parse_policy_file, set_policy
+
+    result = set_policy(_app(args), parse_policy_file(_read_input(args.file)))
+    state = "set" if result["changed"] else "unchanged"
+    return _emit(args, result, f"Policy {state}: {result['policy']} (index version {result['index_version']})")
 
 
 def _cmd_backup(args: argparse.Namespace) -> int:

@@ -50,6 +50,7 @@ from mcp_orchestration.config.clients import ClientSpec, get_client
 from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
+from mcp_orchestration.config.placeholders import PLACEHOLDER, substitute_env
 from mcp_orchestration.core.errors import ConflictError, UsageError, ValidationError, unreadable_file
 from mcp_orchestration.core.fsutil import UnsafeFileError, atomic_write, create_exclusive, ensure_dir, read_regular_stat
 from mcp_orchestration.security.redaction import REDACTOR
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 NEW_FILE_MODE = 0o600
 MAX_BACKUPS_PER_SECOND = 1000
 SECRET_FILE_MODE = 0o600  # the widest mode for a file that holds resolved values
-_PLACEHOLDER = re.compile(r"\$\{(env|input):([A-Za-z_][A-Za-z0-9_.-]{0,127})\}")
 _PLATFORMS = {"linux": "linux", "darwin": "macos", "win32": "windows"}
 
 
@@ -230,14 +230,14 @@ def _expand_placeholders(
     is an environment variable, ``resolve_env`` is set and the variable has a
     value; and a placeholder in a name, where no client expands one.
     """
-    if any(_PLACEHOLDER.search(key) for key in _keys(servers)):
+    if any(PLACEHOLDER.search(key) for key in _keys(servers)):
         raise ValidationError(
             "A server's field name holds a placeholder; placeholders belong in values. Nothing was written."
         )
     found = {
         (kind, name)
         for text in _strings(servers)
-        for kind, name in _PLACEHOLDER.findall(text)
+        for kind, name in PLACEHOLDER.findall(text)
         if kind not in spec.placeholders
     }
     inputs = sorted(name for kind, name in found if kind == "input")
@@ -266,10 +266,7 @@ def _expand_placeholders(
     for value in values.values():  # a backstop: the diff shows placeholders, never these values
         REDACTOR.register_text(value)
 
-    def resolve(text: str) -> str:
-        return _PLACEHOLDER.sub(lambda m: values.get(m[2], m[0]) if m[1] == "env" else m[0], text)
-
-    return _map_strings(servers, resolve), values
+    return _map_strings(servers, lambda text: substitute_env(text, values)), values
 
 
 def _strings(value: Any) -> Iterator[str]:
