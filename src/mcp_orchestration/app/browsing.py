@@ -57,7 +57,9 @@ class PublishedConfigs:
     def config(self, client: str, profile: str, artifact: str | None = None) -> results.PublishedConfig:
         """A profile's published config (latest, or a past artifact), verified and masked."""
         entry, payload = operations.read_published(self.app, client, profile, artifact)
-        return operations.published_view(entry, self._masked(entry.artifact, payload))
+        return operations.published_view(
+            entry, self._masked(entry.artifact, payload), operations.lock_view(self.app, entry)
+        )
 
     def export(self, client: str, profile: str) -> results.ExportedConfig:
         """The client's own file shape for a profile's published config, with its artifact and index version."""

@@ -38,7 +38,12 @@ def trust_info(app: App) -> results.TrustInfo:
     """Fingerprints, the key history and the current index version."""
     keys = operations.list_keys(app)
     _, head = app.index.snapshot()
+    policy = app.index.store_policy()
     return {
+        "policy": {
+            "require_pinned_packages": policy.require_pinned_packages,
+            "require_tool_lock": policy.require_tool_lock,
+        },
         "key_history_version": keys["key_history_version"],
         "root": keys["root"],
         "keys": keys["keys"],

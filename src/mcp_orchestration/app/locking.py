@@ -30,7 +30,6 @@ from mcp_orchestration.config.toollock import (
     ServerSurface,
     SurfaceKind,
     ToolLock,
-    definition_digest,
 )
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.clock import format_time
@@ -79,7 +78,7 @@ def lock(
             "lock": lock_id,
             "index_version": version,
             "changed": changed,
-            "servers": {name: surface_summary(surface) for name, surface in sorted(surfaces.items())},
+            "servers": {name: surface.summary() for name, surface in sorted(surfaces.items())},
             "not_locked": dict(sorted(remote.items())),
         }
 
@@ -209,19 +208,6 @@ def _changelog(tool_lock: ToolLock) -> str:
         for kind in SURFACE_KINDS
     ]
     return f"tool lock: {len(tool_lock.servers)} servers, " + ", ".join(counts)
-
-
-def surface_summary(surface: ServerSurface) -> dict[str, Any]:
-    """What a person approving a lock reads first: the release, the server's identity, the pins by name."""
-    return {
-        "package": surface.package_pin,
-        "server": {"name": surface.server_name, "version": surface.server_version},
-        "protocol_version": surface.protocol_version,
-        **{
-            kind: {name: definition_digest(body) for name, body in sorted(surface.definitions(kind).items())}
-            for kind in SURFACE_KINDS
-        },
-    }
 
 
 def _unreachable(name: str, exc: ServerProbeError | PackageResolveError) -> Change:

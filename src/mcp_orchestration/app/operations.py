@@ -57,6 +57,7 @@ if TYPE_CHECKING:  # the result types load pydantic, which the command line does
         HistoryVersion,
         Published,
         PublishedConfig,
+        ToolLockView,
     )
 
 MAX_PUBLIC_KEY_FILE_BYTES = 64 * 1024  # a PEM public key is about 113 bytes; a bound for the read
@@ -231,8 +232,9 @@ def read_published(app: App, client: str, profile: str, artifact: str | None = N
     return app.index.get_artifact(client, profile, artifact)
 
 
-def published_view(entry: Entry, config: dict[str, Any]) -> PublishedConfig:
-    """A published version as shown: its entry's facts, the safe changelog and the (masked) ``config``."""
+def published_view(entry: Entry, config: dict[str, Any], tool_lock: ToolLockView | None) -> PublishedConfig:
+    """A published version as shown: its entry's facts, the safe changelog, the (masked) ``config`` and what
+    its tool lock approved."""
     return {
         "client": entry.client,
         "profile": entry.profile,
@@ -241,13 +243,29 @@ def published_view(entry: Entry, config: dict[str, Any]) -> PublishedConfig:
         "published_at": entry.published_at,
         "changelog": shown_changelog(entry.changelog),
         "config": config,
+        "tool_lock": tool_lock,
+    }
+
+
+def lock_view(app: App, entry: Entry) -> ToolLockView | None:
+    """The tool lock ``entry`` names, as shown (None: the profile was never locked)."""
+    if entry.lock is None:
+        return None
+    tool_lock = app.index.lock(entry.lock)
+    servers: dict[str, Any] = {name: surface.summary() for name, surface in sorted(tool_lock.servers.items())}
+    return {
+        "lock": entry.lock,
+        "locked_at": tool_lock.locked_at,
+        "current": tool_lock.artifact == entry.artifact,
+        "servers": servers,
+        "not_locked": dict(tool_lock.not_locked),
     }
 
 
 def get(app: App, client: str, profile: str, artifact: str | None) -> PublishedConfig:
     """A profile's latest (or a given) version, verified, with its config masked."""
     entry, payload = read_published(app, client, profile, artifact)
-    return published_view(entry, mask_secrets(payload))
+    return published_view(entry, mask_secrets(payload), lock_view(app, entry))
 
 
 def export_view(published: PublishedConfig) -> ExportedConfig:

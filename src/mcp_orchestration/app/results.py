@@ -94,6 +94,42 @@ class ServerDetails(TypedDict):
     server: ServerDescription
 
 
+Pins = Annotated[
+    dict[str, str],
+    Field(description="SHA-256 of each definition's RFC 8785 form (the whole definition the server sent), by name."),
+]
+
+
+@with_config(STRICT)
+class ServerIdentity(TypedDict):
+    name: str | None
+    version: str | None
+
+
+@with_config(STRICT)
+class LockedServer(TypedDict):
+    package: Annotated[
+        str | None,
+        Field(description="The exact release the lock ran (name@version, name==version, image@sha256:...), if any."),
+    ]
+    server: Annotated[ServerIdentity, Field(description="What the server said it is.")]
+    protocol_version: str
+    tools: Pins
+    prompts: Pins
+    resource_templates: Pins
+
+
+@with_config(STRICT)
+class ToolLockView(TypedDict):
+    lock: Annotated[str, Field(description="The tool lock's object id (64 hex digits).")]
+    locked_at: str
+    current: Annotated[
+        bool, Field(description="Whether the lock was taken for this artifact (false: the config changed since).")
+    ]
+    servers: Annotated[dict[str, LockedServer], Field(description="What each local server exposed, by name.")]
+    not_locked: Annotated[dict[str, str], Field(description="Servers the lock does not cover, with why.")]
+
+
 @with_config(STRICT)
 class PublishedConfig(TypedDict):
     client: str
@@ -103,6 +139,9 @@ class PublishedConfig(TypedDict):
     published_at: str
     changelog: str
     config: Config
+    tool_lock: Annotated[
+        ToolLockView | None, Field(description="The approved tools of the config's servers (None: never locked).")
+    ]
 
 
 @with_config(STRICT)
@@ -254,7 +293,14 @@ class KeyInfo(TypedDict):
 
 
 @with_config(STRICT)
+class PolicyRules(TypedDict):
+    require_pinned_packages: Annotated[bool, Field(description="Publishing refuses launchers without exact releases.")]
+    require_tool_lock: Annotated[bool, Field(description="Deploy and sync refuse a profile without a current lock.")]
+
+
+@with_config(STRICT)
 class TrustInfo(TypedDict):
+    policy: Annotated[PolicyRules, Field(description="The store's signed policy.")]
     key_history_version: int
     root: Annotated[str, Field(description="Fingerprint of the pinned root key.")]
     keys: list[KeyInfo]

@@ -64,6 +64,17 @@ class ServerSurface:
     def package_pin(self) -> str | None:
         return None if self.package is None else str(self.package.get("pin"))
 
+    def summary(self) -> dict[str, Any]:
+        """What a person approving a lock reads first: the release, the server's identity, the pins by name."""
+        return {
+            "package": self.package_pin,
+            "server": {"name": self.server_name, "version": self.server_version},
+            "protocol_version": self.protocol_version,
+        } | {
+            kind: {name: definition_digest(body) for name, body in sorted(self.definitions(kind).items())}
+            for kind in SURFACE_KINDS
+        }
+
     def to_json(self) -> dict[str, Any]:
         surface: dict[str, Any] = {
             "protocol_version": self.protocol_version,

@@ -59,7 +59,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         ConfigTools.get_config,
         "Get the published config of a client profile (or a past artifact of it), verified against its signature "
-        "and hash. Environment and header values are masked.",
+        "and hash, with the tools its tool lock approved (each tool's pin, by name). Environment and header values "
+        "are masked.",
     ),
     ToolSpec(
         ConfigTools.diff_config,
@@ -108,7 +109,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     ),
     ToolSpec(
         ConfigTools.get_trust_info,
-        "Show the signing key fingerprints, the public key history and the current index version.",
+        "Show the signing key fingerprints, the public key history, the current index version and the store's "
+        "signed policy.",
     ),
     ToolSpec(
         ConfigTools.export_config,
