@@ -283,9 +283,21 @@ def test_stdout_past_its_budget_is_a_protocol_error() -> None:
     assert time.monotonic() - started < 10
 
 
+def test_a_server_that_sends_messages_without_end_is_cut_off() -> None:
+    started = time.monotonic()
+    with pytest.raises(ServerProtocolError, match=f"more than {LIMITS.max_messages} messages"):
+        probe_fixture("garbage_server.py", "chatty", timeout=60)
+    assert time.monotonic() - started < 10
+
+
 def test_an_answer_that_is_not_valid_mcp_is_a_protocol_error() -> None:
     with pytest.raises(ServerProtocolError, match="not valid MCP"):
         probe_fixture("garbage_server.py", "invalid")
+
+
+def test_a_protocol_version_the_client_does_not_speak_is_a_protocol_error() -> None:
+    with pytest.raises(ServerProtocolError, match="Unsupported protocol version from the server: 1999-01-01"):
+        probe_fixture("garbage_server.py", "ancient")
 
 
 PEAK_MEMORY = """

@@ -4,9 +4,11 @@
 - ``lines``: lines of text, forever;
 - ``endless``: one line that never ends (no newline, ever);
 - ``blank``: lines of spaces, forever (each is skipped, but all of them count towards the bytes read);
+- ``chatty``: valid JSON-RPC pings, forever, never reading the answers;
 - ``refuse``: answers every request with a JSON-RPC error whose message quotes ``$REFUSAL_SECRET``,
   so no handshake can succeed;
-- ``invalid``: completes the 2025-11-25 handshake, then answers ``tools/list`` with what is not a listing.
+- ``invalid``: completes the 2025-11-25 handshake, then answers ``tools/list`` with what is not a listing;
+- ``ancient``: answers the handshake with a protocol version no client speaks.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ def blank() -> None:
         os.write(1, chunk)
 
 
+def chatty() -> None:
+    for number in range(1 << 62):
+        sys.stdout.write(json.dumps({"jsonrpc": "2.0", "id": number, "method": "ping"}) + "\n")
+
+
 def answer(reply: Any) -> None:
     """Answer each request on stdin with ``reply(method)``: a result, or an error (a dict with ``code``)."""
     for line in sys.stdin:
@@ -65,9 +72,16 @@ def invalid(method: str) -> dict[str, Any]:
     return {"code": -32601, "message": "Method not found"}
 
 
+def ancient(method: str) -> dict[str, Any]:
+    if method == "initialize":
+        return {**INITIALIZED, "protocolVersion": "1999-01-01"}
+    return {"code": -32601, "message": "Method not found"}
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
-    if mode in ("refuse", "invalid"):
-        answer(refuse if mode == "refuse" else invalid)
+    replies = {"refuse": refuse, "invalid": invalid, "ancient": ancient}
+    if mode in replies:
+        answer(replies[mode])
     else:
-        {"lines": lines, "endless": endless, "blank": blank}[mode]()
+        {"lines": lines, "endless": endless, "blank": blank, "chatty": chatty}[mode]()

@@ -56,7 +56,8 @@ MAX_ITEMS = 1000  # of each kind: tools, prompts, resource templates
 MAX_PAGES = 100  # of each listing
 
 Definition = dict[str, Any]
-_Failure = ServerProbeError | MCPError | pydantic.ValidationError
+# The SDK raises RuntimeError for an answer it cannot take (a protocol version it does not speak, say).
+_Failure = ServerProbeError | MCPError | pydantic.ValidationError | RuntimeError
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,9 @@ def probe(
     """Run ``command args`` as a stdio MCP server and list what it exposes, within ``timeout`` seconds.
 
     Synchronous: it runs an event loop of its own, so call it from a thread
-    where none runs. The server's environment is the SDK's short list of safe variables (HOME,
-    PATH, USER...) and ``env`` (its config's, placeholders already resolved);
-    nothing else of this process's environment reaches it.
+    where none runs. The server's environment is the SDK's short list of safe
+    variables (HOME, PATH, USER...) and ``env`` (its config's, placeholders
+    already resolved); nothing else of this process's environment reaches it.
 
     Raises a :class:`ServerProbeError` (carrying the stderr tail): ``ServerStartError``,
     ``ServerTimeoutError``, ``ServerExitedError`` or ``ServerProtocolError``.
@@ -140,7 +141,7 @@ async def _session(transport: BoundedStdioTransport, masking: _Masking, timeout:
         try:
             async with Client(transport, mode="auto", cache=None, client_info=_client_info()) as client:
                 listing = await _list_everything(client, transport, masking)
-        except* (ServerProbeError, MCPError, pydantic.ValidationError) as group:  # the SDK's task groups wrap them
+        except* (ServerProbeError, MCPError, pydantic.ValidationError, RuntimeError) as group:  # wrapped by the SDK
             failure = _first(group)
     if listing is not None:
         return listing
@@ -214,11 +215,13 @@ async def _list_all(session: ClientSession, kind: _Kind, masking: _Masking) -> t
 
 
 def _ended(
-    failure: MCPError | pydantic.ValidationError, exit_status: int | None, masking: _Masking
+    failure: MCPError | pydantic.ValidationError | RuntimeError, exit_status: int | None, masking: _Masking
 ) -> ServerProbeError:
     """The error for a session that ended before the listing was complete."""
     if isinstance(failure, pydantic.ValidationError):
         return ServerProtocolError("The server answered with a message that is not valid MCP.")
+    if not isinstance(failure, MCPError):
+        return ServerProtocolError(f"The MCP client refused the server's answer: {masking.quoted(str(failure))}.")
     if failure.code != types.CONNECTION_CLOSED:
         return ServerProtocolError(f"The server refused the MCP handshake: {masking.quoted(failure.message)}.")
     if exit_status is None:

@@ -8,7 +8,8 @@ and a server is code from a package registry: it may be hostile. The SDK's own
   without ever sending a newline grows the client's memory until it is
   stopped. Here stdout is split by :class:`~mcp_orchestration.core.lines.LineSplitter`
   and the wire ends as soon as a line passes :attr:`StdioLimits.max_line_bytes`,
-  or stdout passes :attr:`StdioLimits.max_stdout_bytes` in all;
+  stdout passes :attr:`StdioLimits.max_stdout_bytes` in all, or the server has
+  sent :attr:`StdioLimits.max_messages`;
 - its ``errlog`` must be a real file, so a server that floods stderr fills
   the disk. Here stderr is read continuously and only its last
   :attr:`StdioLimits.stderr_tail_bytes` are kept.
@@ -70,6 +71,9 @@ class StdioLimits:
     max_line_bytes: int = 8 << 20
     max_stdout_bytes: int = 64 << 20
     max_stray_lines: int = 16
+    # The SDK's dispatcher starts a task for each request or notification it receives, so a server sending
+    # small messages without end would pile up tasks; a probe's session needs a few hundred at most.
+    max_messages: int = 10_000
     stderr_tail_bytes: int = 16 << 10
 
 
@@ -103,6 +107,7 @@ class BoundedStdioTransport:
         self._limits = limits
         self._stderr = bytearray()
         self._stderr_cut = False
+        self._messages = 0
         self.stray_lines = 0
         self.violation: str | None = None
         self.exit_status: int | None = None
@@ -209,6 +214,9 @@ class BoundedStdioTransport:
         except pydantic.ValidationError:
             self._count_stray_line()
             return
+        self._messages += 1
+        if self._messages > self._limits.max_messages:
+            raise _WireViolation(f"The server sent more than {self._limits.max_messages} messages.")
         await to_session.send(SessionMessage(message))
 
     def _count_stray_line(self) -> None:
