@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from mcp_orchestration.server.stdio import MAX_LINE_BYTES, TOO_LONG, LineSplitter
+from mcp_orchestration.core.lines import TOO_LONG, LineSplitter
+from mcp_orchestration.server.stdio import MAX_LINE_BYTES
 from tests.conftest import run_process
 from tests.stdio_session import RawServer, running
 
@@ -28,8 +29,9 @@ def test_the_splitter_yields_lines_and_drops_an_over_long_one_as_it_arrives() ->
     assert splitter.feed(b"ab") == []
     assert splitter.feed(b"c\n\nde") == [b"abc", b""]
     assert splitter.feed(b"fghijkl") == []  # "defghijkl" is past the limit: dropped, not buffered
-    assert len(splitter._buffer) == 0
+    assert len(splitter._buffer) == 0 and splitter.overflowing
     assert splitter.feed(b"mn\nok\n") == [TOO_LONG, b"ok"]
+    assert not splitter.overflowing
     assert splitter.feed(b"12345678\n123456789\n") == [b"12345678", TOO_LONG]
     assert splitter.feed(b"tail") == []
     assert splitter.finish() == [b"tail"]

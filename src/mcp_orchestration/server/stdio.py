@@ -39,67 +39,13 @@ import pydantic
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
+from mcp_orchestration.core.lines import LineSplitter
+
 if TYPE_CHECKING:
     from mcp.server.mcpserver import MCPServer
 
 MAX_LINE_BYTES = 4 << 20  # a request line; the largest tool arguments accepted are far smaller
 _CHUNK_BYTES = 256 << 10
-TOO_LONG = None  # what the splitter yields for a line over the limit (its bytes are gone)
-
-
-class LineSplitter:
-    """Bytes in, lines out (without their ``\\n``); a line over ``limit`` comes out as :data:`TOO_LONG`.
-
-    At most ``limit`` bytes of a line are ever buffered: once a line passes
-    the limit its bytes are dropped as they arrive until its newline is seen.
-    """
-
-    def __init__(self, limit: int = MAX_LINE_BYTES) -> None:
-        self.limit = limit
-        self._buffer = bytearray()
-        self._discarding = False
-
-    def feed(self, data: bytes) -> list[bytes | None]:
-        """The lines ``data`` completes, in order."""
-        lines: list[bytes | None] = []
-        start = 0
-        while (end := data.find(b"\n", start)) >= 0:
-            lines.append(self._complete(data, start, end))
-            start = end + 1
-        self._keep(data, start)
-        return lines
-
-    def finish(self) -> list[bytes | None]:
-        """The last line, if the input ended without a newline."""
-        lines: list[bytes | None] = []
-        if self._discarding:
-            lines.append(TOO_LONG)
-        elif self._buffer:
-            lines.append(bytes(self._buffer))
-        self._buffer.clear()
-        self._discarding = False
-        return lines
-
-    def _complete(self, data: bytes, start: int, end: int) -> bytes | None:
-        if self._discarding or len(self._buffer) + end - start > self.limit:
-            self._buffer.clear()
-            self._discarding = False
-            return TOO_LONG
-        if not self._buffer:
-            return data[start:end]
-        self._buffer += data[start:end]
-        line = bytes(self._buffer)
-        self._buffer.clear()
-        return line
-
-    def _keep(self, data: bytes, start: int) -> None:
-        if self._discarding:
-            return
-        if len(self._buffer) + len(data) - start > self.limit:
-            self._buffer.clear()
-            self._discarding = True
-        else:
-            self._buffer += data[start:]
 
 
 def parse_refusal(line: str) -> bool:
