@@ -457,6 +457,10 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         _app(args), client=args.client, profile=args.profile, data=data, source=args.file, changelog=args.changelog
     )
     state = "published" if result["changed"] else "unchanged"
+    for warning in result["warnings"]:
+        sys.stderr.write(
+            REDACTOR.redact(f"warning [{warning['code']}]: {warning['path']}: {warning['message']}") + "\n"
+        )
     return _emit(
         args,
         result,

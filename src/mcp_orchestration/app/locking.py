@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,8 @@ def lock(
         surfaces = {name: observe(name, server, environ, timeout) for name, server in _local_servers(config).items()}
         remote = {name: REMOTE_NOT_LOCKED for name in config.servers if name not in surfaces}
         tool_lock = ToolLock(client, profile, entry.artifact, format_time(datetime.now(UTC)), surfaces, remote)
+        if entry.lock is not None and _same_approval(app.index.lock(entry.lock), tool_lock):
+            tool_lock = app.index.lock(entry.lock)  # nothing changed but the time: the lock in place stands
         body = tool_lock.to_json()
         _check_storable(body)
         changelog = _changelog(tool_lock)
@@ -136,7 +139,8 @@ def observe(name: str, server: StdioServer, environ: Mapping[str, str], timeout:
     try:
         values = _named_values(server, environ)
         ref = package_ref(server)
-        resolved = resolve(ref, timeout=timeout) if ref is not None else None
+        # A reference no registry release names (a URL, local code) runs as written, with no package recorded.
+        resolved = resolve(ref, timeout=timeout) if ref is not None and ref.problem is None else None
         args = with_spec(server, ref, resolved.pin) if ref is not None and resolved is not None else server.args or ()
         command = substitute_env(server.command, values)
         env = {env_name: substitute_env(value, values) for env_name, value in (server.env or {}).items()}
@@ -187,6 +191,10 @@ def _named_values(server: StdioServer, environ: Mapping[str, str]) -> dict[str, 
     for value in values.values():
         REDACTOR.register_text(value)
     return values
+
+
+def _same_approval(old: ToolLock, new: ToolLock) -> bool:
+    return replace(old, locked_at=new.locked_at) == new
 
 
 def _check_storable(body: dict[str, Any]) -> None:

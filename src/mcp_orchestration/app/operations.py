@@ -20,6 +20,7 @@ from mcp_orchestration.app import rotation
 from mcp_orchestration.app.anchor import HostAnchor
 from mcp_orchestration.app.environment import ENV_EXPECT_KEY
 from mcp_orchestration.app.host_state import HostState
+from mcp_orchestration.app.policy_rules import require_pinned
 from mcp_orchestration.app.settings import Settings
 from mcp_orchestration.app.telemetry import Telemetry
 from mcp_orchestration.config import clients
@@ -27,7 +28,7 @@ from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.config.strict import escape_hidden, has_hidden
-from mcp_orchestration.config.validation import require_valid, validate_config
+from mcp_orchestration.config.validation import require_valid, unpinned_launches, validate_config
 from mcp_orchestration.core.errors import (
     ConflictError,
     KeyNotTrustedError,
@@ -167,6 +168,10 @@ def publish_payload(
             "index_version": result.index_version,
             "changed": not result.unchanged,
             "keyid": result.keyid,
+            "warnings": [
+                {"code": p.code, "path": p.path, "message": p.message}
+                for p in unpinned_launches(McpConfig.from_payload(payload))
+            ],
         }
 
 
@@ -175,13 +180,15 @@ def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelo
 
     The key comes first: once loaded, the redactor knows its every encoding, so
     no check can let the key through or quote it back. Then the ids (the client
-    must be one this product knows), the changelog and the payload.
+    must be one this product knows), the changelog, the payload, and the
+    store policy's rules (a launcher without an exact release).
     """
     key = app.require_writable()
     clients.get_client(client)
     check_name_id(profile, "profile")
     check_changelog(changelog)
     check_payload(payload)
+    require_pinned(app.index.store_policy(), McpConfig.from_payload(payload))
     return key
 
 

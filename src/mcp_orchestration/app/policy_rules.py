@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.policy import StorePolicy
 from mcp_orchestration.config.toollock import ToolLock
-from mcp_orchestration.core.errors import IntegrityError, LockMissingError, LockStaleError
+from mcp_orchestration.config.validation import unpinned_launches
+from mcp_orchestration.core.errors import IntegrityError, LockMissingError, LockStaleError, UnpinnedPackageError
 from mcp_orchestration.store.model import Entry
 
 
@@ -29,3 +31,13 @@ def require_current_lock(policy: StorePolicy, entry: Entry, read_lock: Callable[
             f"The store's policy requires a current tool lock, and {name}'s was taken for artifact {lock.artifact}, "
             f"not for the published {entry.artifact}: nothing was written."
         )
+
+
+def require_pinned(policy: StorePolicy, config: McpConfig) -> None:
+    """Unless the policy says otherwise, raise if a launcher may run another release than the one approved."""
+    if not policy.require_pinned_packages:
+        return
+    found = unpinned_launches(config)
+    if found:
+        lines = "\n".join(f"- {problem.path}: {problem.message}" for problem in found)
+        raise UnpinnedPackageError(f"The store's policy requires pinned packages; nothing was published.\n{lines}")

@@ -246,6 +246,10 @@ class ValidationResult(TypedDict):
     ok: bool
     problems: list[Problem]
     omitted: Annotated[int, Field(description="Problems found beyond those listed.")]
+    warnings: Annotated[
+        list[Problem],
+        Field(description="What a valid config should still fix: a launcher without an exact release (unpinned)."),
+    ]
 
 
 @with_config(STRICT)
@@ -256,6 +260,9 @@ class Published(TypedDict):
     index_version: IndexVersion
     changed: Annotated[bool, Field(description="False when the draft equals the published config.")]
     keyid: str
+    warnings: Annotated[
+        list[Problem], Field(description="Launchers without an exact release (allowed by the store's policy).")
+    ]
 
 
 @with_config(STRICT)

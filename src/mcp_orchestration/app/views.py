@@ -59,6 +59,7 @@ def validation_view(client: str, profile: str, report: ValidationReport) -> resu
         "ok": report.ok,
         "problems": [{"code": p.code, "path": p.path, "message": p.message} for p in report.problems],
         "omitted": report.omitted,
+        "warnings": [{"code": p.code, "path": p.path, "message": p.message} for p in report.warnings],
     }
 
 

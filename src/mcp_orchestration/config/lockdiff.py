@@ -18,7 +18,17 @@ from mcp_orchestration.config.strict import escape_hidden
 from mcp_orchestration.config.toollock import ITEM_NOUN, SURFACE_KINDS, ServerSurface, definition_digest
 from mcp_orchestration.security.secret_rules import scrub_text
 
-ChangeKind = Literal["added", "removed", "changed", "package", "server_version", "protocol", "unreachable"]
+ChangeKind = Literal[
+    "added",
+    "removed",
+    "changed",
+    "package",
+    "server_version",
+    "protocol",
+    "unreachable",
+    "server_added",
+    "server_removed",
+]
 
 TEXT_FIELDS = ("description", "title")  # shown as word diffs; every other field as the paths that differ
 MAX_DETAILS = 20  # lines of detail per change: enough to read, bounded for a flood of changes

@@ -38,7 +38,7 @@ Definitions = Mapping[str, Mapping[str, Any]]
 
 def definition_digest(definition: Mapping[str, Any]) -> str:
     """The pin of one definition: SHA-256 of its RFC 8785 bytes, hex."""
-    return hashlib.sha256(canonical_bytes(definition)).hexdigest()
+    return hashlib.sha256(canonical_bytes(dict(definition))).hexdigest()
 
 
 def _empty() -> Definitions:

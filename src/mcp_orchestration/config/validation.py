@@ -17,6 +17,7 @@ from itertools import islice
 from typing import Any, Literal, TypeGuard
 from urllib.parse import urlsplit
 
+from mcp_orchestration.config.launchers import package_ref, unpinned_reason
 from mcp_orchestration.config.model import NEUTRAL_FIELDS, SERVERS_KEY, HttpServer, McpConfig, StdioServer
 from mcp_orchestration.core.errors import LimitError, ValidationError
 from mcp_orchestration.security.ids import SERVER_NAME_RULE, is_server_name
@@ -33,7 +34,7 @@ MAX_EXTRA_DEPTH = 16
 MAX_PROBLEMS = 100
 SHOWN_PROBLEMS = 10
 
-ProblemCode = Literal["shape", "limit", "name", "url", "secret"]
+ProblemCode = Literal["shape", "limit", "name", "url", "secret", "unpinned"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}")
@@ -57,10 +58,12 @@ class Problem:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """Every problem found (the first ``MAX_PROBLEMS``) and how many more were left out."""
+    """Every problem found (the first ``MAX_PROBLEMS``) and how many more were left out; and the warnings of a
+    valid config (a launcher without an exact release), which the store's policy may make refusals."""
 
     problems: tuple[Problem, ...]
     omitted: int = 0
+    warnings: tuple[Problem, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -71,7 +74,22 @@ def validate_config(payload: Mapping[str, Any]) -> ValidationReport:
     """Check ``payload`` against the neutral config shape; never raises for any JSON value."""
     checker = _Checker()
     checker.config(payload)
-    return ValidationReport(tuple(checker.problems), checker.omitted)
+    if checker.problems:
+        return ValidationReport(tuple(checker.problems), checker.omitted)
+    return ValidationReport((), 0, unpinned_launches(McpConfig.from_payload(payload)))
+
+
+def unpinned_launches(config: McpConfig) -> tuple[Problem, ...]:
+    """A warning for each server a launcher starts without an exact release: clients may each run another."""
+    found = []
+    for name, server in config.servers.items():
+        ref = package_ref(server) if isinstance(server, StdioServer) else None
+        if ref is None or (ref.pinned and ref.problem is None):
+            continue
+        path = _child(f"/{SERVERS_KEY}", name)
+        where = path if ref.arg_index is None else f"{path}/args/{ref.arg_index}"
+        found.append(Problem("unpinned", where, unpinned_reason(ref)))
+    return tuple(found)
 
 
 def require_valid(payload: Mapping[str, Any]) -> None:
