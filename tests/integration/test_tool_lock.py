@@ -193,7 +193,8 @@ def test_a_server_echoing_its_credential_cannot_get_it_into_the_lock(
 
 
 def test_the_policy_can_refuse_unpinned_launchers(store: Store, tmp_path: Path) -> None:
-    servers = {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem", "/data"]}}
+    args = ["-y", "@modelcontextprotocol/server-filesystem", "/data"]
+    servers: dict[str, Any] = {"fs": {"command": "npx", "args": args}}
     config = write(tmp_path / "unpinned.json", {"mcpServers": servers})
     warned = store.run("publish", "--key-file", store.key, "--client", CLIENT, "--profile", "p1", "--file", str(config))
     assert warned.status == 0 and "warning [unpinned]: /mcpServers/fs/args/1: npx runs" in warned.stderr
@@ -203,7 +204,7 @@ def test_the_policy_can_refuse_unpinned_launchers(store: Store, tmp_path: Path) 
         "publish", "--key-file", store.key, "--client", CLIENT, "--profile", "p2", "--file", str(config)
     )
     assert refused.status == ExitCode.POLICY and "policy_unpinned" in refused.stderr
-    servers["fs"]["args"][1] += "@2025.11.25"
+    args[1] += "@2025.11.25"
     write(config, {"mcpServers": servers})
     pinned = store.run("publish", "--key-file", store.key, "--client", CLIENT, "--profile", "p2", "--file", str(config))
     assert pinned.status == 0 and "warning" not in pinned.stderr
