@@ -159,7 +159,8 @@ def publish_payload(
         key = admit(app, client, profile, payload, changelog)
         event.set(keyid=key.keyid)
         update = ProfileUpdate(client, profile, payload, changelog, expected_base=base_artifact)
-        result = app.index.publish(key, [update])
+        config = McpConfig.from_payload(payload)
+        result = app.index.publish(key, [update], lambda policy: require_pinned(policy, config))
         event.set(index_version=result.index_version, changed=not result.unchanged)
         return {
             "client": client,
@@ -170,7 +171,7 @@ def publish_payload(
             "keyid": result.keyid,
             "warnings": [
                 {"code": p.code, "path": p.path, "message": p.message}
-                for p in unpinned_launches(McpConfig.from_payload(payload))
+                for p in unpinned_launches(config)
             ],
         }
 
@@ -180,15 +181,14 @@ def admit(app: App, client: str, profile: str, payload: dict[str, Any], changelo
 
     The key comes first: once loaded, the redactor knows its every encoding, so
     no check can let the key through or quote it back. Then the ids (the client
-    must be one this product knows), the changelog, the payload, and the
-    store policy's rules (a launcher without an exact release).
+    must be one this product knows), the changelog and the payload. The
+    store policy's rules are checked under the index lock, by the publish.
     """
     key = app.require_writable()
     clients.get_client(client)
     check_name_id(profile, "profile")
     check_changelog(changelog)
     check_payload(payload)
-    require_pinned(app.index.store_policy(), McpConfig.from_payload(payload))
     return key
 
 

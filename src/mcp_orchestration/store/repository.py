@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -326,11 +326,18 @@ class Repository:
             head = Head.next(1, root, None, history.digests, now=datetime.now(UTC), lifetime=self.head_lifetime)
             return history, self._write_head(key, head, batch, history), True
 
-    def publish(self, key: Signer, updates: Sequence[ProfileUpdate]) -> PublishResult:
+    def publish(
+        self,
+        key: Signer,
+        updates: Sequence[ProfileUpdate],
+        check_policy: Callable[[StorePolicy], None] | None = None,
+    ) -> PublishResult:
         """Publish new payloads for one or more profiles as one new index version.
 
-        A profile's new entry carries its tool lock forward: a lock taken for an
-        earlier artifact is then visibly stale, never silently dropped.
+        ``check_policy`` sees the store's policy under the lock, so a policy set
+        meanwhile cannot be missed. A profile's new entry carries its tool lock
+        forward: a lock taken for an earlier artifact is then visibly stale,
+        never silently dropped.
         """
         for update in updates:
             check_name_id(update.client, "client")
@@ -338,6 +345,8 @@ class Repository:
         with self.write_lock():
             history, current = self._writer_view(key)
             tree = _NextTree(self, current)
+            if check_policy is not None:
+                check_policy(read_policy(self.objects, tree.policy))
             artifacts: dict[str, str] = {}
             unchanged: list[str] = []
             for update in updates:
