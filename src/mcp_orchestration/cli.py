@@ -457,7 +457,7 @@ def _cmd_publish(args: argparse.Namespace) -> int:
         _app(args), client=args.client, profile=args.profile, data=data, source=args.file, changelog=args.changelog
     )
     state = "published" if result["changed"] else "unchanged"
-    for warning in result["warnings"]:
+    for warning in [] if getattr(args, "json", False) else result["warnings"]:  # --json: in the result
         sys.stderr.write(
             REDACTOR.redact(f"warning [{warning['code']}]: {warning['path']}: {warning['message']}") + "\n"
         )

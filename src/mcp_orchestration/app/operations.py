@@ -169,10 +169,7 @@ def publish_payload(
             "index_version": result.index_version,
             "changed": not result.unchanged,
             "keyid": result.keyid,
-            "warnings": [
-                {"code": p.code, "path": p.path, "message": p.message}
-                for p in unpinned_launches(config)
-            ],
+            "warnings": [{"code": p.code, "path": p.path, "message": p.message} for p in unpinned_launches(config)],
         }
 
 
