@@ -255,7 +255,8 @@ def through_cli(run: Callable[..., Result], tmp_path: Path, key_file: Path, case
         if flags:
             code = json.loads(result.stderr)["error"]["code"] if result.stderr else None
         else:
-            code = result.stderr.split("]", 1)[0].removeprefix("error [") if result.stderr else None
+            error = result.stderr if result.stderr.startswith("error [") else ""  # warnings are no outcome
+            code = error.split("]", 1)[0].removeprefix("error [") if error else None
         outcomes.append(Outcome(f"cli {' '.join(flags) or 'text'}", code, result.stdout + result.stderr))
     return outcomes
 
