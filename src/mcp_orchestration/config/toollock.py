@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from mcp_orchestration.config.strict import escape_hidden
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import IntegrityError, InvalidIdError
 from mcp_orchestration.security.ids import check_artifact_id, is_name_id, is_server_name
+from mcp_orchestration.security.secret_rules import scrub_text
 
 LOCK_TYPE = "tool_lock"
 MAX_LOCK_BYTES = 4 << 20  # a lock of 100 servers of 100 tools with long schemas; the bound every reader applies
@@ -65,11 +67,15 @@ class ServerSurface:
         return None if self.package is None else str(self.package.get("pin"))
 
     def summary(self) -> dict[str, Any]:
-        """What a person approving a lock reads first: the release, the server's identity, the pins by name."""
+        """What a person approving a lock reads first: the release, the server's identity, the pins by name.
+
+        The texts the server (or its registry) chose are shown as ``lockdiff`` shows them, control and invisible
+        characters escaped, since ``lock`` prints them to a terminal and ``get_config`` hands them to a model.
+        """
         return {
-            "package": self.package_pin,
-            "server": {"name": self.server_name, "version": self.server_version},
-            "protocol_version": self.protocol_version,
+            "package": _shown(self.package_pin),
+            "server": {"name": _shown(self.server_name), "version": _shown(self.server_version)},
+            "protocol_version": _shown(self.protocol_version),
         } | {
             kind: {name: definition_digest(body) for name, body in sorted(self.definitions(kind).items())}
             for kind in SURFACE_KINDS
@@ -105,6 +111,11 @@ class ServerSurface:
             raise IntegrityError(f"{what} has a malformed server_info.")
         kinds = {kind: _definitions_from_json(raw.get(kind), kind, what) for kind in SURFACE_KINDS}
         return cls(protocol, name, version, package, **kinds)
+
+
+def _shown(text: str | None) -> str | None:
+    """Server text as shown: credential-like words masked, control and invisible characters escaped."""
+    return None if text is None else escape_hidden(scrub_text(text))
 
 
 def _definitions_from_json(raw: Any, kind: SurfaceKind, what: str) -> Definitions:

@@ -1,0 +1,42 @@
+"""Attacks on the tool lock and the store policy, each as the adversary would try it.
+
+A hostile MCP server (the thing being locked) and its package registry write
+what ``lock`` and ``check`` print; an operator turns a policy on after
+configs were published. Each test fails without the fix it names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mcp_orchestration.core.errors import ExitCode
+from tests.integration.test_probe import SPEC, TOOLS
+from tests.integration.test_tool_lock import Store, spec, spec_server, store, write
+
+__all__ = ["spec", "store"]  # the fixtures, shared with test_tool_lock
+
+ESCAPE = "\x1b]0;pwned\x07\x1b[2J"  # sets the terminal's title, then clears the screen
+CLIENT, PROFILE = "claude-desktop", "default"
+
+
+def test_lock_prints_no_terminal_escape_from_the_servers_identity(store: Store, tmp_path: Path) -> None:
+    """A hostile server names itself with escape sequences: ``lock`` must not write them to the terminal or the
+    MCP views."""
+    hostile = write(tmp_path / "hostile.json", {**SPEC, "name": f"tracker{ESCAPE}", "version": f"1.0{ESCAPE}"})
+    store.publish({"tracker": spec_server(hostile)})
+    locked = store.lock()
+    assert locked.status == 0, locked.stderr
+    assert "\x1b" not in locked.stdout and "\x07" not in locked.stdout
+    assert "tracker\\x1b" in locked.stdout  # shown, escaped
+    server = store.got()["tool_lock"]["servers"]["tracker"]["server"]
+    assert "\x1b" not in server["name"] + server["version"]
+
+
+def test_lock_and_check_show_no_terminal_escape_in_a_tool_name(store: Store, spec: Path) -> None:
+    """Tool names are JSON keys and may hold anything; the drift report shows them escaped."""
+    store.publish({"tracker": spec_server(spec)})
+    assert store.lock().status == 0
+    write(spec, {**SPEC, "tools": [*TOOLS, {"name": f"evil{ESCAPE}", "inputSchema": {"type": "object"}}]})
+    checked = store.check()
+    assert checked.status == ExitCode.DRIFT
+    assert "\x1b" not in checked.stdout and "evil\\" in checked.stdout
