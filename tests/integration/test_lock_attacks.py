@@ -7,9 +7,16 @@ configs were published. Each test fails without the fix it names.
 
 from __future__ import annotations
 
+import stat
+import sys
 from pathlib import Path
 
-from mcp_orchestration.core.errors import ExitCode
+import pytest
+
+from mcp_orchestration.app.package_pins import resolve
+from mcp_orchestration.config.launchers import package_ref
+from mcp_orchestration.config.model import StdioServer
+from mcp_orchestration.core.errors import ExitCode, PackageResolveError
 from tests.integration.test_probe import SPEC, TOOLS
 from tests.integration.test_tool_lock import Store, spec, spec_server, store, write
 
@@ -40,3 +47,17 @@ def test_lock_and_check_show_no_terminal_escape_in_a_tool_name(store: Store, spe
     checked = store.check()
     assert checked.status == ExitCode.DRIFT
     assert "\x1b" not in checked.stdout and "evil\\" in checked.stdout
+
+
+def test_a_registry_error_cannot_write_terminal_escapes(tmp_path: Path) -> None:
+    """The package manager quotes what the registry answered; an escape sequence in it stays escaped."""
+    npm = tmp_path / "npm"
+    npm.write_text(
+        f"#!{sys.executable}\nimport sys\nsys.stderr.write('npm error 404 ' + {ESCAPE!r} + '\\n')\nsys.exit(1)\n"
+    )
+    npm.chmod(npm.stat().st_mode | stat.S_IXUSR)
+    ref = package_ref(StdioServer(command="npx", args=("-y", "some-server")))
+    assert ref is not None
+    with pytest.raises(PackageResolveError) as refused:
+        resolve(ref, timeout=10, program=str(npm))
+    assert "npm error 404" in refused.value.message and "\x1b" not in refused.value.message
