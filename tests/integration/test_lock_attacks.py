@@ -7,9 +7,11 @@ configs were published. Each test fails without the fix it names.
 
 from __future__ import annotations
 
+import json
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +63,19 @@ def test_a_registry_error_cannot_write_terminal_escapes(tmp_path: Path) -> None:
     with pytest.raises(PackageResolveError) as refused:
         resolve(ref, timeout=10, program=str(npm))
     assert "npm error 404" in refused.value.message and "\x1b" not in refused.value.message
+
+
+def test_a_server_with_an_integer_no_lock_can_hold_is_drift_not_a_crash(store: Store, spec: Path) -> None:
+    """A schema value RFC 8785 cannot hash (an integer past 2**53) must make ``check`` report that server, not
+    abort the whole check with an error that names neither the server nor drift."""
+    store.publish({"tracker": spec_server(spec)})
+    assert store.lock().status == 0
+    widened: list[dict[str, Any]] = json.loads(json.dumps(TOOLS))
+    widened[1]["inputSchema"]["properties"]["number"] = {"type": "integer", "maximum": 2**64}
+    write(spec, {**SPEC, "tools": widened})
+    checked = store.check("--json")
+    assert checked.status == ExitCode.DRIFT, checked.stderr
+    report = json.loads(checked.stdout)
+    assert [(c["server"], c["kind"]) for c in report["changes"]] == [("tracker", "unreachable")]
+    refused = store.lock()
+    assert refused.status != 0 and "'tracker'" in refused.stderr
