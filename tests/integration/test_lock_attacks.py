@@ -18,7 +18,9 @@ import pytest
 from mcp_orchestration.app.package_pins import resolve
 from mcp_orchestration.config.launchers import package_ref
 from mcp_orchestration.config.model import StdioServer
-from mcp_orchestration.core.errors import ExitCode, PackageResolveError
+from mcp_orchestration.config.policy import StorePolicy
+from mcp_orchestration.core.errors import ExitCode, PackageResolveError, UnpinnedPackageError
+from tests.fleet import Desktop, Publisher
 from tests.integration.test_probe import SPEC, TOOLS
 from tests.integration.test_tool_lock import Store, spec, spec_server, store, write
 
@@ -79,3 +81,40 @@ def test_a_server_with_an_integer_no_lock_can_hold_is_drift_not_a_crash(store: S
     assert [(c["server"], c["kind"]) for c in report["changes"]] == [("tracker", "unreachable")]
     refused = store.lock()
     assert refused.status != 0 and "'tracker'" in refused.stderr
+
+
+@pytest.fixture
+def unpinned_publisher(tmp_path: Path) -> Publisher:
+    """A profile published with an unpinned launcher, then the policy that requires pinned ones."""
+    publisher = Publisher(tmp_path / "publisher")
+    config = {"mcpServers": {"fs": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem"]}}}
+    publisher.publish(CLIENT, PROFILE, config)
+    publisher.repository.set_policy(publisher.key, StorePolicy(require_pinned_packages=True).to_json())
+    return publisher
+
+
+def test_a_profile_published_before_the_pinning_policy_is_not_deployed(
+    run: Any, unpinned_publisher: Publisher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turning ``require_pinned_packages`` on must cover what is already published: deploy and MDM export
+    refuse an unpinned launcher as the publish would have."""
+    monkeypatch.setenv("MCP_ORCHESTRATION_HOME", str(unpinned_publisher.home))
+    monkeypatch.setenv("MCP_ORCHESTRATION_EXPECT_KEY", unpinned_publisher.root)
+    target = tmp_path / "claude_desktop_config.json"
+    deployed = run("deploy", "--client", CLIENT, "--profile", PROFILE, "--config-path", str(target))
+    assert deployed.status == ExitCode.POLICY and "policy_unpinned" in deployed.stderr, deployed.stderr
+    assert not target.exists()
+    exported = run("export", "--client", CLIENT, "--profile", PROFILE, "--format", "mobileconfig")
+    assert exported.status == ExitCode.POLICY and not exported.stdout
+
+
+def test_a_desktop_refuses_a_profile_published_before_the_pinning_policy(
+    tmp_path: Path, unpinned_publisher: Publisher
+) -> None:
+    url = (tmp_path / "mirror").as_uri()
+    unpinned_publisher.push(url)
+    desktop = Desktop(tmp_path / "desktop", unpinned_publisher.root, url)
+    before = desktop.files()
+    with pytest.raises(UnpinnedPackageError):
+        desktop.sync()
+    assert desktop.files() == before
