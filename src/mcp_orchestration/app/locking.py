@@ -154,7 +154,14 @@ def observe(name: str, server: StdioServer, environ: Mapping[str, str], timeout:
 def surface_of(listing: ServerListing, package: Mapping[str, Any] | None) -> ServerSurface:
     """A listing as a lockable surface: each kind keyed by its name (a name listed twice is a protocol error)."""
     definitions = {kind: _keyed(listing, kind) for kind in SURFACE_KINDS}
-    return ServerSurface(listing.protocol_version, listing.server_name, listing.server_version, package, **definitions)
+    return ServerSurface(
+        listing.protocol_version,
+        listing.server_name,
+        listing.server_version,
+        package,
+        **definitions,
+        instructions=listing.instructions,
+    )
 
 
 def _keyed(listing: ServerListing, kind: SurfaceKind) -> dict[str, Mapping[str, Any]]:

@@ -1,9 +1,10 @@
 """A tool lock: what each local server of one published config exposed when it was approved.
 
 For each stdio server: the exact package release it ran (when a launcher such as
-npx names one), what the server said it is, and every tool, prompt and resource
-template as the server defined it, each with the SHA-256 of its RFC 8785 form,
-so anyone can recompute a pin from the definition alone. The lock is a CAS
+npx names one), what the server said it is and the instructions it gave the
+assistant, and every tool, prompt and resource template as the server defined
+it, each with the SHA-256 of its RFC 8785 form, so anyone can recompute a pin
+from the definition alone. The lock is a CAS
 object named by the profile's signed entry: it is signed with the index and
 travels with it (mirror, backup, sync). ``config/lockdiff.py`` compares two.
 """
@@ -58,6 +59,7 @@ class ServerSurface:
     tools: Definitions = field(default_factory=_empty)
     prompts: Definitions = field(default_factory=_empty)
     resource_templates: Definitions = field(default_factory=_empty)
+    instructions: str | None = None  # the handshake's instructions, which clients hand to the model as they are
 
     def definitions(self, kind: SurfaceKind) -> Definitions:
         return getattr(self, kind)  # type: ignore[no-any-return]
@@ -87,6 +89,8 @@ class ServerSurface:
             "server_info": {"name": self.server_name, "version": self.server_version},
             "package": None if self.package is None else dict(self.package),
         }
+        if self.instructions is not None:  # absent, not null: locks of servers without any keep their bytes
+            surface["instructions"] = self.instructions
         for kind in SURFACE_KINDS:
             surface[kind] = {
                 name: {"sha256": definition_digest(body), "definition": dict(body)}
@@ -109,8 +113,11 @@ class ServerSurface:
         name, version = info.get("name"), info.get("version")
         if not all(value is None or isinstance(value, str) for value in (name, version)):
             raise IntegrityError(f"{what} has a malformed server_info.")
+        instructions = raw.get("instructions")
+        if not (instructions is None or isinstance(instructions, str)):
+            raise IntegrityError(f"{what} has malformed instructions.")
         kinds = {kind: _definitions_from_json(raw.get(kind), kind, what) for kind in SURFACE_KINDS}
-        return cls(protocol, name, version, package, **kinds)
+        return cls(protocol, name, version, package, **kinds, instructions=instructions)
 
 
 def _shown(text: str | None) -> str | None:
