@@ -5,9 +5,10 @@
 
 The spec is read at each start, so a test can change it between two probes
 (a "rug pull"). Its keys: ``name`` and ``version`` (the server's identity),
-``tools``, ``prompts`` and ``resource_templates`` (lists of whole MCP
-definitions, as JSON); a kind that is absent is not served at all, so its
-capability is not declared. ``page_size`` splits every listing into pages, and ``errors`` maps a kind to
+``instructions`` (what it tells the assistant at the handshake), ``tools``,
+``prompts`` and ``resource_templates`` (lists of whole MCP definitions, as
+JSON); a kind that is absent is not served at all, so its capability is not
+declared. ``page_size`` splits every listing into pages, and ``errors`` maps a kind to
 the JSON-RPC error (``code``, ``message``) its listing answers instead.
 
 ``--legacy`` serves the 2025-11-25 handshake only (the SDK's default serves
@@ -107,7 +108,7 @@ def build(spec: dict[str, Any], extra_tools: list[dict[str, Any]]) -> Server[Any
             handlers[keyword] = lister(definitions, answer, spec, kind)
     if "resource_templates" in listed:
         handlers["on_list_resources"] = no_resources  # the handler that makes the server declare resources
-    return Server(spec["name"], version=spec.get("version", ""), **handlers)
+    return Server(spec["name"], version=spec.get("version", ""), instructions=spec.get("instructions"), **handlers)
 
 
 async def serve(server: Server[Any], legacy: bool) -> None:

@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from mcp_orchestration.app.policy_rules import require_current_lock
+from mcp_orchestration.app.policy_rules import require_current_lock, require_pinned
 from mcp_orchestration.config.clients import ClientSpec, get_client
 from mcp_orchestration.config.masking import mask_secrets
 from mcp_orchestration.config.model import McpConfig
@@ -205,10 +205,12 @@ def deployable(
 
 def _verified_source(app: App, client: str, profile: str) -> VerifiedConfig:
     """Verify the key history and index chain, then read the profile's artifact under that same head (and its
-    tool lock, when the store's policy requires one)."""
+    tool lock, when the store's policy requires one; and its launchers pinned, when it requires that)."""
     report = app.index.verify()
     entry, payload = app.index.get_artifact(client, profile)
-    require_current_lock(app.index.store_policy(), entry, app.index.lock)
+    policy = app.index.store_policy()
+    require_current_lock(policy, entry, app.index.lock)
+    require_pinned(policy, McpConfig.from_payload(payload, "The profile's config"), refused="nothing was written")
     history, head = app.index.snapshot()
     if head.head_id != report.head_id:
         raise ConflictError("The store's index changed while deploy read it (a publish ran).", hint="Run it again.")

@@ -31,6 +31,7 @@ from mcp_orchestration.config.toollock import (
     ServerSurface,
     SurfaceKind,
     ToolLock,
+    definition_digest,
 )
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.clock import format_time
@@ -153,15 +154,29 @@ def observe(name: str, server: StdioServer, environ: Mapping[str, str], timeout:
 def surface_of(listing: ServerListing, package: Mapping[str, Any] | None) -> ServerSurface:
     """A listing as a lockable surface: each kind keyed by its name (a name listed twice is a protocol error)."""
     definitions = {kind: _keyed(listing, kind) for kind in SURFACE_KINDS}
-    return ServerSurface(listing.protocol_version, listing.server_name, listing.server_version, package, **definitions)
+    return ServerSurface(
+        listing.protocol_version,
+        listing.server_name,
+        listing.server_version,
+        package,
+        **definitions,
+        instructions=listing.instructions,
+    )
 
 
 def _keyed(listing: ServerListing, kind: SurfaceKind) -> dict[str, Mapping[str, Any]]:
+    """Each definition by its name, every one of them hashable (else comparing it would fail, not report it)."""
     keyed: dict[str, Mapping[str, Any]] = {}
     for definition in getattr(listing, kind):
         name = definition.get(KEY_FIELD[kind])
         if not isinstance(name, str) or name in keyed:
             raise ServerProtocolError(f"The server lists a {ITEM_NOUN[kind]} without a name, or one name twice.")
+        try:
+            definition_digest(definition)
+        except ValidationError:
+            raise ServerProtocolError(
+                f"The server defines a {ITEM_NOUN[kind]} with a value no lock can hold (an integer past 2**53)."
+            ) from None
         keyed[name] = definition
     return keyed
 

@@ -46,6 +46,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from mcp_orchestration.config.launchers import Launcher, PackageKind, PackageRef, full_image_name
+from mcp_orchestration.config.strict import escape_hidden
 from mcp_orchestration.core.errors import PackageResolveError, ValidationError
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.security.secret_rules import scrub_text
@@ -249,11 +250,14 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
 
 
 def _quoted(stderr: bytes) -> str:
-    """The first error lines of a tool's stderr (else its last lines), redacted and cut short, for a message."""
+    """The first error lines of a tool's stderr (else its last lines), redacted, escaped and cut short, for a message.
+
+    The lines may quote what a registry answered, which may hold terminal escapes: ``lock`` and ``check`` print it.
+    """
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     first_error = next((index for index, line in enumerate(lines) if "error" in line.lower()), None)
     chosen = lines[-_QUOTED_LINES:] if first_error is None else lines[first_error : first_error + _QUOTED_LINES]
-    text = scrub_text(REDACTOR.redact(" / ".join(chosen))) or "no message"
+    text = escape_hidden(scrub_text(REDACTOR.redact(" / ".join(chosen)))) or "no message"
     return text if len(text) <= _QUOTED_LENGTH else text[:_QUOTED_LENGTH] + "..."
 
 

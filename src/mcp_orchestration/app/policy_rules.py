@@ -33,11 +33,15 @@ def require_current_lock(policy: StorePolicy, entry: Entry, read_lock: Callable[
         )
 
 
-def require_pinned(policy: StorePolicy, config: McpConfig) -> None:
-    """Unless the policy says otherwise, raise if a launcher may run another release than the one approved."""
+def require_pinned(policy: StorePolicy, config: McpConfig, *, refused: str = "nothing was published") -> None:
+    """Unless the policy says otherwise, raise if a launcher may run another release than the one approved.
+
+    Checked at publish and again wherever a config is written (deploy, MDM export, sync): a profile published
+    before the policy was set is refused too, not applied because it is already signed.
+    """
     if not policy.require_pinned_packages:
         return
     found = unpinned_launches(config)
     if found:
         lines = "\n".join(f"- {problem.path}: {problem.message}" for problem in found)
-        raise UnpinnedPackageError(f"The store's policy requires pinned packages; nothing was published.\n{lines}")
+        raise UnpinnedPackageError(f"The store's policy requires pinned packages; {refused}.\n{lines}")

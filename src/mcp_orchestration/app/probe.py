@@ -67,6 +67,8 @@ class ServerListing:
     protocol_version: str
     server_name: str | None
     server_version: str | None
+    instructions: str | None
+    """What the server tells the assistant at the handshake (clients put it into the model's context)."""
     tools: tuple[Definition, ...]
     prompts: tuple[Definition, ...]
     resource_templates: tuple[Definition, ...]
@@ -176,6 +178,7 @@ async def _list_everything(client: Client, transport: BoundedStdioTransport, mas
         protocol_version=client.protocol_version,
         server_name=server.name if server else None,
         server_version=server.version if server else None,
+        instructions=client.instructions,
         tools=await listed(_TOOLS),
         prompts=await listed(_PROMPTS),
         resource_templates=await listed(_RESOURCE_TEMPLATES),

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mcp_orchestration.app.policy_rules import require_current_lock
+from mcp_orchestration.app.policy_rules import require_current_lock, require_pinned
 from mcp_orchestration.app.sync_state import StateDir, SyncState
+from mcp_orchestration.config.model import McpConfig
 from mcp_orchestration.config.payload import MAX_PAYLOAD_BYTES, parse_payload
 from mcp_orchestration.config.policy import StorePolicy
 from mcp_orchestration.config.toollock import MAX_LOCK_BYTES, ToolLock
@@ -149,8 +150,8 @@ def read_tree(objects: MirrorObjects, head: SignedHead) -> PublishedTree:
 def read_profile(
     objects: MirrorObjects, head: SignedHead, tree: PublishedTree, client: str, profile: str
 ) -> PublishedProfile:
-    """A profile's latest config under a verified head: client tree, entry, artifact (and the tool lock the
-    store's policy asks for), each checked."""
+    """A profile's latest config under a verified head: client tree, entry, artifact (and the tool lock and
+    pinned launchers the store's policy asks for), each checked."""
     tree_id = tree.root.clients.get(client)
     profiles = (
         tree_from_json(objects.get_json(tree_id), "client", "profiles", "profile", f"Client tree {tree_id}")
@@ -174,4 +175,7 @@ def read_profile(
         lambda lock_id: ToolLock.from_json(objects.get_json(lock_id, MAX_LOCK_BYTES), f"Tool lock {lock_id}"),
     )
     data = objects.get_bytes(entry.artifact, MAX_PAYLOAD_BYTES)
-    return PublishedProfile(client, profile, entry, parse_payload(data, f"Artifact {entry.artifact}"))
+    payload = parse_payload(data, f"Artifact {entry.artifact}")
+    config = McpConfig.from_payload(payload, f"Artifact {entry.artifact}")
+    require_pinned(tree.policy, config, refused="nothing was written")
+    return PublishedProfile(client, profile, entry, payload)

@@ -1,9 +1,9 @@
 """Drift: how what a server exposes now differs from what its tool lock approved.
 
 Each difference is one :class:`Change` a person can read in a CI log: an item
-added or removed, a description changed (shown as a word diff), a schema
-changed (shown as the JSON pointers that differ), another release of the
-package, another server version. Texts from the server are escaped before they
+added or removed, a description or the server's instructions changed (shown
+as a word diff), a schema changed (shown as the JSON pointers that differ),
+another release of the package, another server version. Texts from the server are escaped before they
 are shown: a tool description can hold anything, terminal escapes included.
 """
 
@@ -24,6 +24,7 @@ ChangeKind = Literal[
     "changed",
     "package",
     "server_version",
+    "instructions",
     "protocol",
     "unreachable",
     "server_added",
@@ -83,6 +84,9 @@ def _identity_changes(server: str, locked: ServerSurface, observed: ServerSurfac
         before = f"{locked.server_name} {locked.server_version}"
         after = f"{observed.server_name} {observed.server_version}"
         yield Change(server, "server_version", f"the server reports {_quoted(after)}, not {_quoted(before)}")
+    if locked.instructions != observed.instructions:
+        details = (f"instructions: {word_diff(locked.instructions or '', observed.instructions or '')}",)
+        yield Change(server, "instructions", "the server's instructions changed", details)
     if locked.protocol_version != observed.protocol_version:
         summary = f"protocol version {locked.protocol_version!r} is now {_quoted(observed.protocol_version)}"
         yield Change(server, "protocol", summary, drift=False)

@@ -1,9 +1,10 @@
 """A tool lock: what each local server of one published config exposed when it was approved.
 
 For each stdio server: the exact package release it ran (when a launcher such as
-npx names one), what the server said it is, and every tool, prompt and resource
-template as the server defined it, each with the SHA-256 of its RFC 8785 form,
-so anyone can recompute a pin from the definition alone. The lock is a CAS
+npx names one), what the server said it is and the instructions it gave the
+assistant, and every tool, prompt and resource template as the server defined
+it, each with the SHA-256 of its RFC 8785 form, so anyone can recompute a pin
+from the definition alone. The lock is a CAS
 object named by the profile's signed entry: it is signed with the index and
 travels with it (mirror, backup, sync). ``config/lockdiff.py`` compares two.
 """
@@ -16,9 +17,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
+from mcp_orchestration.config.strict import escape_hidden
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.errors import IntegrityError, InvalidIdError
 from mcp_orchestration.security.ids import check_artifact_id, is_name_id, is_server_name
+from mcp_orchestration.security.secret_rules import scrub_text
 
 LOCK_TYPE = "tool_lock"
 MAX_LOCK_BYTES = 4 << 20  # a lock of 100 servers of 100 tools with long schemas; the bound every reader applies
@@ -56,6 +59,7 @@ class ServerSurface:
     tools: Definitions = field(default_factory=_empty)
     prompts: Definitions = field(default_factory=_empty)
     resource_templates: Definitions = field(default_factory=_empty)
+    instructions: str | None = None  # the handshake's instructions, which clients hand to the model as they are
 
     def definitions(self, kind: SurfaceKind) -> Definitions:
         return getattr(self, kind)  # type: ignore[no-any-return]
@@ -65,11 +69,15 @@ class ServerSurface:
         return None if self.package is None else str(self.package.get("pin"))
 
     def summary(self) -> dict[str, Any]:
-        """What a person approving a lock reads first: the release, the server's identity, the pins by name."""
+        """What a person approving a lock reads first: the release, the server's identity, the pins by name.
+
+        The texts the server (or its registry) chose are shown as ``lockdiff`` shows them, control and invisible
+        characters escaped, since ``lock`` prints them to a terminal and ``get_config`` hands them to a model.
+        """
         return {
-            "package": self.package_pin,
-            "server": {"name": self.server_name, "version": self.server_version},
-            "protocol_version": self.protocol_version,
+            "package": _shown(self.package_pin),
+            "server": {"name": _shown(self.server_name), "version": _shown(self.server_version)},
+            "protocol_version": _shown(self.protocol_version),
         } | {
             kind: {name: definition_digest(body) for name, body in sorted(self.definitions(kind).items())}
             for kind in SURFACE_KINDS
@@ -81,6 +89,8 @@ class ServerSurface:
             "server_info": {"name": self.server_name, "version": self.server_version},
             "package": None if self.package is None else dict(self.package),
         }
+        if self.instructions is not None:  # absent, not null: locks of servers without any keep their bytes
+            surface["instructions"] = self.instructions
         for kind in SURFACE_KINDS:
             surface[kind] = {
                 name: {"sha256": definition_digest(body), "definition": dict(body)}
@@ -103,8 +113,16 @@ class ServerSurface:
         name, version = info.get("name"), info.get("version")
         if not all(value is None or isinstance(value, str) for value in (name, version)):
             raise IntegrityError(f"{what} has a malformed server_info.")
+        instructions = raw.get("instructions")
+        if not (instructions is None or isinstance(instructions, str)):
+            raise IntegrityError(f"{what} has malformed instructions.")
         kinds = {kind: _definitions_from_json(raw.get(kind), kind, what) for kind in SURFACE_KINDS}
-        return cls(protocol, name, version, package, **kinds)
+        return cls(protocol, name, version, package, **kinds, instructions=instructions)
+
+
+def _shown(text: str | None) -> str | None:
+    """Server text as shown: credential-like words masked, control and invisible characters escaped."""
+    return None if text is None else escape_hidden(scrub_text(text))
 
 
 def _definitions_from_json(raw: Any, kind: SurfaceKind, what: str) -> Definitions:
