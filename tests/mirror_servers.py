@@ -38,6 +38,7 @@ from typing import NoReturn
 import pytest
 
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS"
+REQUIRED = os.environ.get(REQUIRE_VARIABLE) == "1"  # read at import: each test starts without MCP_ORCHESTRATION_*
 REGISTRY_BINARY = Path("/usr/bin/docker-registry")
 NGINX_BINARY = Path("/usr/sbin/nginx")
 START_SECONDS = 15.0
@@ -46,7 +47,7 @@ STOP_SECONDS = 10.0
 
 def unavailable(reason: str) -> NoReturn:
     """Skip the calling test, or fail it where CI requires the mirror servers."""
-    if os.environ.get(REQUIRE_VARIABLE) == "1":
+    if REQUIRED:
         pytest.fail(f"{reason}, and {REQUIRE_VARIABLE}=1 requires it")
     pytest.skip(reason)
 

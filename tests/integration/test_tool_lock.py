@@ -47,8 +47,8 @@ def independent_pin(definition: dict[str, Any]) -> str:
 class Store:
     """A store with a signing key, driven through the CLI in-process."""
 
-    def __init__(self, run: Run, key_file: Path, tmp_path: Path) -> None:
-        self.run, self.key, self.tmp = run, str(key_file), tmp_path
+    def __init__(self, run: Run, key_file: Path, tmp_path: Path, timeout: str = TIMEOUT) -> None:
+        self.run, self.key, self.tmp, self.timeout = run, str(key_file), tmp_path, timeout
         assert run("init", "--key-file", self.key).status == 0
 
     def publish(self, servers: dict[str, Any]) -> None:
@@ -59,10 +59,10 @@ class Store:
 
     def lock(self, *extra: str) -> Any:
         return self.run("lock", "--key-file", self.key, "--client", CLIENT, "--profile", PROFILE,
-                        "--timeout", TIMEOUT, *extra)  # fmt: skip
+                        "--timeout", self.timeout, *extra)  # fmt: skip
 
     def check(self, *extra: str) -> Any:
-        return self.run("check", "--client", CLIENT, "--profile", PROFILE, "--timeout", TIMEOUT, *extra)
+        return self.run("check", "--client", CLIENT, "--profile", PROFILE, "--timeout", self.timeout, *extra)
 
     def got(self) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self.run("get", "--client", CLIENT, "--profile", PROFILE, "--json").stdout)

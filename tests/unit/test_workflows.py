@@ -220,6 +220,7 @@ def ci_problems(workflow: Workflow) -> list[str]:
         "MCP_ORCHESTRATION_REQUIRE_INSPECTOR",
         "MCP_ORCHESTRATION_REQUIRE_SOFTHSM",
         "MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS",
+        "MCP_ORCHESTRATION_REQUIRE_REFERENCE_SERVERS",
     ):
         if str(environment.get(variable)) != "1":
             problems.append(f"{variable}=1 must be set for make test")
