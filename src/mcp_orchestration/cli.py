@@ -233,6 +233,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     profile_args(sub)
     sub.add_argument("--timeout", type=float, default=60.0, help="seconds for each server (default: %(default)s)")
+    split = sub.add_mutually_exclusive_group()
+    split.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="list the servers with no key and write the lock to FILE (where the servers may run: a sandbox, CI)",
+    )
+    split.add_argument(
+        "--from", dest="observed", type=Path, metavar="FILE", help="sign a lock --out wrote; run no server"
+    )
     sub = add(
         "check",
         _cmd_check,
@@ -572,10 +582,28 @@ def _credentials_warning(found: list[dict[str, Any]]) -> str:
 
 
 def _cmd_lock(args: argparse.Namespace) -> int:
-    from mcp_orchestration.app.locking import lock
-    from mcp_orchestration.config.toollock import SURFACE_KINDS
+    from mcp_orchestration.app import locking
+    from mcp_orchestration.config.toollock import MAX_LOCK_BYTES, SURFACE_KINDS
 
-    result = lock(_app(args), args.client, args.profile, timeout=args.timeout)
+    if args.out is not None:
+        from mcp_orchestration.core.canonical import canonical_bytes
+        from mcp_orchestration.core.fsutil import atomic_write
+
+        observed = locking.observe_lock(_app(args), args.client, args.profile, timeout=args.timeout)
+        atomic_write(args.out, canonical_bytes(observed.to_json()))
+        text = f"Wrote the lock of {args.client}/{args.profile} to {args.out}; sign it with `lock --from {args.out}`."
+        return _emit(args, {"out": str(args.out), "artifact": observed.artifact}, text)
+    if args.observed is not None:
+        from mcp_orchestration.app.operations import unreadable_input
+        from mcp_orchestration.core.fsutil import read_named_file
+
+        try:
+            data = read_named_file(args.observed, MAX_LOCK_BYTES)
+        except OSError as exc:
+            raise unreadable_input(args.observed, exc) from None
+        result = locking.sign_lock(_app(args), locking.read_observed_lock(data, args.client, args.profile))
+    else:
+        result = locking.lock(_app(args), args.client, args.profile, timeout=args.timeout)
     state = "locked" if result["changed"] else "unchanged (the same lock is in place)"
     lines = [f"{args.client}/{args.profile} {state}: lock {result['lock']} (index version {result['index_version']})"]
     for name, server in result["servers"].items():

@@ -208,3 +208,27 @@ def test_the_policy_can_refuse_unpinned_launchers(store: Store, tmp_path: Path) 
     write(config, {"mcpServers": servers})
     pinned = store.run("publish", "--key-file", store.key, "--client", CLIENT, "--profile", "p2", "--file", str(config))
     assert pinned.status == 0 and "warning" not in pinned.stderr
+
+
+def test_servers_can_be_listed_without_the_key_and_signed_elsewhere(store: Store, spec: Path, tmp_path: Path) -> None:
+    """``lock --out`` runs the servers with no key (a sandbox, a CI job); ``lock --from`` signs and runs none."""
+    store.publish({"tracker": spec_server(spec)})
+    observed = tmp_path / "observed.json"
+    listed = store.run("lock", "--client", CLIENT, "--profile", PROFILE, "--timeout", TIMEOUT, "--out", str(observed))
+    assert listed.status == 0, listed.stderr
+    assert store.got()["tool_lock"] is None
+    write(spec, {**SPEC, "tools": []})  # signing runs no server: what it lists now does not matter
+    signed = store.run("lock", "--key-file", store.key, "--client", CLIENT, "--profile", PROFILE,
+                       "--from", str(observed), "--json")  # fmt: skip
+    assert signed.status == 0, signed.stderr
+    assert set(json.loads(signed.stdout)["servers"]["tracker"]["tools"]) == {tool["name"] for tool in TOOLS}
+
+    raw = json.loads(observed.read_text())
+    raw["servers"]["tracker"]["tools"]["close_issue"]["definition"]["description"] = "Tampered on the way."
+    write(observed, raw)
+    tampered = store.run("lock", "--key-file", store.key, "--client", CLIENT, "--profile", PROFILE,
+                         "--from", str(observed))  # fmt: skip
+    assert tampered.status == ExitCode.USAGE and "does not match" in tampered.stderr
+    other = store.run("lock", "--key-file", store.key, "--client", CLIENT, "--profile", "other",
+                      "--from", str(observed))  # fmt: skip
+    assert other.status == ExitCode.USAGE

@@ -10,6 +10,7 @@ placeholders its config names, and nothing else of this environment.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import replace
@@ -36,6 +37,7 @@ from mcp_orchestration.config.toollock import (
 from mcp_orchestration.core.canonical import canonical_bytes
 from mcp_orchestration.core.clock import format_time
 from mcp_orchestration.core.errors import (
+    IntegrityError,
     LimitError,
     LockMissingError,
     PackageResolveError,
@@ -55,16 +57,51 @@ def lock(
 ) -> dict[str, Any]:
     """List every stdio server of ``client/profile``'s published config and sign what they expose as its lock.
 
-    Nothing is written unless every server answered: a lock with a gap would approve less than the config runs.
+    The key is checked first, so no server runs for a lock that could not be signed.
     """
+    app.require_writable()
+    return sign_lock(app, observe_lock(app, client, profile, timeout=timeout, environ=environ))
+
+
+def observe_lock(
+    app: App, client: str, profile: str, *, timeout: float = DEFAULT_TIMEOUT, environ: Mapping[str, str] | None = None
+) -> ToolLock:
+    """The lock ``client/profile``'s servers would get now, with no key (``lock --out`` in a sandbox or CI job).
+
+    Every server must answer: a lock with a gap would approve less than the config runs.
+    """
+    entry, payload = read_published(app, client, profile)
+    config = McpConfig.from_payload(payload, "The profile's config")
+    environ = os.environ if environ is None else environ
+    surfaces = {name: observe(name, server, environ, timeout) for name, server in _local_servers(config).items()}
+    remote = {name: REMOTE_NOT_LOCKED for name in config.servers if name not in surfaces}
+    tool_lock = ToolLock(client, profile, entry.artifact, format_time(datetime.now(UTC)), surfaces, remote)
+    _check_storable(tool_lock.to_json())
+    return tool_lock
+
+
+def read_observed_lock(data: bytes, client: str, profile: str) -> ToolLock:
+    """A lock ``lock --out`` wrote, for ``lock --from``: every pin checked, and for the profile named."""
+    try:
+        raw = json.loads(data)
+    except (ValueError, RecursionError):
+        raise ValidationError("The observed lock file is not JSON.") from None
+    try:
+        tool_lock = ToolLock.from_json(raw, "The observed lock file")
+    except IntegrityError as exc:
+        raise ValidationError(exc.message) from None
+    if (tool_lock.client, tool_lock.profile) != (client, profile):
+        raise ValidationError(f"The observed lock file is for {tool_lock.client}/{tool_lock.profile}.")
+    return tool_lock
+
+
+def sign_lock(app: App, tool_lock: ToolLock) -> dict[str, Any]:
+    """Sign ``tool_lock`` as its profile's lock in a new index version; refused (``conflict``) if the profile
+    publishes another artifact now. A lock that differs from the one in place only in its time changes nothing."""
     with app.telemetry.operation("lock") as event:
         key = app.require_writable()
-        entry, payload = read_published(app, client, profile)
-        config = McpConfig.from_payload(payload, "The profile's config")
-        environ = os.environ if environ is None else environ
-        surfaces = {name: observe(name, server, environ, timeout) for name, server in _local_servers(config).items()}
-        remote = {name: REMOTE_NOT_LOCKED for name in config.servers if name not in surfaces}
-        tool_lock = ToolLock(client, profile, entry.artifact, format_time(datetime.now(UTC)), surfaces, remote)
+        client, profile = tool_lock.client, tool_lock.profile
+        entry, _ = read_published(app, client, profile)
         if entry.lock is not None and _same_approval(app.index.lock(entry.lock), tool_lock):
             tool_lock = app.index.lock(entry.lock)  # nothing changed but the time: the lock in place stands
         body = tool_lock.to_json()
@@ -72,18 +109,18 @@ def lock(
         changelog = _changelog(tool_lock)
         check_changelog(changelog)
         version, lock_id, changed = app.index.record_lock(
-            key, client, profile, artifact=entry.artifact, lock=body, changelog=changelog
+            key, client, profile, artifact=tool_lock.artifact, lock=body, changelog=changelog
         )
-        event.set(keyid=key.keyid, index_version=version, servers=len(surfaces), changed=changed)
+        event.set(keyid=key.keyid, index_version=version, servers=len(tool_lock.servers), changed=changed)
         return {
             "client": client,
             "profile": profile,
-            "artifact": entry.artifact,
+            "artifact": tool_lock.artifact,
             "lock": lock_id,
             "index_version": version,
             "changed": changed,
-            "servers": {name: surface.summary() for name, surface in sorted(surfaces.items())},
-            "not_locked": dict(sorted(remote.items())),
+            "servers": {name: surface.summary() for name, surface in sorted(tool_lock.servers.items())},
+            "not_locked": dict(sorted(tool_lock.not_locked.items())),
         }
 
 
