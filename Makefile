@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-trust: $(STAMP)
 # DESKTOPS=100 for a quick run.
 bench-fleet: $(STAMP)
 	$(BIN)/python benchmarks/fleet_bench.py $(if $(DESKTOPS),--desktops $(DESKTOPS))
+
+# lock and check of a profile of five local stdio servers, beside the SDK's own client listing them; no network.
+bench-lock: $(STAMP)
+	$(BIN)/python benchmarks/lock_bench.py
 
 bench-container: $(STAMP) image
 	$(BIN)/python benchmarks/container_bench.py
