@@ -504,6 +504,7 @@ def test_reports_and_problems_are_frozen_and_serialisable() -> None:
         "ok": False,
         "problems": [{"code": "shape", "path": "/mcpServers/github/args/0", "message": "Each arg must be a string."}],
         "omitted": 0,
+        "warnings": [],
     }
     with pytest.raises(AttributeError):
         report.problems[0].code = "name"  # type: ignore[misc]

@@ -49,7 +49,7 @@ def test_diff_view_shows_changes_with_values_masked_and_names_only_for_env() -> 
 def test_validation_view_lists_problems_without_values() -> None:
     view = validation_view("c", "p", validate_config({"mcpServers": {"s": {"command": "x", "env": {"T": TOKEN}}}}))
     assert TOKEN not in json.dumps(view)
-    assert [key for key in view] == ["client", "profile", "ok", "problems", "omitted"]
+    assert [key for key in view] == ["client", "profile", "ok", "problems", "omitted", "warnings"]
     assert view["ok"] is False
     assert [(p["code"], p["path"]) for p in view["problems"]] == [("secret", "/mcpServers/s/env/T")]
 
