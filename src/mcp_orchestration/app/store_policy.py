@@ -26,7 +26,7 @@ def set_policy(app: App, policy: StorePolicy) -> dict[str, Any]:
         key = app.require_writable()
         version, policy_id, changed = app.index.set_policy(key, policy.to_json())
         event.set(keyid=key.keyid, index_version=version, changed=changed)
-        return {"policy": policy_id, "index_version": version, "changed": changed, "rules": _rules(policy)}
+        return {"policy": policy_id, "index_version": version, "changed": changed, "rules": policy.rules()}
 
 
 def show_policy(app: App) -> dict[str, Any]:
@@ -34,8 +34,4 @@ def show_policy(app: App) -> dict[str, Any]:
     signed = app.index.snapshot()[1]
     policy_id = read_root(app.index.objects, signed.head).policy
     policy = read_policy(app.index.objects, policy_id)
-    return {"policy": policy_id, "index_version": signed.head.version, "rules": _rules(policy)}
-
-
-def _rules(policy: StorePolicy) -> dict[str, bool]:
-    return {name: value for name, value in policy.to_json().items() if name != "_type"}
+    return {"policy": policy_id, "index_version": signed.head.version, "rules": policy.rules()}

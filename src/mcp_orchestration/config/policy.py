@@ -32,8 +32,12 @@ class StorePolicy:
     require_pinned_packages: bool = False
     require_tool_lock: bool = False
 
+    def rules(self) -> dict[str, bool]:
+        """Each rule by name, as ``policy show`` and ``get_trust_info`` present them."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     def to_json(self) -> dict[str, Any]:
-        return {"_type": POLICY_TYPE} | {f.name: getattr(self, f.name) for f in fields(self)}
+        return {"_type": POLICY_TYPE} | self.rules()
 
     @classmethod
     def from_json(cls, raw: object, what: str = "The policy") -> StorePolicy:
