@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from mcp_orchestration.app.environment import refuse_plain_secret_variables
-from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UsageError
+from mcp_orchestration.core.errors import ExitCode, FilesystemError, OrchestrationError, UnhealthyError, UsageError
 from mcp_orchestration.core.version import package_version
 from mcp_orchestration.security.redaction import REDACTOR
 
@@ -290,8 +290,34 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub.add_argument("--token-file", type=Path, help="http(s): a file holding the bearer token the server expects")
     _add_sync_command(add)
-    add("serve", _cmd_serve, "run the MCP server on stdio")
-    add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
+    sub = add("serve", _cmd_serve, "run the MCP server on stdio, or on streamable HTTP with --http")
+    sub.add_argument(
+        "--http",
+        metavar="[HOST:]PORT",
+        help="serve streamable HTTP at /mcp instead of stdio (HOST defaults to 127.0.0.1; PORT 0 picks one)",
+    )
+    sub.add_argument(
+        "--resource",
+        metavar="URL",
+        help="--http: the URL clients reach /mcp by, the audience of their tokens (needed off loopback)",
+    )
+    sub.add_argument("--issuer", metavar="URL", help="--http: accept JWT access tokens from this OAuth issuer")
+    sub.add_argument("--jwks-url", metavar="URL", help="--http: the issuer's JWKS (default: from its metadata)")
+    sub.add_argument(
+        "--token-file", type=Path, help="--http: accept one static bearer token, read from this secret file"
+    )
+    sub.add_argument(
+        "--no-auth", action="store_true", help="--http: accept every request (refused off a loopback address)"
+    )
+    sub.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="--http: a browser origin allowed besides the server's own (repeatable)",
+    )
+    sub = add("healthcheck", _cmd_healthcheck, "exit 0 if the store, its chain and the key are healthy (quiet), else 1")
+    sub.add_argument("--http", metavar="URL", help="also require this /healthz URL to answer (serve --http)")
     sub = add(
         "claude-config",
         _cmd_claude_config,
@@ -846,9 +872,41 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         app.require_writable()  # loaded up front, so the redactor knows it before any request arrives
     except OrchestrationError as error:
         _log().warning("Serving read-only [%s]: %s%s", error.code, error.message, _hint(error.hint))
-    server = build_server(ConfigTools(app, Path(catalog) if catalog else None))
-    anyio.run(serve_stdio, server)  # the SDK's stdio run, with stdin read in bounded lines
+    tools = ConfigTools(app, Path(catalog) if catalog else None)
+    if args.http is None:
+        _refuse_http_options(args)
+        anyio.run(serve_stdio, build_server(tools))  # the SDK's stdio run, with stdin read in bounded lines
+        return ExitCode.OK
+    from mcp_orchestration.server import http
+
+    asked = http.HttpEndpoint(*_host_port(args.http), resource=args.resource or "", extra_origins=args.allow_origin)
+    asked.check()
+    sock, endpoint = http.listen(asked)
+    auth, verifier = http.access_control(
+        endpoint, issuer=args.issuer, jwks_url=args.jwks_url, token_file=args.token_file, no_auth=args.no_auth
+    )
+    http.serve_http(build_server(tools, auth=auth, token_verifier=verifier), endpoint, sock)
     return ExitCode.OK
+
+
+def _refuse_http_options(args: argparse.Namespace) -> None:
+    given = [
+        name
+        for name in ("resource", "issuer", "jwks_url", "token_file", "no_auth", "allow_origin")
+        if getattr(args, name)
+    ]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise UsageError(f"{flag} applies to --http only.", hint="Add --http [HOST:]PORT, or drop it.")
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` (an IPv6 host in brackets) as a host and a port."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or int(port) > 65535:
+        raise UsageError(f"--http takes [HOST:]PORT, not {text!r}.")
+    return host, int(port)
 
 
 def _hint(hint: str) -> str:
@@ -861,6 +919,8 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
 
     try:
         operations.healthcheck(_app(args))
+        if args.http:
+            _check_health_url(args.http)
     except OrchestrationError as error:
         sys.stderr.write(REDACTOR.scrub(f"unhealthy [{error.code}]: {error.message}{_hint(error.hint)}") + "\n")
         return ExitCode.FAILURE
@@ -870,6 +930,17 @@ def _cmd_healthcheck(args: argparse.Namespace) -> int:
         sys.stderr.write(REDACTOR.scrub(f"unhealthy [filesystem]: {reason}") + "\n")
         return ExitCode.FAILURE
     return ExitCode.OK
+
+
+def _check_health_url(url: str) -> None:
+    """Raise unless ``url`` answers 200 within a few seconds (the container's own server, on loopback)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=3):  # noqa: S310 (an operator's URL); any status but 2xx raises
+            pass
+    except (OSError, ValueError) as exc:
+        raise UnhealthyError(f"{url} does not answer: {type(exc).__name__}.") from None
 
 
 def _cmd_claude_config(args: argparse.Namespace) -> int:

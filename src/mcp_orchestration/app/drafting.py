@@ -105,10 +105,12 @@ class Drafting:
 
     def clear(self, client: str, profile: str) -> results.DraftCleared:
         """Drop the profile's draft."""
-        self.app.require_writable()
-        clients.get_client(client)
-        with self.store.lock():
-            cleared = self.store.clear(client, profile)
+        with self.app.telemetry.operation("draft_clear") as event:
+            event.set(keyid=self.app.require_writable().keyid)
+            clients.get_client(client)
+            with self.store.lock():
+                cleared = self.store.clear(client, profile)
+            event.set(client=client, profile=profile, changed=cleared)
         return {"client": client, "profile": profile, "cleared": cleared}
 
     def publish(self, client: str, profile: str, changelog: str = "") -> results.PublishResult:
@@ -155,11 +157,14 @@ class Drafting:
 
     def _edit(self, client: str, profile: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> results.DraftView:
         """Apply ``change`` to the draft's config: read, change and write under the drafts lock, so no edit is lost."""
-        key = self.app.require_writable()
-        with self.store.lock():
-            draft = self._draft(client, profile)
-            updated = Draft(client, profile, change(draft.payload), draft.base_artifact, utc_now())
-            self.store.save(updated, key)
+        with self.app.telemetry.operation("draft_edit") as event:
+            key = self.app.require_writable()
+            event.set(keyid=key.keyid)
+            with self.store.lock():
+                draft = self._draft(client, profile)
+                updated = Draft(client, profile, change(draft.payload), draft.base_artifact, utc_now())
+                self.store.save(updated, key)
+            event.set(client=client, profile=profile)
         return _shown(updated)
 
     def _diff_against_published(self, draft: Draft) -> ConfigDiff:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from mcp_orchestration.app.attribution import current_principal
 from mcp_orchestration.app.operations import App, check_changelog, read_published
 from mcp_orchestration.app.package_pins import resolve
 from mcp_orchestration.app.probe import ServerListing, probe
@@ -109,7 +110,13 @@ def sign_lock(app: App, tool_lock: ToolLock) -> dict[str, Any]:
         changelog = _changelog(tool_lock)
         check_changelog(changelog)
         version, lock_id, changed = app.index.record_lock(
-            key, client, profile, artifact=tool_lock.artifact, lock=body, changelog=changelog
+            key,
+            client,
+            profile,
+            artifact=tool_lock.artifact,
+            lock=body,
+            changelog=changelog,
+            published_by=current_principal(),
         )
         event.set(keyid=key.keyid, index_version=version, servers=len(tool_lock.servers), changed=changed)
         return {

@@ -14,10 +14,11 @@ import time
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from mcp_orchestration.app import rotation
 from mcp_orchestration.app.anchor import HostAnchor
+from mcp_orchestration.app.attribution import current_principal
 from mcp_orchestration.app.environment import ENV_EXPECT_KEY
 from mcp_orchestration.app.host_state import HostState
 from mcp_orchestration.app.policy_rules import require_pinned
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # the result types load pydantic, which the command line does
         HistoryVersion,
         Published,
         PublishedConfig,
+        Publisher,
         ToolLockView,
     )
 
@@ -157,8 +159,10 @@ def publish_payload(
     """
     with app.telemetry.operation("publish") as event:
         key = admit(app, client, profile, payload, changelog)
-        event.set(keyid=key.keyid)
-        update = ProfileUpdate(client, profile, payload, changelog, expected_base=base_artifact)
+        event.set(keyid=key.keyid, client=client, profile=profile)
+        update = ProfileUpdate(
+            client, profile, payload, changelog, expected_base=base_artifact, published_by=current_principal()
+        )
         config = McpConfig.from_payload(payload)
         result = app.index.publish(key, [update], lambda policy: require_pinned(policy, config))
         event.set(index_version=result.index_version, changed=not result.unchanged)
@@ -302,6 +306,7 @@ def profile_history(app: App, client: str, profile: str) -> ConfigHistory:
             "changelog": shown_changelog(e.changelog),
             "published_at": e.published_at,
             "index_version": e.index_version,
+            "published_by": None if e.published_by is None else cast("Publisher", e.published_by.to_json()),
         }
         for e in app.index.profile_history(client, profile)
     ]

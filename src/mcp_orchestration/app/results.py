@@ -154,6 +154,13 @@ class ExportedConfig(TypedDict):
 
 
 @with_config(STRICT)
+class Publisher(TypedDict):
+    subject: str
+    client_id: str
+    issuer: str
+
+
+@with_config(STRICT)
 class HistoryVersion(TypedDict):
     client: str
     profile: str
@@ -162,6 +169,10 @@ class HistoryVersion(TypedDict):
     changelog: str
     published_at: str
     index_version: IndexVersion
+    published_by: Annotated[
+        Publisher | None,
+        Field(description="The authenticated caller who published it over HTTP; null: the host's own operator."),
+    ]
 
 
 @with_config(STRICT)

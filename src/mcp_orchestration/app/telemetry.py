@@ -1,7 +1,8 @@
 """Operation events as JSON lines: bounded, redacted, and never a reason to fail.
 
 One event per operation goes to ``telemetry/events.jsonl`` with its outcome,
-duration, key id and index version. Payload contents and secrets are never
+duration, key id, index version and, for an authenticated HTTP caller, who
+asked (``by``: subject, client and issuer; never the token). Payload contents and secrets are never
 recorded; every line still passes through the redactor. When the file grows
 past its bound it is rotated to ``events.jsonl.1`` (and so on).
 """
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mcp_orchestration.app.attribution import current_principal
 from mcp_orchestration.core.errors import OrchestrationError
 from mcp_orchestration.core.fsutil import ensure_dir, exclusive_lock
 from mcp_orchestration.security.redaction import REDACTOR, Redactor
@@ -101,7 +103,8 @@ class Telemetry:
     @contextlib.contextmanager
     def operation(self, name: str) -> Iterator[Event]:
         """Time the block and record one event: ``ok``, or the error's code on failure."""
-        event = Event(name)
+        principal = current_principal()
+        event = Event(name, {} if principal is None else {"by": principal.to_json()})
         started = time.perf_counter()
         outcome = "ok"
         try:

@@ -259,6 +259,20 @@ class LockStaleError(PolicyError):
     hint = "The profile changed after its servers were locked: lock it again (`mcp-orchestration lock`)."
 
 
+class UnhealthyError(OrchestrationError):
+    """A health check's own HTTP endpoint does not answer."""
+
+    code = "unhealthy"
+    exit_code = ExitCode.UNAVAILABLE
+
+
+class InsufficientScopeError(OrchestrationError):
+    """An authenticated HTTP caller's token does not grant what the tool needs."""
+
+    code = "insufficient_scope"
+    hint = "Ask the issuer for a token with that scope (read-only tools need only the read scope)."
+
+
 class SigningKeyError(OrchestrationError):
     """Base of failures to obtain or use the signing key."""
 

@@ -6,7 +6,9 @@ generation the SDK speaks (2025-11-25 sessions, 2026-07-28 stateless requests).
 Every tool runs its :class:`~mcp_orchestration.server.tools.ConfigTools` method
 in a worker thread under a time limit; an expected failure becomes a tool error
 with a stable code, anything else a generic ``internal`` error, and all text
-passes through the redactor.
+passes through the redactor. Served over HTTP with authorization, a call also
+needs its tool's scope, and runs on behalf of the token's principal (who is
+then named in what it signs and logs).
 """
 
 from __future__ import annotations
@@ -18,14 +20,27 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult
 
-from mcp_orchestration.core.errors import InternalError, LimitError, OrchestrationError, UsageError, ValidationError
+from mcp_orchestration.app.attribution import acting_for
+from mcp_orchestration.core.errors import (
+    InsufficientScopeError,
+    InternalError,
+    LimitError,
+    OrchestrationError,
+    UsageError,
+    ValidationError,
+)
 from mcp_orchestration.security.ids import check_name_id
+from mcp_orchestration.security.principal import Principal
 from mcp_orchestration.security.redaction import REDACTOR
+from mcp_orchestration.server.auth import principal_of
 from mcp_orchestration.server.registry import TOOLS, ToolSpec
 from mcp_orchestration.server.tools import ConfigTools
 
@@ -66,15 +81,15 @@ def _redacted(result: Result) -> Result:
     return result if redacted == text else cast("Result", json.loads(redacted))
 
 
-async def _run(operation: Callable[[], Result]) -> Result:
-    """Run one operation in a worker thread with a time limit; map every failure to a tool error.
+async def _run(operation: Callable[[], Result], principal: Principal | None = None) -> Result:
+    """Run one operation in a worker thread with a time limit, for ``principal``; map every failure to a tool error.
 
     A failure is returned as a ``CallToolResult`` with ``isError`` set, which the
     SDK passes through unchanged (its type cannot be spelled in the tools' return
     annotations, which describe the success schema).
     """
     try:
-        with anyio.fail_after(CALL_TIMEOUT_SECONDS):
+        with acting_for(principal), anyio.fail_after(CALL_TIMEOUT_SECONDS):  # the thread runs in a copy of this context
             # The worker thread cannot be stopped; on timeout the call answers at once and the
             # thread finishes on its own (every write it makes is atomic and under a lock).
             return _redacted(await anyio.to_thread.run_sync(operation, abandon_on_cancel=True))
@@ -146,23 +161,50 @@ async def _hide_rejected_arguments(ctx: Any, call_next: Any) -> Any:
     return result
 
 
-def build_server(tools: ConfigTools) -> MCPServer:
-    """The MCP server for one store."""
+def build_server(
+    tools: ConfigTools, *, auth: AuthSettings | None = None, token_verifier: TokenVerifier | None = None
+) -> MCPServer:
+    """The MCP server for one store; with ``auth`` (HTTP only), a request needs a token ``token_verifier`` accepts."""
     server = MCPServer(
-        SERVER_NAME, instructions=INSTRUCTIONS, version=_version(), middleware=[_hide_rejected_arguments]
+        SERVER_NAME,
+        instructions=INSTRUCTIONS,
+        version=_version(),
+        middleware=[_hide_rejected_arguments],
+        auth=auth,
+        token_verifier=token_verifier,
     )
 
     for spec in TOOLS:
-        _register_tool(server, tools, spec)
+        _register_tool(server, tools, spec, authorized=auth is not None)
     _register_resources(server, tools)
     return server
 
 
-def _register_tool(server: MCPServer, tools: ConfigTools, spec: ToolSpec) -> None:
-    """Serve ``spec``: its method's signature is the tool's schema; each call looks the method up on ``tools``."""
+def _caller(spec: ToolSpec) -> Principal:
+    """The principal of the request's token, if it grants ``spec``'s scope; else the refusal.
+
+    The endpoint admits only tokens with the read scope; a writing tool's own
+    scope is checked here, per call. No token at all (it cannot happen behind
+    the SDK's middleware) is refused too: the check fails closed.
+    """
+    token = get_access_token()
+    if token is None or spec.scope not in token.scopes:
+        raise InsufficientScopeError(f"{spec.name} needs the scope {spec.scope}, which this token does not grant.")
+    return principal_of(token)
+
+
+def _register_tool(server: MCPServer, tools: ConfigTools, spec: ToolSpec, *, authorized: bool) -> None:
+    """Serve ``spec``: its method's signature is the tool's schema; each call looks the method up on ``tools``.
+
+    ``authorized``: the server checks tokens, so each call needs the tool's scope and runs for the token's principal.
+    """
 
     async def call(**arguments: Any) -> Any:
-        return await _run(lambda: getattr(tools, spec.name)(**arguments))
+        try:
+            principal = _caller(spec) if authorized else None
+        except InsufficientScopeError as error:
+            return _error_result(error)
+        return await _run(lambda: getattr(tools, spec.name)(**arguments), principal)
 
     call.__name__ = spec.name  # the SDK names the input schema after it
     call.__signature__ = spec.signature  # type: ignore[attr-defined]

@@ -3,8 +3,9 @@
 the MCP arguments to it, and a row here.
 
 Each row names the method (whose name, parameters and result type are the
-tool's name and input and output schemas), its description and whether it
-writes; the server registers every row the same way. Descriptions are fixed
+tool's name and input and output schemas), its description and the OAuth
+scope it needs over HTTP (a scope other than read means it writes); the server
+registers every row the same way. Descriptions are fixed
 text (a snapshot test guards them: a description that changes silently is how
 tool poisoning starts).
 """
@@ -18,21 +19,26 @@ from typing import Any
 
 from mcp_types import ToolAnnotations
 
+from mcp_orchestration.server.scopes import Scope
 from mcp_orchestration.server.tools import ConfigTools
 
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One MCP tool: the :class:`ConfigTools` method that serves it, what a model reads about it, and if it writes.
+    """One MCP tool: the :class:`ConfigTools` method that serves it, what a model reads about it, and its scope.
 
     A writing tool needs the signing key: the app layer refuses it with the
     key's error (``key_unavailable``, ``key_retired``...) in a process that
-    cannot sign; ``writes`` tells clients so up front (``readOnlyHint``).
+    cannot sign; :attr:`writes` tells clients so up front (``readOnlyHint``).
     """
 
     handler: Callable[..., Mapping[str, Any]]
     description: str
-    writes: bool = False
+    scope: Scope = Scope.READ
+
+    @property
+    def writes(self) -> bool:
+        return self.scope is not Scope.READ
 
     @property
     def name(self) -> str:
@@ -78,18 +84,18 @@ TOOLS: tuple[ToolSpec, ...] = (
         ConfigTools.add_server_to_config,
         "Add a catalog server to a profile's draft. Required secrets become ${env:NAME} placeholders; "
         "secret values are never accepted.",
-        writes=True,
+        scope=Scope.DRAFT,
     ),
     ToolSpec(
         ConfigTools.remove_server_from_config,
         "Remove a server, by its name in the config, from a profile's draft.",
-        writes=True,
+        scope=Scope.DRAFT,
     ),
     ToolSpec(
         ConfigTools.view_draft_config,
         "Show a profile's draft (masked) and its difference from the published config.",
     ),
-    ToolSpec(ConfigTools.clear_draft_config, "Discard a profile's draft.", writes=True),
+    ToolSpec(ConfigTools.clear_draft_config, "Discard a profile's draft.", scope=Scope.DRAFT),
     ToolSpec(
         ConfigTools.validate_config,
         "Validate a profile's draft: shape, limits, and secrets that must be placeholders instead.",
@@ -97,7 +103,7 @@ TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         ConfigTools.publish_config,
         "Validate, sign and publish a profile's draft as a new index version. Needs the server's signing key.",
-        writes=True,
+        scope=Scope.PUBLISH,
     ),
     ToolSpec(
         ConfigTools.get_config_history,

@@ -6,8 +6,9 @@ the small *head* is signed (``trust/metadata.py``); it names a *root*, which map
 its artifact and the entry before it, so a profile's history is its entry
 chain and the audit log is the head chain. An entry also names the profile's
 latest *tool lock* (``config/toollock.py``), carried forward by later publishes
-so that a lock taken for an older artifact shows as stale; the root names the
-store's *policy* (``config/policy.py``).
+so that a lock taken for an older artifact shows as stale, and who published it
+(``published_by``, an authenticated HTTP caller; absent for the host's own
+operator); the root names the store's *policy* (``config/policy.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mcp_orchestration.config.policy import POLICY_TYPE, StorePolicy
 from mcp_orchestration.config.toollock import ToolLock
 from mcp_orchestration.core.errors import IntegrityError, InvalidIdError, ValidationError
 from mcp_orchestration.security.ids import check_artifact_id, is_name_id
+from mcp_orchestration.security.principal import Principal
 from mcp_orchestration.store.cas import ContentStore
 from mcp_orchestration.trust.metadata import Head, json_field, object_id, optional_object_id, typed_body
 
@@ -36,19 +38,26 @@ class Entry:
     published_at: str
     index_version: int
     lock: str | None = None
+    published_by: Principal | None = None
 
     def to_json(self) -> dict[str, Any]:
-        lock = {} if self.lock is None else {"lock": self.lock}  # entries without one stay as earlier releases wrote
-        return lock | {
-            "_type": "entry",
-            "client": self.client,
-            "profile": self.profile,
-            "artifact": self.artifact,
-            "previous_entry": self.previous_entry,
-            "changelog": self.changelog,
-            "published_at": self.published_at,
-            "index_version": self.index_version,
-        }
+        # Entries without a lock or a publisher stay exactly as earlier releases wrote them.
+        lock = {} if self.lock is None else {"lock": self.lock}
+        publisher = {} if self.published_by is None else {"published_by": self.published_by.to_json()}
+        return (
+            lock
+            | publisher
+            | {
+                "_type": "entry",
+                "client": self.client,
+                "profile": self.profile,
+                "artifact": self.artifact,
+                "previous_entry": self.previous_entry,
+                "changelog": self.changelog,
+                "published_at": self.published_at,
+                "index_version": self.index_version,
+            }
+        )
 
     @classmethod
     def from_json(cls, raw: Any, what: str) -> Entry:
@@ -65,6 +74,7 @@ class Entry:
             published_at=json_field(body, "published_at", str, what),
             index_version=json_field(body, "index_version", int, what),
             lock=optional_object_id(body, "lock", what),
+            published_by=Principal.from_json(body["published_by"], what) if "published_by" in body else None,
         )
 
     def named_objects(self) -> tuple[str, ...]:

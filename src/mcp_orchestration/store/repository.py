@@ -48,6 +48,7 @@ from mcp_orchestration.core.fsutil import (
     remove_stale_temps,
 )
 from mcp_orchestration.security.ids import check_artifact_id, check_name_id
+from mcp_orchestration.security.principal import Principal
 from mcp_orchestration.store.cas import MAX_OBJECT_BYTES, ContentStore, digest_of
 from mcp_orchestration.store.deep import DeepCheck, VerifyReport
 from mcp_orchestration.store.guard import Guard, create_guard, raise_guard, read_guard
@@ -96,6 +97,7 @@ class ProfileUpdate:
     payload: dict[str, Any]
     changelog: str = ""
     expected_base: ExpectedBase = field(default=ANY_BASE, kw_only=True)
+    published_by: Principal | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -362,14 +364,24 @@ class Repository:
                     unchanged.append(name)
                     continue
                 lock = previous.lock if previous is not None else None
-                tree.put_entry(update.client, update.profile, artifact, update.changelog, lock=lock)
+                tree.put_entry(
+                    update.client, update.profile, artifact, update.changelog, lock=lock, by=update.published_by
+                )
             if len(unchanged) == len(updates):
                 return PublishResult(current.head.version, artifacts, unchanged, key.keyid)
             self._write_tree(key, history, current, tree)
             return PublishResult(tree.version, artifacts, unchanged, key.keyid)
 
     def record_lock(
-        self, key: Signer, client: str, profile: str, *, artifact: str, lock: dict[str, Any], changelog: str
+        self,
+        key: Signer,
+        client: str,
+        profile: str,
+        *,
+        artifact: str,
+        lock: dict[str, Any],
+        changelog: str,
+        published_by: Principal | None = None,
     ) -> tuple[int, str, bool]:
         """Name ``lock`` (taken for ``artifact``) in a new entry of the profile: (index version, lock id, changed).
 
@@ -391,7 +403,7 @@ class Repository:
             lock_id = self.objects.put_json(lock, tree.batch)
             if entry.lock == lock_id:
                 return current.head.version, lock_id, False
-            tree.put_entry(client, profile, artifact, changelog, lock=lock_id)
+            tree.put_entry(client, profile, artifact, changelog, lock=lock_id, by=published_by)
             self._write_tree(key, history, current, tree)
             return tree.version, lock_id, True
 
@@ -530,10 +542,13 @@ class _NextTree:
         """The id of the profile's latest entry in this version so far."""
         return self._tree(client).get(profile)
 
-    def put_entry(self, client: str, profile: str, artifact: str, changelog: str, *, lock: str | None) -> None:
+    def put_entry(
+        self, client: str, profile: str, artifact: str, changelog: str, *, lock: str | None, by: Principal | None
+    ) -> None:
         """Add the profile's next entry, after its latest."""
         previous = self.latest(client, profile)
-        entry = Entry(client, profile, artifact, previous, changelog, format_time(self.moment), self.version, lock)
+        moment = format_time(self.moment)
+        entry = Entry(client, profile, artifact, previous, changelog, moment, self.version, lock, by)
         self._tree(client)[profile] = self.objects.put_json(entry.to_json(), self.batch)
         self.changed_clients.add(client)
 

@@ -1,0 +1,247 @@
+"""Bearer-token verification for the HTTP server, as an OAuth 2.1 resource server (the MCP authorization spec).
+
+Two verifiers fit the SDK's ``TokenVerifier`` protocol, whose middleware
+answers every refusal with 401 and a ``WWW-Authenticate`` header naming the
+RFC 9728 metadata:
+
+- :class:`JwtVerifier`: JWT access tokens (RFC 9068) from an issuer, checked
+  with PyJWT against the issuer's JWKS (discovered from its RFC 8414 or OpenID
+  metadata, cached, refetched when a token names a key it has not seen, at
+  most once per cooldown). The signature algorithm is the key's own and must
+  be asymmetric (never ``none``, never HMAC: a public key is no secret); ``iss``
+  must be the issuer, ``aud`` this resource's canonical URL (RFC 8707);
+  ``exp`` is required and ``nbf`` honoured.
+- :class:`StaticTokenVerifier`: one long random token read from a secret file,
+  for a small team without an identity provider.
+
+A token is never passed on, logged or quoted: a refusal is logged by its
+reason's name alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio.to_thread
+import jwt
+from mcp.server.auth.provider import AccessToken
+
+from mcp_orchestration.core.errors import UsageError
+from mcp_orchestration.core.fsutil import read_named_file
+from mcp_orchestration.security.principal import Principal, is_principal_field
+from mcp_orchestration.security.redaction import REDACTOR
+from mcp_orchestration.server.scopes import SERVED_SCOPES, Scope
+
+log = logging.getLogger(__name__)
+
+# Asymmetric only: with an HMAC algorithm allowed, a token "signed" with the issuer's public key would verify.
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+LEEWAY_SECONDS = 30  # clock skew allowed between this host and the issuer
+JWKS_LIFETIME_SECONDS = 300.0  # a cached key set is refetched after this
+JWKS_COOLDOWN_SECONDS = (
+    30.0  # an unknown kid refetches the set at most this often: garbage kids cannot flood the issuer
+)
+FETCH_TIMEOUT_SECONDS = 5.0
+MAX_METADATA_BYTES = 256 << 10
+MAX_TOKEN_BYTES = 16 << 10  # a bearer token longer than this is refused unread
+MIN_STATIC_TOKEN_CHARS = 32
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def require_secure_url(url: str, what: str) -> str:
+    """``url`` if it is https, or http to a loopback address (a test issuer); else a usage error."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise UsageError(f"The {what} must be an https URL (http only to a loopback address), not {url!r}.")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def principal_of(token: AccessToken) -> Principal:
+    """Who a verified token speaks for (both verifiers fill in a subject and an issuer)."""
+    issuer = (token.claims or {}).get("iss")
+    return Principal(str(token.subject), token.client_id, str(issuer))
+
+
+class TokenRefused(Exception):
+    """Why a token was refused, by a name safe to log."""
+
+
+@dataclass(frozen=True)
+class JwtSettings:
+    """What a JWT access token must say to be accepted here."""
+
+    issuer: str
+    resource: str  # this server's canonical URL: the audience a token must name
+    jwks_url: str | None = None  # None: discovered from the issuer's metadata
+
+
+class JwtVerifier:
+    """Verifies JWT access tokens against the issuer's published keys."""
+
+    def __init__(self, settings: JwtSettings) -> None:
+        require_secure_url(settings.issuer, "issuer")
+        if settings.jwks_url is not None:
+            require_secure_url(settings.jwks_url, "JWKS URL")
+        self.settings = settings
+        self._keys: jwt.PyJWKClient | None = None
+        self._discovery_failed_at = -JWKS_COOLDOWN_SECONDS
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            return await anyio.to_thread.run_sync(self.verify, token)
+        except TokenRefused as refusal:
+            log.warning("Refused a bearer token: %s", refusal)
+            return None
+
+    def verify(self, token: str) -> AccessToken:
+        """The token's access, or :class:`TokenRefused` (blocking: it may fetch the issuer's keys)."""
+        if len(token) > MAX_TOKEN_BYTES:
+            raise TokenRefused("token_too_long")
+        try:
+            key = self._key_set().get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(ALGORITHMS),
+                audience=self.settings.resource,
+                issuer=self.settings.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWKClientConnectionError:
+            raise TokenRefused("issuer_keys_unavailable") from None
+        except jwt.PyJWTError as error:  # its messages may quote the token's header: only the class is kept
+            raise TokenRefused(type(error).__name__) from None
+        return _access(token, claims, self.settings.resource)
+
+    def _key_set(self) -> jwt.PyJWKClient:
+        if self._keys is None:
+            if time.monotonic() - self._discovery_failed_at < JWKS_COOLDOWN_SECONDS:
+                raise TokenRefused("issuer_metadata_unavailable")  # asked moments ago: do not hammer a down issuer
+            try:
+                jwks_url = self.settings.jwks_url or discover_jwks_url(self.settings.issuer)
+            except TokenRefused:
+                self._discovery_failed_at = time.monotonic()
+                raise
+            self._keys = jwt.PyJWKClient(
+                jwks_url,
+                cache_jwk_set=True,
+                lifespan=JWKS_LIFETIME_SECONDS,
+                timeout=FETCH_TIMEOUT_SECONDS,
+                cooldown_duration=JWKS_COOLDOWN_SECONDS,
+            )
+        return self._keys
+
+
+def discover_jwks_url(issuer: str) -> str:
+    """The issuer's ``jwks_uri``, from its RFC 8414 metadata or else its OpenID configuration.
+
+    The metadata must name the issuer exactly (RFC 8414 section 3.3), and the
+    key set must be served as securely as the issuer.
+    """
+    base = issuer.rstrip("/")
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+        try:
+            metadata = _fetch_json(base + path)
+        except (OSError, ValueError):
+            continue
+        if metadata.get("issuer") == issuer and isinstance(metadata.get("jwks_uri"), str):
+            return require_secure_url(metadata["jwks_uri"], "issuer's jwks_uri")
+    raise TokenRefused("issuer_metadata_unavailable")
+
+
+def _fetch_json(url: str) -> Mapping[str, Any]:
+    request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (https or loopback)
+    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+        body = response.read(MAX_METADATA_BYTES + 1)
+    if len(body) > MAX_METADATA_BYTES:
+        raise ValueError("metadata too large")
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("metadata is not an object")
+    return data
+
+
+def _access(token: str, claims: Mapping[str, Any], resource: str) -> AccessToken:
+    """The SDK's view of a verified token; a token without a usable client or subject is refused."""
+    client_id = claims.get("client_id", claims.get("azp"))
+    for value, reason in ((claims.get("sub"), "token_subject"), (client_id, "token_client_id")):
+        if not is_principal_field(value):
+            raise TokenRefused(reason)
+    if not is_principal_field(claims.get("iss")):
+        raise TokenRefused("token_issuer")
+    exp = claims.get("exp")
+    return AccessToken(
+        token=token,
+        client_id=str(client_id),
+        scopes=_scopes(claims),
+        expires_at=int(exp) if isinstance(exp, int | float) else None,
+        resource=resource,  # the audience was checked against it
+        subject=str(claims["sub"]),
+        claims={"iss": claims["iss"]},
+    )
+
+
+def _scopes(claims: Mapping[str, Any]) -> list[str]:
+    """The granted scopes: RFC 9068's space-separated ``scope``, or the ``scp`` list some issuers use."""
+    granted = claims.get("scope", claims.get("scp", ""))
+    words: Iterable[object] = (
+        granted.split() if isinstance(granted, str) else granted if isinstance(granted, list) else ()
+    )
+    return [word for word in words if isinstance(word, str)]
+
+
+class StaticTokenVerifier:
+    """One shared bearer token from a secret file; its holder is named by the token's fingerprint, not by the token."""
+
+    def __init__(self, token_file: Path, resource: str, scopes: Iterable[Scope] = SERVED_SCOPES) -> None:
+        try:
+            token = read_named_file(token_file, MAX_TOKEN_FILE_BYTES).decode("ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            raise UsageError(f"The token file {token_file} cannot be read as ASCII text.") from None
+        if len(token) < MIN_STATIC_TOKEN_CHARS or not token.isprintable() or " " in token:
+            raise UsageError(
+                f"The token in {token_file} must be one word of at least {MIN_STATIC_TOKEN_CHARS} characters.",
+                hint="Make one with `openssl rand -base64 32 > FILE`.",
+            )
+        REDACTOR.register_text(token)
+        self._digest = hashlib.sha256(token.encode()).digest()
+        self.fingerprint = self._digest.hex()[:16]
+        self.resource = resource
+        self.scopes = [str(scope) for scope in scopes]
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        presented = hashlib.sha256(token.encode("utf-8", "replace")).digest()
+        if not hmac.compare_digest(presented, self._digest):
+            log.warning("Refused a bearer token: not the static token")
+            return None
+        return AccessToken(
+            token=token,
+            client_id="static-token",
+            scopes=self.scopes,
+            resource=self.resource,
+            subject=f"static-token:{self.fingerprint}",
+            claims={"iss": self.resource},
+        )
