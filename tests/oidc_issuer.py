@@ -54,6 +54,7 @@ class Issuer:
     keys: list[IssuerKey] = field(default_factory=lambda: [new_key()])
     jwks_fetches: int = 0
     down: bool = False  # answer 503 to everything (an outage)
+    authorization_headers: list[str] = field(default_factory=list)  # any a resource server sent (it must send none)
 
     @property
     def signing(self) -> IssuerKey:
@@ -110,6 +111,8 @@ class Issuer:
 def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if "Authorization" in self.headers:
+                issuer.authorization_headers.append(self.headers["Authorization"])
             if issuer.down:
                 self._send(503, {"error": "down"})
             elif self.path == "/.well-known/openid-configuration":

@@ -547,8 +547,9 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from mcp_orchestration.app import operations
 
     result = operations.profile_history(_app(args), args.client, args.profile)  # changelogs come back escaped
-    lines = [
-        f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  {v['changelog']}".rstrip()
+    lines = [  # who: an HTTP caller's subject, or "-" for the host's own operator
+        f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  "
+        f"{v['published_by']['subject'] if v['published_by'] else '-'}  {v['changelog']}".rstrip()
         for v in result["versions"]
     ]
     return _emit(args, result, "\n".join(lines))

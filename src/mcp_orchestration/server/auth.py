@@ -95,6 +95,9 @@ class JwtSettings:
     issuer: str
     resource: str  # this server's canonical URL: the audience a token must name
     jwks_url: str | None = None  # None: discovered from the issuer's metadata
+    # After a fetch, a token naming an unknown key waits this long before the set is fetched again
+    # (a key the issuer just rotated in is refused until then; garbage kids cost the issuer little).
+    key_cooldown: float = JWKS_COOLDOWN_SECONDS
 
 
 class JwtVerifier:
@@ -106,7 +109,7 @@ class JwtVerifier:
             require_secure_url(settings.jwks_url, "JWKS URL")
         self.settings = settings
         self._keys: jwt.PyJWKClient | None = None
-        self._discovery_failed_at = -JWKS_COOLDOWN_SECONDS
+        self._discovery_failed_at = -settings.key_cooldown
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -138,7 +141,7 @@ class JwtVerifier:
 
     def _key_set(self) -> jwt.PyJWKClient:
         if self._keys is None:
-            if time.monotonic() - self._discovery_failed_at < JWKS_COOLDOWN_SECONDS:
+            if time.monotonic() - self._discovery_failed_at < self.settings.key_cooldown:
                 raise TokenRefused("issuer_metadata_unavailable")  # asked moments ago: do not hammer a down issuer
             try:
                 jwks_url = self.settings.jwks_url or discover_jwks_url(self.settings.issuer)
@@ -150,7 +153,7 @@ class JwtVerifier:
                 cache_jwk_set=True,
                 lifespan=JWKS_LIFETIME_SECONDS,
                 timeout=FETCH_TIMEOUT_SECONDS,
-                cooldown_duration=JWKS_COOLDOWN_SECONDS,
+                cooldown_duration=self.settings.key_cooldown,
             )
         return self._keys
 

@@ -31,7 +31,6 @@ from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import AnyHttpUrl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -98,11 +97,13 @@ def auth_settings(endpoint: HttpEndpoint, verifier: TokenVerifier) -> AuthSettin
     metadata document: its ``WWW-Authenticate`` names no ``resource_metadata``.
     """
     issuer = verifier.settings.issuer if isinstance(verifier, JwtVerifier) else None
-    return AuthSettings(
-        issuer_url=AnyHttpUrl(issuer or endpoint.url),  # unused without metadata
-        resource_server_url=AnyHttpUrl(endpoint.url) if issuer else None,
-        required_scopes=[scopes.Scope.READ.value],
-        validate_token_resource=bool(issuer),
+    return AuthSettings.model_validate(  # strings, so a path-less issuer keeps its exact form (RFC 8414 3.3)
+        {
+            "issuer_url": issuer or endpoint.url,  # unused without metadata
+            "resource_server_url": endpoint.url if issuer else None,
+            "required_scopes": [scopes.Scope.READ.value],
+            "validate_token_resource": bool(issuer),
+        }
     )
 
 
