@@ -205,8 +205,12 @@ async def test_a_read_token_cannot_write_and_nothing_is_stored(server: HttpServe
 
 
 @pytest.mark.anyio
-async def test_a_draft_token_edits_but_cannot_publish(server: HttpServer, issuer: Issuer) -> None:
-    async with session(server.url, issuer.mint(server.url, scopes=f"{READ} {DRAFT}"), mode="auto") as client:
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_draft_token_edits_but_cannot_publish_in_either_protocol_generation(
+    mode: str, server: HttpServer, issuer: Issuer
+) -> None:
+    async with session(server.url, issuer.mint(server.url, scopes=f"{READ} {DRAFT}"), mode=mode) as client:
+        assert client.protocol_version == {"legacy": "2025-11-25", "auto": "2026-07-28"}[mode]
         added = await client.call_tool(
             "add_server_to_config",
             {"client": CD, "profile": "default", "server_id": "filesystem", "parameters": {"paths": ["/tmp"]}},
