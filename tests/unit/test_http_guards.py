@@ -94,6 +94,9 @@ def test_off_loopback_the_public_url_is_required_and_must_end_in_mcp() -> None:
         HttpEndpoint(ANYWHERE, 8080).check()
     with pytest.raises(UsageError, match="/mcp"):
         HttpEndpoint(ANYWHERE, 8080, resource="https://mcp.example.com/").check()
+    for odd in ("https://mcp.example.com/mcp?x=1", "https://mcp.example.com/mcp#f", "https://u:p@mcp.example.com/mcp"):
+        with pytest.raises(UsageError, match="/mcp"):
+            HttpEndpoint(ANYWHERE, 8080, resource=odd).check()
     HttpEndpoint(ANYWHERE, 8080, resource="https://mcp.example.com/mcp").check()
 
 

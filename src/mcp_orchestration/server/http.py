@@ -76,7 +76,8 @@ class HttpEndpoint:
                 hint="Add --resource https://NAME/mcp (the URL clients use; TLS ends at your proxy).",
             )
         parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path != MCP_PATH:
+        plain = not (parts.query or parts.fragment or parts.username or parts.password)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path != MCP_PATH or not plain:
             raise UsageError(f"The resource URL must be http(s)://HOST[:PORT]{MCP_PATH}, not {self.url!r}.")
 
     def transport_security(self) -> TransportSecuritySettings:
