@@ -114,6 +114,7 @@ def test_non_ed25519_keys_are_format_errors(
 @pytest.mark.parametrize(
     "content",
     [b"", b"garbage", b"-----BEGIN " + b"PRIVATE KEY-----\nAAAA\n-----END " + b"PRIVATE KEY-----\n", os.urandom(64)],
+    ids=["empty", "text", "pem-without-key", "random"],  # stable ids: parallel workers must collect the same tests
 )
 def test_garbage_is_a_format_error(tmp_path: Path, content: bytes) -> None:
     (tmp_path / "k").write_bytes(content)
