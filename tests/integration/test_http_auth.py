@@ -188,6 +188,18 @@ def test_the_issuer_s_keys_are_cached_and_garbage_kids_do_not_flood_it(server: H
     assert issuer.authorization_headers == []  # no token is ever passed on to the issuer
 
 
+def test_a_key_set_that_is_not_json_is_a_401_and_is_not_fetched_for_every_request(
+    server: HttpServer, issuer: Issuer
+) -> None:
+    """The attack: an issuer's JWKS answering an HTML error page made every request a 500 and a fetch."""
+    issuer.jwks_body = b"<html>502 Bad Gateway</html>"
+    for _ in range(5):
+        response = server.post(INITIALIZE, token=issuer.mint(server.url))
+        assert response.status_code == 401, response.text
+    assert issuer.jwks_requests == 1
+    assert "issuer_keys_unavailable" in server.stderr()
+
+
 @pytest.mark.anyio
 async def test_a_read_token_cannot_write_and_nothing_is_stored(server: HttpServer, issuer: Issuer, home: Path) -> None:
     before = stored_files(home)
