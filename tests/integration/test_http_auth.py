@@ -127,6 +127,7 @@ REFUSED: dict[str, Any] = {
     "no sub": lambda i, aud: i.mint(aud, sub=None),
     "no client id": lambda i, aud: i.mint(aud, client_id=None),
     "subject with a newline": lambda i, aud: i.mint(aud, subject="alice\nFORGED history line"),
+    "subject history shows for the host's own operator": lambda i, aud: i.mint(aud, subject="-"),
     "garbage": lambda i, aud: "not.a.jwt",
 }
 

@@ -39,7 +39,7 @@ from mcp.server.auth.provider import AccessToken
 
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.core.fsutil import read_named_file
-from mcp_orchestration.security.principal import Principal, is_principal_field
+from mcp_orchestration.security.principal import OPERATOR, Principal, is_principal_field
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.server.scopes import SERVED_SCOPES, Scope
 
@@ -234,6 +234,8 @@ def _access(token: str, claims: Mapping[str, Any], resource: str) -> AccessToken
     for value, reason in ((claims.get("sub"), "token_subject"), (client_id, "token_client_id")):
         if not is_principal_field(value):
             raise TokenRefused(reason)
+    if claims["sub"] == OPERATOR:  # history would show the write as the host operator's own
+        raise TokenRefused("token_subject")
     if not is_principal_field(claims.get("iss")):
         raise TokenRefused("token_issuer")
     exp = claims.get("exp")
