@@ -28,6 +28,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
+from mcp_orchestration.server.http import MAX_SESSIONS_PER_PRINCIPAL
 from tests.conftest import run_process
 from tests.http_server import INITIALIZE, HttpServer, http_server
 from tests.oidc_issuer import Issuer, new_key, serve_issuer
@@ -275,6 +276,15 @@ def test_a_session_answers_only_the_token_that_opened_it(server: HttpServer, iss
     assert stolen.status_code == 404
     own = server.post(ping, token=issuer.mint(server.url, subject="alice@example.com"), headers=headers)
     assert own.status_code == 200
+
+
+def test_one_token_cannot_take_every_session(server: HttpServer, issuer: Issuer) -> None:
+    """The attack: a read-only token opened all MAX_SESSIONS sessions, and no other client could connect for 15 min."""
+    hog = issuer.mint(server.url, subject="mallory@example.com", scopes=READ)
+    opened = [server.post(INITIALIZE, token=hog).status_code for _ in range(MAX_SESSIONS_PER_PRINCIPAL)]
+    assert opened == [200] * MAX_SESSIONS_PER_PRINCIPAL
+    assert server.post(INITIALIZE, token=hog).status_code == 503
+    assert server.post(INITIALIZE, token=issuer.mint(server.url, scopes=EVERYTHING)).status_code == 200
 
 
 def test_a_forged_origin_or_host_is_refused(server: HttpServer, issuer: Issuer) -> None:
