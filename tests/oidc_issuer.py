@@ -54,6 +54,9 @@ class Issuer:
     keys: list[IssuerKey] = field(default_factory=lambda: [new_key()])
     jwks_fetches: int = 0
     down: bool = False  # answer 503 to everything (an outage)
+    stall: float = 0.0  # seconds to wait before answering anything (a slow or partitioned issuer)
+    jwks_requests: int = 0  # every request for the key set, answered or not
+    jwks_body: bytes | None = None  # served as the key set instead of the keys (a broken or hijacked endpoint)
     authorization_headers: list[str] = field(default_factory=list)  # any a resource server sent (it must send none)
 
     @property
@@ -113,10 +116,16 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if "Authorization" in self.headers:
                 issuer.authorization_headers.append(self.headers["Authorization"])
+            if self.path == "/jwks.json":
+                issuer.jwks_requests += 1
+            if issuer.stall:
+                time.sleep(issuer.stall)
             if issuer.down:
                 self._send(503, {"error": "down"})
             elif self.path == "/.well-known/openid-configuration":
                 self._send(200, issuer.metadata())
+            elif self.path == "/jwks.json" and issuer.jwks_body is not None:
+                self._send_bytes(200, issuer.jwks_body)
             elif self.path == "/jwks.json":
                 issuer.jwks_fetches += 1
                 self._send(200, {"keys": [key.public_jwk() for key in issuer.keys]})
@@ -124,7 +133,9 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"error": "not_found"})
 
         def _send(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
+            self._send_bytes(status, json.dumps(body).encode())
+
+        def _send_bytes(self, status: int, data: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

@@ -545,11 +545,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from mcp_orchestration.app import operations
+    from mcp_orchestration.security.principal import OPERATOR
 
     result = operations.profile_history(_app(args), args.client, args.profile)  # changelogs come back escaped
-    lines = [  # who: an HTTP caller's subject, or "-" for the host's own operator
+    lines = [  # who: an HTTP caller's subject, or "-" for the host's own operator (no token may say "-")
         f"{v['index_version']:>6}  {v['published_at']}  {v['artifact']}  "
-        f"{v['published_by']['subject'] if v['published_by'] else '-'}  {v['changelog']}".rstrip()
+        f"{v['published_by']['subject'] if v['published_by'] else OPERATOR}  {v['changelog']}".rstrip()
         for v in result["versions"]
     ]
     return _emit(args, result, "\n".join(lines))

@@ -28,6 +28,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
+from mcp_orchestration.server.http import MAX_SESSIONS_PER_PRINCIPAL
 from tests.conftest import run_process
 from tests.http_server import INITIALIZE, HttpServer, http_server
 from tests.oidc_issuer import Issuer, new_key, serve_issuer
@@ -127,6 +128,7 @@ REFUSED: dict[str, Any] = {
     "no sub": lambda i, aud: i.mint(aud, sub=None),
     "no client id": lambda i, aud: i.mint(aud, client_id=None),
     "subject with a newline": lambda i, aud: i.mint(aud, subject="alice\nFORGED history line"),
+    "subject history shows for the host's own operator": lambda i, aud: i.mint(aud, subject="-"),
     "garbage": lambda i, aud: "not.a.jwt",
 }
 
@@ -186,6 +188,18 @@ def test_the_issuer_s_keys_are_cached_and_garbage_kids_do_not_flood_it(server: H
         assert server.post(INITIALIZE, token=issuer.mint(server.url, key=new_key())).status_code == 401
     assert issuer.jwks_fetches <= fetches + 1
     assert issuer.authorization_headers == []  # no token is ever passed on to the issuer
+
+
+def test_a_key_set_that_is_not_json_is_a_401_and_is_not_fetched_for_every_request(
+    server: HttpServer, issuer: Issuer
+) -> None:
+    """The attack: an issuer's JWKS answering an HTML error page made every request a 500 and a fetch."""
+    issuer.jwks_body = b"<html>502 Bad Gateway</html>"
+    for _ in range(5):
+        response = server.post(INITIALIZE, token=issuer.mint(server.url))
+        assert response.status_code == 401, response.text
+    assert issuer.jwks_requests == 1
+    assert "issuer_keys_unavailable" in server.stderr()
 
 
 @pytest.mark.anyio
@@ -262,6 +276,15 @@ def test_a_session_answers_only_the_token_that_opened_it(server: HttpServer, iss
     assert stolen.status_code == 404
     own = server.post(ping, token=issuer.mint(server.url, subject="alice@example.com"), headers=headers)
     assert own.status_code == 200
+
+
+def test_one_token_cannot_take_every_session(server: HttpServer, issuer: Issuer) -> None:
+    """The attack: a read-only token opened all MAX_SESSIONS sessions, and no other client could connect for 15 min."""
+    hog = issuer.mint(server.url, subject="mallory@example.com", scopes=READ)
+    opened = [server.post(INITIALIZE, token=hog).status_code for _ in range(MAX_SESSIONS_PER_PRINCIPAL)]
+    assert opened == [200] * MAX_SESSIONS_PER_PRINCIPAL
+    assert server.post(INITIALIZE, token=hog).status_code == 503
+    assert server.post(INITIALIZE, token=issuer.mint(server.url, scopes=EVERYTHING)).status_code == 200
 
 
 def test_a_forged_origin_or_host_is_refused(server: HttpServer, issuer: Issuer) -> None:

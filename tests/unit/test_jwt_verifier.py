@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from mcp_orchestration.core.errors import IntegrityError, UsageError
 from mcp_orchestration.security.principal import Principal
+from mcp_orchestration.server import auth
 from mcp_orchestration.server.auth import (
     MAX_TOKEN_BYTES,
     JwtSettings,
@@ -19,7 +21,7 @@ from mcp_orchestration.server.auth import (
     principal_of,
     require_secure_url,
 )
-from tests.oidc_issuer import Issuer, serve_issuer
+from tests.oidc_issuer import Issuer, new_key, serve_issuer
 
 RESOURCE = "http://127.0.0.1:8080/mcp"
 
@@ -81,6 +83,59 @@ def test_an_issuer_outage_refuses_tokens_and_recovers(issuer: Issuer) -> None:
     issuer.down = False
     time.sleep(0.3)
     assert check.verify(issuer.mint(RESOURCE)).client_id == "claude-code"
+
+
+def test_garbage_kids_do_not_refetch_the_key_set_while_the_issuer_fails(issuer: Issuer) -> None:
+    """The attack: while the issuer errors, every token naming an unknown kid fetched the key set again."""
+    check = verifier(issuer, cooldown=1.0)
+    check.verify(issuer.mint(RESOURCE))
+    garbage = [issuer.mint(RESOURCE, key=new_key("ES256")) for _ in range(20)]
+    issuer.down = True
+    time.sleep(1.1)  # past the cooldown of the last good fetch
+    for token in garbage:
+        with pytest.raises(TokenRefused, match="issuer_keys_unavailable"):
+            check.verify(token)
+    assert issuer.jwks_requests == 2  # the first fetch, and one failed refetch: the failure starts the cooldown
+    issuer.down = False
+    time.sleep(1.1)
+    rotated = issuer.rotate()
+    assert check.verify(issuer.mint(RESOURCE, key=rotated)).subject == "alice@example.com"  # and it recovers
+
+
+def test_a_cached_key_does_not_wait_behind_refetches_of_a_stalled_issuer(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The attack: garbage kids, each refetching from a partitioned issuer, queued every good token behind them."""
+    monkeypatch.setattr(auth, "FETCH_TIMEOUT_SECONDS", 0.5)
+    check = verifier(issuer)
+    good = issuer.mint(RESOURCE)
+    check.verify(good)
+    time.sleep(0.3)
+    issuer.stall = 2.0  # answers nothing within the fetch timeout
+
+    def garbage() -> None:
+        with pytest.raises(TokenRefused):
+            check.verify(issuer.mint(RESOURCE, key=new_key("ES256")))
+
+    attackers = [threading.Thread(target=garbage) for _ in range(4)]
+    for thread in attackers:
+        thread.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    assert check.verify(good).subject == "alice@example.com"
+    assert time.monotonic() - started < 0.3
+    for thread in attackers:
+        thread.join()
+    assert issuer.jwks_requests == 2  # one stalled refetch; the other attackers were turned away at once
+
+
+def test_a_key_set_that_is_not_json_is_a_refusal_and_is_not_fetched_again_at_once(issuer: Issuer) -> None:
+    issuer.jwks_body = b"<html>502 Bad Gateway</html>"
+    check = verifier(issuer, cooldown=60)
+    for _ in range(5):
+        with pytest.raises(TokenRefused, match="issuer_keys_unavailable"):
+            check.verify(issuer.mint(RESOURCE))
+    assert issuer.jwks_requests == 1
 
 
 def test_metadata_naming_another_issuer_is_not_trusted(issuer: Issuer) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from mcp_orchestration.core.errors import IntegrityError
 
 _FIELD = re.compile(r"[\x21-\x7e]{1,255}")
+OPERATOR = "-"  # what ``history`` shows for the host's own operator, so no token may name it as its subject
 
 
 def is_principal_field(value: object) -> bool:

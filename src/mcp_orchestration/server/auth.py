@@ -39,7 +39,7 @@ from mcp.server.auth.provider import AccessToken
 
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.core.fsutil import read_named_file
-from mcp_orchestration.security.principal import Principal, is_principal_field
+from mcp_orchestration.security.principal import OPERATOR, Principal, is_principal_field
 from mcp_orchestration.security.redaction import REDACTOR
 from mcp_orchestration.server.scopes import SERVED_SCOPES, Scope
 
@@ -108,7 +108,7 @@ class JwtVerifier:
         if settings.jwks_url is not None:
             require_secure_url(settings.jwks_url, "JWKS URL")
         self.settings = settings
-        self._keys: jwt.PyJWKClient | None = None
+        self._keys: _KeySetClient | None = None
         self._discovery_failed_at = -settings.key_cooldown
 
     async def verify_token(self, token: str) -> AccessToken | None:
@@ -139,7 +139,7 @@ class JwtVerifier:
             raise TokenRefused(type(error).__name__) from None
         return _access(token, claims, self.settings.resource)
 
-    def _key_set(self) -> jwt.PyJWKClient:
+    def _key_set(self) -> _KeySetClient:
         if self._keys is None:
             if time.monotonic() - self._discovery_failed_at < self.settings.key_cooldown:
                 raise TokenRefused("issuer_metadata_unavailable")  # asked moments ago: do not hammer a down issuer
@@ -148,7 +148,7 @@ class JwtVerifier:
             except TokenRefused:
                 self._discovery_failed_at = time.monotonic()
                 raise
-            self._keys = jwt.PyJWKClient(
+            self._keys = _KeySetClient(
                 jwks_url,
                 cache_jwk_set=True,
                 lifespan=JWKS_LIFETIME_SECONDS,
@@ -156,6 +156,47 @@ class JwtVerifier:
                 cooldown_duration=self.settings.key_cooldown,
             )
         return self._keys
+
+
+class _KeySetClient(jwt.PyJWKClient):
+    """PyJWT's JWKS client, made safe against tokens an attacker mints without any key.
+
+    - A key already in the cached set is found without waiting: PyJWT looks
+      every key up under one lock, so a good token would otherwise queue behind
+      each refetch that garbage kids set off (up to the fetch timeout apiece,
+      each waiter holding a worker thread, while the issuer is slow or cut off).
+    - A failed fetch starts the cooldown too, as a successful one does: PyJWT
+      counts only successes, so while the issuer errors or stalls every token
+      naming an unknown kid would fetch the set again.
+    - A key set that is not JSON (an HTML error page, a cut-off body) is a
+      refusal like an unreachable issuer, not an exception PyJWT lets through
+      (a 500 for every request, and a fetch for each).
+    """
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri, **options)
+        self._failed_at: float | None = None
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        cached = self.jwk_set_cache.get() if self.jwk_set_cache is not None else None
+        if cached is not None:
+            for key in cached.keys:
+                if key.key_id is not None and key.key_id == kid and key.public_key_use in ("sig", None):
+                    return key
+        return super().get_signing_key(kid)
+
+    def fetch_data(self) -> Any:
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.cooldown_duration:
+            raise jwt.PyJWKClientConnectionError("The key set could not be fetched moments ago.")
+        try:
+            data = super().fetch_data()
+        except (jwt.PyJWTError, OSError, ValueError, RecursionError) as error:  # PyJWT lets a bad body through
+            self._failed_at = time.monotonic()
+            if isinstance(error, jwt.PyJWTError):
+                raise
+            raise jwt.PyJWKClientConnectionError("The key set is not a JSON object.") from None
+        self._failed_at = None
+        return data
 
 
 def discover_jwks_url(issuer: str) -> str:
@@ -193,6 +234,8 @@ def _access(token: str, claims: Mapping[str, Any], resource: str) -> AccessToken
     for value, reason in ((claims.get("sub"), "token_subject"), (client_id, "token_client_id")):
         if not is_principal_field(value):
             raise TokenRefused(reason)
+    if claims["sub"] == OPERATOR:  # history would show the write as the host operator's own
+        raise TokenRefused("token_subject")
     if not is_principal_field(claims.get("iss")):
         raise TokenRefused("token_issuer")
     exp = claims.get("exp")

@@ -26,10 +26,13 @@ from urllib.parse import urlsplit
 
 import anyio
 import uvicorn
+from mcp.server.auth.middleware.bearer_auth import AuthorizationContext
 from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.routes import create_protected_resource_routes
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http import StreamableHTTPServerTransport
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,6 +50,7 @@ MAX_BODY_BYTES = 4 << 20  # a JSON-RPC request; the largest tool arguments accep
 BODY_DEADLINE_SECONDS = 30.0  # a whole request body must arrive within this
 MAX_CONNECTIONS = 256  # open connections, SSE streams included; more are answered 503
 MAX_SESSIONS = 1024  # 2025-11-25 sessions; each idles out after SESSION_IDLE_SECONDS
+MAX_SESSIONS_PER_PRINCIPAL = 64  # so that one token, even a read-only one, cannot take every session
 SESSION_IDLE_SECONDS = 15 * 60.0
 KEEP_ALIVE_SECONDS = 5
 
@@ -187,6 +191,7 @@ def http_app(server: MCPServer, endpoint: HttpEndpoint) -> ASGIApp:
         transport_security=endpoint.transport_security(),
         host=endpoint.host,
     )
+    _limit_sessions_per_principal(server.session_manager, MAX_SESSIONS_PER_PRINCIPAL)
     if server.settings.auth is not None and server.settings.auth.resource_server_url is not None:
         # The SDK's metadata lists only the scope every request needs; clients choose what to ask
         # for from this list, so it names every scope this server's tools need. First match wins.
@@ -197,6 +202,27 @@ def http_app(server: MCPServer, endpoint: HttpEndpoint) -> ASGIApp:
             resource_name=server.name,
         )
     return BoundedBody(app)
+
+
+def _limit_sessions_per_principal(manager: StreamableHTTPSessionManager, limit: int) -> None:
+    """Refuse a new session (503, as past :data:`MAX_SESSIONS`) to a principal already holding ``limit``.
+
+    The SDK bounds sessions only in total: one caller with any valid token
+    (the read scope is enough) could open them all and keep every other client
+    out for :data:`SESSION_IDLE_SECONDS`. Admission runs under the manager's
+    session lock, so the count cannot race. Without auth there is no principal
+    to count (loopback only), and the total bound alone applies.
+    """
+    admit = manager._admit_session  # the SDK's one admission point (private: its version is pinned)
+    owners = manager._session_owners
+
+    def admit_within_limit(requestor: AuthorizationContext | None) -> StreamableHTTPServerTransport | None:
+        if requestor is not None and sum(owner == requestor for owner in owners.values()) >= limit:
+            log.warning("Refusing a new session: its principal already holds %d", limit)
+            return None
+        return admit(requestor)
+
+    manager._admit_session = admit_within_limit  # type: ignore[method-assign]
 
 
 def listen(endpoint: HttpEndpoint) -> tuple[socket.socket, HttpEndpoint]:
