@@ -29,6 +29,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult
 
 from mcp_orchestration.server.http import MAX_SESSIONS_PER_PRINCIPAL
+from mcp_orchestration.server.http_protocol import HEADER_DEADLINE_SECONDS
 from tests.conftest import run_process
 from tests.http_server import INITIALIZE, HttpServer, http_server
 from tests.oidc_issuer import Issuer, new_key, serve_issuer
@@ -317,6 +318,23 @@ def test_a_slow_client_holds_no_one_else_up(server: HttpServer, issuer: Issuer) 
         assert time.monotonic() - started < 5
     finally:
         for sock in slow:
+            sock.close()
+
+
+def test_connections_that_never_finish_their_headers_are_closed(server: HttpServer, issuer: Issuer) -> None:
+    host, port = server.url.split("//")[1].split("/")[0].split(":")
+    silent = [socket.create_connection((host, int(port)), timeout=20) for _ in range(10)]
+    dripping = [socket.create_connection((host, int(port)), timeout=20) for _ in range(10)]
+    try:
+        for sock in dripping:
+            sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: ")  # and never the rest
+        started = time.monotonic()
+        for sock in silent + dripping:
+            assert sock.recv(1024) == b""  # closed by the server
+        assert time.monotonic() - started < HEADER_DEADLINE_SECONDS + 5
+        assert server.post(INITIALIZE, token=issuer.mint(server.url)).status_code == 200
+    finally:
+        for sock in silent + dripping:
             sock.close()
 
 

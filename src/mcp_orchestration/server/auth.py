@@ -49,9 +49,7 @@ log = logging.getLogger(__name__)
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 LEEWAY_SECONDS = 30  # clock skew allowed between this host and the issuer
 JWKS_LIFETIME_SECONDS = 300.0  # a cached key set is refetched after this
-JWKS_COOLDOWN_SECONDS = (
-    30.0  # an unknown kid refetches the set at most this often: garbage kids cannot flood the issuer
-)
+JWKS_COOLDOWN_SECONDS = 10.0  # a fetch, failed or not, waits this long for the next: garbage kids cannot flood it
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_METADATA_BYTES = 256 << 10
 MAX_TOKEN_BYTES = 16 << 10  # a bearer token longer than this is refused unread

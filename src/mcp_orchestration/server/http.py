@@ -8,8 +8,9 @@ The SDK serves both protocol generations on one endpoint (``/mcp``):
   loopback address may serve;
 - the ``Host`` and ``Origin`` of every request checked against this server's
   own addresses (DNS rebinding), with any extra origin the operator allows;
-- a request body bounded in size (413) and in time (408): a slow client
-  cannot hold a worker past :data:`BODY_DEADLINE_SECONDS`;
+- a request body bounded in size (413) and in time (408), and request
+  headers in time (``http_protocol.py``): a slow or silent client cannot
+  hold a connection past its deadline;
 - a bounded number of connections (503 past it), and ``/healthz`` for
   container health checks, which says nothing but ``ok``.
 """
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.server import scopes
 from mcp_orchestration.server.auth import JwtSettings, JwtVerifier, StaticTokenVerifier, is_loopback
+from mcp_orchestration.server.http_protocol import DeadlineH11Protocol
 
 log = logging.getLogger(__name__)
 
@@ -249,6 +251,7 @@ def serve_http(server: MCPServer, endpoint: HttpEndpoint, sock: socket.socket) -
         access_log=False,
         server_header=False,
         proxy_headers=False,
+        http=DeadlineH11Protocol,
         limit_concurrency=MAX_CONNECTIONS,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=5,
