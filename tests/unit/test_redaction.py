@@ -208,6 +208,14 @@ def test_formatters_mask_arguments_and_tracebacks(
     assert line.count(MASK) >= 2
 
 
+@pytest.mark.parametrize("breaker", ["\x85", "\u2028", "\u2029", "\r", "\x1b[2J", "\x0b", "\x0c"])
+def test_a_quoted_client_value_cannot_start_a_log_line_of_its_own(breaker: str) -> None:
+    """The SDK logs a refused Host header as sent; NEL (U+0085) in it used to begin a forged line."""
+    line = RedactingFormatter(Redactor()).format(_record("Invalid Host header: %s", f"x{breaker}ERROR forged: entry"))
+    assert len(line.splitlines()) == 1
+    assert "forged" in line and breaker not in line
+
+
 def test_a_child_logger_through_a_configured_handler_is_redacted() -> None:
     redactor = Redactor()
     redactor.register_text("s3cr3t-passphrase")

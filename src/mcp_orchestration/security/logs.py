@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 
 from mcp_orchestration.security.redaction import REDACTOR, Redactor
+
+# What a log viewer may take for the end of a line, or a terminal for a command, in a message that quotes
+# a client (a Host header with NEL, U+0085): escaped, so no one can write a log line of their choosing.
+# A plain newline stays: a header cannot carry one, and our own messages use it for their hint.
+_FORGING = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class RedactingFormatter(logging.Formatter):
@@ -19,6 +25,10 @@ class RedactingFormatter(logging.Formatter):
     def __init__(self, redactor: Redactor = REDACTOR) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._redactor = redactor
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _FORGING.sub(lambda found: ascii(found.group())[1:-1], record.message)
+        return super().formatMessage(record)
 
     def format(self, record: logging.LogRecord) -> str:
         return self._redactor.scrub(super().format(record))
