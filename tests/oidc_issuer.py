@@ -57,6 +57,7 @@ class Issuer:
     stall: float = 0.0  # seconds to wait before answering anything (a slow or partitioned issuer)
     jwks_requests: int = 0  # every request for the key set, answered or not
     jwks_body: bytes | None = None  # served as the key set instead of the keys (a broken or hijacked endpoint)
+    metadata_redirect: str | None = None  # answer the metadata request with a redirect there
     authorization_headers: list[str] = field(default_factory=list)  # any a resource server sent (it must send none)
 
     @property
@@ -122,7 +123,12 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
                 time.sleep(issuer.stall)
             if issuer.down:
                 self._send(503, {"error": "down"})
-            elif self.path == "/.well-known/openid-configuration":
+            elif self.path == "/.well-known/openid-configuration" and issuer.metadata_redirect:
+                self.send_response(302)
+                self.send_header("Location", issuer.metadata_redirect)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            elif self.path in ("/.well-known/openid-configuration", "/moved-metadata"):
                 self._send(200, issuer.metadata())
             elif self.path == "/jwks.json" and issuer.jwks_body is not None:
                 self._send_bytes(200, issuer.jwks_body)

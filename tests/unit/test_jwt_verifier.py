@@ -144,6 +144,15 @@ def test_metadata_naming_another_issuer_is_not_trusted(issuer: Issuer) -> None:
         check.verify(issuer.mint(RESOURCE))
 
 
+def test_metadata_behind_a_redirect_is_not_followed(issuer: Issuer) -> None:
+    issuer.metadata_redirect = issuer.url + "/moved-metadata"  # the same document, one hop away
+    with pytest.raises(TokenRefused, match="issuer_metadata_unavailable"):
+        verifier(issuer).verify(issuer.mint(RESOURCE))
+    issuer.metadata_redirect = None
+    time.sleep(0.3)
+    assert verifier(issuer).verify(issuer.mint(RESOURCE)).subject == "alice@example.com"
+
+
 def test_an_oversized_token_is_refused_unread(issuer: Issuer) -> None:
     with pytest.raises(TokenRefused, match="token_too_long"):
         verifier(issuer).verify("a" * (MAX_TOKEN_BYTES + 1))

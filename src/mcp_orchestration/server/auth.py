@@ -214,9 +214,19 @@ def discover_jwks_url(issuer: str) -> str:
     raise TokenRefused("issuer_metadata_unavailable")
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The issuer's metadata is read where the issuer says it is: a redirect (perhaps to plain http) is a failure."""
+
+    def redirect_request(self, *args: Any) -> None:
+        return None
+
+
+_METADATA_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _fetch_json(url: str) -> Mapping[str, Any]:
     request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 (https or loopback)
-    with urllib.request.urlopen(request, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310
+    with _METADATA_OPENER.open(request, timeout=FETCH_TIMEOUT_SECONDS) as response:
         body = response.read(MAX_METADATA_BYTES + 1)
     if len(body) > MAX_METADATA_BYTES:
         raise ValueError("metadata too large")
