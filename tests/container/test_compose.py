@@ -24,11 +24,20 @@ from typing import Any
 
 import anyio
 import pytest
-from mcp import ClientSession
+from mcp import Client, ClientSession
 from mcp.client.stdio import StdioServerParameters
 
 from mcp_orchestration.server.app import DESCRIPTIONS, ERROR_META_KEY
 from tests.container.conftest import DOCKER, IMAGE, NONROOT, docker
+from tests.container.mcp_http import (
+    TOOL_COUNT,
+    free_port,
+    healthz,
+    mcp_http,
+    post_without_session,
+    wait_until,
+    write_token,
+)
 from tests.stdio_session import mcp_session, structured
 
 pytestmark = pytest.mark.container
@@ -43,8 +52,10 @@ DEV_IMAGE = "mcp-orchestration:dev"
 BUILDER_IMAGE = os.environ.get("BUILDER_IMAGE", "mcp-orchestration/debian:13-slim")
 RUNTIME_IMAGE = os.environ.get("RUNTIME_IMAGE", "mcp-orchestration/distroless-python3-debian13:nonroot")
 SERVICE = "mcp-orchestration"
-SERVICES = {"mcp-orchestration", "rotate", "refresh", "dev"}
+HTTP_SERVICE = "publisher"  # the `http` profile: serve --http on a published port
+SERVICES = {"mcp-orchestration", "rotate", "refresh", "dev", HTTP_SERVICE}
 NETWORKED = {"refresh"}  # it pushes the re-signed index to the mirror
+HEALTH_TIMEOUT = 60.0  # the publisher's first health check runs 10 s after it starts
 CD = "claude-desktop"
 PROFILE = "compose"
 HEALTHCHECK_HELP = "exit 0 if the store, its chain and the key are healthy"
@@ -141,7 +152,8 @@ def _remove_project(project: Project) -> None:
     ids = docker("ps", "-aq", "--filter", f"label=com.docker.compose.project={project.name}", check=False)
     if ids.stdout.split():
         docker("rm", "-f", *ids.stdout.split(), check=False)
-    docker("network", "rm", f"{project.name}_default", check=False)
+    for network in ("default", "http"):
+        docker("network", "rm", f"{project.name}_{network}", check=False)
     docker("volume", "rm", "-f", project.volume, check=False)
 
 
@@ -231,22 +243,40 @@ def test_config_is_valid_and_every_service_is_hardened_with_the_key_only_as_a_se
     for name, service in services.items():
         where = f"service {name}"
         assert service.get("read_only") is True, where
-        assert service.get("network_mode") == ("bridge" if name in NETWORKED else "none"), where
         assert service.get("cap_drop") == ["ALL"], where
         assert not service.get("cap_add") and not service.get("privileged"), where
         assert "no-new-privileges:true" in service.get("security_opt", []), where
         assert service.get("user") == f"{NONROOT}:{NONROOT}", where
+        assert service.get("init") is True, where
         assert service.get("tty") is False, where  # a TTY would corrupt the JSON-RPC stream
-        assert service.get("stdin_open") is True, where
-        assert not service.get("ports"), where
         assert "signing_key" in [secret["source"] for secret in service["secrets"]], where
         environment = json.dumps(service.get("environment", {}))
         assert "SIGNING_KEY" not in environment and "/run/secrets" not in environment, where
+        assert "TOKEN" not in environment, where
         assert "store:/var/lib/mcp-orchestration:rw" in service["volumes"], where
+        if name == HTTP_SERVICE:
+            continue
+        assert service.get("network_mode") == ("bridge" if name in NETWORKED else "none"), where
+        assert service.get("stdin_open") is True, where
+        assert not service.get("ports"), where
+    # The publisher: a bridge network of its own, whose only way in is the port published on loopback.
+    publisher = services[HTTP_SERVICE]
+    assert publisher["profiles"] == ["http"]
+    assert "network_mode" not in publisher and list(publisher["networks"]) == ["http"]
+    assert config["networks"]["http"]["driver"] == "bridge"
+    assert publisher["ports"] == ["127.0.0.1:8080:8080/tcp"]
+    assert publisher["stdin_open"] is False
+    assert [s["source"] for s in publisher["secrets"]] == ["signing_key", "http_token"]
+    assert publisher["command"][:3] == ["serve", "--http", "0.0.0.0:8080"]
+    assert publisher["command"][-2:] == ["--token-file", "/run/secrets/http_token"]
+    assert publisher["healthcheck"]["test"] == [
+        "CMD", "/venv/bin/mcp-orchestration", "healthcheck", "--http", "http://127.0.0.1:8080/healthz",
+    ]  # fmt: skip
     assert [s["source"] for s in services["rotate"]["secrets"]] == ["signing_key", "signing_key_next"]
     assert config["secrets"] == {
         "signing_key": {"file": str(project.key)},
         "signing_key_next": {"file": str(project.next_key)},
+        "http_token": {"file": str(project.secrets / "http_token")},
     }
     assert config["volumes"]["store"]["name"] == project.volume
     assert "PRIVATE KEY" not in text
@@ -300,6 +330,62 @@ def test_init_then_healthcheck_then_an_mcp_session_over_compose_run(project: Pro
     assert (report["index_version"], report["profiles"]) == (2, 1)
     history = project.run_json("history", "--client", CD, "--profile", PROFILE)
     assert [v["artifact"] for v in history["versions"]] == [published["artifact"]]
+
+
+# -- the publisher over HTTP (profile http) ----------------------------------------------------
+
+
+def test_the_publisher_serves_mcp_over_http_hardened_with_its_token_from_a_secret_file(project: Project) -> None:
+    """The header's `--profile http up -d publisher`: the image serving streamable HTTP on 127.0.0.1 only."""
+    token = write_token(project.secrets / "http_token")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/mcp"
+    project.env.update({"MCP_ORCHESTRATION_HTTP_PORT": str(port), "MCP_ORCHESTRATION_HTTP_RESOURCE": url})
+    root = init(project)
+    project.compose("--profile", "http", "up", "-d", HTTP_SERVICE)
+    container = project.compose("--profile", "http", "ps", "-q", HTTP_SERVICE).stdout.strip()
+    info = json.loads(docker("inspect", container).stdout)[0]
+    host, config = info["HostConfig"], info["Config"]
+    assert host["ReadonlyRootfs"] is True and host["Init"] is True
+    assert host["CapDrop"] == ["ALL"] and not host["CapAdd"] and host["Privileged"] is False
+    assert "no-new-privileges:true" in host["SecurityOpt"]
+    assert config["User"] == f"{NONROOT}:{NONROOT}"
+    assert host["PortBindings"] == {f"{port}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]}
+    assert list(info["NetworkSettings"]["Networks"]) == [f"{project.name}_http"]
+    assert host["Tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=16m"}
+    secrets = sorted(
+        (m["Source"], m["Destination"], m["RW"]) for m in info["Mounts"] if m["Destination"].startswith("/run/secrets")
+    )
+    assert secrets == [
+        (str(project.secrets / "http_token"), "/run/secrets/http_token", False),
+        (str(project.key), "/run/secrets/signing_key", False),
+    ]
+    assert token not in json.dumps(info)  # not in the command, the environment or a label
+
+    wait_until(lambda: healthz(f"http://127.0.0.1:{port}"), HEALTH_TIMEOUT, f"the publisher on 127.0.0.1:{port}")
+    for refused in (post_without_session(url), post_without_session(url, "x" * 43)):
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["www-authenticate"].startswith("Bearer "), refused.headers
+
+    async def steps(client: Client) -> None:
+        tools = (await client.list_tools()).tools
+        assert sorted(tool.name for tool in tools) == sorted(DESCRIPTIONS) and len(tools) == TOOL_COUNT
+        trust = structured(await client.call_tool("get_trust_info", {}))
+        assert (trust["signed_by"], trust["index_version"]) == (root, 1)
+        clients = structured(await client.call_tool("list_clients", {}))
+        assert CD in json.dumps(clients)
+
+    mcp_http(url, token, steps)
+
+    def healthy() -> bool | None:
+        status = docker("inspect", "--format", "{{.State.Health.Status}}", container).stdout.strip()
+        assert status in ("starting", "healthy"), docker("inspect", "--format", "{{json .State.Health}}", container)
+        return True if status == "healthy" else None
+
+    wait_until(healthy, HEALTH_TIMEOUT, "the publisher's health check")
+    logs = docker("logs", container)
+    assert token not in logs.stdout + logs.stderr
+    assert "Traceback" not in logs.stderr
 
 
 # -- rotation ----------------------------------------------------------------------------------
