@@ -105,7 +105,7 @@ def provide(name: str, directory: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if name == "config.json":
         path.write_text(json.dumps(SAMPLE_CONFIG))
-    elif name == "compose.secrets.yml":
+    elif name in ("compose.secrets.yml", "deploy/swarm/publisher.stack.yml"):
         path.write_bytes((ROOT / name).read_bytes())
     elif path.name.startswith("signing_key"):
         write_key(path)  # as a Docker secret must be: readable by the container's uid only

@@ -85,3 +85,20 @@ def secret_key(tmp_path: Path) -> Path:
     os.chown(path, NONROOT, NONROOT)
     path.chmod(0o400)
     return path
+
+
+@pytest.fixture(scope="module")
+def swarm_mode() -> Iterator[None]:
+    """Swarm mode for a module: initialised here only if it was off, and then left again."""
+    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
+    networks = set(docker("network", "ls", "--format", "{{.Name}}").stdout.split())
+    if state == "active":
+        yield
+        return
+    docker("swarm", "init", "--advertise-addr", "127.0.0.1")
+    try:
+        yield
+    finally:
+        docker("swarm", "leave", "--force", check=False)
+        if "docker_gwbridge" not in networks:  # `swarm init` made it; leaving does not remove it
+            docker("network", "rm", "docker_gwbridge", check=False)

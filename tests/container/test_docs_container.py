@@ -1,5 +1,8 @@
 """The ``container`` blocks of README.md and SECURITY.md, run as written against the built image.
 
+The ``stack`` scenario (the publisher as a swarm service) runs in ``test_swarm_stack.py``
+instead, block by block, with the checks over HTTP between its steps.
+
 Each scenario runs in a scratch directory (so Compose names its project after
 it) with a fresh store volume; the swarm runbook's fixed names (service
 ``mcpo-*``, secrets ``mcpo_key_*``, network ``mcpo-internal``, volume
@@ -56,7 +59,10 @@ def swarm_names_free() -> Iterator[None]:
         time.sleep(1)
 
 
-@pytest.mark.parametrize("name", sorted(scenarios("container")), ids=str)
+ELSEWHERE = {"stack"}  # tests/container/test_swarm_stack.py runs it, with checks between the blocks
+
+
+@pytest.mark.parametrize("name", sorted(set(scenarios("container")) - ELSEWHERE), ids=str)
 def test_documented_container_runbooks_run_as_written(
     name: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

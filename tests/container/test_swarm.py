@@ -169,23 +169,6 @@ def stat_then_fingerprint(task: Task) -> tuple[dict[str, Any], str]:
     return info, str(fingerprint["fingerprint"])
 
 
-@pytest.fixture(scope="module")
-def swarm_mode() -> Iterator[None]:
-    """Swarm mode for this module: initialised here only if it was off, and then left again."""
-    state = docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
-    networks = set(docker("network", "ls", "--format", "{{.Name}}").stdout.split())
-    if state == "active":
-        yield
-        return
-    docker("swarm", "init", "--advertise-addr", "127.0.0.1")
-    try:
-        yield
-    finally:
-        docker("swarm", "leave", "--force", check=False)
-        if "docker_gwbridge" not in networks:  # `swarm init` made it; leaving does not remove it
-            docker("network", "rm", "docker_gwbridge", check=False)
-
-
 @pytest.fixture
 def swarm(swarm_mode: None) -> Iterator[Swarm]:
     objects = Swarm(f"mcpo-swarm-{uuid.uuid4().hex[:10]}")

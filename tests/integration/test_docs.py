@@ -2,8 +2,9 @@
 
 Here: Makefile targets exist, usage synopses match ``--help``, and the
 ``cli`` runbooks run as written in a scratch directory with a scratch home.
-``container`` blocks run in ``tests/container/test_docs_container.py``, the
-``openssl`` recipe in ``test_openssl_interop.py``.
+``container`` blocks run in ``tests/container/test_docs_container.py`` (the
+swarm stack's in ``test_swarm_stack.py``), the ``openssl`` recipe in
+``test_openssl_interop.py``.
 """
 
 from __future__ import annotations
