@@ -58,10 +58,9 @@ def suite() -> None:
 
 
 @pytest.fixture
-def server_url(initialised: Path, key_file: Path, tmp_path: Path) -> Iterator[str]:
+def server_url(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """``serve --http`` without auth on loopback, on an initialised store that can sign; its endpoint's URL."""
-    env = dict(os.environ, MCP_ORCHESTRATION_SIGNING_KEY_FILE=str(key_file))
-    with http_server("--no-auth", env=env, log=tmp_path / "server.log") as server:
+    with http_server("--no-auth", env=server_env, log=tmp_path / "server.log") as server:
         yield server.url
 
 

@@ -31,7 +31,7 @@ from mcp_types import CallToolResult
 from mcp_orchestration.server.http import MAX_SESSIONS_PER_PRINCIPAL
 from tests.conftest import run_process
 from tests.http_server import INITIALIZE, HttpServer, http_server
-from tests.oidc_issuer import Issuer, new_key, serve_issuer
+from tests.oidc_issuer import Issuer, new_key
 
 READ = "mcp-orchestration:read"
 DRAFT = "mcp-orchestration:draft"
@@ -43,16 +43,6 @@ CD = "claude-desktop"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    yield from serve_issuer()
-
-
-@pytest.fixture
-def server_env(initialised: Path, key_file: Path) -> dict[str, str]:
-    return dict(os.environ, MCP_ORCHESTRATION_SIGNING_KEY_FILE=str(key_file))
 
 
 @pytest.fixture
