@@ -17,6 +17,7 @@ import pytest
 from mcp_orchestration import cli
 from mcp_orchestration.app.environment import ENV_PREFIX
 from mcp_orchestration.trust import keys
+from tests.oidc_issuer import Issuer, serve_issuer
 
 PASSPHRASE = "correct horse battery staple"
 SAMPLE_CONFIG = {
@@ -104,6 +105,12 @@ def initialised(run: Run, key_file: Path, home: Path) -> Path:
     result = run("init", "--key-file", str(key_file))
     assert result.status == 0, result.stderr
     return home
+
+
+@pytest.fixture
+def issuer() -> Iterator[Issuer]:
+    """A real OAuth issuer on loopback (``tests/oidc_issuer.py``): the tokens ``serve --http --issuer`` accepts."""
+    yield from serve_issuer()
 
 
 def run_process(*argv: str, env: dict[str, str] | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:

