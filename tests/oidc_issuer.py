@@ -8,6 +8,7 @@ counted, so a test can see the resource server's cache at work.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -142,11 +143,12 @@ def _handler(issuer: Issuer) -> type[BaseHTTPRequestHandler]:
             self._send_bytes(status, json.dumps(body).encode())
 
         def _send_bytes(self, status: int, data: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that gave up (a stall test)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
