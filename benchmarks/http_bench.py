@@ -1,0 +1,522 @@
+"""The MCP server over streamable HTTP on loopback: tools/call latency and a bounded load, beside a bare SDK server.
+
+Three servers run as subprocesses on this interpreter, side by side:
+
+- ours with auth: ``python -m mcp_orchestration serve --http 127.0.0.1:0 --issuer URL`` (an initialised
+  store, a signing key file), the issuer a real one on loopback (``tests/oidc_issuer.py``: OpenID metadata,
+  a JWKS, RS256 tokens with the read scope and this server's URL as audience);
+- ours without auth: the same with ``--no-auth``;
+- bare: the SDK's ``MCPServer`` with one tool, ``list_clients``, returning the very payload our
+  ``list_clients`` returns, its ``streamable_http_app()`` under uvicorn with our uvicorn settings
+  (the script is written to the scratch directory at run time).
+
+1. tools/call latency: ``list_clients`` (a read with no store I/O), one client per server and protocol
+   generation (``mcp.Client`` over ``streamable_http_client``, an ``httpx2.AsyncClient`` carrying the
+   bearer token): ``mode="legacy"`` (a 2025-11-25 session) and ``mode="auto"`` (2026-07-28 stateless
+   requests). After a warm-up, sequential calls in blocks that rotate over the six clients, so drift
+   and the shared client's cost fall on all alike; the server's CPU time per call is read from /proc.
+   Targets: p50 with auth / p50 without <= 1.10; ours (without auth) / bare <= 1.5 at p50 and p99.
+2. Where the auth time goes (information): the verifier in this process against the same issuer:
+   the token's header, the key lookup, the signature and claims, the thread hop.
+3. Load: parallel sessions and stateless clients (``tests/http_load.py``) against each server in
+   alternating rounds: clients/s, tools/call/s, p50/p99, HTTP statuses, resident memory before,
+   after each round and at its peak. Targets: every call succeeds and no 5xx on ours; ours (with auth)
+   tools/call per second within 1.5 of bare's; our memory grows less than a bound between rounds.
+
+Usage::
+
+    .venv/bin/python benchmarks/http_bench.py            # full run, a few minutes
+    .venv/bin/python benchmarks/http_bench.py --quick    # a smoke test: the figures mean little
+    .venv/bin/python benchmarks/http_bench.py --calls 1000 --sessions 200 --keep
+
+Exit status is 1 if any target fails. Nothing here changes the library.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import jwt
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the issuer and the load driver
+
+from tests import http_load
+from tests.mirror_servers import free_port
+from tests.oidc_issuer import Issuer, serve_issuer
+
+from mcp_orchestration.server import http
+from mcp_orchestration.server.auth import JWKS_LIFETIME_SECONDS, JwtSettings, JwtVerifier
+from mcp_orchestration.server.scopes import Scope
+from mcp_orchestration.store.repository import Repository
+from mcp_orchestration.trust.keys import generate
+from report import heading, line, percentile, print_machine, scratch_dir, summary, verdict
+
+AUTH_TARGET = 1.10  # p50 with auth / p50 without
+BARE_TARGET = 1.5  # ours / bare, latency (p50, p99) and load throughput
+MEMORY_BOUND_MIB = 32.0  # growth of our resident memory from the first load round's end to the last's
+TOOL = "list_clients"
+MODES = ("legacy", "auto")
+TOKEN_LIFETIME = 3600
+
+BARE_SERVER = '''\
+"""A bare MCP server over streamable HTTP: the SDK's MCPServer with one tool, under uvicorn."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+port, payload_file, limit_concurrency, keep_alive = sys.argv[1:5]
+PAYLOAD = json.loads(Path(payload_file).read_text())
+server = MCPServer("bare")
+
+
+@server.tool()
+def list_clients() -> dict[str, Any]:
+    """Return a fixed payload (the size of mcp-orchestration's list_clients)."""
+    return PAYLOAD
+
+
+config = uvicorn.Config(
+    server.streamable_http_app(host="127.0.0.1"),
+    host="127.0.0.1",
+    port=int(port),
+    log_config=None,
+    access_log=False,
+    server_header=False,
+    proxy_headers=False,
+    limit_concurrency=int(limit_concurrency),
+    timeout_keep_alive=int(keep_alive),
+    timeout_graceful_shutdown=5,
+    ws="none",
+    lifespan="on",
+)
+uvicorn.Server(config).run()
+'''
+
+# A benchmark user runs an installed package, whose bytecode pip wrote (as lock_bench.py does).
+CHILD_ENV = {
+    name: value
+    for name, value in os.environ.items()
+    if name != "PYTHONDONTWRITEBYTECODE" and not name.startswith("MCP_ORCHESTRATION_")
+}
+
+
+def us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f} us"
+
+
+def mib(kib: float) -> str:
+    return f"{kib / 1024:.1f} MiB"
+
+
+# -- the servers -------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    served: http_load.Served
+    command: str
+    issuer: Issuer | None = None  # tokens for this server come from here
+
+    def token(self, subject: str = "bench@example.com") -> str | None:
+        if self.issuer is None:
+            return None
+        return self.issuer.mint(self.served.url, scopes=Scope.READ.value, subject=subject, lifetime=TOKEN_LIFETIME)
+
+
+@dataclass
+class Fixture:
+    work: Path
+    issuer: Issuer
+    servers: dict[str, Server] = field(default_factory=dict)
+
+
+def store_env(work: Path) -> dict[str, str]:
+    """An initialised store and its signing key in a 0600 file, as the server's environment names them."""
+    key = generate()
+    key_file = work / "secrets" / "signing_key"
+    key_file.parent.mkdir(mode=0o700)
+    key_file.write_bytes(key.serialize("pkcs8", None))
+    key_file.chmod(0o600)
+    Repository(work / "home" / "storage").initialize(key)
+    return {
+        **CHILD_ENV,
+        "MCP_ORCHESTRATION_HOME": str(work / "home"),
+        "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(key_file),
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+    }
+
+
+@contextlib.contextmanager
+def servers(work: Path) -> Iterator[Fixture]:
+    """The issuer and the three servers, stopped (their process groups) on the way out."""
+    env = store_env(work)
+    with contextlib.contextmanager(serve_issuer)() as issuer:
+        fx = Fixture(work, issuer)
+        try:
+            ours = [sys.executable, "-m", "mcp_orchestration", "serve", "--http", "127.0.0.1:0"]
+            for name, extra, by in (("ours+auth", ["--issuer", issuer.url], issuer), ("ours", ["--no-auth"], None)):
+                served = http_load.start([*ours, *extra], env=env, cwd=work, log=work / f"{name}.log")
+                fx.servers[name] = Server(name, served, " ".join(["python", *ours[1:], *extra]), by)
+            payload = anyio.run(first_result, fx.servers["ours"])
+            (work / "payload.json").write_text(json.dumps(payload))
+            (work / "bare_server.py").write_text(BARE_SERVER)
+            port = free_port()
+            limits = [str(http.MAX_CONNECTIONS), str(http.KEEP_ALIVE_SECONDS)]
+            bare = [sys.executable, str(work / "bare_server.py"), str(port), str(work / "payload.json"), *limits]
+            served = http_load.start(bare, env=env, cwd=work, log=work / "bare.log", port=port)
+            fx.servers["bare"] = Server("bare", served, f"python bare_server.py {port} payload.json {' '.join(limits)}")
+            yield fx
+        finally:
+            for server in fx.servers.values():
+                http_load.stop(server.served.process)
+
+
+async def first_result(server: Server) -> dict[str, Any]:
+    async with (
+        http_load.http_client(server.token()) as client,
+        Client(streamable_http_client(server.served.url, http_client=client), mode="legacy") as session,
+    ):
+        result = await session.call_tool(TOOL, {})
+    if result.is_error or result.structured_content is None:
+        raise RuntimeError(f"{TOOL} failed on {server.name}: {result.content}")
+    return dict(result.structured_content)
+
+
+def print_environment(fx: Fixture) -> None:
+    print_machine()
+    line("packages", f"mcp {version('mcp')}, mcp-orchestration {version('mcp-orchestration')}, pyjwt {jwt.__version__}")
+    line("packages", f"uvicorn {version('uvicorn')}, httpx2 {version('httpx2')}, starlette {version('starlette')}")
+    line("scratch", str(fx.work))
+    line("issuer", f"{fx.issuer.url} (tests/oidc_issuer.py: OpenID metadata, JWKS, RS256 tokens)")
+    for server in fx.servers.values():
+        line(server.name, f"{server.served.url}  pid {server.served.pid}  `{server.command}`")
+
+
+# -- 1. latency --------------------------------------------------------------------------
+
+
+@dataclass
+class Samples:
+    times: list[float] = field(default_factory=list)
+    cpu: float = 0.0  # server CPU seconds over the timed calls
+
+    def p(self, fraction: float) -> float:
+        return percentile(self.times, fraction)
+
+
+async def latency(fx: Fixture, warmup: int, calls: int, block: int) -> dict[tuple[str, str], Samples]:
+    samples: dict[tuple[str, str], Samples] = {}
+    async with AsyncExitStack() as stack:
+        sessions: dict[tuple[str, str], tuple[Server, Client]] = {}
+        for server in fx.servers.values():
+            for mode in MODES:
+                client = await stack.enter_async_context(http_load.http_client(server.token()))
+                transport = streamable_http_client(server.served.url, http_client=client)
+                session = await stack.enter_async_context(Client(transport, mode=mode))
+                sessions[server.name, mode] = (server, session)
+                samples[server.name, mode] = Samples()
+        for _server, session in sessions.values():
+            for _ in range(warmup):
+                await call(session)
+        order = list(sessions)
+        done = 0
+        turn = 0
+        while done < calls:
+            n = min(block, calls - done)
+            rotated = order[turn % len(order) :] + order[: turn % len(order)]
+            for case in rotated:
+                server, session = sessions[case]
+                cpu = server.served.cpu_seconds()
+                for _ in range(n):
+                    started = time.perf_counter()
+                    await call(session)
+                    samples[case].times.append(time.perf_counter() - started)
+                samples[case].cpu += server.served.cpu_seconds() - cpu
+            done += n
+            turn += 1
+    return samples
+
+
+async def call(session: Client) -> None:
+    result = await session.call_tool(TOOL, {})
+    if result.is_error:
+        raise RuntimeError(f"{TOOL} failed: {result.content}")
+
+
+def bench_latency(fx: Fixture, warmup: int, calls: int, block: int) -> None:
+    heading("1. tools/call latency over HTTP on loopback: list_clients")
+    size = len(json.dumps(anyio.run(first_result, fx.servers["ours"])))
+    samples = anyio.run(latency, fx, warmup, calls, block)
+    line(
+        "ran",
+        f"{calls} x tools/call {TOOL} ({size} B of structured result) per server and protocol generation: "
+        "ours with JWT auth (a read-scope token from the issuer, verified on every request), ours --no-auth",
+    )
+    line(
+        "baseline", f"{calls} x tools/call {TOOL} on the bare SDK server (the same payload, the same uvicorn settings)"
+    )
+    line(
+        "method",
+        f"one client per server and mode (mcp.Client over streamable_http_client, mode legacy = a 2025-11-25 "
+        f"session, auto = 2026-07-28 stateless requests), {warmup} untimed calls each, then sequential calls in "
+        f"blocks of {block} rotating over the six clients; each call timed from request to parsed result; server "
+        "CPU (user+sys, /proc) over the timed calls",
+    )
+    for mode in MODES:
+        print()
+        line("mode", f"{mode} ({'2025-11-25 session' if mode == 'legacy' else '2026-07-28 stateless requests'})")
+        for name in fx.servers:
+            s = samples[name, mode]
+            line(
+                name,
+                f"p50 {us(s.p(0.5))}, p99 {us(s.p(0.99))}, mean {us(statistics.fmean(s.times))}, "
+                f"server CPU {us(s.cpu / len(s.times))} per call",
+            )
+        auth, ours, bare = (samples[name, mode] for name in ("ours+auth", "ours", "bare"))
+        r_auth = auth.p(0.5) / ours.p(0.5)
+        r50, r99 = ours.p(0.5) / bare.p(0.5), ours.p(0.99) / bare.p(0.99)
+        line(
+            "ratio",
+            f"auth / no-auth: p50 {r_auth:.3f}, p99 {auth.p(0.99) / ours.p(0.99):.3f}, server CPU "
+            f"{auth.cpu / ours.cpu:.2f} (+{us((auth.cpu - ours.cpu) / len(auth.times))} per call)",
+        )
+        line("ratio", f"ours / bare: p50 {r50:.3f}, p99 {r99:.3f}, server CPU {ours.cpu / bare.cpu:.2f}")
+        line(
+            "info",
+            f"ours+auth / bare: p50 {auth.p(0.5) / bare.p(0.5):.3f}, p99 {auth.p(0.99) / bare.p(0.99):.3f}",
+        )
+        verdict(f"{mode} auth/no-auth p50", r_auth <= AUTH_TARGET, f"p50 ratio <= {AUTH_TARGET}", f"{r_auth:.3f}")
+        verdict(f"{mode} ours/bare p50", r50 <= BARE_TARGET, f"p50 ratio <= {BARE_TARGET}", f"{r50:.3f}")
+        verdict(f"{mode} ours/bare p99", r99 <= BARE_TARGET, f"p99 ratio <= {BARE_TARGET}", f"{r99:.3f}")
+
+
+# -- 2. where the auth time goes ---------------------------------------------------------
+
+
+def per_call(operation: Any, count: int) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        operation()
+    return (time.perf_counter() - started) / count
+
+
+async def thread_hops(verifier: JwtVerifier, token: str, count: int) -> tuple[float, float]:
+    """Seconds per ``verify_token`` (a worker thread's verify), and per bare hop to a worker thread."""
+    started = time.perf_counter()
+    for _ in range(count):
+        if await verifier.verify_token(token) is None:
+            raise RuntimeError("the token was refused")
+    verify_token = (time.perf_counter() - started) / count
+    started = time.perf_counter()
+    for _ in range(count):
+        await anyio.to_thread.run_sync(lambda: None)
+    return verify_token, (time.perf_counter() - started) / count
+
+
+def bench_auth_cost(fx: Fixture, count: int, fetches: int) -> None:
+    """``fetches``: how often the server under test fetched the JWKS before this section."""
+    heading("2. Where the auth time goes (information, no target)")
+    server = fx.servers["ours+auth"]
+    token = server.token()
+    assert token is not None
+    verifier = JwtVerifier(JwtSettings(issuer=fx.issuer.url, resource=server.served.url))
+    verifier.verify(token)  # discovery and the first JWKS fetch, untimed
+    keys = verifier._key_set()
+    key = keys.get_signing_key_from_jwt(token)
+    options: Any = {"verify_signature": False}
+    header = per_call(lambda: jwt.api_jwt.decode_complete(token, options=options), count)
+    lookup = per_call(lambda: keys.get_signing_key_from_jwt(token), count)
+    decode = per_call(
+        lambda: jwt.decode(
+            token, key, algorithms=["RS256"], audience=server.served.url, issuer=fx.issuer.url, leeway=30
+        ),
+        count,
+    )
+    verify = per_call(lambda: verifier.verify(token), count)
+    verify_token, hop = anyio.run(thread_hops, verifier, token, count)
+    line(
+        "ran",
+        f"{count} x each step of JwtVerifier (server/auth.py) in this process, against the same issuer and a "
+        f"{len(token)}-char RS256 token (2048-bit key)",
+    )
+    line("header", f"{us(header)}  decode the token unverified (PyJWT), for its kid")
+    line("key lookup", f"{us(lookup)}  PyJWKClient.get_signing_key_from_jwt: header + cached key set + lock")
+    line("decode", f"{us(decode)}  jwt.decode: RSA signature + exp/iss/aud/sub checks")
+    line("verify", f"{us(verify)}  JwtVerifier.verify: all of it, plus the SDK's AccessToken")
+    line("verify_tok", f"{us(verify_token)}  JwtVerifier.verify_token: verify in a worker thread (what a request pays)")
+    line("thread hop", f"{us(hop)}  anyio.to_thread.run_sync of nothing, for comparison")
+    line(
+        "jwks",
+        f"the server fetched the issuer's JWKS {fetches} time(s) over all of section 1 (every request verified); "
+        f"it keeps the key set {JWKS_LIFETIME_SECONDS:.0f} s, refetching sooner only for an unknown kid",
+    )
+
+
+# -- 3. load -----------------------------------------------------------------------------
+
+
+@dataclass
+class LoadRun:
+    result: http_load.LoadResult
+    rss_before: int
+    rss_after: int
+    peak: int
+    still_answers: bool
+
+
+def load_round(server: Server, args: argparse.Namespace) -> LoadRun:
+    clients = args.sessions + args.stateless
+    tokens = None
+    if server.issuer is not None:
+        tokens = [token for n in range(clients) if (token := server.token(f"user{n}@example.com")) is not None]
+    before = server.served.rss_kib()
+    result = anyio.run(
+        lambda: http_load.run_load(
+            server.served.url,
+            tool=TOOL,
+            arguments={},
+            sessions=args.sessions,
+            stateless=args.stateless,
+            calls_per_client=args.load_calls,
+            concurrency=args.concurrency,
+            tokens=tokens,
+        )
+    )
+    after = server.served.rss_kib()
+    still = anyio.run(http_load.answers, server.served.url, TOOL, {}, server.token())
+    return LoadRun(result, before, after, server.served.peak_kib(), still)
+
+
+def bench_load(fx: Fixture, args: argparse.Namespace) -> None:
+    heading("3. Load: parallel sessions and stateless clients")
+    runs: dict[str, list[LoadRun]] = {name: [] for name in fx.servers}
+    for round_number in range(args.rounds):
+        names = list(fx.servers)
+        for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
+            runs[name].append(load_round(fx.servers[name], args))
+    line(
+        "ran",
+        f"{args.rounds} rounds per server of {args.sessions} 2025-11-25 sessions (initialize, {args.load_calls} x "
+        f"tools/call {TOOL}, DELETE) + {args.stateless} 2026-07-28 stateless clients (discover, "
+        f"{args.load_calls} x tools/call), at most {args.concurrency} clients at once; with auth each client has "
+        "its own token (its own subject)",
+    )
+    line("baseline", "the same rounds against the bare SDK server; servers alternate round by round")
+    line(
+        "method",
+        "tests/http_load.py: one process of SDK clients (mcp.Client over streamable_http_client); every HTTP "
+        "status counted; memory from /proc/PID/status (VmRSS before and after each round, VmHWM the peak)",
+    )
+    for name, server_runs in runs.items():
+        print()
+        for number, run in enumerate(server_runs, 1):
+            line(f"{name} #{number}", run.result.describe())
+            line(
+                "",
+                f"memory {mib(run.rss_before)} -> {mib(run.rss_after)} (peak {mib(run.peak)}); "
+                f"a fresh session answers after: {'yes' if run.still_answers else 'NO'}",
+            )
+            for failure in run.result.failures[:3]:
+                line("", f"failure: {failure}")
+    best = {name: max(run.result.calls_per_second for run in server_runs) for name, server_runs in runs.items()}
+    ratio = best["bare"] / best["ours+auth"]
+    print()
+    line(
+        "ratio",
+        f"tools/call per second, best round: bare {best['bare']:.0f}, ours+auth {best['ours+auth']:.0f}, "
+        f"ours {best['ours']:.0f}; bare / ours+auth {ratio:.3f}, ours / ours+auth "
+        f"{best['ours'] / best['ours+auth']:.3f}",
+    )
+    ours = runs["ours+auth"]
+    clean = all(
+        len(run.result.calls) == run.result.expected_calls
+        and not run.result.failures
+        and run.result.server_errors == 0
+        and run.still_answers
+        for run in ours
+    )
+    growth = (ours[-1].rss_after - ours[0].rss_after) / 1024
+    line(
+        "memory",
+        f"ours+auth resident memory after round 1 {mib(ours[0].rss_after)}, after round {len(ours)} "
+        f"{mib(ours[-1].rss_after)}: {growth:+.1f} MiB (bare: {mib(runs['bare'][0].rss_after)} -> "
+        f"{mib(runs['bare'][-1].rss_after)})",
+    )
+    calls = sum(len(run.result.calls) for run in ours)
+    verdict("load: ours+auth all calls ok", clean, "every call succeeds, no 5xx", f"{calls} calls")
+    verdict("load: bare/ours+auth calls/s", ratio <= BARE_TARGET, f"ratio <= {BARE_TARGET}", f"{ratio:.3f}")
+    if len(ours) > 1:
+        verdict(
+            "load: ours+auth memory growth",
+            growth <= MEMORY_BOUND_MIB,
+            f"<= {MEMORY_BOUND_MIB:.0f} MiB after round 1",
+            f"{growth:+.1f} MiB",
+        )
+
+
+# -- main --------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--dir", type=Path, default=None, help="parent of the scratch directory (default: $TMPDIR)")
+    parser.add_argument("--quick", action="store_true", help="few calls and clients, to smoke-test the script")
+    parser.add_argument("--calls", type=int, default=None, help="timed calls per server and mode (default 500)")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed calls per server and mode (default 50)")
+    parser.add_argument("--block", type=int, default=50, help="calls per block of the rotation (default 50)")
+    parser.add_argument("--verifies", type=int, default=None, help="repeats of each auth step (default 2000)")
+    parser.add_argument("--sessions", type=int, default=None, help="load: sessions per round (default 150)")
+    parser.add_argument("--stateless", type=int, default=None, help="load: stateless clients per round (default 150)")
+    parser.add_argument("--load-calls", type=int, default=5, help="load: tools/call per client (default 5)")
+    parser.add_argument("--concurrency", type=int, default=100, help="load: clients at once (default 100)")
+    parser.add_argument("--rounds", type=int, default=None, help="load: rounds per server (default 2)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (server logs)")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.calls = args.calls or (50 if quick else 500)
+    args.warmup = (10 if quick else 50) if args.warmup is None else args.warmup
+    args.verifies = args.verifies or (200 if quick else 2000)
+    args.sessions = (20 if quick else 150) if args.sessions is None else args.sessions
+    args.stateless = (20 if quick else 150) if args.stateless is None else args.stateless
+    args.rounds = args.rounds or 2
+    args.block = max(1, min(args.block, args.calls))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    with scratch_dir(args.dir, "mcp-orch-http-bench-", args.keep) as work, servers(work) as fx:
+        note = " (--quick: few calls, the figures mean little)" if args.quick else ""
+        print(f"mcp-orchestration MCP server over streamable HTTP benchmark{note}")
+        print_environment(fx)
+        bench_latency(fx, args.warmup, args.calls, args.block)
+        bench_auth_cost(fx, args.verifies, fx.issuer.jwks_fetches)
+        bench_load(fx, args)
+    return summary(started)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
