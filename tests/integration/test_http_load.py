@@ -14,16 +14,14 @@ the server whatever happens; ``make bench-http`` runs a larger load.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
 from tests import http_load
-from tests.oidc_issuer import Issuer, serve_issuer
+from tests.http_server import http_server
+from tests.oidc_issuer import Issuer
 
 pytestmark = pytest.mark.slow
 
@@ -34,11 +32,6 @@ CONCURRENCY = SESSIONS + STATELESS  # all at once: about 150 connections, within
 TIME_LIMIT = 25.0  # the load itself; a few seconds here
 MEMORY_GROWTH_BOUND_KIB = 64 << 10  # 64 MiB for 100 clients; a run grows the server by about 20 MiB
 TOOL = "list_clients"  # a read without store I/O: the load falls on the transport and auth
-
-
-@pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    yield from serve_issuer()
 
 
 async def bounded_load(url: str, tokens: list[str]) -> http_load.LoadResult:
@@ -56,23 +49,21 @@ async def bounded_load(url: str, tokens: list[str]) -> http_load.LoadResult:
 
 
 def test_parallel_sessions_and_stateless_requests_are_all_answered_in_bounded_memory(
-    initialised: Path, key_file: Path, issuer: Issuer, tmp_path: Path
+    server_env: dict[str, str], issuer: Issuer, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "MCP_ORCHESTRATION_SIGNING_KEY_FILE": str(key_file)}
-    argv = [sys.executable, "-m", "mcp_orchestration", "serve", "--http", "127.0.0.1:0", "--issuer", issuer.url]
-    served = http_load.start(argv, env=env, cwd=tmp_path, log=tmp_path / "server.log")
-    try:
+    log = tmp_path / "server.log"
+    with http_server("--issuer", issuer.url, env=server_env, log=log) as served:
+        pid = served.process.pid
         tokens = [issuer.mint(served.url, subject=f"user{n}@example.com") for n in range(SESSIONS + STATELESS + 2)]
         assert anyio.run(http_load.answers, served.url, TOOL, {}, tokens[-1])  # warm: imports, the issuer's keys
-        before = served.rss_kib()
+        before = http_load.memory_kib(pid)
 
         result = anyio.run(bounded_load, served.url, tokens)
 
-        after = served.rss_kib()
+        after = http_load.memory_kib(pid)
         print(f"\n{result.describe()}")
-        print(
-            f"server memory {before} KiB -> {after} KiB ({(after - before) / 1024:+.1f} MiB), peak {served.peak_kib()}"
-        )
+        peak = http_load.memory_kib(pid, "VmHWM")
+        print(f"server memory {before} KiB -> {after} KiB ({(after - before) / 1024:+.1f} MiB), peak {peak} KiB")
         assert result.failures == []
         assert len(result.calls) == result.expected_calls == (SESSIONS + STATELESS) * CALLS
         assert result.completed_clients == SESSIONS + STATELESS
@@ -82,6 +73,4 @@ def test_parallel_sessions_and_stateless_requests_are_all_answered_in_bounded_me
         assert after - before < MEMORY_GROWTH_BOUND_KIB
         assert anyio.run(http_load.answers, served.url, TOOL, {}, tokens[-2])
         assert served.process.poll() is None
-    finally:
-        http_load.stop(served.process)
-    assert "Traceback" not in (tmp_path / "server.log").read_text()
+    assert "Traceback" not in log.read_text()

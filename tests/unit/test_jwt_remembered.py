@@ -1,4 +1,4 @@
-"""JwtVerifier against a real issuer on loopback: a token verified once is remembered, and only while it would verify.
+"""JwtVerifier.verify_token against a real issuer on loopback: a verified token is remembered while it would verify.
 
 Remembering spares a repeated token the worker thread and the signature
 check (``make bench-http``: the auth overhead per request). It must accept
@@ -10,7 +10,6 @@ been refetched without its key; refusals are never remembered.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anyio
@@ -20,14 +19,9 @@ from mcp.server.auth.provider import AccessToken
 
 from mcp_orchestration.server import auth
 from mcp_orchestration.server.auth import JwtSettings, JwtVerifier, Verified, VerifiedTokens
-from tests.oidc_issuer import Issuer, new_key, serve_issuer
+from tests.oidc_issuer import Issuer, new_key
 
 RESOURCE = "http://127.0.0.1:8000/mcp"
-
-
-@pytest.fixture
-def issuer() -> Iterator[Issuer]:
-    yield from serve_issuer()
 
 
 @pytest.fixture
@@ -51,7 +45,7 @@ def verify(verifier: JwtVerifier, token: str) -> AccessToken | None:
 def test_a_token_verified_once_is_accepted_again_without_a_second_signature_check(
     issuer: Issuer, decodes: list[str]
 ) -> None:
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     token = issuer.mint(RESOURCE, scopes="mcp-orchestration:read mcp-orchestration:draft", subject="bob@example.com")
     other = issuer.mint(RESOURCE, subject="carol@example.com")
 
@@ -70,7 +64,7 @@ def test_a_token_verified_once_is_accepted_again_without_a_second_signature_chec
 
 
 def test_a_remembered_token_is_refused_once_it_expires(issuer: Issuer) -> None:
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     lifetime = 2 - auth.LEEWAY_SECONDS  # expired by the issuer's clock, inside the leeway for about 2 s more
     token = issuer.mint(RESOURCE, lifetime=lifetime)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"] + auth.LEEWAY_SECONDS
@@ -87,7 +81,7 @@ def test_a_remembered_token_is_refused_once_a_refetched_key_set_has_retired_its_
     issuer: Issuer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(auth, "JWKS_LIFETIME_SECONDS", 0.5)  # the key set is refetched after this
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     old = issuer.signing
     token = issuer.mint(RESOURCE)
     assert verify(verifier, token) is not None
@@ -105,7 +99,7 @@ def test_a_remembered_token_is_verified_afresh_against_a_refetched_key_set(
     issuer: Issuer, monkeypatch: pytest.MonkeyPatch, decodes: list[str]
 ) -> None:
     monkeypatch.setattr(auth, "JWKS_LIFETIME_SECONDS", 0.5)
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     token = issuer.mint(RESOURCE)
     assert verify(verifier, token) is not None
     time.sleep(0.6)
@@ -124,7 +118,7 @@ def test_a_remembered_token_is_verified_afresh_against_a_refetched_key_set(
 def test_a_refused_token_is_checked_again_each_time_and_never_remembered(
     issuer: Issuer, decodes: list[str], claims: dict[str, Any]
 ) -> None:
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     token = issuer.mint(RESOURCE, **claims)
 
     assert verify(verifier, token) is None
@@ -134,7 +128,7 @@ def test_a_refused_token_is_checked_again_each_time_and_never_remembered(
 
 
 def test_a_token_with_a_bad_signature_is_refused_each_time(issuer: Issuer) -> None:
-    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE))
+    verifier = JwtVerifier(JwtSettings(issuer=issuer.url, resource=RESOURCE, key_cooldown=0.2))
     good = issuer.mint(RESOURCE)
     assert verify(verifier, good) is not None
     header, payload, signature = good.split(".")
