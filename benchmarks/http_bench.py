@@ -17,7 +17,9 @@ Three servers run as subprocesses on this interpreter, side by side:
    and the shared client's cost fall on all alike; the server's CPU time per call is read from /proc.
    Targets: p50 with auth / p50 without <= 1.10; ours (without auth) / bare <= 1.5 at p50 and p99.
 2. Where the auth time goes (information): the verifier in this process against the same issuer:
-   the token's header, the key lookup, the signature and claims, the thread hop, a remembered token.
+   the token's header, the key lookup, the signature and claims, the thread hop, a remembered token; and
+   our ASGI app built twice in this process (auth, none), a 2026-07-28 tools/call through each with no
+   socket and no other process: the CPU the auth layer adds per request, free of the machine's noise.
 3. Load: parallel sessions and stateless clients (``tests/http_load.py``) against each server in
    alternating rounds: clients/s, tools/call/s, p50/p99, HTTP statuses, server and client CPU, resident
    memory before, after each round and at its peak. Targets: every call succeeds and no 5xx on ours, and
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import statistics
 import sys
@@ -53,6 +56,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import httpx2
 import jwt
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -63,9 +67,12 @@ from tests import http_load
 from tests.mirror_servers import free_port
 from tests.oidc_issuer import Issuer, serve_issuer
 
+from mcp_orchestration import cli
 from mcp_orchestration.server import http
+from mcp_orchestration.server.app import build_server
 from mcp_orchestration.server.auth import JWKS_LIFETIME_SECONDS, JwtSettings, JwtVerifier
 from mcp_orchestration.server.scopes import Scope
+from mcp_orchestration.server.tools import ConfigTools
 from mcp_orchestration.store.repository import Repository
 from mcp_orchestration.trust.keys import generate
 from report import heading, line, percentile, print_machine, scratch_dir, summary, verdict
@@ -155,6 +162,7 @@ class Server:
 class Fixture:
     work: Path
     issuer: Issuer
+    env: dict[str, str]  # the servers' environment: the store and its key
     servers: dict[str, Server] = field(default_factory=dict)
 
 
@@ -179,7 +187,7 @@ def servers(work: Path) -> Iterator[Fixture]:
     """The issuer and the three servers, stopped (their process groups) on the way out."""
     env = store_env(work)
     with contextlib.contextmanager(serve_issuer)() as issuer:
-        fx = Fixture(work, issuer)
+        fx = Fixture(work, issuer, env)
         try:
             ours = [sys.executable, "-m", "mcp_orchestration", "serve", "--http", "127.0.0.1:0"]
             for name, extra, by in (("ours+auth", ["--issuer", issuer.url], issuer), ("ours", ["--no-auth"], None)):
@@ -362,6 +370,95 @@ async def verify_tokens(verifier: JwtVerifier, fresh: list[str], token: str, cou
     return first_sight, remembered, (time.perf_counter() - started) / count
 
 
+IN_PROCESS_PORT = 8000  # the in-process apps' canonical URL (no socket: the Host header must name it)
+MODERN_CALL = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "tools/call",
+    "params": {
+        "name": TOOL,
+        "arguments": {},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "http_bench", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        },
+    },
+}
+MODERN_HEADERS = {
+    "Accept": "application/json, text/event-stream",
+    "Content-Type": "application/json",
+    "MCP-Protocol-Version": "2026-07-28",
+    "Mcp-Method": "tools/call",
+    "Mcp-Name": TOOL,
+}
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def in_process_app(fx: Fixture, issuer: str | None) -> Any:
+    """Our ASGI app as ``serve --http`` builds it (with the issuer's JWT auth, or none), in this process."""
+    endpoint = http.HttpEndpoint("127.0.0.1", IN_PROCESS_PORT)
+    with environment({name: value for name, value in fx.env.items() if name.startswith(("MCP_", "PYTHON_KEY"))}):
+        tools = ConfigTools(cli._app(cli.build_parser().parse_args(["serve"])), None)
+    auth, verifier = http.access_control(
+        endpoint, issuer=issuer, jwks_url=None, token_file=None, no_auth=issuer is None
+    )
+    return http.http_app(build_server(tools, auth=auth, token_verifier=verifier), endpoint)
+
+
+async def in_process_cpu(apps: dict[str, tuple[Any, str | None]], count: int, rounds: int) -> dict[str, float]:
+    """CPU seconds of this process per 2026-07-28 tools/call through each app (client side included), median round."""
+    body = json.dumps(MODERN_CALL)
+    blocks: dict[str, list[float]] = {name: [] for name in apps}
+    async with AsyncExitStack() as stack:
+        clients: dict[str, tuple[httpx2.AsyncClient, dict[str, str]]] = {}
+        for name, (app, token) in apps.items():
+            inner = app.app  # BoundedBody's app: the SDK's Starlette app, whose lifespan runs the session manager
+            await stack.enter_async_context(inner.router.lifespan_context(inner))
+            transport = httpx2.ASGITransport(app=app)
+            base = f"http://127.0.0.1:{IN_PROCESS_PORT}"
+            client = await stack.enter_async_context(httpx2.AsyncClient(transport=transport, base_url=base))
+            headers = MODERN_HEADERS | ({"Authorization": f"Bearer {token}"} if token else {})
+            clients[name] = (client, headers)
+            for _ in range(20):
+                response = await client.post("/mcp", content=body, headers=headers)
+                if response.status_code != 200 or '"isError":true' in response.text:
+                    raise RuntimeError(f"in-process {name}: {response.status_code} {response.text[:200]}")
+        for turn in range(rounds):
+            names = list(clients)
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                client, headers = clients[name]
+                started = time.process_time()
+                for _ in range(count):
+                    await client.post("/mcp", content=body, headers=headers)
+                blocks[name].append((time.process_time() - started) / count)
+    return {name: statistics.median(values) for name, values in blocks.items()}
+
+
+def bench_in_process(fx: Fixture, count: int) -> None:
+    logging.basicConfig(level=logging.WARNING)  # as `serve` logs; else the SDK's INFO lines through rich
+    token = fx.issuer.mint(f"http://127.0.0.1:{IN_PROCESS_PORT}/mcp", scopes=Scope.READ.value, lifetime=TOKEN_LIFETIME)
+    apps = {"ours+auth": (in_process_app(fx, fx.issuer.url), token), "ours": (in_process_app(fx, None), None)}
+    cpu = anyio.run(in_process_cpu, apps, count, 10)
+    line(
+        "in-process",
+        f"our ASGI app built twice in this process (JWT auth, none), {count} x 10 rounds of a 2026-07-28 "
+        f"tools/call {TOOL} through httpx2's ASGI transport, no socket: CPU per request (client side included) "
+        f"{us(cpu['ours+auth'])} with auth, {us(cpu['ours'])} without: +{us(cpu['ours+auth'] - cpu['ours'])} "
+        f"({cpu['ours+auth'] / cpu['ours']:.3f}); the SDK's auth middleware, the token remembered",
+    )
+
+
 def bench_auth_cost(fx: Fixture, count: int, fetches: int) -> None:
     """``fetches``: how often the server under test fetched the JWKS before this section."""
     heading("2. Where the auth time goes (information, no target)")
@@ -390,7 +487,7 @@ def bench_auth_cost(fx: Fixture, count: int, fetches: int) -> None:
         f"{len(token)}-char RS256 token (2048-bit key)",
     )
     line("header", f"{us(header)}  decode the token unverified (PyJWT), for its kid")
-    line("key lookup", f"{us(lookup)}  PyJWKClient.get_signing_key_from_jwt: header + cached key set + lock")
+    line("key lookup", f"{us(lookup)}  PyJWKClient.get_signing_key_from_jwt: header + the cached key set")
     line("decode", f"{us(decode)}  jwt.decode: RSA signature + exp/iss/aud/sub checks")
     line("verify", f"{us(verify)}  JwtVerifier.verify: all of it, plus the SDK's AccessToken")
     line(
@@ -405,6 +502,7 @@ def bench_auth_cost(fx: Fixture, count: int, fetches: int) -> None:
         f"the server fetched the issuer's JWKS {fetches} time(s) over all of section 1 (a token on every request); "
         f"it keeps the key set {JWKS_LIFETIME_SECONDS:.0f} s, refetching sooner only for an unknown kid",
     )
+    bench_in_process(fx, max(20, count // 10))
 
 
 # -- 3. load -----------------------------------------------------------------------------
