@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-fleet: $(STAMP)
 # lock and check of a profile of five local stdio servers, beside the SDK's own client listing them; no network.
 bench-lock: $(STAMP)
 	$(BIN)/python benchmarks/lock_bench.py
+
+# tools/call over streamable HTTP on loopback (JWT auth, no auth, a bare SDK server), then a load of parallel
+# sessions and stateless clients; a few minutes. ARGS=--quick for a smoke test.
+bench-http: $(STAMP)
+	$(BIN)/python benchmarks/http_bench.py $(ARGS)
 
 bench-container: $(STAMP) image
 	$(BIN)/python benchmarks/container_bench.py

@@ -10,7 +10,10 @@ RFC 9728 metadata:
   most once per cooldown). The signature algorithm is the key's own and must
   be asymmetric (never ``none``, never HMAC: a public key is no secret); ``iss``
   must be the issuer, ``aud`` this resource's canonical URL (RFC 8707);
-  ``exp`` is required and ``nbf`` honoured.
+  ``exp`` is required and ``nbf`` honoured. A token accepted once is
+  remembered (:class:`VerifiedTokens`) and accepted again without a second
+  signature check while its time window holds and the key set that verified
+  it is the one in force: the same tokens are accepted as without it.
 - :class:`StaticTokenVerifier`: one long random token read from a secret file,
   for a small team without an identity provider.
 
@@ -27,6 +30,7 @@ import json
 import logging
 import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +57,7 @@ JWKS_COOLDOWN_SECONDS = 10.0  # a fetch, failed or not, waits this long for the 
 FETCH_TIMEOUT_SECONDS = 5.0
 MAX_METADATA_BYTES = 256 << 10
 MAX_TOKEN_BYTES = 16 << 10  # a bearer token longer than this is refused unread
+REMEMBERED_TOKENS = 1024  # verified tokens kept (least recently used first out): at most 16 MiB, about 1 MiB typically
 MIN_STATIC_TOKEN_CHARS = 32
 MAX_TOKEN_FILE_BYTES = 4096
 
@@ -98,6 +103,55 @@ class JwtSettings:
     key_cooldown: float = JWKS_COOLDOWN_SECONDS
 
 
+@dataclass(frozen=True)
+class Verified:
+    """A token's verified claims, the key set whose key verified its signature, and when it is valid."""
+
+    claims: Mapping[str, Any]
+    key_set: jwt.PyJWKSet  # one fetch of the issuer's JWKS: a refetch or its expiry ends the entry
+    not_before: float  # iat and nbf, less the leeway, as jwt.decode checks them
+    not_after: float  # exp plus the leeway: valid while the clock is before it
+
+    def holds(self, key_set: jwt.PyJWKSet | None, now: float) -> bool:
+        return key_set is self.key_set and self.not_before <= now < self.not_after
+
+
+class VerifiedTokens:
+    """The tokens a verifier accepted, each kept while jwt.decode would accept it again.
+
+    A token's signature, algorithm, issuer, audience and subject are facts of
+    its bytes and this server's settings; what can change is the time and the
+    issuer's keys. So an entry holds only while the clock is inside the
+    token's window (with the same leeway) and the key set in force is the very
+    one whose key verified it: after the key set's lifetime, or a refetch that
+    may have retired that key, the token is verified afresh. Refusals are not
+    kept. Used from the event loop only.
+    """
+
+    def __init__(self, size: int = REMEMBERED_TOKENS) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, Verified] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, key_set: jwt.PyJWKSet | None) -> Verified | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if not entry.holds(key_set, time.time()):
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry
+
+    def put(self, token: str, entry: Verified) -> None:
+        self._entries[token] = entry
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+
 class JwtVerifier:
     """Verifies JWT access tokens against the issuer's published keys."""
 
@@ -106,18 +160,30 @@ class JwtVerifier:
         if settings.jwks_url is not None:
             require_secure_url(settings.jwks_url, "JWKS URL")
         self.settings = settings
+        self.verified = VerifiedTokens()
         self._keys: _KeySetClient | None = None
         self._discovery_failed_at = -settings.key_cooldown
 
     async def verify_token(self, token: str) -> AccessToken | None:
+        """The token's access, or None (logged by reason); a token verified before costs no thread and no signature."""
+        remembered = self.verified.get(token, self._key_set_in_force())
+        if remembered is not None:
+            return _access(token, remembered.claims, self.settings.resource)
         try:
-            return await anyio.to_thread.run_sync(self.verify, token)
+            access, verified = await anyio.to_thread.run_sync(self._check, token)
         except TokenRefused as refusal:
             log.warning("Refused a bearer token: %s", refusal)
             return None
+        if verified is not None:
+            self.verified.put(token, verified)
+        return access
 
     def verify(self, token: str) -> AccessToken:
         """The token's access, or :class:`TokenRefused` (blocking: it may fetch the issuer's keys)."""
+        return self._check(token)[0]
+
+    def _check(self, token: str) -> tuple[AccessToken, Verified | None]:
+        """The token's access, and what to remember of it (None if its key set has changed meanwhile)."""
         if len(token) > MAX_TOKEN_BYTES:
             raise TokenRefused("token_too_long")
         try:
@@ -135,7 +201,23 @@ class JwtVerifier:
             raise TokenRefused("issuer_keys_unavailable") from None
         except jwt.PyJWTError as error:  # its messages may quote the token's header: only the class is kept
             raise TokenRefused(type(error).__name__) from None
-        return _access(token, claims, self.settings.resource)
+        access = _access(token, claims, self.settings.resource)
+        key_set = self._key_set_in_force()
+        if key_set is None or not any(known is key for known in key_set.keys):
+            return access, None
+        starts = [int(claims[name]) for name in ("iat", "nbf") if name in claims]  # decode checked they are integers
+        verified = Verified(
+            claims=dict(claims),
+            key_set=key_set,
+            not_before=max(starts, default=-float("inf")) - LEEWAY_SECONDS,
+            not_after=int(claims["exp"]) + LEEWAY_SECONDS,
+        )
+        return access, verified
+
+    def _key_set_in_force(self) -> jwt.PyJWKSet | None:
+        """The key set as last fetched, unless its lifetime is over (then the next check fetches it again)."""
+        cache = self._keys.jwk_set_cache if self._keys is not None else None
+        return cache.get() if cache is not None else None
 
     def _key_set(self) -> _KeySetClient:
         if self._keys is None:

@@ -231,12 +231,21 @@ def listen(endpoint: HttpEndpoint) -> tuple[socket.socket, HttpEndpoint]:
     """A socket listening at ``endpoint``, and the endpoint with the port it got (asked for 0, one is picked).
 
     Bound before the app is built, so the canonical URL (the audience of every
-    token) names the real port.
+    token) names the real port. Created as TCP (``proto`` IPPROTO_TCP, as
+    uvicorn binds its own): asyncio turns Nagle's algorithm off only on such
+    sockets' connections, and with it on every response uvicorn writes in two
+    parts (headers, then body) waits for the client's delayed ACK, about 40 ms.
     """
     family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        sock = socket.create_server((endpoint.host, endpoint.port), family=family)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((endpoint.host, endpoint.port))
+        sock.listen()
     except OSError as exc:
+        sock.close()
         raise UsageError(
             f"Cannot listen on {endpoint.host}:{endpoint.port}: {exc.strerror or type(exc).__name__}."
         ) from None
