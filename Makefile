@@ -28,10 +28,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# Unit and integration tests, then the container tests against a freshly built image.
+# Unit and integration tests (two workers, each test module on one), then the container tests against a freshly built image.
 # Without a Docker engine the container tests skip, unless MCP_ORCHESTRATION_REQUIRE_DOCKER=1 (CI).
 test: lint
-	$(BIN)/pytest -m "not container"
+	$(BIN)/pytest -n 2 --dist loadfile -m "not container"
 	$(MAKE) test-container
 
 test-container: $(STAMP)

@@ -280,14 +280,16 @@ def test_stdout_past_its_budget_is_a_protocol_error() -> None:
     started = time.monotonic()
     with pytest.raises(ServerProtocolError, match=f"more than {LIMITS.max_stdout_bytes} bytes on stdout"):
         probe_fixture("garbage_server.py", "blank", timeout=60)
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 30  # cut off by the byte bound, long before the 60 s deadline
 
 
 def test_a_server_that_sends_messages_without_end_is_cut_off() -> None:
     started = time.monotonic()
     with pytest.raises(ServerProtocolError, match=f"more than {LIMITS.max_messages} messages"):
         probe_fixture("garbage_server.py", "chatty", timeout=60)
-    assert time.monotonic() - started < 10
+    assert (
+        time.monotonic() - started < 30
+    )  # cut off by the count, long before the 60 s deadline (10 s took 10.4 on a loaded box)
 
 
 def test_an_answer_that_is_not_valid_mcp_is_a_protocol_error() -> None:
