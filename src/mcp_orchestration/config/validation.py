@@ -347,12 +347,13 @@ def _url_problem(url: str) -> str | None:
     scheme = parts.scheme.lower()
     if not host or scheme not in {"https", "http"}:
         return "The url must be an https:// URL with a host (or http:// to localhost)."
-    if scheme == "http" and not _is_loopback(host):
+    if scheme == "http" and not is_loopback(host):
         return "Plain http is allowed only to localhost; use an https:// URL for a remote server."
     return None
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine: ``localhost`` or a loopback address."""
     if host == "localhost":
         return True
     try:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
 import time
@@ -41,6 +40,7 @@ import anyio.to_thread
 import jwt
 from mcp.server.auth.provider import AccessToken
 
+from mcp_orchestration.config.validation import is_loopback
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.core.fsutil import read_named_file
 from mcp_orchestration.security.principal import OPERATOR, Principal, is_principal_field
@@ -70,15 +70,6 @@ def require_secure_url(url: str, what: str) -> str:
     if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return url
     raise UsageError(f"The {what} must be an https URL (http only to a loopback address), not {url!r}.")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def principal_of(token: AccessToken) -> Principal:

@@ -39,9 +39,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mcp_orchestration.config.validation import is_loopback
 from mcp_orchestration.core.errors import UsageError
 from mcp_orchestration.server import scopes
-from mcp_orchestration.server.auth import JwtSettings, JwtVerifier, StaticTokenVerifier, is_loopback
+from mcp_orchestration.server.auth import JwtSettings, JwtVerifier, StaticTokenVerifier
 from mcp_orchestration.server.http_protocol import DeadlineH11Protocol
 
 log = logging.getLogger(__name__)
@@ -307,7 +308,7 @@ def access_control(
     if jwks_url is not None and issuer is None:
         raise UsageError("--jwks-url applies to --issuer only.")
     if no_auth:
-        if not is_loopback(endpoint.host) or urlsplit(endpoint.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        if not (is_loopback(endpoint.host) and is_loopback(urlsplit(endpoint.url).hostname or "")):
             raise UsageError(
                 "--no-auth serves anyone who can reach the port, so it is refused off a loopback address.",
                 hint="Give --issuer or --token-file.",
