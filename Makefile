@@ -11,6 +11,8 @@ BUILDER_IMAGE ?= mcp-orchestration/debian:13-slim
 RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Every file time in the image's own layers (reproducible builds): the commit's time.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
 
@@ -96,7 +98,8 @@ LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAG
 image: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
-	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+	  -t $(IMAGE) .
 
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \

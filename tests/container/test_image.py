@@ -60,7 +60,9 @@ PACKAGE_MANAGERS = {
     "dpkg", "dpkg-deb", "dpkg-query", "dpkg-divert", "dpkg-split", "dpkg-trigger", "dpkg-statoverride",
 }  # fmt: skip
 # Top-level directories only the build stages had; the runtime must hold none of them.
-BUILD_ONLY = {"src", "tests", "locks", "dist", "buildenv", "wheelhouse", "home-skeleton", "stdlib-pyc", "stdlib_pyc"}
+BUILD_ONLY = {
+    "src", "tests", "locks", "dist", "buildenv", "wheelhouse", "home-skeleton", "stdlib-pyc", "stdlib_pyc", "layers",
+}  # fmt: skip
 # A checked-hash pyc (PEP 552): flags word 0b11, hash-based and checked against the source on import.
 CHECKED_HASH = 0b11
 # Stdlib modules every start of the server imports (json for JSON-RPC, asyncio for anyio).

@@ -1,0 +1,264 @@
+"""Whether two builds of the image are the same, and if not, what differs, file by file.
+
+``make repro-check`` builds the image twice with ``--no-cache`` and runs this on
+the two; ``make repro-check REFERENCE=ghcr.io/...@sha256:...`` builds it once
+and compares with a released image. Each image is read from ``docker image
+save``: its config and every layer as the tar the engine hashed. Two images
+are the same when every layer digest (``rootfs.diff_ids``) is equal and the
+configs are equal apart from ``created`` (the image's and each history
+entry's): the engine stamps those with the wall clock.
+
+When a layer differs, the report lists its files the way diffoci does: those
+in one build only, then for each file in both the fields that differ (type,
+mode, owner, size, time, link target, extended attributes, content digest),
+then a difference in the order of the entries if that is all there is.
+
+Usage: python build/repro_check.py [--docker PATH] [--limit N] IMAGE_A IMAGE_B
+
+Exit status: 0 the same, 1 different (the report is on stdout), 2 no verdict
+(an image that cannot be read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+STAMPED = "created"  # the only config field two builds may differ in (also per history entry)
+LIMIT = 40  # differences shown per layer; the rest are counted
+
+
+class ReproCheckError(Exception):
+    """An image that could not be saved or read: no verdict."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar entry of a layer: every field that goes into the layer's digest."""
+
+    kind: str
+    mode: str
+    owner: str
+    size: int
+    mtime: str
+    link: str
+    xattrs: str
+    digest: str
+
+    FIELDS = ("kind", "mode", "owner", "size", "mtime", "link", "xattrs", "digest")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A layer as the engine hashed it: its diff id, what made it, and its entries in order."""
+
+    diff_id: str
+    created_by: str
+    entries: dict[str, Entry]
+    order: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+    config: dict[str, Any]
+    layers: tuple[Layer, ...]
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    kinds = {
+        tarfile.REGTYPE: "file",
+        tarfile.AREGTYPE: "file",
+        tarfile.DIRTYPE: "dir",
+        tarfile.SYMTYPE: "symlink",
+        tarfile.LNKTYPE: "hardlink",
+        tarfile.CHRTYPE: "char",
+        tarfile.BLKTYPE: "block",
+        tarfile.FIFOTYPE: "fifo",
+    }
+    return kinds.get(member.type, f"type {member.type!r}")
+
+
+def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
+    digest = ""
+    if handle is not None:
+        digest = "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    xattrs = {key: value for key, value in sorted(member.pax_headers.items()) if key.startswith("SCHILY.xattr.")}
+    return Entry(
+        kind=_kind(member),
+        mode=f"{member.mode:04o}",
+        owner=f"{member.uid}:{member.gid}",
+        size=member.size,
+        mtime=datetime.fromtimestamp(member.mtime, UTC).isoformat(),
+        link=member.linkname,
+        xattrs=json.dumps(xattrs, sort_keys=True) if xattrs else "",
+        digest=digest,
+    )
+
+
+def read_layer(stream: IO[bytes], diff_id: str, created_by: str) -> Layer:
+    """Every entry of one layer tar, read as a stream."""
+    entries: dict[str, Entry] = {}
+    order: list[str] = []
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            name = "/" + member.name.removeprefix("./").strip("/")
+            handle = tar.extractfile(member) if member.isfile() else None
+            entries[name] = _entry(member, handle)
+            order.append(name)
+    return Layer(diff_id, created_by, entries, tuple(order))
+
+
+def _hashed(stream: IO[bytes]) -> tuple[str, bytes]:
+    data = stream.read()
+    return "sha256:" + hashlib.sha256(data).hexdigest(), data
+
+
+def read_saved(name: str, archive: Path) -> Image:
+    """An image from a ``docker image save`` archive: its config, and each layer checked against its diff id."""
+    try:
+        with tarfile.open(archive) as saved:
+            manifest = _json(saved, "manifest.json")
+            if not (isinstance(manifest, list) and len(manifest) == 1):
+                raise ReproCheckError(f"{name}: the archive holds {len(manifest)} images, not one")
+            config = _json(saved, manifest[0]["Config"])
+            diff_ids = config["rootfs"]["diff_ids"]
+            paths = manifest[0]["Layers"]
+            if len(paths) != len(diff_ids):
+                raise ReproCheckError(f"{name}: {len(paths)} layers but {len(diff_ids)} diff ids")
+            made_by = [h.get("created_by", "") for h in config.get("history", []) if not h.get("empty_layer")]
+            layers = []
+            for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
+                handle = saved.extractfile(path)
+                if handle is None:
+                    raise ReproCheckError(f"{name}: layer {path} is not a file")
+                digest, data = _hashed(handle)
+                if digest != diff_id:
+                    raise ReproCheckError(f"{name}: layer {index} hashes to {digest}, its config says {diff_id}")
+                created_by = made_by[index] if index < len(made_by) else ""
+                layers.append(read_layer(io.BytesIO(data), diff_id, created_by))
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
+        raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
+    return Image(name, config, tuple(layers))
+
+
+def _json(saved: tarfile.TarFile, name: str) -> Any:
+    handle = saved.extractfile(name)
+    if handle is None:
+        raise ReproCheckError(f"{name} is not a file in the archive")
+    return json.load(handle)
+
+
+def save(docker: str, name: str, directory: Path) -> Path:
+    """``docker image save`` of one image into a file under ``directory``."""
+    archive = directory / hashlib.sha256(name.encode()).hexdigest()
+    command = [docker, "image", "save", "-o", str(archive), name]
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ReproCheckError(f"{name}: docker image save failed: {result.stderr.strip()}")
+    return archive
+
+
+def normalised_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without the engine's wall-clock stamps."""
+    kept = {key: value for key, value in config.items() if key != STAMPED}
+    kept["history"] = [{k: v for k, v in entry.items() if k != STAMPED} for entry in config.get("history", [])]
+    return kept
+
+
+def _flatten(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, dict):
+        for key in sorted(value):
+            yield from _flatten(value[key], f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _flatten(item, f"{path}[{index}]")
+    else:
+        yield path, json.dumps(value)
+
+
+def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Each config field, by its path, that differs between the two (``created`` left out)."""
+    left, right = dict(_flatten(normalised_config(a))), dict(_flatten(normalised_config(b)))
+    return [f"{path}: {left.get(path, '(absent)')} != {right.get(path, '(absent)')}"
+            for path in sorted(left.keys() | right.keys()) if left.get(path) != right.get(path)]  # fmt: skip
+
+
+def layer_differences(a: Layer, b: Layer) -> list[str]:
+    """Files in one layer only, then the fields that differ for files in both, then order."""
+    lines = [f"only in A: {name}" for name in sorted(a.entries.keys() - b.entries.keys())]
+    lines += [f"only in B: {name}" for name in sorted(b.entries.keys() - a.entries.keys())]
+    for name in sorted(a.entries.keys() & b.entries.keys()):
+        left, right = a.entries[name], b.entries[name]
+        changed = [f"{field} {getattr(left, field)} != {getattr(right, field)}"
+                   for field in Entry.FIELDS if getattr(left, field) != getattr(right, field)]  # fmt: skip
+        if changed:
+            lines.append(f"{name}: " + "; ".join(changed))
+    if not lines and a.order != b.order:
+        first = next(i for i, (x, y) in enumerate(zip(a.order, b.order, strict=False)) if x != y)
+        lines.append(f"same entries in another order, from entry {first}: {a.order[first]} != {b.order[first]}")
+    return lines
+
+
+def compare(a: Image, b: Image, limit: int = LIMIT) -> list[str]:
+    """The report: empty when the two images are the same."""
+    report = [f"config: {line}" for line in config_differences(a.config, b.config)]
+    if len(a.layers) != len(b.layers):
+        report.append(f"layers: A has {len(a.layers)}, B has {len(b.layers)}")
+    for index, (left, right) in enumerate(zip(a.layers, b.layers, strict=False)):
+        if left.diff_id == right.diff_id:
+            continue
+        made_by = left.created_by or right.created_by or "?"
+        report.append(f"layer {index} ({made_by}): {left.diff_id} != {right.diff_id}")
+        lines = layer_differences(left, right) or ["the same entries, yet different bytes (tar headers)"]
+        report += [f"  {line}" for line in lines[:limit]]
+        if len(lines) > limit:
+            report.append(f"  ... and {len(lines) - limit} more")
+    return report
+
+
+def summary(image: Image) -> list[str]:
+    return [f"  layer {i}: {layer.diff_id}  {layer.created_by}" for i, layer in enumerate(image.layers)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="repro_check.py",
+        description="Compare two images layer by layer; report what differs, file by file.",
+    )
+    parser.add_argument("image_a", metavar="IMAGE_A")
+    parser.add_argument("image_b", metavar="IMAGE_B")
+    parser.add_argument("--docker", default="/usr/bin/docker", help="the Docker client (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=LIMIT, help="differences shown per layer (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
+            a = read_saved(args.image_a, save(args.docker, args.image_a, Path(scratch)))
+            b = read_saved(args.image_b, save(args.docker, args.image_b, Path(scratch)))
+    except ReproCheckError as error:
+        print(f"repro-check: no verdict: {error}", file=sys.stderr)
+        return 2
+    report = compare(a, b, args.limit)
+    print(f"A: {a.name}\n" + "\n".join(summary(a)))
+    print(f"B: {b.name}")
+    if not report:
+        print(f"repro-check: the same: {len(a.layers)} layer digests equal, configs equal but for {STAMPED!r}")
+        return 0
+    print("\n".join(summary(b)))
+    print("repro-check: DIFFERENT\n" + "\n".join(report))
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
