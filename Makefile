@@ -14,7 +14,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # Every file time in the image's own layers (reproducible builds): the commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev repro-check backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ test: lint
 	$(MAKE) test-container
 
 test-container: $(STAMP)
-	@if $(DOCKER) info >/dev/null 2>&1; then $(MAKE) image; fi
+	@if $(DOCKER) info >/dev/null 2>&1; then $(MAKE) image repro-check; fi
 	$(BIN)/pytest -m container
 
 test-fast: $(STAMP)
@@ -95,11 +95,27 @@ wheelhouse:
 # debian:13-slim and gcr.io/distroless/python3-debian13:nonroot where a registry is reachable).
 LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAGE)),bases,engine)
 
-image: $(LOCAL_BASES) wheelhouse
-	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
+BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
-	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
-	  -t $(IMAGE) .
+	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
+
+image: $(LOCAL_BASES) wheelhouse
+	$(BUILD_IMAGE) -t $(IMAGE) .
+
+# Reproducible: two builds of this commit with --no-cache, on the same bases and wheelhouse, must give the
+# same layers and config (but for `created`); build/repro_check.py shows what differs, file by file.
+# REFERENCE=IMAGE (e.g. a release, name@sha256:...) builds once and compares with that image instead.
+REPRO_TAG := mcp-orchestration:repro
+repro-check: $(STAMP) $(LOCAL_BASES) wheelhouse
+ifdef REFERENCE
+	$(DOCKER) image inspect $(REFERENCE) >/dev/null 2>&1 || $(DOCKER) pull $(REFERENCE)
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
+	$(BIN)/python build/repro_check.py --docker $(DOCKER) $(REFERENCE) $(REPRO_TAG)-b
+else
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-a .
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
+	$(BIN)/python build/repro_check.py --docker $(DOCKER) $(REPRO_TAG)-a $(REPRO_TAG)-b
+endif
 
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \

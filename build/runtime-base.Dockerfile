@@ -64,7 +64,7 @@ RUN set -eu; \
     # Trim: documentation but the copyright files licences require (debuerreotype-slimify), glibc's
     # iconv modules (Python has its own codecs; UTF-8 is built into glibc), glibc's tools (ldconfig,
     # localedef, iconv, ...; ld.so.cache is made below), CPython's test suite and test extensions.
-    find usr/share/doc -type f ! -name copyright -delete; \
+    find usr/share/doc -mindepth 2 ! -type d ! -name copyright -delete; \
     rm -rf usr/share/man usr/share/info usr/share/lintian usr/lib/*/gconv usr/lib/python3.13/test \
       usr/bin/{getconf,getent,iconv,ldd,locale,localedef,pldd,tzselect,zdump} usr/sbin/{iconvconfig,ldconfig,zic} \
       usr/lib/python3.13/lib-dynload/{_test,_ctypes_test,_xxtestfuzz,xxlimited,xxsubtype}*; \

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tarfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -102,3 +104,48 @@ def swarm_mode() -> Iterator[None]:
         docker("swarm", "leave", "--force", check=False)
         if "docker_gwbridge" not in networks:  # `swarm init` made it; leaving does not remove it
             docker("network", "rm", "docker_gwbridge", check=False)
+
+
+@dataclass(frozen=True)
+class Filesystem:
+    """The exported root filesystem: every member's metadata, contents read on demand from the tar."""
+
+    archive: Path
+    members: dict[str, tarfile.TarInfo]
+
+    def names(self) -> Iterator[PurePosixPath]:
+        return (PurePosixPath(name) for name in self.members)
+
+    def read(self, name: str) -> bytes:
+        with tarfile.open(self.archive) as tar:
+            handle = tar.extractfile(self.members[name])
+            assert handle is not None, f"{name} is not a regular file"
+            return handle.read()
+
+    def regular_files(self) -> Iterator[tuple[str, bytes]]:
+        """Every regular file's name and bytes, in one pass over the archive."""
+        with tarfile.open(self.archive) as tar:
+            for member in tar:
+                if member.isfile():
+                    handle = tar.extractfile(member)
+                    assert handle is not None
+                    yield _name(member), handle.read()
+
+
+def _name(member: tarfile.TarInfo) -> str:
+    return member.name.removeprefix("./").strip("/")
+
+
+@pytest.fixture(scope="module")
+def filesystem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filesystem]:
+    """The image's filesystem, flattened by ``docker export`` of a created (never started) container."""
+    archive = tmp_path_factory.mktemp("image") / "rootfs.tar"
+    container = docker("create", "--network", "none", IMAGE).stdout.strip()
+    try:
+        docker("export", "--output", str(archive), container)
+    finally:
+        docker("rm", "-f", "-v", container, check=False)  # -v: the VOLUME made an anonymous volume
+    with tarfile.open(archive) as tar:
+        members = {_name(member): member for member in tar if _name(member)}
+    yield Filesystem(archive, members)
+    archive.unlink(missing_ok=True)

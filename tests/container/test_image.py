@@ -19,17 +19,14 @@ from __future__ import annotations
 import json
 import re
 import stat
-import tarfile
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 
 from mcp_orchestration.trust import keys
-from tests.container.conftest import IMAGE, NONROOT, docker
+from tests.container.conftest import IMAGE, NONROOT, Filesystem, docker
 
 pytestmark = pytest.mark.container
 
@@ -77,36 +74,6 @@ STDLIB_MODULES = (
 )
 
 
-@dataclass(frozen=True)
-class Filesystem:
-    """The exported root filesystem: every member's metadata, contents read on demand from the tar."""
-
-    archive: Path
-    members: dict[str, tarfile.TarInfo]
-
-    def names(self) -> Iterator[PurePosixPath]:
-        return (PurePosixPath(name) for name in self.members)
-
-    def read(self, name: str) -> bytes:
-        with tarfile.open(self.archive) as tar:
-            handle = tar.extractfile(self.members[name])
-            assert handle is not None, f"{name} is not a regular file"
-            return handle.read()
-
-    def regular_files(self) -> Iterator[tuple[str, bytes]]:
-        """Every regular file's name and bytes, in one pass over the archive."""
-        with tarfile.open(self.archive) as tar:
-            for member in tar:
-                if member.isfile():
-                    handle = tar.extractfile(member)
-                    assert handle is not None
-                    yield _name(member), handle.read()
-
-
-def _name(member: tarfile.TarInfo) -> str:
-    return member.name.removeprefix("./").strip("/")
-
-
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
     """The image config (``docker image inspect``), as a runtime reads it."""
@@ -121,21 +88,6 @@ def config() -> dict[str, Any]:
 def history() -> str:
     """Every layer's ``created_by``, untruncated: what a registry user can read of the build."""
     return docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", IMAGE).stdout
-
-
-@pytest.fixture(scope="module")
-def filesystem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filesystem]:
-    """The image's filesystem, flattened by ``docker export`` of a created (never started) container."""
-    archive = tmp_path_factory.mktemp("image") / "rootfs.tar"
-    container = docker("create", "--network", "none", IMAGE).stdout.strip()
-    try:
-        docker("export", "--output", str(archive), container)
-    finally:
-        docker("rm", "-f", "-v", container, check=False)  # -v: the VOLUME made an anonymous volume
-    with tarfile.open(archive) as tar:
-        members = {_name(member): member for member in tar if _name(member)}
-    yield Filesystem(archive, members)
-    archive.unlink(missing_ok=True)
 
 
 def _pyproject_version() -> str:

@@ -1,0 +1,184 @@
+"""build/repro_check.py: equal images pass, and every kind of difference is named, file by file.
+
+The images are ``docker image save`` archives made here, with real tar layers:
+what the engine would write, without an engine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+import json
+import sys
+import tarfile
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("repro_check", ROOT / "build" / "repro_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["repro_check"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+repro_check = _load()
+
+
+@dataclass(frozen=True)
+class File:
+    name: str
+    data: bytes = b""
+    mtime: int = 1_700_000_000
+    mode: int = 0o644
+    uid: int = 0
+    kind: bytes = tarfile.REGTYPE
+    link: str = ""
+
+
+def layer_tar(files: Sequence[File]) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for file in files:
+            info = tarfile.TarInfo(file.name)
+            info.type, info.mtime, info.mode, info.uid, info.gid = file.kind, file.mtime, file.mode, file.uid, file.uid
+            info.linkname = file.link
+            info.size = len(file.data) if file.kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(file.data) if file.kind == tarfile.REGTYPE else None)
+    return out.getvalue()
+
+
+def saved_image(path: Path, layers: Sequence[Sequence[File]], created: str = "2026-12-03T10:00:00Z") -> Path:
+    """A ``docker image save`` archive: manifest.json, the config, one tar per layer."""
+    blobs = [layer_tar(files) for files in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
+    config: dict[str, Any] = {
+        "architecture": "amd64",
+        "created": created,
+        "config": {"User": "65532:65532", "Entrypoint": ["/venv/bin/mcp-orchestration"]},
+        "history": [{"created": created, "created_by": f"COPY layer{i} / # buildkit"} for i in range(len(blobs))],
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    }
+    with tarfile.open(path, "w") as archive:
+
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+
+        add("config.json", json.dumps(config).encode())
+        for index, blob in enumerate(blobs):
+            add(f"{index}/layer.tar", blob)
+        manifest = [{"Config": "config.json", "RepoTags": None, "Layers": [f"{i}/layer.tar" for i in range(len(blobs))]}]
+        add("manifest.json", json.dumps(manifest).encode())
+    return path
+
+
+BASE = [File("usr/", kind=tarfile.DIRTYPE, mode=0o755), File("usr/lib/libc.so.6", b"\x7fELF libc")]
+VENV = [
+    File("venv/", kind=tarfile.DIRTYPE, mode=0o755),
+    File("venv/bin/python", kind=tarfile.SYMTYPE, link="/usr/bin/python3.13", mode=0o777),
+    File("venv/lib/module.py", b"print('hello')\n"),
+]
+
+
+def compare(tmp_path: Path, a_layers: Sequence[Sequence[File]], b_layers: Sequence[Sequence[File]]) -> list[str]:
+    a = repro_check.read_saved("A", saved_image(tmp_path / "a.tar", a_layers))
+    b = repro_check.read_saved("B", saved_image(tmp_path / "b.tar", b_layers, created="2026-12-03T11:00:00Z"))
+    report: list[str] = repro_check.compare(a, b)
+    return report
+
+
+def test_two_builds_that_differ_only_in_created_are_the_same(tmp_path: Path) -> None:
+    assert compare(tmp_path, [BASE, VENV], [BASE, VENV]) == []
+
+
+def test_a_file_time_is_reported_with_both_values(tmp_path: Path) -> None:
+    later = [VENV[0], VENV[1], replace(VENV[2], mtime=1_700_000_060)]
+    report = compare(tmp_path, [BASE, VENV], [BASE, later])
+    assert report[0].startswith("config: rootfs.diff_ids[1]: ")
+    assert report[1].startswith("layer 1 (COPY layer1 / # buildkit): sha256:")
+    assert report[2:] == ["  /venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 2023-11-14T22:14:20+00:00"]
+
+
+def test_content_owner_mode_and_link_differences_are_each_named(tmp_path: Path) -> None:
+    changed = [
+        replace(VENV[0], uid=65532),
+        replace(VENV[1], link="/usr/bin/python3"),
+        replace(VENV[2], data=b"print('hullo')\n", mode=0o600),
+    ]
+    lines = compare(tmp_path, [BASE, VENV], [BASE, changed])[2:]
+    assert lines[0] == "  /venv: owner 0:0 != 65532:65532"
+    assert lines[1] == "  /venv/bin/python: link /usr/bin/python3.13 != /usr/bin/python3"
+    digest = "sha256:" + hashlib.sha256(b"print('hello')\n").hexdigest()
+    assert lines[2].startswith(f"  /venv/lib/module.py: mode 0644 != 0600; digest {digest} != sha256:")
+
+
+def test_files_in_one_build_only_are_listed(tmp_path: Path) -> None:
+    extra = [*VENV, File("venv/lib/__pycache__/module.cpython-313.pyc", b"pyc")]
+    lines = compare(tmp_path, [BASE, extra], [BASE, VENV[:2]])[2:]
+    assert lines == ["  only in A: /venv/lib/__pycache__/module.cpython-313.pyc", "  only in A: /venv/lib/module.py"]
+
+
+def test_the_same_entries_in_another_order_are_reported_as_order(tmp_path: Path) -> None:
+    lines = compare(tmp_path, [BASE, VENV], [BASE, [VENV[0], VENV[2], VENV[1]]])[2:]
+    assert lines == ["  same entries in another order, from entry 1: /venv/bin/python != /venv/lib/module.py"]
+
+
+def test_a_config_difference_other_than_created_is_reported(tmp_path: Path) -> None:
+    a = repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [BASE]))
+    b = repro_check.read_saved("B", saved_image(tmp_path / "b.tar", [BASE]))
+    b.config["config"]["User"] = "0:0"
+    assert repro_check.compare(a, b) == ['config: config.User: "65532:65532" != "0:0"']
+
+
+def test_a_missing_layer_is_reported(tmp_path: Path) -> None:
+    report = compare(tmp_path, [BASE, VENV], [BASE])
+    assert "layers: A has 2, B has 1" in report
+
+
+def test_differences_past_the_limit_are_counted(tmp_path: Path) -> None:
+    many = [File(f"venv/f{i:02}", b"x") for i in range(50)]
+    a = repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [many]))
+    b = repro_check.read_saved("B", saved_image(tmp_path / "b.tar", [[replace(f, data=b"y") for f in many]]))
+    report = repro_check.compare(a, b, limit=5)
+    assert len(report) == 1 + 1 + 5 + 1
+    assert report[-1] == "  ... and 45 more"
+
+
+def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
+    path = saved_image(tmp_path / "a.tar", [BASE])
+    tampered = tmp_path / "tampered.tar"
+    with tarfile.open(path) as source, tarfile.open(tampered, "w") as target:
+        for member in source:
+            data = source.extractfile(member)
+            assert data is not None
+            body = data.read()
+            if member.name == "0/layer.tar":
+                body = layer_tar([*BASE, File("usr/bin/extra", b"planted")])
+                member.size = len(body)
+            target.addfile(member, io.BytesIO(body))
+    with pytest.raises(repro_check.ReproCheckError, match="layer 0 hashes to sha256:"):
+        repro_check.read_saved("A", tampered)
+
+
+def test_an_archive_that_is_not_an_image_is_no_verdict(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tar"
+    junk.write_bytes(b"not a tar at all")
+    with pytest.raises(repro_check.ReproCheckError, match="not a readable image archive"):
+        repro_check.read_saved("A", junk)
+
+
+def test_main_exits_2_when_the_engine_cannot_save_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert repro_check.main(["--docker", "/bin/false", "a", "b"]) == 2
+    assert "repro-check: no verdict: a: docker image save failed" in capsys.readouterr().err
