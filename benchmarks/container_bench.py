@@ -11,7 +11,8 @@
    which hides the venv's bytecode too). ``python -v`` in each variant checks which bytecode it
    really used; the container's cgroup CPU time at the answer is shown beside the wall time.
    Targets: median ours / bare <= 1.25; ours / ours without stdlib bytecode <= 0.8.
-2. Image size (information): the image against its runtime base, and the layers it adds.
+2. Image size: the image against its runtime base, the layers it adds, and where the bytes go
+   (by Debian package, Python distribution and directory: image_sizes.py). Target: <= 100 MB.
 3. Healthcheck latency: ``docker exec`` of ``mcp-orchestration healthcheck`` in a running
    container against ``docker exec`` of ``python -c pass``, alternating. Target: median
    difference < 1 s.
@@ -50,6 +51,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
+import image_sizes
 from mcp_orchestration.trust.keys import generate
 from report import heading, line, ms, percentile, print_machine, scratch_dir, summary, verdict
 from server_bench import CLIENT, ECHO_SERVER, MODE, PROFILE, sample_config
@@ -60,6 +62,7 @@ BASE_IMAGE = "mcp-orchestration/distroless-python3-debian13:nonroot"
 START_TARGET = 1.25
 BYTECODE_TARGET = 0.8
 HEALTH_TARGET_S = 1.0
+SIZE_TARGET = 100_000_000  # bytes, as docker image inspect counts them
 REFERENCE = "issue's reference for a bare server: 1.11 s without stdlib bytecode, 0.72 s with it"
 
 NONROOT = 65532
@@ -297,19 +300,31 @@ def mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def bench_image_size() -> None:
-    heading("2. Image size (information, no target)")
+def bench_image_size(show: int) -> None:
+    heading(f"2. Image size (target: at most {mb(SIZE_TARGET)})")
     ours, base = (int(docker("image", "inspect", "-f", "{{.Size}}", image).stdout) for image in (IMAGE, BASE_IMAGE))
     history = docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", IMAGE)
     layers = [row.split("\t", 1) for row in history.stdout.splitlines()]
-    line("ran", f"docker image inspect / docker history of {IMAGE}")
+    line("ran", f"docker image inspect / docker history / docker export of {IMAGE}")
     line("baseline", f"the runtime base {BASE_IMAGE}")
     line("ours", mb(ours))
     line("baseline", mb(base))
     line("added", f"{mb(ours - base)} ({ours / base - 1:+.0%} on the base); ratio {ours / base:.2f}")
     for size, created_by in layers:
-        if int(size) > 0 and "/rootfs" not in created_by:
+        if int(size) > 0:
             line("layer", f"{mb(int(size)):>9}  {created_by.strip()[:90]}")
+    sizes = image_sizes.measure(DOCKER, IMAGE)
+    kinds = {"deb": "Debian packages", "py": "Python distributions"}
+    for kind, title in kinds.items():
+        owned = [(name, size) for name, size in sizes.packages.most_common() if name.startswith(kind + ":")]
+        line(title, f"{mb(sum(size for _, size in owned))} in {len(owned)}; the largest {show}:")
+        for name, size in owned[:show]:
+            line("", f"{mb(size):>9}  {name.split(':', 1)[1]}")
+    line("unowned", f"{mb(sizes.packages['unowned'])} (stdlib bytecode, ld.so.cache, CA bundle, passwd...)")
+    line("directories", f"the largest {show} of {len(sizes.directories)}:")
+    for directory, size in sizes.directories.most_common(show):
+        line("", f"{mb(size):>9}  {directory}")
+    verdict("image size", ours <= SIZE_TARGET, f"<= {mb(SIZE_TARGET)}", mb(ours))
 
 
 # -- 3. healthcheck latency ----------------------------------------------------------------
@@ -427,7 +442,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=None, help="cold starts per variant (default 15, quick 2)")
     parser.add_argument("--execs", type=int, default=None, help="docker execs per command (default 15, quick 3)")
     parser.add_argument("--repeats", type=int, default=None, help="floor repeats (default 5, quick 1)")
-    parser.add_argument("--show", type=int, default=8, help="entries in the import breakdown lists (default 8)")
+    parser.add_argument(
+        "--show", type=int, default=8, help="entries in the size and import breakdown lists (default 8)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch directory")
     args = parser.parse_args(argv)
     args.runs = args.runs or (2 if args.quick else 15)
@@ -446,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         fx = build_fixture(work)
         try:
             bench_cold_start(fx, args.runs)
-            bench_image_size()
+            bench_image_size(args.show)
             bench_healthcheck(fx, args.execs)
             bench_breakdown(fx, args.repeats, args.show)
         finally:
