@@ -310,9 +310,9 @@ def bench_image_size(show: int) -> None:
     line("ours", mb(ours))
     line("baseline", mb(base))
     line("added", f"{mb(ours - base)} ({ours / base - 1:+.0%} on the base); ratio {ours / base:.2f}")
-    for size, created_by in layers:
-        if int(size) > 0:
-            line("layer", f"{mb(int(size)):>9}  {created_by.strip()[:90]}")
+    for layer_size, created_by in layers:
+        if int(layer_size) > 0:
+            line("layer", f"{mb(int(layer_size)):>9}  {created_by.strip()[:90]}")
     sizes = image_sizes.measure(DOCKER, IMAGE)
     kinds = {"deb": "Debian packages", "py": "Python distributions"}
     for kind, title in kinds.items():
