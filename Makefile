@@ -14,7 +14,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # Every file time in the image's own layers (reproducible builds): the commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev repro-check backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev repro-check verify-release backup restore audit
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,12 @@ endif
 image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) -t mcp-orchestration:dev .
+
+# Check a pulled release before running it: signature, SBOM and provenance (cosign, gh), then a rebuild of this
+# checkout (clean, at the image's revision) compared layer by layer. REF=NAME@sha256:... TAG=vX.Y.Z; exit 0/1/2.
+verify-release: $(STAMP)
+	@test -n "$(REF)" && test -n "$(TAG)" || { echo "make verify-release: set REF=NAME@sha256:... TAG=vX.Y.Z" >&2; exit 2; }
+	DOCKER=$(DOCKER) build/verify-release.sh $(REF) $(TAG)
 
 # -- dependency audit: pip-audit on the lock and on the image's venv, CycloneDX SBOMs, then the policy gate.
 # Needs PyPI's JSON API and a built image (`make image audit` to rebuild first); CI here does not run it.

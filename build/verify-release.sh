@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Verify a released image before running it (`make verify-release`, SECURITY.md "Verify a release"):
+#   1. its signature: cosign, keyless, made by this repository's release workflow at TAG;
+#   2. its SBOM attestation (CycloneDX, every Debian and Python package), same identity; saved to
+#      build/out/verify-release/sbom.cdx.json;
+#   3. its build provenance (SLSA, actions/attest): gh attestation verify;
+#   4. a rebuild: this checkout, clean and at the commit the image names (its revision label), is
+#      built and compared layer by layer with the released image (make repro-check REFERENCE=...).
+# Usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z
+#   REPO=OWNER/NAME  the repository whose workflow must have signed (default: pyproject.toml's Source)
+#   KEY=FILE         verify against a cosign public key instead (an image you signed yourself)
+# Exit status: 0 verified; 1 a check failed; 2 no verdict (a missing tool, bad arguments, a dirty
+# checkout). Every check runs only after the one before it passed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+fail() { echo "verify-release: $2" >&2; exit "$1"; }
+[[ $# -eq 2 ]] || fail 2 "usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z"
+ref=$1 tag=$2
+[[ $ref =~ ^[^@]+@sha256:[0-9a-f]{64}$ ]] || fail 2 "$ref: name the image by digest (NAME@sha256:...), never by tag"
+[[ $tag =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail 2 "$tag: a release tag is vX.Y.Z"
+source_url=$(sed -n 's|^Source = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
+repo=${REPO:-$source_url}
+DOCKER=${DOCKER:-/usr/bin/docker}
+for tool in cosign git make; do
+  command -v "$tool" >/dev/null || fail 2 "no $tool on PATH: install it (SECURITY.md, Verify a release)"
+done
+[[ -n ${KEY:-} ]] || command -v gh >/dev/null || fail 2 "no gh on PATH: the provenance is checked with gh attestation verify"
+
+if [[ -n ${KEY:-} ]]; then
+  identity=(--key "$KEY")
+else
+  identity=(--certificate-identity "https://github.com/$repo/.github/workflows/release.yml@refs/tags/$tag"
+    --certificate-oidc-issuer https://token.actions.githubusercontent.com)
+fi
+out=build/out/verify-release
+mkdir -p "$out"
+
+echo "verify-release: 1/4 signature of $ref" >&2
+cosign verify "${identity[@]}" "$ref" >/dev/null || fail 1 "the signature does not verify"
+
+echo "verify-release: 2/4 SBOM attestation" >&2
+cosign verify-attestation "${identity[@]}" --type cyclonedx "$ref" >"$out/attestation.json" \
+  || fail 1 "the SBOM attestation does not verify"
+python3 -c 'import base64, json, sys
+envelope = json.loads(sys.stdin.readline())
+json.dump(json.loads(base64.b64decode(envelope["payload"]))["predicate"], sys.stdout, indent=1)' \
+  <"$out/attestation.json" >"$out/sbom.cdx.json" || fail 1 "the SBOM attestation holds no CycloneDX predicate"
+
+if [[ -z ${KEY:-} ]]; then
+  echo "verify-release: 3/4 build provenance" >&2
+  gh attestation verify "oci://$ref" --repo "$repo" >/dev/null || fail 1 "the build provenance does not verify"
+else
+  echo "verify-release: 3/4 build provenance: skipped with KEY (GitHub attests only its own builds)" >&2
+fi
+
+echo "verify-release: 4/4 rebuild and compare" >&2
+"$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null
+revision=$("$DOCKER" image inspect -f '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$ref")
+[[ $(git rev-parse HEAD) == "$revision" ]] || fail 2 "check out $revision (the image's revision) first: git checkout $tag"
+[[ -z $(git status --porcelain --untracked-files=no) ]] || fail 2 "the checkout has changes: a rebuild must be of the commit alone"
+make --no-print-directory repro-check REFERENCE="$ref" || fail 1 "the rebuild differs from $ref (the report above)"
+echo "verify-release: $ref is signed by $repo at $tag, with its SBOM and provenance, and rebuilds bit for bit" >&2
