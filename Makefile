@@ -17,7 +17,7 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,audit]'
 	touch $@
 
 install: $(STAMP)
