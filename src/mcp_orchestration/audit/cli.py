@@ -1,6 +1,7 @@
 """``mcp-orchestration-audit-gate``: the verdict on pip-audit JSON reports and the image's Debian packages.
 
-    mcp-orchestration-audit-gate [--lock FILE] [--exceptions FILE] [--first-party NAME] [REPORT...] [--venv REPORT] [--debian-status DIR --debian-tracker FILE --os-release FILE]
+    mcp-orchestration-audit-gate [--lock FILE] [--exceptions FILE] [--first-party NAME] [REPORT...] [--venv REPORT]
+        [--debian-status DIR --debian-tracker FILE --os-release FILE]
 
 A REPORT is pip-audit's report of the lock itself (`pip-audit -r LOCK`): it
 must list every package the lock pins, at its version, and nothing else. A
@@ -121,7 +122,7 @@ def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int
         audits = [Audit(load_report(path), "lock") for path in args.reports]
         audits += [Audit(load_report(path), "venv") for path in args.venv]
         debian, missing = _debian(args) if all(given) else (None, None)
-        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party, debian)
+        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party, debian=debian)
     except OrchestrationError as error:
         return _fail(error)
     except Exception as error:  # a bug: still a verdict-less exit, never a traceback

@@ -121,7 +121,8 @@ def _compare(installed: str, fixed: str, issue: Issue) -> int:
     try:
         return version_compare(installed, fixed)
     except ValueError:
-        raise TrackerMalformedError(f"{issue.id}: cannot compare Debian versions {installed!r} and {fixed!r}.") from None
+        message = f"{issue.id}: cannot compare the Debian versions {installed!r} and {fixed!r}."
+        raise TrackerMalformedError(message) from None
 
 
 def _count(items: Sequence[str], one: str, many: str) -> str:

@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from mcp_orchestration.audit import debian_gate
 from mcp_orchestration.audit.debian_gate import DebianAudit
+from mcp_orchestration.audit.debian_gate import judge as judge_debian
 from mcp_orchestration.audit.exceptions import ExceptionEntry, ExceptionsFile
 from mcp_orchestration.audit.lock import Lock
 from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, Verdict
@@ -68,6 +68,7 @@ def evaluate(
     today: date,
     lock: Lock | None,
     first_party: Collection[str] = (),
+    *,
     debian: DebianAudit | None = None,
 ) -> Verdict:
     """Judge the reports against the lock they must cover, and the image's Debian packages against
@@ -86,7 +87,7 @@ def evaluate(
         results.append(_judge(audit.report, in_force, own, used, findings))
         findings.extend(_coverage(audit, lock, own))
     if debian is not None:
-        results.append(debian_gate.judge(debian, in_force, used, findings))
+        results.append(judge_debian(debian, in_force, used, findings))
     return Verdict(tuple(results), tuple(findings), tuple(entry for entry in in_force if entry not in used))
 
 
