@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
@@ -157,7 +158,8 @@ def created_time(image_created: str | None) -> datetime | None:
         if epoch:
             return datetime.fromtimestamp(int(epoch), UTC)
         if image_created:
-            return datetime.fromisoformat(image_created).astimezone(UTC).replace(microsecond=0)
+            whole_seconds = re.sub(r"\.\d+", "", image_created)  # Docker gives nanoseconds, Python 3.11 takes micro
+            return datetime.fromisoformat(whole_seconds).astimezone(UTC)
     except (ValueError, OverflowError):
         raise UsageError(f"Not a time: SOURCE_DATE_EPOCH={epoch!r}, --created={image_created!r}.") from None
     return None
