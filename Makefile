@@ -12,7 +12,7 @@ RUNTIME_IMAGE ?= mcp-orchestration/distroless-python3-debian13:nonroot
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev backup restore audit sbom
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -107,6 +107,10 @@ image-dev: $(LOCAL_BASES) wheelhouse
 # The exit status is the gate's verdict: 0 pass, 1 fail, 2 no verdict.
 audit: $(STAMP)
 	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/audit.sh
+
+# The whole-image SBOM alone (build/out/audit/image-full.cdx.json): no network, the built image and its wheelhouse.
+sbom: $(STAMP)
+	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/sbom.sh
 
 # -- the store volume: verified backup and restore through the image ------------------------------
 VOLUME ?= mcp-orchestration-data
