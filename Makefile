@@ -102,8 +102,8 @@ image-dev: $(LOCAL_BASES) wheelhouse
 	DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless --target dev \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) -t mcp-orchestration:dev .
 
-# -- dependency audit: pip-audit on the lock and on the image's venv, CycloneDX SBOMs, then the policy gate.
-# Needs PyPI's JSON API and a built image (`make image audit` to rebuild first); CI here does not run it.
+# -- dependency audit: the whole-image SBOM, pip-audit on the lock and the image's venv, Debian's tracker, then the gate.
+# Needs PyPI's JSON API, Debian's security tracker and a built image (`make image audit` to rebuild first); CI here does not run it.
 # The exit status is the gate's verdict: 0 pass, 1 fail, 2 no verdict.
 audit: $(STAMP)
 	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/audit.sh
