@@ -14,12 +14,12 @@ REVISION := $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # Every file time in the image's own layers (reproducible builds): the commit's time.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
-.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev repro-check verify-release backup restore audit
+.PHONY: install lint test test-fast test-container demo demo-cli bench bench-server bench-trust bench-fleet bench-lock bench-http bench-container clean engine bases lock wheelhouse image image-dev repro-check verify-release backup restore audit sbom
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,audit]'
 	touch $@
 
 install: $(STAMP)
@@ -127,11 +127,15 @@ verify-release: $(STAMP)
 	@test -n "$(REF)" && test -n "$(TAG)" || { echo "make verify-release: set REF=NAME@sha256:... TAG=vX.Y.Z" >&2; exit 2; }
 	DOCKER=$(DOCKER) build/verify-release.sh $(REF) $(TAG)
 
-# -- dependency audit: pip-audit on the lock and on the image's venv, CycloneDX SBOMs, then the policy gate.
-# Needs PyPI's JSON API and a built image (`make image audit` to rebuild first); CI here does not run it.
+# -- dependency audit: the whole-image SBOM, pip-audit on the lock and the image's venv, Debian's tracker, then the gate.
+# Needs PyPI's JSON API, Debian's security tracker and a built image (`make image audit` to rebuild first); CI here does not run it.
 # The exit status is the gate's verdict: 0 pass, 1 fail, 2 no verdict.
 audit: $(STAMP)
 	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/audit.sh
+
+# The whole-image SBOM alone (build/out/audit/image-full.cdx.json): no network, the built image and its wheelhouse.
+sbom: $(STAMP)
+	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/sbom.sh
 
 # -- the store volume: verified backup and restore through the image ------------------------------
 VOLUME ?= mcp-orchestration-data

@@ -282,8 +282,15 @@ def release_problems(workflow: Workflow) -> list[str]:
         problems.append(f"{signers[0]}: no sigstore/cosign-installer")
     if not re.search(r"cosign sign --yes \S*@\$\{?DIGEST", runs):
         problems.append(f"{signers[0]}: must run `cosign sign` on the image by digest")
-    if not re.search(r"cosign attest --yes --type cyclonedx --predicate \S+\.cdx\.json \S*@\$\{?DIGEST", runs):
-        problems.append(f"{signers[0]}: must attach the CycloneDX SBOM with cosign attest --type cyclonedx")
+    if not re.search(
+        r"cosign attest --yes --type cyclonedx --predicate \S*/image-full\.cdx\.json \S*@\$\{?DIGEST", runs
+    ):
+        problems.append(f"{signers[0]}: must attach the whole-image SBOM (image-full.cdx.json) with cosign attest")
+    if (
+        not re.search(r"cosign verify-attestation --type cyclonedx\b", runs)
+        or "image-full.cdx.json" not in runs.split("cosign verify-attestation", 1)[-1]
+    ):
+        problems.append(f"{signers[0]}: must verify the attested SBOM is the whole image's (image-full.cdx.json)")
     provenance = ("actions/attest@", "actions/attest-build-provenance@")
     if not (any(u.startswith(provenance) for u in uses) or "--type slsaprovenance" in runs):
         problems.append(f"{signers[0]}: no build provenance attestation")
@@ -463,6 +470,8 @@ def test_each_check_catches_what_it_guards_against() -> None:
         lambda w: edit_runs(jobs(w)[signer], "cosign sign", "echo"),
         lambda w: edit_runs(jobs(w)[signer], "@$DIGEST", ":latest"),
         lambda w: edit_runs(jobs(w)[signer], "--type cyclonedx", "--type spdx"),
+        lambda w: edit_runs(jobs(w)[signer], "sbom/image-full.cdx.json", "sbom/image.cdx.json"),
+        lambda w: edit_runs(jobs(w)[signer], "cosign verify-attestation", "echo"),
         lambda w: drop_step(w, r"actions/attest@"),
         lambda w: drop_step(w, r"\bmake audit\b"),
         lambda w: triggers(w)["push"].update(branches=["main"]),

@@ -1,11 +1,15 @@
-"""``mcp-orchestration-audit-gate``: the verdict on pip-audit JSON reports, as a table and an exit status.
+"""``mcp-orchestration-audit-gate``: the verdict on pip-audit JSON reports and the image's Debian packages.
 
     mcp-orchestration-audit-gate [--lock FILE] [--exceptions FILE] [--first-party NAME] [REPORT...] [--venv REPORT]
+        [--debian-status DIR --debian-tracker FILE --os-release FILE]
 
 A REPORT is pip-audit's report of the lock itself (`pip-audit -r LOCK`): it
 must list every package the lock pins, at its version, and nothing else. A
 --venv REPORT is that of a venv installed from the lock (`pip-audit --path`,
 e.g. the image's): it must list the same, plus every --first-party one.
+--debian-status is the image's /var/lib/dpkg/status.d, --os-release its
+/etc/os-release, --debian-tracker the Debian security tracker's JSON: every
+package is checked against the tracker's issues for the image's release.
 
 Exit status (stable: `make audit` and CI decide on it):
   0  PASS: every report lists exactly what it must, every package was audited,
@@ -13,13 +17,21 @@ Exit status (stable: `make audit` and CI decide on it):
   1  FAIL: the policy says no; each finding is printed with its code:
      vulnerable, not_audited, nothing_audited, coverage (a report misses a
      package of the lock), lock_mismatch (a report lists a package at another
-     version than the lock, or one the lock does not pin), exception_invalid,
-     exception_expired.
+     version than the lock, or one the lock does not pin), fixable (a Debian
+     package has a fixed version in its release: rebuild the base), unfixed
+     (an open Debian issue with no fix that Debian does not rate unimportant
+     or no-DSA), exception_invalid, exception_expired.
   2  no verdict: bad arguments (usage), a report that cannot be read
      (report_unreadable) or is not pip-audit's JSON (report_malformed), a lock
      that cannot be read (lock_unreadable) or pins anything but name==version
      (lock_malformed), an exceptions file that cannot be read or is not TOML
-     (exceptions_unreadable), or an unexpected error (internal). Treat it as FAIL.
+     (exceptions_unreadable), a status.d that cannot be read, is malformed or
+     lists no package (dpkg_status_unreadable, dpkg_status_malformed,
+     dpkg_status_empty), an os-release that is not Debian's (os_release_invalid),
+     a tracker file that is missing (tracker_unreadable), not the tracker's JSON
+     or cut short (tracker_malformed) or silent on the image's release
+     (tracker_release_missing), or an unexpected error (internal). The other
+     inputs are still judged and printed. Treat it as FAIL.
 """
 
 from __future__ import annotations
@@ -30,13 +42,18 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from mcp_orchestration.audit.debian_gate import DebianAudit
+from mcp_orchestration.audit.dpkg import load_status_dir
 from mcp_orchestration.audit.exceptions import load_exceptions
 from mcp_orchestration.audit.gate import Audit, Row, Verdict, evaluate
 from mcp_orchestration.audit.lock import load_lock
+from mcp_orchestration.audit.osrelease import load_os_release
 from mcp_orchestration.audit.report import load_report
+from mcp_orchestration.audit.tracker import load_tracker
 from mcp_orchestration.core.errors import ExitCode, InternalError, OrchestrationError
 
 _SUMMARY, _, _ROLES, _EXIT_STATUS = (__doc__ or "").split("\n\n", 3)
+_DEBIAN = ("debian_status", "debian_tracker", "os_release")
 _HEADER = Row("package", "version", "vulnerability", ("fix versions",), "status")
 
 
@@ -81,31 +98,57 @@ def build_parser() -> argparse.ArgumentParser:
         help="a distribution of this project, not on PyPI: it may be skipped, and every --venv report "
         "must list it (repeatable)",
     )
+    debian = parser.add_argument_group("the image's Debian packages (all three, or none)")
+    debian.add_argument("--debian-status", type=Path, metavar="DIR", help="the image's /var/lib/dpkg/status.d")
+    debian.add_argument(
+        "--debian-tracker", type=Path, metavar="FILE", help="the Debian security tracker's JSON (tracker/data/json)"
+    )
+    debian.add_argument("--os-release", type=Path, metavar="FILE", help="the image's /etc/os-release")
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int:
-    """Judge the reports and return the exit status; ``today`` is fixed only by tests."""
+    """Judge the inputs and return the exit status; ``today`` is fixed only by tests."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.reports and not args.venv:
-        parser.error("give at least one REPORT or --venv REPORT")
+    given = [getattr(args, name) is not None for name in _DEBIAN]
+    if any(given) and not all(given):
+        parser.error("--debian-status, --debian-tracker and --os-release go together")
+    if not args.reports and not args.venv and not any(given):
+        parser.error("give at least one REPORT, --venv REPORT or --debian-status")
     try:
         exceptions = load_exceptions(args.exceptions)
-        lock = load_lock(args.lock)
+        lock = load_lock(args.lock) if args.reports or args.venv else None
         audits = [Audit(load_report(path), "lock") for path in args.reports]
         audits += [Audit(load_report(path), "venv") for path in args.venv]
-        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party)
+        debian, missing = _debian(args) if all(given) else (None, None)
+        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party, debian=debian)
     except OrchestrationError as error:
         return _fail(error)
     except Exception as error:  # a bug: still a verdict-less exit, never a traceback
         return _fail(InternalError(f"Unexpected internal error ({type(error).__name__}).", hint="Report the issue."))
-    sys.stdout.write(render(verdict))
+    sys.stdout.write(render(verdict, missing))
+    if missing is not None:
+        return _fail(missing)
     return ExitCode.OK if verdict.passed else ExitCode.FAILURE
 
 
-def render(verdict: Verdict) -> str:
-    """The reviewer's view: per report a summary line and a table, then the findings and the verdict."""
+def _debian(args: argparse.Namespace) -> tuple[DebianAudit | None, OrchestrationError | None]:
+    """The Debian inputs, or why there are none: the pip-audit verdict is printed either way."""
+    try:
+        release = load_os_release(args.os_release)
+        packages = load_status_dir(args.debian_status)
+        tracker = load_tracker(args.debian_tracker, release.codename)
+    except OrchestrationError as error:
+        return None, error
+    return DebianAudit(f"{args.debian_status} (Debian {release.codename})", packages, tracker), None
+
+
+def render(verdict: Verdict, missing: OrchestrationError | None = None) -> str:
+    """The reviewer's view: per report a summary line and a table, then the findings and the verdict.
+
+    ``missing`` is why an input could not be judged: then there is no verdict, whatever the rest says.
+    """
     lines: list[str] = []
     for result in verdict.reports:
         lines.append(f"{result.source}: {result.packages} packages")
@@ -116,6 +159,9 @@ def render(verdict: Verdict) -> str:
     lines.extend(f"note: {entry.label()} matched no vulnerability: remove it." for entry in verdict.unused)
     lines.extend(f"FAIL [{finding.code}] {finding.message}" for finding in verdict.findings)
     count = len(verdict.findings)
+    if missing is not None:
+        lines.append(f"verdict: NONE [{missing.code}] (exit status 2, treat as FAIL)")
+        return "\n".join(lines) + "\n"
     lines.append("verdict: PASS" if verdict.passed else f"verdict: FAIL ({count} finding{'s' if count > 1 else ''})")
     return "\n".join(lines) + "\n"
 

@@ -32,3 +32,62 @@ class LockUnreadableError(UsageError):
 class LockMalformedError(UsageError):
     code = "lock_malformed"
     hint = "The lock must pin every package as `name==version` (build/lock.sh writes it so); regenerate it."
+
+
+# -- the image's Debian packages and Debian's security data (debian_gate.py, sbom.py) ---------------
+
+
+class DpkgStatusUnreadableError(UsageError):
+    code = "dpkg_status_unreadable"
+    hint = (
+        "Pass the image's /var/lib/dpkg/status.d, copied out of a created container (build/audit.sh does), "
+        "with --debian-status."
+    )
+
+
+class DpkgStatusMalformedError(UsageError):
+    code = "dpkg_status_malformed"
+    hint = "Each file of status.d must be one dpkg control stanza with Package, Version and Architecture."
+
+
+class DpkgStatusEmptyError(UsageError):
+    code = "dpkg_status_empty"
+    hint = "A Debian-based image lists at least base-files: the directory is not the image's status.d."
+
+
+class OsReleaseError(UsageError):
+    code = "os_release_invalid"
+    hint = "Pass the image's /etc/os-release (docker cp -L follows its symlink); it must be Debian's, with VERSION_ID."
+
+
+class TrackerUnreachableError(UsageError):
+    code = "tracker_unreachable"
+    hint = (
+        "Debian's security data could not be downloaded: no verdict on the Debian packages. "
+        "Run `make audit` where security-tracker.debian.org answers over HTTPS."
+    )
+
+
+class TrackerUnreadableError(UsageError):
+    code = "tracker_unreadable"
+    hint = "Pass the Debian security tracker's JSON (build/audit.sh downloads it) with --debian-tracker."
+
+
+class TrackerMalformedError(UsageError):
+    code = "tracker_malformed"
+    hint = "The file is not the Debian security tracker's JSON, or was cut short; download it again."
+
+
+class TrackerReleaseMissingError(UsageError):
+    code = "tracker_release_missing"
+    hint = "The tracker data does not cover the image's Debian release: a wrong or partial download cannot pass."
+
+
+class VenvUnreadableError(UsageError):
+    code = "venv_unreadable"
+    hint = "Pass the site-packages of the image's /venv (build/audit.sh copies it to build/out/image-venv)."
+
+
+class WheelMismatchError(UsageError):
+    code = "wheel_mismatch"
+    hint = "The wheelhouse is not the one the lock allows: rebuild it with build/wheelhouse.sh, then the image."

@@ -1,4 +1,4 @@
-"""The audit policy: whether what pip-audit reported may ship.
+"""The audit policy: whether what pip-audit reported may ship (and, through ``debian_gate``, the Debian packages).
 
 pip-audit exits 0 when it could look nothing up (every package skipped), and
 lists only what it found where it was pointed, so neither its exit status nor
@@ -23,6 +23,9 @@ An exception is in force up to its ``expires`` date included; one that is
 expired or invalid covers nothing. Packages named as first-party (this
 project, which is not on PyPI) may be skipped. pip-audit's JSON gives no
 version for a skipped package, so only its name is compared with the lock.
+
+The image's Debian packages are judged by ``debian_gate.py`` (codes
+``fixable`` and ``unfixed``) with the same exceptions, in the same verdict.
 """
 
 from __future__ import annotations
@@ -32,22 +35,18 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from mcp_orchestration.audit.debian_gate import DebianAudit
+from mcp_orchestration.audit.debian_gate import judge as judge_debian
 from mcp_orchestration.audit.exceptions import ExceptionEntry, ExceptionsFile
 from mcp_orchestration.audit.lock import Lock
+from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, Verdict
+
+__all__ = ["Audit", "DebianAudit", "Finding", "ReportResult", "Row", "Verdict", "evaluate"]
 from mcp_orchestration.audit.report import AuditedDependency, Dependency, Report, SkippedDependency, canonical_name
 
 MAX_EXCEPTION_DAYS = 90
 EXAMPLES = 5  # packages named in a coverage or lock_mismatch message; the rest are counted
 
-FindingCode = Literal[
-    "vulnerable",
-    "not_audited",
-    "nothing_audited",
-    "coverage",
-    "lock_mismatch",
-    "exception_invalid",
-    "exception_expired",
-]
 Kind = Literal["lock", "venv"]
 
 
@@ -63,64 +62,32 @@ class Audit:
     kind: Kind
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One reason the verdict is FAIL."""
-
-    code: FindingCode
-    message: str
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table a reviewer reads: a vulnerability, or a package that was not audited."""
-
-    package: str
-    version: str
-    vulnerability: str
-    fix_versions: tuple[str, ...]
-    status: str
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """The rows of one report and how many packages it covered (first-party ones left out)."""
-
-    source: str
-    packages: int
-    rows: tuple[Row, ...]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """Every report's rows, every finding, and the exceptions in force that matched nothing (stale)."""
-
-    reports: tuple[ReportResult, ...]
-    findings: tuple[Finding, ...]
-    unused: tuple[ExceptionEntry, ...]
-
-    @property
-    def passed(self) -> bool:
-        """The image may ship: no finding at all."""
-        return not self.findings
-
-
 def evaluate(
     audits: Sequence[Audit],
     exceptions: ExceptionsFile,
     today: date,
-    lock: Lock,
+    lock: Lock | None,
     first_party: Collection[str] = (),
+    *,
+    debian: DebianAudit | None = None,
 ) -> Verdict:
-    """Judge the reports against the lock they must cover and the exceptions in force on ``today``."""
+    """Judge the reports against the lock they must cover, and the image's Debian packages against
+    Debian's tracker (``debian_gate.py``), with the exceptions in force on ``today``.
+
+    The exceptions file is one for both, so an exception is stale only if neither matched it.
+    """
     findings = [Finding("exception_invalid", problem) for problem in exceptions.problems]
     in_force = _in_force(exceptions.entries, today, findings)
     used: set[ExceptionEntry] = set()
     own = {canonical_name(name) for name in first_party}
     results = []
     for audit in audits:
+        if lock is None:
+            raise ValueError("pip-audit reports are judged against the lock they were made from")
         results.append(_judge(audit.report, in_force, own, used, findings))
         findings.extend(_coverage(audit, lock, own))
+    if debian is not None:
+        results.append(judge_debian(debian, in_force, used, findings))
     return Verdict(tuple(results), tuple(findings), tuple(entry for entry in in_force if entry not in used))
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_orchestration.audit.errors import LockMalformedError, LockUnreadableError
@@ -22,6 +22,7 @@ from mcp_orchestration.audit.report import canonical_name
 
 # pip's own rule: a comment starts at a `#` at the start of a line or after whitespace.
 _COMMENT = re.compile(r"(^|\s+)#.*$")
+_SHA256 = "--hash=sha256:"
 _PIN = re.compile(
     r"(?P<name>[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(?:\[[^\]]*\])?==(?P<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)"
 )
@@ -29,10 +30,15 @@ _PIN = re.compile(
 
 @dataclass(frozen=True)
 class Lock:
-    """Where the lock was read from, and its pins: PEP 503 name to version, as written."""
+    """Where the lock was read from, its pins (PEP 503 name to version, as written) and the sha256 each allows.
+
+    The gate compares versions only; the SBOM (``sbom.py``) takes a wheel's hash
+    only when the lock allows it, so ``hashes`` maps a name to its lowercase hex digests.
+    """
 
     source: str
     pins: Mapping[str, str]
+    hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def load_lock(path: Path) -> Lock:
@@ -48,24 +54,26 @@ def load_lock(path: Path) -> Lock:
 def parse_lock(text: str, source: str) -> Lock:
     """Every pin of the lock; a lock that pins nothing, or a name twice, cannot say what ships."""
     pins: dict[str, str] = {}
+    hashes: dict[str, frozenset[str]] = {}
     for number, words in _requirements(text):
         where = f"{source}:{number}"
-        name, version = _pin(words, where)
+        digests = frozenset(word.removeprefix(_SHA256).lower() for word in words if word.startswith(_SHA256))
+        name, version = _pin([word for word in words if not word.startswith("--hash=")], where)
         key = canonical_name(name)
         if key in pins:
             raise LockMalformedError(f"{where}: {name} is pinned twice.")
         pins[key] = version
+        hashes[key] = digests
     if not pins:
         raise LockMalformedError(f"{source} pins no package.")
-    return Lock(source, pins)
+    return Lock(source, pins, hashes)
 
 
 def _requirements(text: str) -> Iterator[tuple[int, list[str]]]:
     """The words of each requirement, with the number of the line it starts on.
 
     Comments go first, then lines ending in a backslash are joined to the next
-    one; ``--hash=...`` words are dropped, since the gate compares versions
-    only (pip checked the hashes when the venv was built).
+    one; ``--hash=...`` words are kept for ``parse_lock`` to set apart.
     """
     start = 0
     words: list[str] = []
@@ -73,7 +81,7 @@ def _requirements(text: str) -> Iterator[tuple[int, list[str]]]:
         if not words:
             start = number
         code = _COMMENT.sub("", line).rstrip()
-        words.extend(word for word in code.removesuffix("\\").split() if not word.startswith("--hash="))
+        words.extend(code.removesuffix("\\").split())
         if code.endswith("\\"):
             continue
         if words:

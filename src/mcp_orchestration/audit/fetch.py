@@ -1,0 +1,107 @@
+"""Download Debian's security tracker JSON for the audit: HTTPS only, bounded in size and time.
+
+    python -m mcp_orchestration.audit.fetch [--url URL] [--max-bytes N] [--timeout SECONDS] OUT
+
+Exit status 0 when OUT holds the whole answer, 2 otherwise (``tracker_unreachable``):
+no route, a TLS or HTTP error, a redirect off HTTPS, an answer over the size
+bound, or a stall past the timeout. OUT is written whole or not at all (a
+``.partial`` file renamed at the end), so a cut download is never judged:
+and if it were, the gate refuses a tracker that is not JSON or does not cover
+the image's release (``tracker.py``). The certificate is checked against the
+system's CAs, as urllib does by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from http.client import HTTPMessage
+from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
+
+from mcp_orchestration.audit.errors import TrackerUnreachableError
+from mcp_orchestration.core.errors import ExitCode, OrchestrationError
+
+TRACKER_URL = "https://security-tracker.debian.org/tracker/data/json"
+MAX_BYTES = 256 * 1024 * 1024  # the whole tracker is some tens of MiB; far more is not it
+TIMEOUT = 60.0  # seconds without progress on connect or on any read
+_CHUNK = 1024 * 1024
+
+
+class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to another https:// URL."""
+
+    def redirect_request(  # noqa: PLR0917  # urllib's signature
+        self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: HTTPMessage, newurl: str
+    ) -> urllib.request.Request | None:
+        _require_https(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_tracker(url: str, dest: Path, *, max_bytes: int = MAX_BYTES, timeout: float = TIMEOUT) -> int:
+    """Download ``url`` to ``dest`` and return its size; any failure is ``TrackerUnreachableError``."""
+    _require_https(url)
+    partial = dest.with_name(dest.name + ".partial")
+    opener = urllib.request.build_opener(_HttpsOnlyRedirects)
+    request = urllib.request.Request(url, headers={"User-Agent": "mcp-orchestration-audit"})  # noqa: S310
+    try:
+        with opener.open(request, timeout=timeout) as answer, partial.open("wb") as out:
+            size = copy_bounded(answer, out, max_bytes)
+        os.replace(partial, dest)
+    except TrackerUnreachableError:
+        partial.unlink(missing_ok=True)
+        raise
+    except (OSError, urllib.error.URLError, ValueError) as error:  # HTTPError, timeouts and TLS errors included
+        partial.unlink(missing_ok=True)
+        raise TrackerUnreachableError(f"Cannot download {url}: {_reason(error)}.") from None
+    return size
+
+
+def copy_bounded(source: IO[bytes], out: IO[bytes], max_bytes: int) -> int:
+    """Copy everything, but stop with an error past ``max_bytes``: the bound holds whatever the server claims."""
+    size = 0
+    while chunk := source.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TrackerUnreachableError(f"The answer is larger than {max_bytes} bytes: not the tracker's JSON.")
+        out.write(chunk)
+    return size
+
+
+def _require_https(url: str) -> None:
+    if urlsplit(url).scheme != "https":
+        raise TrackerUnreachableError(f"Refusing {url}: Debian's security data is fetched over https:// only.")
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, urllib.error.HTTPError):
+        return f"HTTP {error.code}"
+    if isinstance(error, urllib.error.URLError):
+        return str(error.reason)
+    return str(error) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Fetch, print where and how much on stderr, and return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m mcp_orchestration.audit.fetch", description=__doc__)
+    parser.add_argument("out", type=Path, metavar="OUT")
+    parser.add_argument("--url", default=TRACKER_URL, help="default: %(default)s")
+    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, help="default: %(default)s")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds; default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        size = fetch_tracker(args.url, args.out, max_bytes=args.max_bytes, timeout=args.timeout)
+    except OrchestrationError as error:
+        sys.stderr.write(f"error [{error.code}]: {error.diagnostics()}\n")
+        return ExitCode.USAGE
+    sys.stderr.write(f"{args.out}: {size} bytes from {args.url}\n")
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""Debian's security data: the security tracker's JSON (``https://security-tracker.debian.org/tracker/data/json``).
+
+Its shape, as the tracker publishes it::
+
+    {"glibc": {                                     # a *source* package
+        "CVE-2025-0001": {                          # an issue: CVE id, or TEMP-... for one without
+            "description": "...", "scope": "local", "debianbug": 1234,
+            "releases": {
+                "trixie": {"status": "resolved",    # resolved | open | undetermined
+                           "fixed_version": "2.41-12",   # "0": this release was never affected
+                           "urgency": "medium",     # unimportant | low | medium | high | not yet assigned | ...
+                           "nodsa": "Minor issue", "nodsa_reason": "postponed",   # optional: no DSA planned
+                           "repositories": {"trixie": "2.41-12"}}}}}}
+
+Only packages with issues are listed, so a package that is absent is clean;
+that makes a wrong or truncated file dangerous, since it would look clean.
+Hence every shape the policy relies on is checked here, an unknown status is
+an error (Debian changed the format: no verdict), and a file whose issues never
+mention the image's release is refused (``tracker_release_missing``): a
+tracker for another distribution, an old one, or a fragment cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, cast
+
+from mcp_orchestration.audit.errors import TrackerMalformedError, TrackerReleaseMissingError, TrackerUnreadableError
+
+Status = Literal["resolved", "open", "undetermined"]
+_STATUSES: frozenset[str] = frozenset({"resolved", "open", "undetermined"})
+
+
+@dataclass(frozen=True)
+class Issue:
+    """What the tracker says about one issue of one source package in the image's release."""
+
+    id: str
+    status: Status
+    fixed_version: str | None  # None or "" in the file: no fix in this release; "0": never affected
+    urgency: str
+    nodsa_reason: str | None  # "postponed", "ignored", or "" (no DSA, no reason given); None: a DSA is expected
+
+
+@dataclass(frozen=True)
+class Tracker:
+    """The issues of every source package that has one in ``release``, by source package name."""
+
+    source: str
+    release: str
+    issues: Mapping[str, tuple[Issue, ...]]
+
+
+def load_tracker(path: Path, release: str) -> Tracker:
+    """Read and check the file, keeping what concerns ``release`` (a codename such as trixie)."""
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise TrackerUnreadableError(f"Cannot read {path}: {error.strerror or type(error).__name__}.") from None
+    return parse_tracker(text, str(path), release)
+
+
+def parse_tracker(text: bytes | str, source: str, release: str) -> Tracker:
+    """Parse the tracker's JSON; ``source`` names it in messages."""
+    try:
+        document = json.loads(text)
+    except ValueError as error:  # UnicodeDecodeError included
+        raise TrackerMalformedError(f"{source} is not JSON ({error}).") from None
+    if not isinstance(document, dict) or not document:
+        raise TrackerMalformedError(f"{source} is not an object of source packages.")
+    issues: dict[str, tuple[Issue, ...]] = {}
+    seen: set[str] = set()
+    for package, entries in document.items():
+        if not isinstance(entries, dict):
+            raise TrackerMalformedError(f"{source}: {package} is not an object of issues.")
+        found: list[Issue] = []
+        for issue_id, issue in entries.items():
+            releases = _releases(issue, f"{source}: {package} {issue_id}")
+            seen.update(releases)
+            if release in releases:
+                found.append(_issue(issue_id, releases[release], f"{source}: {package} {issue_id} ({release})"))
+        if found:
+            issues[package] = tuple(found)
+    if release not in seen:
+        others = ", ".join(sorted(seen)[:5]) or "none"
+        raise TrackerReleaseMissingError(
+            f"{source} mentions no issue of Debian {release} (releases it mentions: {others}): "
+            "it is not the tracker data for this image."
+        )
+    return Tracker(source, release, issues)
+
+
+def _releases(issue: object, where: str) -> dict[str, object]:
+    if not isinstance(issue, dict):
+        raise TrackerMalformedError(f"{where} is not an object.")
+    releases = issue.get("releases", {})
+    if not isinstance(releases, dict):
+        raise TrackerMalformedError(f"{where}: `releases` is not an object.")
+    return releases
+
+
+def _issue(issue_id: str, entry: object, where: str) -> Issue:
+    if not isinstance(entry, dict):
+        raise TrackerMalformedError(f"{where} is not an object.")
+    status = entry.get("status")
+    if status not in _STATUSES:
+        raise TrackerMalformedError(f"{where}: unknown status {status!r} (want one of {', '.join(sorted(_STATUSES))}).")
+    texts = {key: entry.get(key) for key in ("fixed_version", "urgency", "nodsa", "nodsa_reason")}
+    for key, value in texts.items():
+        if value is not None and not isinstance(value, str):
+            raise TrackerMalformedError(f"{where}: `{key}` is not a string.")
+    fixed = cast("str | None", texts["fixed_version"]) or None
+    if status == "resolved" and fixed is None:
+        raise TrackerMalformedError(f"{where}: resolved, but no `fixed_version`.")
+    nodsa = "nodsa" in entry or "nodsa_reason" in entry
+    reason = cast("str | None", texts["nodsa_reason"])
+    return Issue(
+        issue_id,
+        cast("Status", status),
+        fixed,
+        cast("str | None", texts["urgency"]) or "",
+        (reason or "") if nodsa else None,
+    )

@@ -1,0 +1,249 @@
+"""The Debian half of the audit gate on recorded data (tests/fixtures/debian_tracker/README.md).
+
+Each case runs ``mcp-orchestration-audit-gate`` in-process on the image's recorded status.d and
+os-release with one tracker file, and asserts the exit status, the finding codes and the rows.
+"""
+
+from __future__ import annotations
+
+import io
+import socket
+from datetime import timedelta
+from pathlib import Path
+from typing import Protocol
+
+import pytest
+
+from mcp_orchestration.audit import fetch
+from mcp_orchestration.audit.debian_gate import classify
+from mcp_orchestration.audit.dpkg import load_status_dir
+from mcp_orchestration.audit.errors import DpkgStatusMalformedError, OsReleaseError, TrackerUnreachableError
+from mcp_orchestration.audit.osrelease import parse_os_release
+from mcp_orchestration.audit.tracker import Issue, parse_tracker
+from mcp_orchestration.core.errors import ExitCode
+from tests.conftest import Result
+from tests.unit.test_audit_gate import EMPTY, FIXTURES, TODAY, exception, row, run_gate
+
+DATA = Path(__file__).resolve().parents[1] / "fixtures" / "debian_tracker"
+STATUS = DATA / "status.d"
+OS_RELEASE = DATA / "os-release"
+
+
+class DebianRun(Protocol):
+    def __call__(
+        self, tracker: str | Path, *extra: str | Path, exceptions: str = ..., status: Path = ..., os_release: Path = ...
+    ) -> Result: ...
+
+
+@pytest.fixture
+def debian_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> DebianRun:
+    def go(
+        tracker: str | Path,
+        *extra: str | Path,
+        exceptions: str = EMPTY,
+        status: Path = STATUS,
+        os_release: Path = OS_RELEASE,
+    ) -> Result:
+        path = DATA / tracker if isinstance(tracker, str) else tracker
+        argv = ("--debian-status", status, "--debian-tracker", path, "--os-release", os_release, *extra)
+        return run_gate(*argv, exceptions=exceptions, tmp_path=tmp_path, capsys=capsys)
+
+    return go
+
+
+def codes(result: Result) -> list[str]:
+    return [line.split("]")[0].removeprefix("FAIL [") for line in result.stdout.splitlines() if line.startswith("FAIL")]
+
+
+# -- the recorded cases ---------------------------------------------------------------------------
+
+
+def test_clean_tracker_passes_and_lists_what_debian_does_not_fix_as_information(debian_run: DebianRun) -> None:
+    result = debian_run("clean.json")
+    assert result.status == ExitCode.OK, result.stdout + result.stderr
+    assert result.stdout.endswith("verdict: PASS\n")
+    assert "(Debian trixie): 7 packages" in result.stdout
+    assert "not failing: unimportant" in row(result.stdout, "glibc", "CVE-2099-0004")
+    assert "not failing: no DSA (postponed)" in row(result.stdout, "glibc", "CVE-2099-0005")
+    assert "not failing: no DSA (ignored)" in row(result.stdout, "zlib", "CVE-2099-0007")
+    for clean in ("CVE-2099-0001", "CVE-2099-0002", "CVE-2099-0003", "TEMP-0000000-2A1B3C", "CVE-2099-0006"):
+        assert clean not in result.stdout  # fixed at or before the installed version, never affected, not installed
+    assert "CVE-2099-0008" not in result.stdout  # 1:1.3.dfsg... is newer than 1.3.1-1: the epoch decides
+
+
+def test_open_issue_with_no_fix_fails_as_unfixed(debian_run: DebianRun) -> None:
+    result = debian_run("vulnerable.json")
+    assert result.status == ExitCode.FAILURE
+    assert codes(result) == ["unfixed"]
+    assert "unfixed" in row(result.stdout, "openssl", "CVE-2099-0101")
+    assert "undetermined" in row(result.stdout, "glibc", "CVE-2099-0102")
+    assert "2 open issues with no fix in Debian trixie" in result.stdout
+    assert result.stdout.endswith("verdict: FAIL (1 finding)\n")
+
+
+def test_issue_fixed_in_a_newer_version_fails_as_fixable_whatever_its_urgency(debian_run: DebianRun) -> None:
+    result = debian_run("fixed-newer.json")
+    assert result.status == ExitCode.FAILURE
+    assert codes(result) == ["fixable"]
+    glibc = row(result.stdout, "glibc", "CVE-2099-0201")
+    assert "2.41-12+deb13u5" in glibc and "2.41-12+deb13u6" in glibc and glibc.endswith("fixable")
+    assert row(result.stdout, "openssl", "CVE-2099-0202").endswith("fixable")  # no-DSA, but the fix exists
+    assert "2 vulnerabilities fixed in a newer version" in result.stdout and "rebuild the base" in result.stdout
+
+
+def test_unreachable_tracker_is_no_verdict_and_the_download_leaves_no_file(
+    debian_run: DebianRun, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "debian-tracker.json"
+    assert fetch.main([str(out), "--url", f"https://127.0.0.1:{port}/tracker/data/json", "--timeout", "5"]) == 2
+    assert "error [tracker_unreachable]" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+    result = debian_run(out, FIXTURES / "clean.json")  # the pip-audit report is clean: the verdict is still none
+    assert result.status == ExitCode.USAGE
+    assert "error [tracker_unreadable]" in result.stderr
+    assert "no known vulnerability" in result.stdout  # the pip-audit half is judged and shown all the same
+    assert result.stdout.endswith("verdict: NONE [tracker_unreadable] (exit status 2, treat as FAIL)\n")
+
+
+@pytest.mark.parametrize(
+    ("tracker", "code"),
+    [
+        ("truncated.json", "tracker_malformed"),
+        ("unknown-status.json", "tracker_malformed"),
+        ("other-release.json", "tracker_release_missing"),
+    ],
+)
+def test_a_tracker_that_cannot_support_a_verdict_is_no_verdict(debian_run: DebianRun, tracker: str, code: str) -> None:
+    result = debian_run(tracker)
+    assert result.status == ExitCode.USAGE
+    assert result.stderr.startswith(f"error [{code}]")
+    assert "PASS" not in result.stdout
+
+
+def test_an_empty_object_is_not_a_clean_tracker(debian_run: DebianRun, tmp_path: Path) -> None:
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    assert debian_run(empty).stderr.startswith("error [tracker_malformed]")
+
+
+def test_a_status_dir_without_packages_is_no_verdict(debian_run: DebianRun, tmp_path: Path) -> None:
+    status = tmp_path / "status.d"
+    status.mkdir()
+    (status / "libc6.md5sums").write_text((STATUS / "libc6.md5sums").read_text())
+    result = debian_run("vulnerable.json", status=status)
+    assert result.status == ExitCode.USAGE
+    assert result.stderr.startswith("error [dpkg_status_empty]")
+    missing = debian_run("vulnerable.json", status=tmp_path / "nowhere")
+    assert missing.status == ExitCode.USAGE and missing.stderr.startswith("error [dpkg_status_unreadable]")
+
+
+def test_an_os_release_that_is_not_debian_is_no_verdict(debian_run: DebianRun, tmp_path: Path) -> None:
+    alpine = tmp_path / "os-release"
+    alpine.write_text('NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.22.0\n')
+    result = debian_run("clean.json", os_release=alpine)
+    assert result.status == ExitCode.USAGE and result.stderr.startswith("error [os_release_invalid]")
+
+
+# -- exceptions -----------------------------------------------------------------------------------
+
+
+def test_an_exception_names_the_source_package_and_the_issue(debian_run: DebianRun) -> None:
+    both = exception("CVE-2099-0101", "openssl") + exception("CVE-2099-0102", "glibc")
+    result = debian_run("vulnerable.json", exceptions=both)
+    assert result.status == ExitCode.OK, result.stdout
+    assert f"excepted until {TODAY + timedelta(days=30)}" in row(result.stdout, "openssl", "CVE-2099-0101")
+    assert "matched no vulnerability" not in result.stdout
+    binary = exception("CVE-2099-0101", "libssl3t64") + exception("CVE-2099-0102", "glibc")
+    assert debian_run("vulnerable.json", exceptions=binary).status == ExitCode.FAILURE  # not the binary's name
+
+
+def test_an_expired_exception_covers_nothing_and_fails(debian_run: DebianRun) -> None:
+    expired = exception("CVE-2099-0201", "glibc", expires=TODAY - timedelta(days=1))
+    expired += exception("CVE-2099-0202", "openssl")
+    result = debian_run("fixed-newer.json", exceptions=expired)
+    assert result.status == ExitCode.FAILURE
+    assert codes(result) == ["exception_expired", "fixable"]
+    assert row(result.stdout, "glibc", "CVE-2099-0201").endswith("fixable")
+
+
+def test_pip_audit_and_debian_share_one_verdict(debian_run: DebianRun) -> None:
+    both = debian_run("vulnerable.json", FIXTURES / "clean.json")
+    assert both.status == ExitCode.FAILURE and codes(both) == ["unfixed"]
+    skipped = debian_run("clean.json", FIXTURES / "skipped.json")  # pip-audit could look nothing up
+    assert skipped.status == ExitCode.FAILURE and codes(skipped) == ["not_audited"]
+    broken = debian_run("vulnerable.json", FIXTURES / "truncated.json")
+    assert broken.status == ExitCode.USAGE and broken.stderr.startswith("error [report_malformed]")
+
+
+def test_the_debian_options_go_together(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_gate("--debian-status", STATUS, tmp_path=tmp_path, capsys=capsys)
+    assert exited.value.code == ExitCode.USAGE
+    assert "go together" in capsys.readouterr().err
+
+
+# -- the pieces -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("installed", "fixed", "expected"),
+    [
+        ("2.41-12+deb13u5", "2.41-12+deb13u6", "fixable"),
+        ("2.41-12+deb13u6", "2.41-12+deb13u6", "clean"),
+        ("3.5.9-1~deb13u1", "3.5.9-1", "fixable"),  # ~ sorts before anything, the end of the string included
+        ("1:1.3.1-1", "1.4-1", "clean"),  # the epoch comes first
+        ("1.0-1", "0", "clean"),  # never affected
+    ],
+)
+def test_fixed_versions_compare_in_debian_order(installed: str, fixed: str, expected: str) -> None:
+    assert classify(Issue("CVE-2099-1", "resolved", fixed, "medium", None), installed) == expected
+
+
+def test_without_a_fix_only_debians_own_rating_keeps_an_issue_from_failing() -> None:
+    assert classify(Issue("CVE-2099-1", "open", None, "not yet assigned", None), "1.0-1") == "unfixed"
+    assert classify(Issue("CVE-2099-1", "undetermined", None, "", None), "1.0-1") == "unfixed"
+    assert classify(Issue("CVE-2099-1", "open", None, "unimportant", None), "1.0-1") == "information"
+    assert classify(Issue("CVE-2099-1", "open", None, "low", ""), "1.0-1") == "information"  # nodsa, no reason
+
+
+def test_status_dir_gives_source_packages_and_versions() -> None:
+    packages = {package.name: package for package in load_status_dir(STATUS)}
+    assert sorted(packages) == ["base-files", "libc-bin", "libc6", "libcom-err2", "libssl3t64", "tzdata", "zlib1g"]
+    assert (packages["libcom-err2"].source, packages["libcom-err2"].source_version) == ("e2fsprogs", "1.47.2-3")
+    assert packages["libcom-err2"].version == "1.47.2-3+b12"
+    assert (packages["libc6"].source, packages["libc6"].source_version) == ("glibc", "2.41-12+deb13u5")
+    assert (packages["tzdata"].source, packages["tzdata"].architecture) == ("tzdata", "all")
+    assert all(package.sha256 is None for package in packages.values())
+
+
+def test_a_malformed_stanza_stops_the_reader(tmp_path: Path) -> None:
+    (tmp_path / "libc6").write_text("Package: libc6\nArchitecture: amd64\n")
+    with pytest.raises(DpkgStatusMalformedError, match="no `Version:`"):
+        load_status_dir(tmp_path)
+    (tmp_path / "libc6").write_text("Package: libc6\nVersion: 1\nArchitecture: amd64\nSHA256: abc\n")
+    with pytest.raises(DpkgStatusMalformedError, match="SHA256"):
+        load_status_dir(tmp_path)
+
+
+def test_os_release_needs_debian_with_a_version_and_a_codename() -> None:
+    release = parse_os_release(OS_RELEASE.read_text(), "os-release")
+    assert (release.id, release.version_id, release.codename) == ("debian", "13", "trixie")
+    with pytest.raises(OsReleaseError, match="VERSION_CODENAME"):
+        parse_os_release('ID=debian\nVERSION_ID="13"\n', "os-release")
+
+
+def test_tracker_keeps_only_the_release_asked_for() -> None:
+    tracker = parse_tracker((DATA / "clean.json").read_bytes(), "clean.json", "trixie")
+    assert sorted(tracker.issues) == ["curl", "e2fsprogs", "glibc", "openssl", "zlib"]
+    assert {issue.id: issue.nodsa_reason for issue in tracker.issues["glibc"]}["CVE-2099-0005"] == "postponed"
+
+
+def test_the_download_is_https_only_and_bounded(tmp_path: Path) -> None:
+    with pytest.raises(TrackerUnreachableError, match="https:// only"):
+        fetch.fetch_tracker("http://security-tracker.debian.org/tracker/data/json", tmp_path / "t.json")
+    with pytest.raises(TrackerUnreachableError, match="larger than 10 bytes"):
+        fetch.copy_bounded(io.BytesIO(b"x" * 11), io.BytesIO(), 10)
+    assert fetch.copy_bounded(io.BytesIO(b"x" * 10), io.BytesIO(), 10) == 10
