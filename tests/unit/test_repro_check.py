@@ -79,7 +79,9 @@ def saved_image(path: Path, layers: Sequence[Sequence[File]], created: str = "20
         add("config.json", json.dumps(config).encode())
         for index, blob in enumerate(blobs):
             add(f"{index}/layer.tar", blob)
-        manifest = [{"Config": "config.json", "RepoTags": None, "Layers": [f"{i}/layer.tar" for i in range(len(blobs))]}]
+        manifest = [
+            {"Config": "config.json", "RepoTags": None, "Layers": [f"{i}/layer.tar" for i in range(len(blobs))]}
+        ]
         add("manifest.json", json.dumps(manifest).encode())
     return path
 
