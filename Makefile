@@ -95,16 +95,20 @@ wheelhouse:
 # debian:13-slim and gcr.io/distroless/python3-debian13:nonroot where a registry is reachable).
 LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAGE)),bases,engine)
 
+# Recursive (=): the bases' ids are read when a recipe runs, after `bases` has built them.
+image_id = $(shell $(DOCKER) image inspect -f '{{.Id}}' $(1) 2>/dev/null)
 BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
+	  --build-arg BUILDER_ID=$(call image_id,$(BUILDER_IMAGE)) --build-arg RUNTIME_ID=$(call image_id,$(RUNTIME_IMAGE)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
 image: $(LOCAL_BASES) wheelhouse
-	$(BUILD_IMAGE) -t $(IMAGE) .
+	$(BUILD_IMAGE) $(BUILD_FLAGS) -t $(IMAGE) .
 
 # Reproducible: two builds of this commit with --no-cache, on the same bases and wheelhouse, must give the
 # same layers and config (but for `created`); build/repro_check.py shows what differs, file by file.
-# REFERENCE=IMAGE (e.g. a release, name@sha256:...) builds once and compares with that image instead.
+# REFERENCE=IMAGE builds once and compares with that image instead (a release: build/rebuild-compare.sh, which
+# make verify-release runs, first checks out and pulls the bases the release names).
 REPRO_TAG := mcp-orchestration:repro
 repro-check: $(STAMP) $(LOCAL_BASES) wheelhouse
 ifdef REFERENCE

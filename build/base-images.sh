@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the two base images from Debian 13 (trixie) packages, without pulling from any registry:
-#   mcp-orchestration/debian:13-slim                        like debian:13-slim: debootstrap minbase,
-#                                                           slimmed the way debuerreotype does it, docker import
+#   mcp-orchestration/debian:13-slim                        like debian:13-slim (debootstrap minbase,
+#                                                           slimmed the way debuerreotype does it, docker
+#                                                           import), plus python3-venv for the image's builder
 #   mcp-orchestration/distroless-python3-debian13:nonroot   like gcr.io/distroless/python3-debian13:nonroot,
 #                                                           assembled by build/runtime-base.Dockerfile
 # Usage: build/base-images.sh
@@ -114,6 +115,10 @@ EOF
   # 3. Point releases and security updates, as the official image has them.
   chroot "$root" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get full-upgrade -yqq -o Dpkg::Use-Pty=0
+  # The one package the image's builder stage needs (Dockerfile.distroless), so that the image build
+  # reads no package index: a rebuild on these bases is the same build, whatever Debian has published.
+  DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -yqq --no-install-recommends \
+    -o Dpkg::Use-Pty=0 python3-venv >/dev/null
 
   local epoch="${SOURCE_DATE_EPOCH:-$(newest_changelog "$root")}"
 

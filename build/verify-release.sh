@@ -4,8 +4,9 @@
 #   2. its SBOM attestation (CycloneDX, every Debian and Python package), same identity; saved to
 #      build/out/verify-release/sbom.cdx.json;
 #   3. its build provenance (SLSA, actions/attest): gh attestation verify;
-#   4. a rebuild: this checkout, clean and at the commit the image names (its revision label), is
-#      built and compared layer by layer with the released image (make repro-check REFERENCE=...).
+#   4. a rebuild (build/rebuild-compare.sh): this checkout, clean and at the commit the image names, on
+#      the bases the release published beside it (checked against the ids the image names), built and
+#      compared layer by layer with the released image.
 # Usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z
 #   REPO=OWNER/NAME  the repository whose workflow must have signed (default: pyproject.toml's Source)
 #   KEY=FILE         verify against a cosign public key instead (an image you signed yourself)
@@ -22,7 +23,7 @@ ref=$1 tag=$2
 source_url=$(sed -n 's|^Source = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 repo=${REPO:-$source_url}
 DOCKER=${DOCKER:-/usr/bin/docker}
-for tool in cosign git make; do
+for tool in cosign git make python3; do
   command -v "$tool" >/dev/null || fail 2 "no $tool on PATH: install it (SECURITY.md, Verify a release)"
 done
 [[ -n ${KEY:-} ]] || command -v gh >/dev/null || fail 2 "no gh on PATH: the provenance is checked with gh attestation verify"
@@ -55,9 +56,7 @@ else
 fi
 
 echo "verify-release: 4/4 rebuild and compare" >&2
-"$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null
-revision=$("$DOCKER" image inspect -f '{{index .Config.Labels "org.opencontainers.image.revision"}}' "$ref")
-[[ $(git rev-parse HEAD) == "$revision" ]] || fail 2 "check out $revision (the image's revision) first: git checkout $tag"
-[[ -z $(git status --porcelain --untracked-files=no) ]] || fail 2 "the checkout has changes: a rebuild must be of the commit alone"
-make --no-print-directory repro-check REFERENCE="$ref" || fail 1 "the rebuild differs from $ref (the report above)"
+status=0
+DOCKER=$DOCKER build/rebuild-compare.sh "$ref" "$tag" || status=$?
+[[ $status -eq 0 ]] || fail "$status" "the rebuild does not match $ref (see above)"
 echo "verify-release: $ref is signed by $repo at $tag, with its SBOM and provenance, and rebuilds bit for bit" >&2

@@ -1,17 +1,22 @@
 """A released image, pushed to and pulled from a real registry, against a rebuild: the same, or the difference named.
 
-``make verify-release`` ends with ``make repro-check REFERENCE=NAME@sha256:...``;
-this runs that comparison (build/repro_check.py) on an image that went through
-a distribution registry on 127.0.0.1, and on one whose pushed copy was altered.
-It also checks that build/verify-release.sh refuses what it cannot verify:
-a tag instead of a digest, and a machine without cosign (no verdict, exit 2).
+``make verify-release`` ends with build/rebuild-compare.sh: it pulls the two
+bases the release published beside the image, checks them against the ids
+the image names, rebuilds on them with ``--no-cache`` and compares
+(build/repro_check.py). This publishes the image the way release.yml does, to
+a distribution registry on 127.0.0.1, and runs that; then the comparison on a
+pushed copy that was altered, and on a registry serving the wrong base. It
+also checks that build/verify-release.sh refuses what it cannot verify: a tag
+instead of a digest, and a machine without cosign (no verdict, exit 2).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +29,8 @@ pytestmark = pytest.mark.container
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGEST = "sha256:" + "a" * 64
+BUILDER_BASE = os.environ.get("BUILDER_IMAGE", "mcp-orchestration/debian:13-slim")
+RUNTIME_BASE = os.environ.get("RUNTIME_IMAGE", "mcp-orchestration/distroless-python3-debian13:nonroot")
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +79,59 @@ def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: R
         docker("image", "rm", tampered, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "layers: A has 7, B has 6" in result.stdout
+
+
+def _version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        version = tomllib.load(handle)["project"]["version"]
+    assert isinstance(version, str)
+    return version
+
+
+def _publish(server: RegistryServer, runtime_base: str = RUNTIME_BASE) -> str:
+    """What release.yml publishes: the two bases under their release tags, then the image by digest."""
+    name = f"{server.host}/mcp-orchestration"
+    for role, local in (("builder", BUILDER_BASE), ("runtime", runtime_base)):
+        docker("tag", local, f"{name}:base-{role}-{_version()}")
+        docker("push", f"{name}:base-{role}-{_version()}")
+    docker("tag", IMAGE, f"{name}:{_version()}")
+    return _push(f"{name}:{_version()}")
+
+
+def _rebuild_compare(reference: str) -> subprocess.CompletedProcess[str]:
+    script = ROOT / "build" / "rebuild-compare.sh"
+    command = [str(script), reference, f"v{_version()}"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=ROOT)
+
+
+def _checkout_is_the_image() -> bool:
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=ROOT)
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", IMAGE).stdout)
+    return head.stdout.strip() == labels["org.opencontainers.image.revision"] and not status.stdout.strip()
+
+
+def test_a_release_rebuilds_bit_for_bit_on_the_bases_it_published(server: RegistryServer) -> None:
+    """rebuild-compare.sh: the checkout, the published bases checked against the signed ids, a --no-cache build."""
+    result = _rebuild_compare(_publish(server))
+    if not _checkout_is_the_image():  # a developer's tree with changes: no verdict, said so
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "the image's revision" in result.stderr or "the checkout has changes" in result.stderr
+        return
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "repro-check: the same: 6 layer digests equal" in result.stdout
+
+
+def test_a_published_base_that_is_not_the_images_is_refused(server: RegistryServer) -> None:
+    """A registry that serves another runtime base under the release's tag cannot pass the rebuild off as equal."""
+    result = _rebuild_compare(_publish(server, runtime_base=BUILDER_BASE))
+    if not _checkout_is_the_image():
+        assert result.returncode == 2, result.stdout + result.stderr
+        return
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the runtime base" in result.stderr and "the image was built on sha256:" in result.stderr
 
 
 def _verify_release(*args: str, path: str) -> subprocess.CompletedProcess[str]:
