@@ -53,10 +53,10 @@ class Entry:
     size: int
     mtime: str
     link: str
-    xattrs: str
+    pax: str
     digest: str
 
-    FIELDS = ("kind", "mode", "owner", "size", "mtime", "link", "xattrs", "digest")
+    FIELDS = ("kind", "mode", "owner", "size", "mtime", "link", "pax", "digest")
 
 
 @dataclass(frozen=True)
@@ -90,19 +90,26 @@ def _kind(member: tarfile.TarInfo) -> str:
     return kinds.get(member.type, f"type {member.type!r}")
 
 
+# PAX keys already shown as a field of their own; every other one (xattrs, atime, ...) is shown as "pax".
+_PAX_SHOWN = {"path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime"}
+
+
 def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
     digest = ""
     if handle is not None:
         digest = "sha256:" + hashlib.sha256(handle.read()).hexdigest()
-    xattrs = {key: value for key, value in sorted(member.pax_headers.items()) if key.startswith("SCHILY.xattr.")}
+    pax = {key: value for key, value in sorted(member.pax_headers.items()) if key not in _PAX_SHOWN}
+    kind = _kind(member)
+    if member.ischr() or member.isblk():
+        kind += f" {member.devmajor},{member.devminor}"
     return Entry(
-        kind=_kind(member),
+        kind=kind,
         mode=f"{member.mode:04o}",
-        owner=f"{member.uid}:{member.gid}",
+        owner=f"{member.uid}:{member.gid} ({member.uname or '-'}:{member.gname or '-'})",
         size=member.size,
         mtime=datetime.fromtimestamp(member.mtime, UTC).isoformat(),
         link=member.linkname,
-        xattrs=json.dumps(xattrs, sort_keys=True) if xattrs else "",
+        pax=json.dumps(pax, sort_keys=True) if pax else "",
         digest=digest,
     )
 
@@ -112,8 +119,10 @@ def read_layer(stream: IO[bytes], diff_id: str, created_by: str) -> Layer:
     entries: dict[str, Entry] = {}
     order: list[str] = []
     with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            name = "/" + member.name.removeprefix("./").strip("/")
+        for index, member in enumerate(tar):
+            name = member.name  # as written: "./a" and "a/" are other entries than "a"
+            if name in entries:
+                name = f"{name} (again, entry {index})"
             handle = tar.extractfile(member) if member.isfile() else None
             entries[name] = _entry(member, handle)
             order.append(name)
@@ -137,7 +146,8 @@ def read_saved(name: str, archive: Path) -> Image:
             paths = manifest[0]["Layers"]
             if len(paths) != len(diff_ids):
                 raise ReproCheckError(f"{name}: {len(paths)} layers but {len(diff_ids)} diff ids")
-            made_by = [h.get("created_by", "") for h in config.get("history", []) if not h.get("empty_layer")]
+            history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
+            made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
             layers = []
             for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
                 handle = saved.extractfile(path)
@@ -171,28 +181,36 @@ def save(docker: str, name: str, directory: Path) -> Path:
 
 
 def normalised_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config without the engine's wall-clock stamps."""
+    """The config without the engine's wall-clock stamps (a history entry that is not an object is kept as is)."""
     kept = {key: value for key, value in config.items() if key != STAMPED}
-    kept["history"] = [{k: v for k, v in entry.items() if k != STAMPED} for entry in config.get("history", [])]
+    if isinstance(history := config.get("history"), list):
+        kept["history"] = [
+            {k: v for k, v in entry.items() if k != STAMPED} if isinstance(entry, dict) else entry for entry in history
+        ]
     return kept
 
 
 def _flatten(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
-    if isinstance(value, dict):
+    """Every leaf by its JSON Pointer (RFC 6901: ``/`` and ``~`` escaped, so no two paths collide)."""
+    if isinstance(value, dict) and value:
         for key in sorted(value):
-            yield from _flatten(value[key], f"{path}.{key}" if path else key)
-    elif isinstance(value, list):
+            yield from _flatten(value[key], f"{path}/{key.replace('~', '~0').replace('/', '~1')}")
+    elif isinstance(value, list) and value:
         for index, item in enumerate(value):
-            yield from _flatten(item, f"{path}[{index}]")
-    else:
+            yield from _flatten(item, f"{path}/{index}")
+    else:  # a scalar, or an empty object or list (which is not the same as none)
         yield path, json.dumps(value)
 
 
 def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
-    """Each config field, by its path, that differs between the two (``created`` left out)."""
-    left, right = dict(_flatten(normalised_config(a))), dict(_flatten(normalised_config(b)))
-    return [f"{path}: {left.get(path, '(absent)')} != {right.get(path, '(absent)')}"
-            for path in sorted(left.keys() | right.keys()) if left.get(path) != right.get(path)]  # fmt: skip
+    """Each config field, by its JSON Pointer, that differs between the two (``created`` left out)."""
+    left_config, right_config = normalised_config(a), normalised_config(b)
+    if left_config == right_config:
+        return []
+    left, right = dict(_flatten(left_config)), dict(_flatten(right_config))
+    lines = [f"{path}: {left.get(path, '(absent)')} != {right.get(path, '(absent)')}"
+             for path in sorted(left.keys() | right.keys()) if left.get(path) != right.get(path)]  # fmt: skip
+    return lines or ["the configs differ in a way their fields do not show"]
 
 
 def layer_differences(a: Layer, b: Layer) -> list[str]:
@@ -206,8 +224,9 @@ def layer_differences(a: Layer, b: Layer) -> list[str]:
         if changed:
             lines.append(f"{name}: " + "; ".join(changed))
     if not lines and a.order != b.order:
-        first = next(i for i, (x, y) in enumerate(zip(a.order, b.order, strict=False)) if x != y)
-        lines.append(f"same entries in another order, from entry {first}: {a.order[first]} != {b.order[first]}")
+        first = next((i for i, (x, y) in enumerate(zip(a.order, b.order, strict=False)) if x != y), None)
+        if first is not None:
+            lines.append(f"same entries in another order, from entry {first}: {a.order[first]} != {b.order[first]}")
     return lines
 
 
@@ -246,10 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
             a = read_saved(args.image_a, save(args.docker, args.image_a, Path(scratch)))
             b = read_saved(args.image_b, save(args.docker, args.image_b, Path(scratch)))
-    except ReproCheckError as error:
-        print(f"repro-check: no verdict: {error}", file=sys.stderr)
+        report = compare(a, b, args.limit)
+    except Exception as error:  # whatever went wrong, "different" (1) would be a false verdict
+        print(f"repro-check: no verdict: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    report = compare(a, b, args.limit)
     print(f"A: {a.name}\n" + "\n".join(summary(a)))
     print(f"B: {b.name}")
     if not report:

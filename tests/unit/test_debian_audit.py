@@ -7,6 +7,7 @@ os-release with one tracker file, and asserts the exit status, the finding codes
 from __future__ import annotations
 
 import io
+import json
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -247,3 +248,13 @@ def test_the_download_is_https_only_and_bounded(tmp_path: Path) -> None:
     with pytest.raises(TrackerUnreachableError, match="larger than 10 bytes"):
         fetch.copy_bounded(io.BytesIO(b"x" * 11), io.BytesIO(), 10)
     assert fetch.copy_bounded(io.BytesIO(b"x" * 10), io.BytesIO(), 10) == 10
+
+
+@pytest.mark.parametrize("marker", [{"nodsa": None}, {"nodsa": ""}, {"nodsa_reason": None}, {"nodsa_reason": ""}])
+def test_an_empty_or_null_nodsa_field_does_not_keep_an_issue_from_failing(marker: dict[str, str | None]) -> None:
+    """Only Debian's stated decision (a no-DSA note or reason) turns an open issue into information."""
+    entry = {"status": "open", "urgency": "high", **marker}
+    text = json.dumps({"glibc": {"CVE-2099-9": {"releases": {"trixie": entry}}}})
+    (issue,) = parse_tracker(text, "inline", "trixie").issues["glibc"]
+    assert issue.nodsa_reason is None
+    assert classify(issue, "2.41-12") == "unfixed"

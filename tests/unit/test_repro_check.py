@@ -108,9 +108,9 @@ def test_two_builds_that_differ_only_in_created_are_the_same(tmp_path: Path) -> 
 def test_a_file_time_is_reported_with_both_values(tmp_path: Path) -> None:
     later = [VENV[0], VENV[1], replace(VENV[2], mtime=1_700_000_060)]
     report = compare(tmp_path, [BASE, VENV], [BASE, later])
-    assert report[0].startswith("config: rootfs.diff_ids[1]: ")
+    assert report[0].startswith("config: /rootfs/diff_ids/1: ")
     assert report[1].startswith("layer 1 (COPY layer1 / # buildkit): sha256:")
-    assert report[2:] == ["  /venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 2023-11-14T22:14:20+00:00"]
+    assert report[2:] == ["  venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 2023-11-14T22:14:20+00:00"]
 
 
 def test_content_owner_mode_and_link_differences_are_each_named(tmp_path: Path) -> None:
@@ -120,28 +120,28 @@ def test_content_owner_mode_and_link_differences_are_each_named(tmp_path: Path) 
         replace(VENV[2], data=b"print('hullo')\n", mode=0o600),
     ]
     lines = compare(tmp_path, [BASE, VENV], [BASE, changed])[2:]
-    assert lines[0] == "  /venv: owner 0:0 != 65532:65532"
-    assert lines[1] == "  /venv/bin/python: link /usr/bin/python3.13 != /usr/bin/python3"
+    assert lines[0] == "  venv: owner 0:0 (-:-) != 65532:65532 (-:-)"
+    assert lines[1] == "  venv/bin/python: link /usr/bin/python3.13 != /usr/bin/python3"
     digest = "sha256:" + hashlib.sha256(b"print('hello')\n").hexdigest()
-    assert lines[2].startswith(f"  /venv/lib/module.py: mode 0644 != 0600; digest {digest} != sha256:")
+    assert lines[2].startswith(f"  venv/lib/module.py: mode 0644 != 0600; digest {digest} != sha256:")
 
 
 def test_files_in_one_build_only_are_listed(tmp_path: Path) -> None:
     extra = [*VENV, File("venv/lib/__pycache__/module.cpython-313.pyc", b"pyc")]
     lines = compare(tmp_path, [BASE, extra], [BASE, VENV[:2]])[2:]
-    assert lines == ["  only in A: /venv/lib/__pycache__/module.cpython-313.pyc", "  only in A: /venv/lib/module.py"]
+    assert lines == ["  only in A: venv/lib/__pycache__/module.cpython-313.pyc", "  only in A: venv/lib/module.py"]
 
 
 def test_the_same_entries_in_another_order_are_reported_as_order(tmp_path: Path) -> None:
     lines = compare(tmp_path, [BASE, VENV], [BASE, [VENV[0], VENV[2], VENV[1]]])[2:]
-    assert lines == ["  same entries in another order, from entry 1: /venv/bin/python != /venv/lib/module.py"]
+    assert lines == ["  same entries in another order, from entry 1: venv/bin/python != venv/lib/module.py"]
 
 
 def test_a_config_difference_other_than_created_is_reported(tmp_path: Path) -> None:
     a = repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [BASE]))
     b = repro_check.read_saved("B", saved_image(tmp_path / "b.tar", [BASE]))
     b.config["config"]["User"] = "0:0"
-    assert repro_check.compare(a, b) == ['config: config.User: "65532:65532" != "0:0"']
+    assert repro_check.compare(a, b) == ['config: /config/User: "65532:65532" != "0:0"']
 
 
 def test_a_missing_layer_is_reported(tmp_path: Path) -> None:
@@ -183,4 +183,71 @@ def test_an_archive_that_is_not_an_image_is_no_verdict(tmp_path: Path) -> None:
 
 def test_main_exits_2_when_the_engine_cannot_save_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert repro_check.main(["--docker", "/bin/false", "a", "b"]) == 2
-    assert "repro-check: no verdict: a: docker image save failed" in capsys.readouterr().err
+    assert "repro-check: no verdict: ReproCheckError: a: docker image save failed" in capsys.readouterr().err
+
+
+def test_main_exits_2_when_there_is_no_docker_client(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unexpected failure is no verdict: "different" (1) would accuse a release it never looked at."""
+    assert repro_check.main(["--docker", "/nonexistent/docker", "a", "b"]) == 2
+    assert "repro-check: no verdict: FileNotFoundError" in capsys.readouterr().err
+
+
+def _images(tmp_path: Path) -> tuple[Any, Any]:
+    a = repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [BASE]))
+    b = repro_check.read_saved("B", saved_image(tmp_path / "b.tar", [BASE]))
+    return a, b
+
+
+def test_a_dotted_config_key_cannot_stand_in_for_the_field_it_spells(tmp_path: Path) -> None:
+    """A released config running as root, with a top-level "config.User" key holding the expected value."""
+    a, b = _images(tmp_path)
+    b.config["config"]["User"] = "0:0"
+    b.config["config.User"] = "65532:65532"
+    report = repro_check.compare(a, b)
+    assert 'config: /config/User: "65532:65532" != "0:0"' in report
+    assert 'config: /config.User: (absent) != "65532:65532"' in report
+
+
+def test_an_empty_field_is_not_an_absent_one(tmp_path: Path) -> None:
+    a, b = _images(tmp_path)
+    b.config["config"]["Cmd"] = []
+    b.config["config"]["Volumes"] = {}
+    assert repro_check.compare(a, b) == [
+        "config: /config/Cmd: (absent) != []",
+        "config: /config/Volumes: (absent) != {}",
+    ]
+
+
+def test_a_key_with_a_slash_does_not_collide_with_a_nested_one(tmp_path: Path) -> None:
+    a, b = _images(tmp_path)
+    a.config["config"]["Labels"] = {"a": {"b": "x"}}
+    b.config["config"]["Labels"] = {"a/b": "x"}
+    report = repro_check.compare(a, b)
+    assert 'config: /config/Labels/a/b: "x" != (absent)' in report
+    assert 'config: /config/Labels/a~1b: (absent) != "x"' in report
+
+
+def test_a_name_written_twice_in_a_layer_is_listed_as_such(tmp_path: Path) -> None:
+    """The second entry wins on extraction: the report must show it, not fold it into the first."""
+    twice = [*VENV, File("venv/lib/module.py", b"import os\n")]
+    lines = compare(tmp_path, [BASE, VENV], [BASE, twice])[2:]
+    assert lines == ["  only in B: venv/lib/module.py (again, entry 3)"]
+
+
+def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
+    def layer(uname: str, pax: dict[str, str]) -> bytes:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            info = tarfile.TarInfo("etc/passwd")
+            info.uname, info.pax_headers, info.size = uname, pax, 1
+            tar.addfile(info, io.BytesIO(b"x"))
+        return out.getvalue()
+
+    def read(blob: bytes) -> Any:
+        return repro_check.read_layer(io.BytesIO(blob), "sha256:x", "COPY")
+
+    left = read(layer("root", {}))
+    right = read(layer("nonroot", {"SCHILY.xattr.security.capability": "cap"}))
+    (line,) = repro_check.layer_differences(left, right)
+    assert line.startswith("etc/passwd: owner 0:0 (root:-) != 0:0 (nonroot:-); pax  != ")
+    assert "SCHILY.xattr.security.capability" in line

@@ -115,7 +115,7 @@ def _issue(issue_id: str, entry: object, where: str) -> Issue:
     fixed = cast("str | None", texts["fixed_version"]) or None
     if status == "resolved" and fixed is None:
         raise TrackerMalformedError(f"{where}: resolved, but no `fixed_version`.")
-    nodsa = "nodsa" in entry or "nodsa_reason" in entry
+    nodsa = bool(texts["nodsa"]) or bool(texts["nodsa_reason"])  # a null or empty field decides nothing
     reason = cast("str | None", texts["nodsa_reason"])
     return Issue(
         issue_id,
