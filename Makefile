@@ -95,11 +95,11 @@ wheelhouse:
 # debian:13-slim and gcr.io/distroless/python3-debian13:nonroot where a registry is reachable).
 LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAGE)),bases,engine)
 
-# Recursive (=): the bases' ids are read when a recipe runs, after `bases` has built them.
-image_id = $(shell $(DOCKER) image inspect -f '{{.Id}}' $(1) 2>/dev/null)
+# Recursive (=): the bases' chain ids are read when a recipe runs, after `bases` has built them.
+chain_id = $(shell DOCKER=$(DOCKER) build/chain-id.sh '$(1)' 2>/dev/null)
 BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
-	  --build-arg BUILDER_ID=$(call image_id,$(BUILDER_IMAGE)) --build-arg RUNTIME_ID=$(call image_id,$(RUNTIME_IMAGE)) \
+	  --build-arg BUILDER_CHAINID=$(call chain_id,$(BUILDER_IMAGE)) --build-arg RUNTIME_CHAINID=$(call chain_id,$(RUNTIME_IMAGE)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
 image: $(LOCAL_BASES) wheelhouse
@@ -110,11 +110,12 @@ image: $(LOCAL_BASES) wheelhouse
 # REFERENCE=IMAGE builds once and compares with that image instead (a release: build/rebuild-compare.sh, which
 # make verify-release runs, first checks out and pulls the bases the release names).
 REPRO_TAG := mcp-orchestration:repro
+repro-check: export REFERENCE := $(REFERENCE)
 repro-check: $(STAMP) $(LOCAL_BASES) wheelhouse
 ifdef REFERENCE
-	$(DOCKER) image inspect $(REFERENCE) >/dev/null 2>&1 || $(DOCKER) pull $(REFERENCE)
+	$(DOCKER) image inspect "$$REFERENCE" >/dev/null 2>&1 || $(DOCKER) pull "$$REFERENCE"
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
-	$(BIN)/python build/repro_check.py --docker $(DOCKER) $(REFERENCE) $(REPRO_TAG)-b
+	$(BIN)/python build/repro_check.py --docker $(DOCKER) "$$REFERENCE" $(REPRO_TAG)-b
 else
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-a .
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
@@ -127,9 +128,12 @@ image-dev: $(LOCAL_BASES) wheelhouse
 
 # Check a pulled release before running it: signature, SBOM and provenance (cosign, gh), then a rebuild of this
 # checkout (clean, at the image's revision) compared layer by layer. REF=NAME@sha256:... TAG=vX.Y.Z; exit 0/1/2.
+# REF and TAG reach the script through the environment, quoted: never as shell text.
+verify-release: export REF := $(REF)
+verify-release: export TAG := $(TAG)
 verify-release: $(STAMP)
-	@test -n "$(REF)" && test -n "$(TAG)" || { echo "make verify-release: set REF=NAME@sha256:... TAG=vX.Y.Z" >&2; exit 2; }
-	DOCKER=$(DOCKER) build/verify-release.sh $(REF) $(TAG)
+	@test -n "$$REF" && test -n "$$TAG" || { echo "make verify-release: set REF=NAME@sha256:... TAG=vX.Y.Z" >&2; exit 2; }
+	DOCKER=$(DOCKER) build/verify-release.sh "$$REF" "$$TAG"
 
 # -- dependency audit: the whole-image SBOM, pip-audit on the lock and the image's venv, Debian's tracker, then the gate.
 # Needs PyPI's JSON API, Debian's security tracker and a built image (`make image audit` to rebuild first); CI here does not run it.

@@ -3,7 +3,7 @@
 # build/verify-release.sh, which first checks the image's signature: run that, not this, on a release).
 #   1. the checkout is the commit the image names (org.opencontainers.image.revision), with no change;
 #   2. the two bases the release published beside it (NAME:base-builder-X.Y.Z, NAME:base-runtime-X.Y.Z)
-#      are the ones the image names by id (io.mcp-orchestration.base.*.id, signed with the image);
+#      are the ones the image names (io.mcp-orchestration.base.*.chainid, signed with the image);
 #   3. make image builds it on those bases with --no-cache, and build/repro_check.py compares.
 # Usage: build/rebuild-compare.sh NAME@sha256:DIGEST vX.Y.Z
 # Exit status: 0 the same; 1 different (the report is on stdout) or bases not the image's; 2 no verdict.
@@ -13,7 +13,8 @@ cd "$(dirname "$0")/.."
 fail() { echo "rebuild-compare: $2" >&2; exit "$1"; }
 [[ $# -eq 2 ]] || fail 2 "usage: build/rebuild-compare.sh NAME@sha256:DIGEST vX.Y.Z"
 ref=$1 tag=$2
-[[ $ref =~ ^[^@[:space:]]+@sha256:[0-9a-f]{64}$ ]] || fail 2 "$ref: name the image by digest (NAME@sha256:...)"
+reference='^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$'
+[[ $ref =~ $reference ]] || fail 2 "$ref: name the image as REGISTRY/PATH@sha256:DIGEST (no tag)"
 [[ $tag =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail 2 "$tag: a release tag is vX.Y.Z"
 DOCKER=${DOCKER:-/usr/bin/docker}
 name=${ref%@*}
@@ -28,15 +29,16 @@ revision=$(label org.opencontainers.image.revision "$ref")
 
 bases=()
 for role in builder runtime; do
-  want=$(label "io.mcp-orchestration.base.$role.id" "$ref")
-  [[ $want =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref names no $role base by id (label io.mcp-orchestration.base.$role.id)"
+  want=$(label "io.mcp-orchestration.base.$role.chainid" "$ref")
+  [[ $want =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref names no $role base (label io.mcp-orchestration.base.$role.chainid)"
   base="$name:base-$role-${tag#v}"
   "$DOCKER" pull --quiet "$base" >/dev/null || fail 2 "cannot pull the $role base $base"
-  have=$("$DOCKER" image inspect -f '{{.Id}}' "$base")
+  have=$(DOCKER=$DOCKER build/chain-id.sh "$base") || fail 2 "cannot read the layers of $base"
   [[ $have == "$want" ]] || fail 1 "the $role base $base is $have, the image was built on $want"
   bases+=("$base")
 done
 
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/repro_check.py needs python3 >= 3.11"
 rebuilt=mcp-orchestration:rebuild
 make --no-print-directory image IMAGE="$rebuilt" BUILD_FLAGS="--quiet --no-cache" \
   BUILDER_IMAGE="${bases[0]}" RUNTIME_IMAGE="${bases[1]}" >&2 || fail 2 "the rebuild failed"

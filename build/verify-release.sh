@@ -18,7 +18,8 @@ cd "$(dirname "$0")/.."
 fail() { echo "verify-release: $2" >&2; exit "$1"; }
 [[ $# -eq 2 ]] || fail 2 "usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z"
 ref=$1 tag=$2
-[[ $ref =~ ^[^@]+@sha256:[0-9a-f]{64}$ ]] || fail 2 "$ref: name the image by digest (NAME@sha256:...), never by tag"
+reference='^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$'
+[[ $ref =~ $reference ]] || fail 2 "$ref: name the image as REGISTRY/PATH@sha256:DIGEST, never by tag"
 [[ $tag =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail 2 "$tag: a release tag is vX.Y.Z"
 source_url=$(sed -n 's|^Source = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 repo=${REPO:-$source_url}
@@ -50,7 +51,8 @@ json.dump(json.loads(base64.b64decode(envelope["payload"]))["predicate"], sys.st
 
 if [[ -z ${KEY:-} ]]; then
   echo "verify-release: 3/4 build provenance" >&2
-  gh attestation verify "oci://$ref" --repo "$repo" >/dev/null || fail 1 "the build provenance does not verify"
+  gh attestation verify "oci://$ref" --repo "$repo" --signer-workflow "$repo/.github/workflows/release.yml" \
+    --source-ref "refs/tags/$tag" >/dev/null || fail 1 "the build provenance does not verify"
 else
   echo "verify-release: 3/4 build provenance: skipped with KEY (GitHub attests only its own builds)" >&2
 fi
