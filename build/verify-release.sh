@@ -16,11 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fail() { echo "verify-release: $2" >&2; exit "$1"; }
-[[ $# -eq 2 ]] || fail 2 "usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z"
-ref=$1 tag=$2
-reference='^[a-z0-9]+([.-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)+@sha256:[0-9a-f]{64}$'
-[[ $ref =~ $reference ]] || fail 2 "$ref: name the image as REGISTRY/PATH@sha256:DIGEST, never by tag"
-[[ $tag =~ ^v[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail 2 "$tag: a release tag is vX.Y.Z"
+. build/release-args.sh "$@"
 source_url=$(sed -n 's|^Source = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 repo=${REPO:-$source_url}
 DOCKER=${DOCKER:-/usr/bin/docker}
