@@ -102,8 +102,12 @@ BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.dis
 	  --build-arg BUILDER_CHAINID=$(call chain_id,$(BUILDER_IMAGE)) --build-arg RUNTIME_CHAINID=$(call chain_id,$(RUNTIME_IMAGE)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
+# Then the config's times are set to SOURCE_DATE_EPOCH too (build/set_created.py): the image id is reproducible.
+STAMP_CREATED = $(PYTHON) build/set_created.py --docker $(DOCKER)
+
 image: $(LOCAL_BASES) wheelhouse
 	$(BUILD_IMAGE) $(BUILD_FLAGS) -t $(IMAGE) .
+	$(STAMP_CREATED) $(IMAGE) $(SOURCE_DATE_EPOCH)
 
 # Reproducible: two builds of this commit with --no-cache, on the same bases and wheelhouse, must give the
 # same layers and config (but for `created`); build/repro_check.py shows what differs, file by file.
@@ -114,11 +118,11 @@ repro-check: export REFERENCE := $(REFERENCE)
 repro-check: $(STAMP) $(LOCAL_BASES) wheelhouse
 ifdef REFERENCE
 	$(DOCKER) image inspect "$$REFERENCE" >/dev/null 2>&1 || $(DOCKER) pull "$$REFERENCE"
-	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b . && $(STAMP_CREATED) $(REPRO_TAG)-b $(SOURCE_DATE_EPOCH)
 	$(BIN)/python build/repro_check.py --docker $(DOCKER) "$$REFERENCE" $(REPRO_TAG)-b
 else
-	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-a .
-	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b .
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-a . && $(STAMP_CREATED) $(REPRO_TAG)-a $(SOURCE_DATE_EPOCH)
+	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b . && $(STAMP_CREATED) $(REPRO_TAG)-b $(SOURCE_DATE_EPOCH)
 	$(BIN)/python build/repro_check.py --docker $(DOCKER) $(REPRO_TAG)-a $(REPRO_TAG)-b
 endif
 

@@ -72,6 +72,7 @@ class Layer:
 @dataclass(frozen=True)
 class Image:
     name: str
+    id: str  # the config's digest: equal too when `created` is SOURCE_DATE_EPOCH (build/set_created.py)
     config: dict[str, Any]
     layers: tuple[Layer, ...]
 
@@ -141,7 +142,8 @@ def read_saved(name: str, archive: Path) -> Image:
             manifest = _json(saved, "manifest.json")
             if not (isinstance(manifest, list) and len(manifest) == 1):
                 raise ReproCheckError(f"{name}: the archive holds {len(manifest)} images, not one")
-            config = _json(saved, manifest[0]["Config"])
+            config_bytes = _bytes(saved, manifest[0]["Config"])
+            config = json.loads(config_bytes)
             diff_ids = config["rootfs"]["diff_ids"]
             paths = manifest[0]["Layers"]
             if len(paths) != len(diff_ids):
@@ -160,14 +162,18 @@ def read_saved(name: str, archive: Path) -> Image:
                 layers.append(read_layer(io.BytesIO(data), diff_id, created_by))
     except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
         raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
-    return Image(name, config, tuple(layers))
+    return Image(name, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
 
 
-def _json(saved: tarfile.TarFile, name: str) -> Any:
+def _bytes(saved: tarfile.TarFile, name: str) -> bytes:
     handle = saved.extractfile(name)
     if handle is None:
         raise ReproCheckError(f"{name} is not a file in the archive")
-    return json.load(handle)
+    return handle.read()
+
+
+def _json(saved: tarfile.TarFile, name: str) -> Any:
+    return json.loads(_bytes(saved, name))
 
 
 def save(docker: str, name: str, directory: Path) -> Path:
@@ -269,10 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # whatever went wrong, "different" (1) would be a false verdict
         print(f"repro-check: no verdict: {type(error).__name__}: {error}", file=sys.stderr)
         return 2
-    print(f"A: {a.name}\n" + "\n".join(summary(a)))
-    print(f"B: {b.name}")
+    print(f"A: {a.name} (image id {a.id})\n" + "\n".join(summary(a)))
+    print(f"B: {b.name} (image id {b.id})")
     if not report:
-        print(f"repro-check: the same: {len(a.layers)} layer digests equal, configs equal but for {STAMPED!r}")
+        configs = "image ids equal" if a.id == b.id else f"configs equal but for {STAMPED!r}"
+        print(f"repro-check: the same: {len(a.layers)} layer digests equal, {configs}")
         return 0
     print("\n".join(summary(b)))
     print("repro-check: DIFFERENT\n" + "\n".join(report))

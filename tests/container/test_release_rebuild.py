@@ -62,7 +62,7 @@ def test_a_release_pulled_from_a_registry_matches_its_rebuild(server: RegistrySe
     finally:
         docker("image", "rm", released, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "repro-check: the same: 6 layer digests equal" in result.stdout
+    assert "repro-check: the same: 6 layer digests equal, image ids equal" in result.stdout
 
 
 def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: RegistryServer, tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_a_release_rebuilds_bit_for_bit_on_the_bases_it_published(server: Regist
         assert "the image's revision" in result.stderr or "the checkout has changes" in result.stderr
         return
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "repro-check: the same: 6 layer digests equal" in result.stdout
+    assert "repro-check: the same: 6 layer digests equal, image ids equal" in result.stdout
 
 
 def test_a_published_base_that_is_not_the_images_is_refused(server: RegistryServer) -> None:
