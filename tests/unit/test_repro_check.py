@@ -7,32 +7,19 @@ what the engine would write, without an engine.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import json
-import sys
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.build_scripts import load
 
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("repro_check", ROOT / "build" / "repro_check.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["repro_check"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-repro_check = _load()
+repro_check = load("repro_check")
 
 
 @dataclass(frozen=True)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
+from tests.build_scripts import load
 from tests.unit.test_repro_check import BASE, VENV, repro_check, saved_image
 
-ROOT = Path(__file__).resolve().parents[2]
 EPOCH_ISO = "2026-12-03T11:58:32Z"
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("set_created", ROOT / "build" / "set_created.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["set_created"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-set_created = _load()
+set_created = load("set_created")
 
 
 def test_two_builds_stamped_with_one_epoch_have_one_image_id(tmp_path: Path) -> None:
