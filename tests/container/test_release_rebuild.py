@@ -37,6 +37,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]
         yield running
 
 
+def _layers() -> int:
+    """How many layers the built image has (rootfs.diff_ids, empty ones included)."""
+    return len(json.loads(docker("image", "inspect", "-f", "{{json .RootFS.Layers}}", IMAGE).stdout))
+
+
 def _push(name: str) -> str:
     """Push a local image and return it by the digest the registry holds."""
     docker("push", name)
@@ -62,7 +67,7 @@ def test_a_release_pulled_from_a_registry_matches_its_rebuild(server: RegistrySe
     finally:
         docker("image", "rm", released, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "repro-check: the same: 6 layer digests equal, image ids equal" in result.stdout
+    assert f"repro-check: the same: {_layers()} layer digests equal, image ids equal" in result.stdout
 
 
 def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: RegistryServer, tmp_path: Path) -> None:
@@ -76,7 +81,7 @@ def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: R
     finally:
         docker("image", "rm", tampered, check=False)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "layers: A has 7, B has 6" in result.stdout
+    assert f"layers: A has {_layers() + 1}, B has {_layers()}" in result.stdout
 
 
 def _version() -> str:
@@ -119,7 +124,7 @@ def test_a_release_rebuilds_bit_for_bit_on_the_bases_it_published(server: Regist
         assert "the image's revision" in result.stderr or "the checkout has changes" in result.stderr
         return
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "repro-check: the same: 6 layer digests equal, image ids equal" in result.stdout
+    assert f"repro-check: the same: {_layers()} layer digests equal, image ids equal" in result.stdout
 
 
 def test_a_published_base_that_is_not_the_images_is_refused(server: RegistryServer) -> None:
