@@ -105,8 +105,10 @@ BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.dis
 # Then the config's times are set to SOURCE_DATE_EPOCH too (build/set_created.py): the image id is reproducible.
 STAMP_CREATED = $(PYTHON) build/set_created.py --docker $(DOCKER)
 
+# --no-cache: BuildKit keys a cached COPY by its source's contents, not their times, so a cached build of a
+# new commit would reuse layers stamped with an older commit's time (tests/container/test_reproducible.py).
 image: $(LOCAL_BASES) wheelhouse
-	$(BUILD_IMAGE) $(BUILD_FLAGS) -t $(IMAGE) .
+	$(BUILD_IMAGE) --no-cache $(BUILD_FLAGS) -t $(IMAGE) .
 	$(STAMP_CREATED) $(IMAGE) $(SOURCE_DATE_EPOCH)
 
 # Reproducible: two builds of this commit with --no-cache, on the same bases and wheelhouse, must give the

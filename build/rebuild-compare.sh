@@ -4,7 +4,7 @@
 #   1. the checkout is the commit the image names (org.opencontainers.image.revision), with no change;
 #   2. the two bases the release published beside it (NAME:base-builder-X.Y.Z, NAME:base-runtime-X.Y.Z)
 #      are the ones the image names (io.mcp-orchestration.base.*.chainid, signed with the image);
-#   3. make image builds it on those bases with --no-cache, and build/repro_check.py compares.
+#   3. make image builds it on those bases (always with --no-cache), and build/repro_check.py compares.
 # Usage: build/rebuild-compare.sh NAME@sha256:DIGEST vX.Y.Z
 # Exit status: 0 the same; 1 different (the report is on stdout) or bases not the image's; 2 no verdict.
 set -euo pipefail
@@ -36,7 +36,7 @@ done
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/repro_check.py needs python3 >= 3.11"
 rebuilt=mcp-orchestration:rebuild
-make --no-print-directory image IMAGE="$rebuilt" BUILD_FLAGS="--quiet --no-cache" \
+make --no-print-directory image IMAGE="$rebuilt" BUILD_FLAGS=--quiet \
   BUILDER_IMAGE="${bases[0]}" RUNTIME_IMAGE="${bases[1]}" >&2 || fail 2 "the rebuild failed"
 status=0
 python3 build/repro_check.py --docker "$DOCKER" "$ref" "$rebuilt" || status=$?

@@ -1,10 +1,10 @@
-"""A cached build stamps the image's own layers with its own SOURCE_DATE_EPOCH, never one a cache remembers.
+"""``make image`` stamps the image's own layers with its own SOURCE_DATE_EPOCH, never one a cache remembers.
 
 BuildKit keys a COPY by its source's contents, not their times: two builds
 whose trees differ only in times would share one cached layer, stamped with the
 first build's time. ``make repro-check`` builds with ``--no-cache`` and cannot
-see that; this builds the image again with the cache and another epoch, and
-reads every entry of the layers it adds.
+see that; this runs ``make image`` again, right after the image was built with
+another epoch, and reads every entry of the layers it adds.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def other_epoch_image() -> Iterator[tuple[str, int]]:
     docker("image", "rm", TAG, check=False)
 
 
-def test_a_cached_build_with_another_epoch_stamps_every_entry_it_adds_with_that_epoch(
+def test_a_build_right_after_one_with_another_epoch_stamps_every_entry_it_adds_with_its_own(
     other_epoch_image: tuple[str, int], tmp_path: Path
 ) -> None:
     tag, epoch = other_epoch_image
