@@ -46,9 +46,10 @@ def run_gate(
     return Result(status, out, err)
 
 
-def exception(vuln_id: str, package: str, expires: date = IN_30_DAYS, **extra: object) -> str:
+def exception(vuln_id: str, package: str, expires: date = IN_30_DAYS, ecosystem: str = "pypi", **extra: object) -> str:
     fields: dict[str, object] = {
         "id": vuln_id,
+        "ecosystem": ecosystem,
         "package": package,
         "reason": "not reachable from the stdio server",
         "approved_by": "A. Reviewer",
@@ -136,7 +137,9 @@ def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run: GateRu
     assert result.status == ExitCode.OK, result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith(f"excepted until {IN_30_DAYS}")
     assert row(result.stdout, "starlette", "CVE-2025-62727").endswith(f"excepted until {IN_30_DAYS}")
-    assert "note: exception GHSA-0000-0000-0000 for starlette matched no vulnerability: remove it." in result.stdout
+    assert (
+        "note: exception GHSA-0000-0000-0000 for pypi starlette matched no vulnerability: remove it." in result.stdout
+    )
     assert result.stdout.endswith("verdict: PASS\n")
 
 
@@ -340,7 +343,7 @@ def test_expired_exception_fails_and_excepts_nothing(gate_run: GateRun) -> None:
     exceptions = exception("GHSA-vqfr-h8mv-ghfj", "h11", expires=TODAY - timedelta(days=1))
     result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.FAILURE
-    assert "FAIL [exception_expired] exception GHSA-vqfr-h8mv-ghfj for h11 expired on 2026-11-30" in result.stdout
+    assert "FAIL [exception_expired] exception GHSA-vqfr-h8mv-ghfj for pypi h11 expired on 2026-11-30" in result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith("vulnerable")
 
 
@@ -434,7 +437,12 @@ def test_the_shipped_exceptions_file_is_empty_and_its_example_is_valid() -> None
     parsed = parse_exceptions(document, "example")
     assert parsed.problems == () and len(parsed.entries) == 1
     entry = parsed.entries[0]
-    assert (entry.id, entry.package, entry.aliases) == ("GHSA-xxxx-xxxx-xxxx", "starlette", ("CVE-2026-00000",))
+    assert (entry.id, entry.ecosystem, entry.package, entry.aliases) == (
+        "GHSA-xxxx-xxxx-xxxx",
+        "pypi",
+        "starlette",
+        ("CVE-2026-00000",),
+    )
 
 
 def test_the_shipped_exceptions_file_cites_a_section_security_md_has() -> None:

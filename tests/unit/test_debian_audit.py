@@ -152,18 +152,21 @@ def test_an_os_release_that_is_not_debian_is_no_verdict(debian_run: DebianRun, t
 
 
 def test_an_exception_names_the_source_package_and_the_issue(debian_run: DebianRun) -> None:
-    both = exception("CVE-2099-0101", "openssl") + exception("CVE-2099-0102", "glibc")
+    both = exception("CVE-2099-0101", "openssl", ecosystem="debian") + exception(
+        "CVE-2099-0102", "glibc", ecosystem="debian"
+    )
     result = debian_run("vulnerable.json", exceptions=both)
     assert result.status == ExitCode.OK, result.stdout
     assert f"excepted until {TODAY + timedelta(days=30)}" in row(result.stdout, "openssl", "CVE-2099-0101")
     assert "matched no vulnerability" not in result.stdout
-    binary = exception("CVE-2099-0101", "libssl3t64") + exception("CVE-2099-0102", "glibc")
+    binary = exception("CVE-2099-0101", "libssl3t64", ecosystem="debian")
+    binary += exception("CVE-2099-0102", "glibc", ecosystem="debian")
     assert debian_run("vulnerable.json", exceptions=binary).status == ExitCode.FAILURE  # not the binary's name
 
 
 def test_an_expired_exception_covers_nothing_and_fails(debian_run: DebianRun) -> None:
-    expired = exception("CVE-2099-0201", "glibc", expires=TODAY - timedelta(days=1))
-    expired += exception("CVE-2099-0202", "openssl")
+    expired = exception("CVE-2099-0201", "glibc", expires=TODAY - timedelta(days=1), ecosystem="debian")
+    expired += exception("CVE-2099-0202", "openssl", ecosystem="debian")
     result = debian_run("fixed-newer.json", exceptions=expired)
     assert result.status == ExitCode.FAILURE
     assert codes(result) == ["exception_expired", "fixable"]
@@ -258,3 +261,17 @@ def test_an_empty_or_null_nodsa_field_does_not_keep_an_issue_from_failing(marker
     (issue,) = parse_tracker(text, "inline", "trixie").issues["glibc"]
     assert issue.nodsa_reason is None
     assert classify(issue, "2.41-12") == "unfixed"
+
+
+def test_an_exception_covers_only_its_own_ecosystem(debian_run: DebianRun) -> None:
+    """A PyPI project and a Debian source package may share a name and a CVE: each exception names which one."""
+    pypi_named = exception("CVE-2099-0101", "openssl") + exception("CVE-2099-0102", "glibc")
+    result = debian_run("vulnerable.json", exceptions=pypi_named)
+    assert result.status == ExitCode.FAILURE
+    assert "matched no vulnerability" in result.stdout
+
+
+def test_an_exception_without_an_ecosystem_is_invalid(debian_run: DebianRun) -> None:
+    entry = exception("CVE-2099-0101", "openssl", ecosystem="debian").replace('ecosystem = "debian"\n', "")
+    result = debian_run("vulnerable.json", exceptions=entry)
+    assert "`ecosystem` must be one of 'pypi', 'debian'." in result.stdout

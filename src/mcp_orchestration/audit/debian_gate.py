@@ -80,7 +80,7 @@ def judge(
             entry = None
             if outcome != "information":
                 vuln = Vulnerability(issue.id, (), fix)
-                entry = next((entry for entry in in_force if entry.covers(source, vuln)), None)
+                entry = next((entry for entry in in_force if entry.covers("debian", source, vuln)), None)
                 if entry is None:
                     failing[outcome].append(f"{source} {issue.id}")
                 else:

@@ -9,7 +9,8 @@ depends on the day, which the gate decides (``gate.py``).
     [[exceptions]]
     id = "GHSA-xxxx-xxxx-xxxx"            # the advisory id pip-audit reports, or any alias of it
     aliases = ["CVE-2026-00000"]          # optional: other ids of the same advisory
-    package = "starlette"                 # the distribution it is for
+    ecosystem = "pypi"                    # "pypi", or "debian" for a Debian package of the image
+    package = "starlette"                 # the distribution it is for (for Debian: the source package)
     reason = "why it does not affect this product, or what mitigates it"
     expires = 2027-01-31                  # a TOML date, at most 90 days ahead
     approved_by = "name of the reviewer"
@@ -26,7 +27,9 @@ from mcp_orchestration.audit.errors import ExceptionsUnreadableError
 from mcp_orchestration.audit.report import Vulnerability, canonical_name
 
 _TEXT_KEYS = ("id", "package", "reason", "approved_by")
-_KEYS = frozenset({*_TEXT_KEYS, "aliases", "expires"})
+_KEYS = frozenset({*_TEXT_KEYS, "ecosystem", "aliases", "expires"})
+# Which audit an entry belongs to: a PyPI project and a Debian source package may share a name and a CVE.
+ECOSYSTEMS = ("pypi", "debian")
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,21 @@ class ExceptionEntry:
 
     id: str
     aliases: tuple[str, ...]
+    ecosystem: str
     package: str
     reason: str
     expires: date
     approved_by: str
 
-    def covers(self, package: str, vuln: Vulnerability) -> bool:
-        """True if this entry names the package and any id of the advisory."""
+    def covers(self, ecosystem: str, package: str, vuln: Vulnerability) -> bool:
+        """True if this entry names the ecosystem, the package and any id of the advisory."""
         mine = {name.upper() for name in (self.id, *self.aliases)}
-        return canonical_name(self.package) == canonical_name(package) and not mine.isdisjoint(vuln.ids())
+        same_package = self.ecosystem == ecosystem and canonical_name(self.package) == canonical_name(package)
+        return same_package and not mine.isdisjoint(vuln.ids())
 
     def label(self) -> str:
         """How messages name the entry."""
-        return f"exception {self.id} for {self.package}"
+        return f"exception {self.id} for {self.ecosystem} {self.package}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]
         value = table.get(key)
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{where}: `{key}` is missing or empty.")
+    if table.get("ecosystem") not in ECOSYSTEMS:
+        problems.append(f"{where}: `ecosystem` must be one of {', '.join(map(repr, ECOSYSTEMS))}.")
     aliases = table.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(alias, str) and alias.strip() for alias in aliases):
         problems.append(f"{where}: `aliases` must be a list of advisory ids.")
@@ -109,6 +116,7 @@ def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]
     return ExceptionEntry(
         id=table["id"],
         aliases=tuple(aliases),
+        ecosystem=table["ecosystem"],
         package=table["package"],
         reason=table["reason"],
         expires=expires,

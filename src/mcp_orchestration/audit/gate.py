@@ -137,7 +137,7 @@ def _judge(
             continue
         packages += 1
         for vuln in dependency.vulns:
-            entry = next((entry for entry in in_force if entry.covers(dependency.name, vuln)), None)
+            entry = next((entry for entry in in_force if entry.covers("pypi", dependency.name, vuln)), None)
             if entry is None:
                 uncovered += 1
             else:
