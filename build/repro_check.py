@@ -139,7 +139,7 @@ def read_saved(name: str, archive: Path) -> Image:
     """An image from a ``docker image save`` archive: its config, and each layer checked against its diff id."""
     try:
         with tarfile.open(archive) as saved:
-            manifest = _json(saved, "manifest.json")
+            manifest = json.loads(_bytes(saved, "manifest.json"))
             if not (isinstance(manifest, list) and len(manifest) == 1):
                 raise ReproCheckError(f"{name}: the archive holds {len(manifest)} images, not one")
             config_bytes = _bytes(saved, manifest[0]["Config"])
@@ -170,10 +170,6 @@ def _bytes(saved: tarfile.TarFile, name: str) -> bytes:
     if handle is None:
         raise ReproCheckError(f"{name} is not a file in the archive")
     return handle.read()
-
-
-def _json(saved: tarfile.TarFile, name: str) -> Any:
-    return json.loads(_bytes(saved, name))
 
 
 def save(docker: str, name: str, directory: Path) -> Path:

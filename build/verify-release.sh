@@ -19,7 +19,6 @@ fail() { echo "verify-release: $2" >&2; exit "$1"; }
 . build/release-args.sh "$@"
 source_url=$(sed -n 's|^Source = "https://github.com/\(.*\)"|\1|p' pyproject.toml)
 repo=${REPO:-$source_url}
-DOCKER=${DOCKER:-/usr/bin/docker}
 for tool in cosign git make python3; do
   command -v "$tool" >/dev/null || fail 2 "no $tool on PATH: install it (SECURITY.md, Verify a release)"
 done
@@ -55,6 +54,6 @@ fi
 
 echo "verify-release: 4/4 rebuild and compare" >&2
 status=0
-DOCKER=$DOCKER build/rebuild-compare.sh "$ref" "$tag" || status=$?
+build/rebuild-compare.sh "$ref" "$tag" || status=$?
 [[ $status -eq 0 ]] || fail "$status" "the rebuild does not match $ref (see above)"
 echo "verify-release: $ref is signed by $repo at $tag, with its SBOM and provenance, and rebuilds bit for bit" >&2

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tarfile
+import tomllib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import pytest
 DOCKER = os.environ.get("DOCKER", "/usr/bin/docker")
 IMAGE = os.environ.get("MCP_ORCHESTRATION_IMAGE", "mcp-orchestration:latest")
 REQUIRE_VARIABLE = "MCP_ORCHESTRATION_REQUIRE_DOCKER"
+ROOT = Path(__file__).resolve().parents[2]
 NONROOT = 65532
 # The flags the Claude Desktop snippet (`claude-config`) uses, minus the volume and key mounts.
 HARDENED = (
@@ -149,3 +151,11 @@ def filesystem(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filesystem]
         members = {_name(member): member for member in tar if _name(member)}
     yield Filesystem(archive, members)
     archive.unlink(missing_ok=True)
+
+
+def pyproject_version() -> str:
+    """The version pyproject.toml declares: the image's label, and a release's tag without its "v"."""
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        version = tomllib.load(handle)["project"]["version"]
+    assert isinstance(version, str)
+    return version

@@ -19,18 +19,16 @@ from __future__ import annotations
 import json
 import re
 import stat
-import tomllib
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
 
 from mcp_orchestration.trust import keys
-from tests.container.conftest import IMAGE, NONROOT, Filesystem, docker
+from tests.container.conftest import IMAGE, NONROOT, Filesystem, docker, pyproject_version
 
 pytestmark = pytest.mark.container
 
-ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = "/venv/bin/mcp-orchestration"
 HOME = "/var/lib/mcp-orchestration"
 SITE_PACKAGES = "venv/lib/python3.13/site-packages"
@@ -88,13 +86,6 @@ def config() -> dict[str, Any]:
 def history() -> str:
     """Every layer's ``created_by``, untruncated: what a registry user can read of the build."""
     return docker("history", "--no-trunc", "--format", "{{.CreatedBy}}", IMAGE).stdout
-
-
-def _pyproject_version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as handle:
-        version = tomllib.load(handle)["project"]["version"]
-    assert isinstance(version, str)
-    return version
 
 
 def _run_python(*args: str) -> tuple[int, str, str]:
@@ -162,7 +153,7 @@ def test_oci_labels_are_present_and_match_the_project(config: dict[str, Any]) ->
         value = labels.get(f"org.opencontainers.image.{key}", "")
         assert value.strip(), f"label org.opencontainers.image.{key} is missing or empty"
     assert labels["org.opencontainers.image.title"] == "mcp-orchestration"
-    assert labels["org.opencontainers.image.version"] == _pyproject_version()
+    assert labels["org.opencontainers.image.version"] == pyproject_version()
     assert labels["org.opencontainers.image.source"].startswith("https://")
     assert labels["org.opencontainers.image.licenses"] == "Apache-2.0"
 
@@ -388,4 +379,4 @@ def test_the_package_has_checked_hash_bytecode_for_every_module(filesystem: File
 def test_version_matches_pyproject() -> None:
     """The image runs the code this checkout describes (a stale image fails here first)."""
     result = docker("run", "--rm", "--network", "none", "--read-only", IMAGE, "--version")
-    assert result.stdout.strip() == f"mcp-orchestration {_pyproject_version()}"
+    assert result.stdout.strip() == f"mcp-orchestration {pyproject_version()}"

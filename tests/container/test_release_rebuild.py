@@ -15,18 +15,16 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import DOCKER, IMAGE, docker
+from tests.container.conftest import DOCKER, IMAGE, ROOT, docker, pyproject_version
 from tests.mirror_servers import RegistryServer, registry
 
 pytestmark = pytest.mark.container
 
-ROOT = Path(__file__).resolve().parents[2]
 BUILDER_BASE = os.environ.get("BUILDER_IMAGE", "mcp-orchestration/debian:13-slim")
 RUNTIME_BASE = os.environ.get("RUNTIME_IMAGE", "mcp-orchestration/distroless-python3-debian13:nonroot")
 
@@ -84,26 +82,19 @@ def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: R
     assert f"layers: A has {_layers() + 1}, B has {_layers()}" in result.stdout
 
 
-def _version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as handle:
-        version = tomllib.load(handle)["project"]["version"]
-    assert isinstance(version, str)
-    return version
-
-
 def _publish(server: RegistryServer, runtime_base: str = RUNTIME_BASE) -> str:
     """What release.yml publishes: the two bases under their release tags, then the image by digest."""
     name = f"{server.host}/mcp-orchestration"
     for role, local in (("builder", BUILDER_BASE), ("runtime", runtime_base)):
-        docker("tag", local, f"{name}:base-{role}-{_version()}")
-        docker("push", f"{name}:base-{role}-{_version()}")
-    docker("tag", IMAGE, f"{name}:{_version()}")
-    return _push(f"{name}:{_version()}")
+        docker("tag", local, f"{name}:base-{role}-{pyproject_version()}")
+        docker("push", f"{name}:base-{role}-{pyproject_version()}")
+    docker("tag", IMAGE, f"{name}:{pyproject_version()}")
+    return _push(f"{name}:{pyproject_version()}")
 
 
 def _rebuild_compare(reference: str) -> subprocess.CompletedProcess[str]:
     script = ROOT / "build" / "rebuild-compare.sh"
-    command = [str(script), reference, f"v{_version()}"]
+    command = [str(script), reference, f"v{pyproject_version()}"]
     return subprocess.run(command, capture_output=True, text=True, timeout=900, check=False, cwd=ROOT)
 
 
