@@ -985,7 +985,7 @@ async def test_a_slow_call_is_cut_off_with_a_limit_error(app: App, monkeypatch: 
     original = tools.list_clients
 
     def slow() -> object:
-        release.wait(1.0)
+        release.wait(10.0)  # an uncut call would take this long
         return original()
 
     monkeypatch.setattr(tools, "list_clients", slow)
@@ -997,7 +997,7 @@ async def test_a_slow_call_is_cut_off_with_a_limit_error(app: App, monkeypatch: 
     finally:
         release.set()
     assert tool_error(result)["code"] == "limit"
-    assert elapsed < 0.8
+    assert elapsed < 5.0  # slack for a loaded machine, far below the 10 s of an uncut call
 
 
 @pytest.mark.parametrize(
