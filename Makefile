@@ -117,15 +117,15 @@ image: $(LOCAL_BASES) wheelhouse
 # make verify-release runs, first checks out and pulls the bases the release names).
 REPRO_TAG := mcp-orchestration:repro
 repro-check: export REFERENCE := $(REFERENCE)
-repro-check: $(STAMP) $(LOCAL_BASES) wheelhouse
+repro-check: $(LOCAL_BASES) wheelhouse
 ifdef REFERENCE
 	$(DOCKER) image inspect "$$REFERENCE" >/dev/null 2>&1 || $(DOCKER) pull "$$REFERENCE"
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b . && $(STAMP_CREATED) $(REPRO_TAG)-b $(SOURCE_DATE_EPOCH)
-	$(BIN)/python build/repro_check.py --docker $(DOCKER) "$$REFERENCE" $(REPRO_TAG)-b
+	$(PYTHON) build/repro_check.py --docker $(DOCKER) "$$REFERENCE" $(REPRO_TAG)-b
 else
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-a . && $(STAMP_CREATED) $(REPRO_TAG)-a $(SOURCE_DATE_EPOCH)
 	$(BUILD_IMAGE) --quiet --no-cache -t $(REPRO_TAG)-b . && $(STAMP_CREATED) $(REPRO_TAG)-b $(SOURCE_DATE_EPOCH)
-	$(BIN)/python build/repro_check.py --docker $(DOCKER) $(REPRO_TAG)-a $(REPRO_TAG)-b
+	$(PYTHON) build/repro_check.py --docker $(DOCKER) $(REPRO_TAG)-a $(REPRO_TAG)-b
 endif
 
 image-dev: $(LOCAL_BASES) wheelhouse
@@ -137,19 +137,20 @@ image-dev: $(LOCAL_BASES) wheelhouse
 # REF and TAG reach the script through the environment, quoted: never as shell text.
 verify-release: export REF := $(REF)
 verify-release: export TAG := $(TAG)
-verify-release: $(STAMP)
+verify-release:
 	@test -n "$$REF" && test -n "$$TAG" || { echo "make verify-release: set REF=NAME@sha256:... TAG=vX.Y.Z" >&2; exit 2; }
 	DOCKER=$(DOCKER) build/verify-release.sh "$$REF" "$$TAG"
 
 # -- dependency audit: the whole-image SBOM, pip-audit on the lock and the image's venv, Debian's tracker, then the gate.
 # Needs PyPI's JSON API, Debian's security tracker and a built image (`make image audit` to rebuild first); CI here does not run it.
+# The gate runs on build/tools.lock's hash-pinned packages (build/tools.sh), not on the venv of `make install`.
 # The exit status is the gate's verdict: 0 pass, 1 fail, 2 no verdict.
-audit: $(STAMP)
-	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/audit.sh
+audit:
+	DOCKER=$(DOCKER) IMAGE=$(IMAGE) build/audit.sh
 
-# The whole-image SBOM alone (build/out/audit/image-full.cdx.json): no network, the built image and its wheelhouse.
-sbom: $(STAMP)
-	DOCKER=$(DOCKER) IMAGE=$(IMAGE) VENV=$(VENV) build/sbom.sh
+# The whole-image SBOM alone (build/out/audit/image-full.cdx.json): the built image and its wheelhouse, on build/tools.lock.
+sbom:
+	DOCKER=$(DOCKER) IMAGE=$(IMAGE) build/sbom.sh
 
 # -- the store volume: verified backup and restore through the image ------------------------------
 VOLUME ?= mcp-orchestration-data

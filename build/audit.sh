@@ -3,8 +3,9 @@
 # hash-pinned lock and on the venv inside the built image with a CycloneDX SBOM of each, Debian's
 # security tracker data for the image's Debian packages, then the policy gate, whose verdict is this
 # script's exit status: 0 pass, 1 fail, 2 no verdict (`mcp-orchestration-audit-gate --help`, SECURITY.md).
-# Needs PyPI's JSON API, security-tracker.debian.org over HTTPS, a Docker engine with $IMAGE built
-# (`make image`) and the project's venv. Writes build/out/audit/ (and build/sbom.sh's copies of the
+# Needs PyPI's JSON API, security-tracker.debian.org over HTTPS and a Docker engine with $IMAGE built
+# (`make image`). The gate runs on build/tools.lock's hash-pinned packages (build/tools.sh), never on
+# the project's venv, whose test tools are not pinned by hash. Writes build/out/audit/ (and build/sbom.sh's copies of the
 # image's files, build/out/image-venv and build/out/image-root):
 #   image-full.cdx.json  every Debian package and Python distribution of $IMAGE (build/sbom.sh)
 #   lock.json   lock.cdx.json    build/requirements.lock, read as it is: nothing is installed
@@ -25,20 +26,17 @@ trap 'echo "audit.sh: failed: $BASH_COMMAND" >&2; exit 2' ERR
 DOCKER=${DOCKER:-/usr/bin/docker}
 IMAGE=${IMAGE:-mcp-orchestration:latest}
 DEBIAN_TRACKER_URL=${DEBIAN_TRACKER_URL:-https://security-tracker.debian.org/tracker/data/json}
-gate=${VENV:-.venv}/bin/mcp-orchestration-audit-gate
-python=${VENV:-.venv}/bin/python
 out=build/out/audit
 venv=build/out/image-venv
 root=build/out/image-root
 
-[[ -x $gate ]] || { echo "audit.sh: no $gate: run make install first" >&2; exit 2; }
 "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || { echo "audit.sh: no image $IMAGE: run make image first" >&2; exit 2; }
 . build/tools.sh
 rm -rf "$out"
 mkdir -p "$out"
 
 # The image's files as shipped (copied out of a container that is created but never started), and its SBOM.
-DOCKER=$DOCKER IMAGE=$IMAGE VENV=${VENV:-.venv} build/sbom.sh
+DOCKER=$DOCKER IMAGE=$IMAGE build/sbom.sh
 site=("$venv"/lib/python3.*/site-packages)
 [[ ${#site[@]} -eq 1 && -d ${site[0]} ]] || { echo "audit.sh: no single site-packages in $IMAGE:/venv" >&2; exit 2; }
 
@@ -58,11 +56,11 @@ audit lock -r build/requirements.lock --require-hashes --disable-pip
 audit image --path "${site[0]}"
 
 # Debian's security data: when it cannot be had, the gate finds no file (tracker_unreadable) and gives no verdict.
-"$python" -m mcp_orchestration.audit.fetch "$out/debian-tracker.json" --url "$DEBIAN_TRACKER_URL" \
+audit_python -m mcp_orchestration.audit.fetch "$out/debian-tracker.json" --url "$DEBIAN_TRACKER_URL" \
   || echo "audit.sh: no Debian security data: the verdict cannot be a pass" >&2
 
 status=0
-"$gate" --lock build/requirements.lock --exceptions audit-exceptions.toml --first-party mcp-orchestration \
+audit_python -m mcp_orchestration.audit.cli --lock build/requirements.lock --exceptions audit-exceptions.toml --first-party mcp-orchestration \
   "$out/lock.json" --venv "$out/image.json" --debian-status "$root/var/lib/dpkg/status.d" \
   --debian-tracker "$out/debian-tracker.json" --os-release "$root/etc/os-release" || status=$?
 for sbom in "$out"/{lock,image,image-full}.cdx.json; do

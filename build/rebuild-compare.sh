@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Rebuild a released image from this checkout and compare it layer by layer (the last step of
+# Rebuild a released image from its commit and compare it layer by layer (the last step of
 # build/verify-release.sh, which first checks the image's signature: run that, not this, on a release).
-#   1. the checkout is the commit the image names (org.opencontainers.image.revision), with no change;
-#   2. the two bases the release published beside it (NAME:base-builder-X.Y.Z, NAME:base-runtime-X.Y.Z)
-#      are the ones the image names (io.mcp-orchestration.base.*.chainid, signed with the image);
-#   3. make image builds it on those bases (always with --no-cache), and build/repro_check.py compares.
+#   1. the commit the image names (org.opencontainers.image.revision) is checked out alone, in a
+#      temporary worktree: nothing uncommitted or untracked of this checkout reaches the build;
+#   2. the two bases the release published beside it (NAME:base-builder-HEX, NAME:base-runtime-HEX,
+#      HEX the chain id) are the ones the image names (io.mcp-orchestration.base.*.chainid, signed
+#      with the image): what they hold is trusted from the release, not rebuilt (SECURITY.md);
+#   3. that commit's `make image` builds it on those bases (always with --no-cache), and
+#      build/repro_check.py compares.
 # Usage: build/rebuild-compare.sh NAME@sha256:DIGEST vX.Y.Z
 # Exit status: 0 the same; 1 different (the report is on stdout) or bases not the image's; 2 no verdict.
 set -euo pipefail
@@ -20,14 +23,15 @@ label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"$1\"}}" "$2"; }
   || fail 2 "cannot pull $ref"
 
 revision=$(label org.opencontainers.image.revision "$ref")
-[[ $(git rev-parse HEAD) == "$revision" ]] || fail 2 "check out $revision, the image's revision (git checkout $tag)"
-[[ -z $(git status --porcelain --untracked-files=no) ]] || fail 2 "the checkout has changes: a rebuild is of the commit alone"
+[[ $revision =~ ^[0-9a-f]{40}$ ]] || fail 1 "$ref names no commit (label org.opencontainers.image.revision)"
+git cat-file -e "$revision^{commit}" 2>/dev/null \
+  || fail 2 "this clone has no commit $revision, the image's revision: git fetch --tags first"
 
 bases=()
 for role in builder runtime; do
   want=$(label "io.mcp-orchestration.base.$role.chainid" "$ref")
   [[ $want =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref names no $role base (label io.mcp-orchestration.base.$role.chainid)"
-  base="$name:base-$role-${tag#v}"
+  base="$name:base-$role-${want#sha256:}"
   "$DOCKER" pull --quiet "$base" >/dev/null || fail 2 "cannot pull the $role base $base"
   have=$(DOCKER=$DOCKER build/chain-id.sh "$base") || fail 2 "cannot read the layers of $base"
   [[ $have == "$want" ]] || fail 1 "the $role base $base is $have, the image was built on $want"
@@ -35,8 +39,14 @@ for role in builder runtime; do
 done
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/repro_check.py needs python3 >= 3.11"
+tree=$(mktemp -d)
+trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true; rm -rf "$tree"' EXIT
+git worktree add --quiet --detach "$tree" "$revision" || fail 2 "cannot check out $revision"
+# The wheels are checked against the commit's locks by their hashes, in the build: a copy saves the download.
+[[ ! -d build/out/wheelhouse ]] || { mkdir -p "$tree/build/out" && cp -a build/out/wheelhouse "$tree/build/out/"; }
 rebuilt=mcp-orchestration:rebuild
-make --no-print-directory image IMAGE="$rebuilt" BUILD_FLAGS=--quiet \
+# LOCAL_BASES= : the bases are the release's, pulled above; nothing is installed or started here.
+make --no-print-directory -C "$tree" image DOCKER="$DOCKER" IMAGE="$rebuilt" BUILD_FLAGS=--quiet LOCAL_BASES= \
   BUILDER_IMAGE="${bases[0]}" RUNTIME_IMAGE="${bases[1]}" >&2 || fail 2 "the rebuild failed"
 status=0
 python3 build/repro_check.py --docker "$DOCKER" "$ref" "$rebuilt" || status=$?

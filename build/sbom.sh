@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole-image SBOM (`make sbom`; also the first step of build/audit.sh): CycloneDX 1.6 JSON of
 # every Debian package and every Python distribution of $IMAGE, with versions, purls and hashes
-# (`python -m mcp_orchestration.audit.sbom --help`, SECURITY.md). Needs no network: a Docker engine
-# with $IMAGE built (`make image`), the project's venv (`make install`), and for the wheels' hashes
-# the wheelhouse the image was built from (build/out/wheelhouse/<arch>, `make wheelhouse`).
+# (`python -m mcp_orchestration.audit.sbom --help`, SECURITY.md). Needs a Docker engine with $IMAGE
+# built (`make image`), build/tools.lock's hash-pinned packages (build/tools.sh: PyPI the first time
+# only), and for the wheels' hashes the wheelhouse the image was built from (build/out/wheelhouse/<arch>,
+# `make wheelhouse`).
 # The image's files are copied out of a container that is created but never started:
 #   build/out/image-venv                       its /venv
 #   build/out/image-root/var/lib/dpkg/status.d  one control stanza per Debian package
@@ -15,15 +16,14 @@ trap 'echo "sbom.sh: failed: $BASH_COMMAND" >&2; exit 2' ERR
 
 DOCKER=${DOCKER:-/usr/bin/docker}
 IMAGE=${IMAGE:-mcp-orchestration:latest}
-python=${VENV:-.venv}/bin/python
 out=build/out/audit
 venv=build/out/image-venv
 root=build/out/image-root
 
-[[ -x $python ]] || { echo "sbom.sh: no $python: run make install first" >&2; exit 2; }
 "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1 || { echo "sbom.sh: no image $IMAGE: run make image first" >&2; exit 2; }
 rm -rf "$venv" "$root" "$out/image-full.cdx.json"
 mkdir -p "$out" "$root/etc" "$root/var/lib/dpkg"
+. build/tools.sh
 
 cid=$("$DOCKER" create "$IMAGE")
 trap '"$DOCKER" rm "$cid" >/dev/null' EXIT
@@ -36,7 +36,7 @@ site=("$venv"/lib/python3.*/site-packages)
 inspect() { "$DOCKER" image inspect -f "$1" "$IMAGE"; }
 wheelhouse=build/out/wheelhouse/$(inspect '{{.Architecture}}')
 [[ -d $wheelhouse ]] || echo "sbom.sh: no $wheelhouse (make wheelhouse): the Python components get no hash" >&2
-"$python" -m mcp_orchestration.audit.sbom \
+audit_python -m mcp_orchestration.audit.sbom \
   --debian-status "$root/var/lib/dpkg/status.d" --os-release "$root/etc/os-release" \
   --site-packages "${site[0]}" --lock build/requirements.lock --wheelhouse "$wheelhouse" \
   --image "$IMAGE" --image-id "$(inspect '{{.Id}}')" --created "$(inspect '{{.Created}}')" \

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Verify a released image before running it (`make verify-release`, SECURITY.md "Verify a release"):
 #   1. its signature: cosign, keyless, made by this repository's release workflow at TAG;
-#   2. its SBOM attestation (CycloneDX, every Debian and Python package), same identity; saved to
-#      build/out/verify-release/sbom.cdx.json;
+#   2. its SBOM attestation, same identity: a CycloneDX SBOM about this digest with every Debian and
+#      Python package (build/attested_sbom.py); saved to build/out/verify-release/sbom.cdx.json;
 #   3. its build provenance (SLSA, actions/attest): gh attestation verify;
-#   4. a rebuild (build/rebuild-compare.sh): this checkout, clean and at the commit the image names, on
-#      the bases the release published beside it (checked against the ids the image names), built and
-#      compared layer by layer with the released image.
+#   4. a rebuild (build/rebuild-compare.sh): the commit the image names, checked out alone, on the
+#      bases the release published beside it (checked against the ids the image names), built and
+#      compared layer by layer with the released image. The bases themselves are the release's: what
+#      they hold is checked by their ids, not rebuilt (SECURITY.md, Verify a release).
 # Usage: build/verify-release.sh IMAGE@sha256:DIGEST vX.Y.Z
 #   REPO=OWNER/NAME  the repository whose workflow must have signed (default: pyproject.toml's Source)
 #   KEY=FILE         verify against a cosign public key instead (an image you signed yourself)
-# Exit status: 0 verified; 1 a check failed; 2 no verdict (a missing tool, bad arguments, a dirty
-# checkout). Every check runs only after the one before it passed.
+# Exit status: 0 verified; 1 a check failed; 2 no verdict (a missing tool, bad arguments, an image
+# that cannot be pulled, a clone without the image's commit). cosign exits 1 for a network failure as
+# for a bad signature: its message says which. Every check runs only after the one before it passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,16 +35,19 @@ fi
 out=build/out/verify-release
 mkdir -p "$out"
 
+DOCKER=${DOCKER:-docker}
+"$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null \
+  || fail 2 "cannot pull $ref: no verdict (the registry, the network or the name)"
+
 echo "verify-release: 1/4 signature of $ref" >&2
 cosign verify "${identity[@]}" "$ref" >/dev/null || fail 1 "the signature does not verify"
 
 echo "verify-release: 2/4 SBOM attestation" >&2
 cosign verify-attestation "${identity[@]}" --type cyclonedx "$ref" >"$out/attestation.json" \
   || fail 1 "the SBOM attestation does not verify"
-python3 -c 'import base64, json, sys
-envelope = json.loads(sys.stdin.readline())
-json.dump(json.loads(base64.b64decode(envelope["payload"]))["predicate"], sys.stdout, indent=1)' \
-  <"$out/attestation.json" >"$out/sbom.cdx.json" || fail 1 "the SBOM attestation holds no CycloneDX predicate"
+status=0
+python3 build/attested_sbom.py --digest "${ref#*@}" <"$out/attestation.json" >"$out/sbom.cdx.json" || status=$?
+[[ $status -eq 0 ]] || fail "$status" "no attested SBOM of the whole image about ${ref#*@} (see above)"
 
 if [[ -z ${KEY:-} ]]; then
   echo "verify-release: 3/4 build provenance" >&2
@@ -56,4 +61,4 @@ echo "verify-release: 4/4 rebuild and compare" >&2
 status=0
 build/rebuild-compare.sh "$ref" "$tag" || status=$?
 [[ $status -eq 0 ]] || fail "$status" "the rebuild does not match $ref (see above)"
-echo "verify-release: $ref is signed by $repo at $tag, with its SBOM and provenance, and rebuilds bit for bit" >&2
+echo "verify-release: $ref is signed by $repo at $tag, with its SBOM and provenance, and its own layers rebuild bit for bit on the bases it names" >&2

@@ -5,7 +5,6 @@
 # locks' hashes. An arch already filled from the same locks and script is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. build/tools.sh
 
 glibc_minor=41 # Debian 13 has glibc 2.41
 locks=(build/requirements.lock build/build-requirements.lock)
@@ -31,6 +30,7 @@ for arch in "$@"; do
   for tag in $(seq -f 'manylinux_2_%g' "$glibc_minor" -1 5) manylinux2014 manylinux2010 manylinux1; do
     platforms+=(--platform "${tag}_$machine")
   done
+  declare -F pip >/dev/null || . build/tools.sh  # only to download: an up-to-date wheelhouse needs no PyPI
   rm -rf "$dir"
   for lock in "${locks[@]}"; do
     pip download --quiet --dest "$dir" --only-binary=:all: "${platforms[@]}" \

@@ -519,7 +519,13 @@ def test_an_unreadable_or_malformed_lock_gives_no_verdict(
 
 def test_audit_sh_gives_the_gate_the_lock_and_says_which_report_is_the_venv() -> None:
     script = (ROOT / "build" / "audit.sh").read_text().replace("\\\n", " ")
-    call = " ".join(next(line for line in script.splitlines() if line.lstrip().startswith('"$gate"')).split())
+    call = " ".join(
+        next(
+            line
+            for line in script.splitlines()
+            if line.lstrip().startswith("audit_python -m mcp_orchestration.audit.cli ")
+        ).split()
+    )
     assert "--lock build/requirements.lock" in call and "-r build/requirements.lock" in script
     assert '"$out/lock.json" --venv "$out/image.json"' in call and "--first-party mcp-orchestration" in call
 

@@ -176,3 +176,7 @@ def _fail(error: OrchestrationError) -> int:
     """Print why there is no verdict; the status is 2 whatever the error, internal ones included."""
     sys.stderr.write(f"error [{error.code}]: {error.diagnostics()}\n")
     return ExitCode.USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
