@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 from mcp_orchestration.audit import sbom
 from mcp_orchestration.core.errors import ExitCode
 
+RECORDED = Path(__file__).parent.parent / "fixtures" / "debian_tracker"  # status.d and os-release of the real image
 DEB_SHA = hashlib.sha256(b"libc6_2.41-12+deb13u5_amd64.deb").hexdigest()
 STANZAS = {
     "libc6": f"Package: libc6\nSource: glibc\nVersion: 2.41-12+deb13u5\nArchitecture: amd64\nSHA256: {DEB_SHA}\n",
@@ -113,6 +115,36 @@ def test_every_package_is_a_component_with_its_purl_and_hash(tree: Tree, capsys:
     err = capsys.readouterr().err
     assert "no hash, for 2 Debian packages: libcom-err2, zlib1g" in err
     assert "no hash, for 1 Python distributions: mcp_orchestration" in err
+
+
+def bom_refs(node: Any) -> Iterator[str]:
+    """Every bom-ref of a CycloneDX JSON document, nested ones (pedigree ancestors, tools) included."""
+    if isinstance(node, dict):
+        if "bom-ref" in node:
+            yield node["bom-ref"]
+        for value in node.values():
+            yield from bom_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from bom_refs(item)
+
+
+def test_every_bom_ref_is_unique_though_two_binaries_share_a_source(tree: Tree) -> None:
+    status, bom, text = tree.run(
+        "--debian-status", str(RECORDED / "status.d"), "--os-release", str(RECORDED / "os-release")
+    )  # fmt: skip
+    assert status == ExitCode.OK
+    JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    glibc = {
+        component["name"]
+        for component in bom["components"]
+        for ancestor in component.get("pedigree", {}).get("ancestors", [])
+        if ancestor["purl"] == "pkg:deb/debian/glibc@2.41-12%2Bdeb13u5?arch=source"
+    }
+    assert glibc == {"libc6", "libc-bin"}  # the case under test is in the data
+    refs = list(bom_refs(bom))
+    assert len(refs) == len(set(refs)), sorted(ref for ref in refs if refs.count(ref) > 1)
+    assert {dependency["ref"] for dependency in bom["dependencies"]} <= set(refs)
 
 
 def test_two_runs_are_byte_identical_and_the_serial_follows_the_content(

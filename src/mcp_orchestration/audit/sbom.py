@@ -64,12 +64,9 @@ def debian_component(package: DebPackage, release: OsRelease) -> Component:
         version=package.source_version,
         qualifiers={"arch": "source"},
     )
+    # No bom-ref: binaries of one source (libc6, libc-bin) share this ancestor, and a bom-ref must be unique.
     source = Component(
-        type=ComponentType.LIBRARY,
-        name=package.source,
-        version=package.source_version,
-        purl=source_purl,
-        bom_ref=source_purl.to_string(),
+        type=ComponentType.LIBRARY, name=package.source, version=package.source_version, purl=source_purl
     )
     return Component(
         type=ComponentType.LIBRARY,
