@@ -111,7 +111,9 @@ def test_every_package_is_a_component_with_its_purl_and_hash(tree: Tree, capsys:
     assert sha256(found["pkg:pypi/mcp-orchestration@0.1.0"]) is None  # built inside the image build: no locked wheel
     assert len(found) == len(STANZAS) + len(DISTS)
     assert not any("hatchling" in purl for purl in found)
-    assert bom["metadata"]["component"]["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
+    image = bom["metadata"]["component"]
+    assert "hashes" not in image  # a container's hash would be taken for the manifest digest, which this is not
+    assert {"name": "mcp-orchestration:image:config-digest", "value": "sha256:" + "ab" * 32} in image["properties"]
     err = capsys.readouterr().err
     assert "no hash, for 2 Debian packages: libcom-err2, zlib1g" in err
     assert "no hash, for 1 Python distributions: mcp_orchestration" in err
@@ -179,4 +181,13 @@ def test_an_image_tree_without_packages_writes_no_sbom(tree: Tree, capsys: pytes
             path.unlink()
     assert tree.run()[0] == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error [dpkg_status_empty]")
+    assert not tree.out.exists()
+
+
+@pytest.mark.parametrize("image_id", ["ab" * 32, "sha256:" + "AB" * 32, "sha256:abc", "sha512:" + "ab" * 64])
+def test_an_image_id_that_is_not_a_sha256_digest_writes_no_sbom(
+    tree: Tree, capsys: pytest.CaptureFixture[str], image_id: str
+) -> None:
+    assert tree.run("--image-id", image_id)[0] == ExitCode.USAGE
+    assert capsys.readouterr().err.startswith("error [usage]: --image-id")
     assert not tree.out.exists()

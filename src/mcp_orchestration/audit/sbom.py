@@ -13,7 +13,9 @@ container (``build/sbom.sh``), not from a scanner's guess:
   SHA-256 when status.d records it (``SHA256:``);
 - every distribution of the venv: name, version, ``pkg:pypi`` purl, and as
   hash the SHA-256 of the wheel installed, checked against the lock
-  (``pydists.py``).
+  (``pydists.py``);
+- the image as the document's subject, its id (the digest of its config, not
+  the manifest digest that is pushed and attested) as a property.
 
 A component without a hash says so on stderr; none is invented. The output is
 deterministic: components sorted, no wall-clock time (``SOURCE_DATE_EPOCH``, or
@@ -51,6 +53,9 @@ from mcp_orchestration.core.errors import ExitCode, OrchestrationError, UsageErr
 
 _SERIAL_NAMESPACE = uuid.UUID("6d8a1b0e-3c5f-5b7e-9a41-0c2f7e4d8b13")  # this tool's own: serial = uuid5(it, content)
 _ZERO = uuid.UUID(int=0)
+# The image id, a property and not a hash: consumers would read a container's hash as its manifest digest.
+_IMAGE_ID_PROPERTY = "mcp-orchestration:image:config-digest"
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def debian_component(package: DebPackage, release: OsRelease) -> Component:
@@ -105,9 +110,10 @@ def build_sbom(
     """The SBOM as CycloneDX 1.6 JSON text: the same inputs give the same bytes."""
     bom = Bom()
     bom.metadata.timestamp = created  # type: ignore[assignment]  # None leaves it out; the default is now()
-    digest = image_id.removeprefix("sha256:") if image_id else None
-    root = Component(type=ComponentType.CONTAINER, name=image, bom_ref="image", hashes=_sha256(digest))
+    root = Component(type=ComponentType.CONTAINER, name=image, bom_ref="image")
     root.properties.add(Property(name="mcp-orchestration:os-release", value=f"{release.id} {release.version_id}"))
+    if image_id is not None:
+        root.properties.add(Property(name=_IMAGE_ID_PROPERTY, value=_checked_image_id(image_id)))
     bom.metadata.component = root
     for name in ("cyclonedx-python-lib", "mcp-orchestration"):
         tool = Component(type=ComponentType.APPLICATION, name=name, version=_version(name), bom_ref=f"tool:{name}")
@@ -135,6 +141,12 @@ def missing_hashes(packages: Iterable[DebPackage], dists: Iterable[PyDist]) -> l
     if pys:
         lines.append(f"no locked wheel, so no hash, for {len(pys)} Python distributions: {', '.join(pys)}")
     return lines
+
+
+def _checked_image_id(image_id: str) -> str:
+    if not _IMAGE_ID.fullmatch(image_id):
+        raise UsageError(f"--image-id {image_id!r} is not sha256:<64 hex digits>, an image id as docker prints it.")
+    return image_id
 
 
 def _sha256(digest: str | None) -> list[HashType]:
@@ -174,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lock", type=Path, default=Path("build/requirements.lock"), metavar="FILE")
     parser.add_argument("--wheelhouse", type=Path, metavar="DIR", help="build/out/wheelhouse/<arch> the image used")
     parser.add_argument("--image", default="mcp-orchestration", help="the image's name (default: %(default)s)")
-    parser.add_argument("--image-id", metavar="sha256:HEX", help="the image's id (config digest)")
+    parser.add_argument("--image-id", metavar="sha256:HEX", help="the image's id (its config's digest)")
     parser.add_argument("--created", metavar="ISO-8601", help="the image's creation time")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     return parser
