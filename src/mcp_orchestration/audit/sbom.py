@@ -12,12 +12,13 @@ container (``build/sbom.sh``), not from a scanner's guess:
   (``pkg:deb/debian/SOURCE@VERSION?arch=source``), and as hash the .deb's
   SHA-256 when status.d records it (``SHA256:``);
 - every distribution of the venv: name, version, ``pkg:pypi`` purl, and as
-  hash the SHA-256 of the wheel installed, checked against the lock
-  (``pydists.py``);
+  hash the SHA-256 of the wheel installed: allowed by the lock, and proven the
+  one installed by comparing its RECORD with the venv's (``pydists.py``);
 - the image as the document's subject, its id (the digest of its config, not
   the manifest digest that is pushed and attested) as a property.
 
-A component without a hash says so on stderr; none is invented. The output is
+A component without a hash says why, in its property
+``mcp-orchestration:no-hash`` and on stderr; none is invented. The output is
 deterministic: components sorted, no wall-clock time (``SOURCE_DATE_EPOCH``, or
 ``--created``, the image's creation time, or none), and a serial number that
 is a UUIDv5 of the content, so two runs on one image are byte-identical.
@@ -56,6 +57,7 @@ _ZERO = uuid.UUID(int=0)
 # The image id, a property and not a hash: consumers would read a container's hash as its manifest digest.
 _IMAGE_ID_PROPERTY = "mcp-orchestration:image:config-digest"
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+_NO_DEB_SHA256 = "no SHA256: field in status.d"
 
 
 def debian_component(package: DebPackage, release: OsRelease) -> Component:
@@ -81,7 +83,10 @@ def debian_component(package: DebPackage, release: OsRelease) -> Component:
         bom_ref=purl.to_string(),
         hashes=_sha256(package.sha256),
         pedigree=Pedigree(ancestors=[source]),
-        properties=[Property(name="mcp-orchestration:deb:source", value=package.source)],
+        properties=[
+            Property(name="mcp-orchestration:deb:source", value=package.source),
+            *_unhashed(package.sha256, _NO_DEB_SHA256),
+        ],
     )
 
 
@@ -95,6 +100,7 @@ def python_component(dist: PyDist) -> Component:
         purl=purl,
         bom_ref=purl.to_string(),
         hashes=_sha256(dist.sha256),
+        properties=_unhashed(dist.sha256, dist.unhashed),
     )
 
 
@@ -132,15 +138,20 @@ def build_sbom(
 
 
 def missing_hashes(packages: Iterable[DebPackage], dists: Iterable[PyDist]) -> list[str]:
-    """One stderr line per kind of component that has no hash, naming them: the SBOM does not hide it."""
-    lines = []
-    debs = [package.name for package in packages if package.sha256 is None]
-    if debs:
-        lines.append(f"no SHA256: field in status.d, so no hash, for {len(debs)} Debian packages: {', '.join(debs)}")
-    pys = [dist.name for dist in dists if dist.sha256 is None]
-    if pys:
-        lines.append(f"no locked wheel, so no hash, for {len(pys)} Python distributions: {', '.join(pys)}")
-    return lines
+    """One stderr line per reason components have no hash, naming them: the SBOM does not hide it."""
+    names: dict[tuple[str, str], list[str]] = {}
+    for package in packages:
+        if package.sha256 is None:
+            names.setdefault((_NO_DEB_SHA256, "Debian packages"), []).append(package.name)
+    for dist in dists:
+        if dist.sha256 is None:
+            names.setdefault((dist.unhashed, "Python distributions"), []).append(dist.name)
+    return [f"{why}, so no hash, for {len(each)} {kind}: {', '.join(each)}" for (why, kind), each in names.items()]
+
+
+def _unhashed(digest: str | None, why: str) -> list[Property]:
+    """The component's note that it has no hash, and why: a consumer reading the SBOM alone sees it too."""
+    return [] if digest else [Property(name="mcp-orchestration:no-hash", value=why)]
 
 
 def _checked_image_id(image_id: str) -> str:
