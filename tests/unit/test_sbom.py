@@ -23,8 +23,11 @@ from typing import Any
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from packageurl import PackageURL
 
 from mcp_orchestration.audit import pydists, sbom
+from mcp_orchestration.audit.dpkg import DebPackage
+from mcp_orchestration.audit.osrelease import OsRelease
 from mcp_orchestration.core.errors import ExitCode
 
 RECORDED = Path(__file__).parent.parent / "fixtures" / "debian_tracker"  # status.d and os-release of the real image
@@ -41,6 +44,7 @@ FILES = {  # each distribution's own files, as installed; this project's has no 
     "mcp_orchestration": {"mcp_orchestration/__init__.py": b""},
 }
 WHEELS = ("anyio", "PyJWT")
+TRIXIE = OsRelease("debian", "13", "trixie")
 
 
 def record_hash(content: bytes) -> str:
@@ -305,6 +309,31 @@ def test_a_wheel_pip_installed_is_proven_though_pip_rewrote_its_script_and_moved
     digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
     dists = pydists.with_wheel_hashes(pydists.load_site_packages(site), wheel.parent, {"pkg": frozenset({digest})})
     assert [dist.sha256 for dist in dists] == [digest]
+
+
+def test_deb_purls_are_the_purl_specs_own_examples() -> None:
+    """types/deb-definition.json of the purl spec: an epoch's colon stays as it is, a `+` is %2B."""
+    attr = DebPackage("attr", "1:2.4.47-2+b1", "amd64", "attr", "1:2.4.47-2", None)
+    component = sbom.debian_component(attr, TRIXIE)
+    assert component.purl is not None and component.pedigree is not None
+    assert str(component.purl) == "pkg:deb/debian/attr@1:2.4.47-2%2Bb1?arch=amd64&distro=debian-13"
+    assert PackageURL.from_string(str(component.purl)).version == "1:2.4.47-2+b1"
+    assert [str(ancestor.purl) for ancestor in component.pedigree.ancestors] == [
+        "pkg:deb/debian/attr@1:2.4.47-2?arch=source"
+    ]
+    ssl = DebPackage("libssl3t64", "3.5.9-1~deb13u1", "amd64", "openssl", "3.5.9-1~deb13u1", None)
+    assert str(sbom.debian_component(ssl, TRIXIE).purl).startswith(
+        "pkg:deb/debian/libssl3t64@3.5.9-1~deb13u1?"
+    )  # `~` is one of the characters the spec forbids encoding
+
+
+@pytest.mark.parametrize(
+    ("name", "purl"),
+    [("PyJWT", "pkg:pypi/pyjwt@1.0"), ("typing_extensions", "pkg:pypi/typing-extensions@1.0"),
+     ("zope.interface", "pkg:pypi/zope.interface@1.0")],
+)  # fmt: skip
+def test_pypi_purls_name_the_package_as_the_purl_spec_does(name: str, purl: str) -> None:
+    assert str(sbom.python_component(pydists.PyDist(name, "1.0", Path("unused"))).purl) == purl
 
 
 def test_an_image_tree_without_packages_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:

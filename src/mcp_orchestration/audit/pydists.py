@@ -60,7 +60,7 @@ class PyDist:
 
     @property
     def key(self) -> str:
-        """The PEP 503 name: what locks, wheels and purls compare."""
+        """The PEP 503 name: what locks and wheels compare."""
         return canonicalize_name(self.name)
 
 

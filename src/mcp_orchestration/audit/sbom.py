@@ -92,7 +92,8 @@ def debian_component(package: DebPackage, release: OsRelease) -> Component:
 
 def python_component(dist: PyDist) -> Component:
     """A Python distribution of the venv, with its wheel's hash if it was installed from a locked wheel."""
-    purl = PackageURL(type="pypi", name=dist.key, version=dist.version)
+    # The purl spec's pypi name: lowercase, `_` as `-`, but a dot kept (zope.interface), unlike PEP 503's.
+    purl = PackageURL(type="pypi", name=dist.name.lower().replace("_", "-"), version=dist.version)
     return Component(
         type=ComponentType.LIBRARY,
         name=dist.name,
