@@ -2,14 +2,20 @@
 
 The tree is built at run time: a status.d (one stanza with the .deb's SHA256, one with a
 ``Source: name (version)`` and none), an os-release, a site-packages with three
-distributions, a wheelhouse of tiny wheels and a lock that allows their digests.
+distributions installed as pip leaves them (files, and a RECORD with their hashes), a
+wheelhouse with real wheels of two of them and a lock that allows their digests.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import subprocess
+import sys
 import uuid
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +23,14 @@ from typing import Any
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from packageurl import PackageURL
 
-from mcp_orchestration.audit import sbom
+from mcp_orchestration.audit import pydists, sbom
+from mcp_orchestration.audit.dpkg import DebPackage
+from mcp_orchestration.audit.osrelease import OsRelease
 from mcp_orchestration.core.errors import ExitCode
 
+RECORDED = Path(__file__).parent.parent / "fixtures" / "debian_tracker"  # status.d and os-release of the real image
 DEB_SHA = hashlib.sha256(b"libc6_2.41-12+deb13u5_amd64.deb").hexdigest()
 STANZAS = {
     "libc6": f"Package: libc6\nSource: glibc\nVersion: 2.41-12+deb13u5\nArchitecture: amd64\nSHA256: {DEB_SHA}\n",
@@ -28,7 +38,54 @@ STANZAS = {
     "zlib1g": "Package: zlib1g\nSource: zlib\nVersion: 1:1.3.dfsg+really1.3.1-1+deb13u1\nArchitecture: amd64\n",
 }
 DISTS = {"anyio": "4.16.0", "PyJWT": "2.15.1", "mcp_orchestration": "0.1.0"}
-WHEELS = {"anyio": b"anyio wheel bytes", "PyJWT": b"pyjwt wheel bytes"}
+FILES = {  # each distribution's own files, as installed; this project's has no wheel in the wheelhouse
+    "anyio": {"anyio/__init__.py": b"from ._core import run\n", "anyio/_core.py": b"def run(): ...\n"},
+    "PyJWT": {"jwt/__init__.py": b"def decode(): ...\n"},
+    "mcp_orchestration": {"mcp_orchestration/__init__.py": b""},
+}
+WHEELS = ("anyio", "PyJWT")
+TRIXIE = OsRelease("debian", "13", "trixie")
+
+
+def record_hash(content: bytes) -> str:
+    """A RECORD's hash column: ``sha256=`` and the urlsafe base64 digest without padding."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=").decode()
+
+
+def with_metadata(name: str, version: str, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """A distribution's files with the METADATA and WHEEL of its .dist-info, as its wheel holds them."""
+    info = f"{name}-{version}.dist-info"
+    return {
+        **files,
+        f"{info}/METADATA": f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n\nLong text.\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+
+
+def record_of(files: Mapping[str, bytes], info: str) -> str:
+    rows = [f"{path},{record_hash(content)},{len(content)}" for path, content in files.items()]
+    return "\n".join([*rows, f"{info}/RECORD,,"]) + "\n"
+
+
+def build_wheel(wheelhouse: Path, name: str, version: str, files: Mapping[str, bytes]) -> Path:
+    """A real wheel of these files (METADATA and WHEEL added), its RECORD listing each with its hash."""
+    wheelhouse.mkdir(exist_ok=True)
+    path, info = wheelhouse / f"{name}-{version}-py3-none-any.whl", f"{name}-{version}.dist-info"
+    files = with_metadata(name, version, files)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for member, content in {**files, f"{info}/RECORD": record_of(files, info).encode()}.items():
+            archive.writestr(zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0)), content)
+    return path
+
+
+def install(site: Path, name: str, version: str, files: Mapping[str, bytes]) -> None:
+    """What pip leaves in site-packages: the files, its own INSTALLER and REQUESTED, and a RECORD of all of them."""
+    info = f"{name}-{version}.dist-info"
+    installed = {**with_metadata(name, version, files), f"{info}/INSTALLER": b"pip\n", f"{info}/REQUESTED": b""}
+    for path, content in installed.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_bytes(content)
+    (site / info / "RECORD").write_text(record_of(installed, info))
 
 
 @dataclass
@@ -54,6 +111,18 @@ class Tree:
         text = self.out.read_text() if self.out.exists() else "{}"
         return status, json.loads(text), text
 
+    def wheel_sha256(self, name: str) -> str:
+        return hashlib.sha256(next((self.root / "wheelhouse").glob(f"{name}-*.whl")).read_bytes()).hexdigest()
+
+    def relock(self) -> None:
+        """A lock that allows the wheels now in the wheelhouse (and another digest each, as a lock may)."""
+        lock = [
+            f"{name.lower()}=={DISTS[name]} \\\n    --hash=sha256:{'0' * 64} \\\n"
+            f"    --hash=sha256:{self.wheel_sha256(name)}\n"
+            for name in WHEELS
+        ]
+        (self.root / "requirements.lock").write_text("".join(lock))
+
 
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
@@ -66,18 +135,13 @@ def tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Tree:
     (root / "os-release").write_text('PRETTY_NAME="Debian GNU/Linux 13 (trixie)"\nID=debian\nVERSION_ID="13"\n'
                                       "VERSION_CODENAME=trixie\n")  # fmt: skip
     for name, version in DISTS.items():
-        info = root / "site-packages" / f"{name}-{version}.dist-info"
-        info.mkdir(parents=True)
-        (info / "METADATA").write_text(f"Metadata-Version: 2.4\nName: {name}\nVersion: {version}\n\nLong text.\n")
-    (root / "wheelhouse").mkdir()
-    lock = []
-    for name, content in WHEELS.items():
-        (root / "wheelhouse" / f"{name}-{DISTS[name]}-py3-none-any.whl").write_bytes(content)
-        digest = hashlib.sha256(content).hexdigest()
-        lock.append(f"{name.lower()}=={DISTS[name]} \\\n    --hash=sha256:{'0' * 64} \\\n    --hash=sha256:{digest}\n")
+        install(root / "site-packages", name, version, FILES[name])
+    for name in WHEELS:
+        build_wheel(root / "wheelhouse", name, DISTS[name], FILES[name])
     (root / "wheelhouse" / "hatchling-1.33.0-py3-none-any.whl").write_bytes(b"a build requirement, not installed")
-    (root / "requirements.lock").write_text("".join(lock))
-    return Tree(root, tmp_path / "image-full.cdx.json")
+    tree = Tree(root, tmp_path / "image-full.cdx.json")
+    tree.relock()
+    return tree
 
 
 def components(bom: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -88,6 +152,11 @@ def sha256(component: dict[str, Any]) -> str | None:
     hashes = component.get("hashes", [])
     assert all(entry["alg"] == "SHA-256" for entry in hashes)
     return hashes[0]["content"] if hashes else None
+
+
+def no_hash(component: dict[str, Any]) -> str | None:
+    """Why the component has no hash, as its property says; None when it says nothing."""
+    return next((p["value"] for p in component.get("properties", []) if p["name"] == "mcp-orchestration:no-hash"), None)
 
 
 def test_every_package_is_a_component_with_its_purl_and_hash(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
@@ -102,17 +171,53 @@ def test_every_package_is_a_component_with_its_purl_and_hash(tree: Tree, capsys:
     com_err = found["pkg:deb/debian/libcom-err2@1.47.2-3%2Bb12?arch=amd64&distro=debian-13"]
     assert [a["purl"] for a in com_err["pedigree"]["ancestors"]] == ["pkg:deb/debian/e2fsprogs@1.47.2-3?arch=source"]
     assert sha256(com_err) is None
+    assert no_hash(com_err) == "no SHA256: field in status.d"
+    assert no_hash(libc6) is None
     assert "pkg:deb/debian/zlib1g@1:1.3.dfsg%2Breally1.3.1-1%2Bdeb13u1?arch=amd64&distro=debian-13" in found
-    assert sha256(found["pkg:pypi/anyio@4.16.0"]) == hashlib.sha256(WHEELS["anyio"]).hexdigest()
-    assert sha256(found["pkg:pypi/pyjwt@2.15.1"]) == hashlib.sha256(WHEELS["PyJWT"]).hexdigest()
+    assert sha256(found["pkg:pypi/anyio@4.16.0"]) == tree.wheel_sha256("anyio")
+    assert sha256(found["pkg:pypi/pyjwt@2.15.1"]) == tree.wheel_sha256("PyJWT")
     assert found["pkg:pypi/pyjwt@2.15.1"]["name"] == "PyJWT"
     assert sha256(found["pkg:pypi/mcp-orchestration@0.1.0"]) is None  # built inside the image build: no locked wheel
+    assert no_hash(found["pkg:pypi/mcp-orchestration@0.1.0"]) == pydists.NO_LOCKED_WHEEL
+    assert no_hash(found["pkg:pypi/anyio@4.16.0"]) is None
     assert len(found) == len(STANZAS) + len(DISTS)
     assert not any("hatchling" in purl for purl in found)
-    assert bom["metadata"]["component"]["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
+    image = bom["metadata"]["component"]
+    assert "hashes" not in image  # a container's hash would be taken for the manifest digest, which this is not
+    assert {"name": "mcp-orchestration:image:config-digest", "value": "sha256:" + "ab" * 32} in image["properties"]
     err = capsys.readouterr().err
     assert "no hash, for 2 Debian packages: libcom-err2, zlib1g" in err
     assert "no hash, for 1 Python distributions: mcp_orchestration" in err
+
+
+def bom_refs(node: Any) -> Iterator[str]:
+    """Every bom-ref of a CycloneDX JSON document, nested ones (pedigree ancestors, tools) included."""
+    if isinstance(node, dict):
+        if "bom-ref" in node:
+            yield node["bom-ref"]
+        for value in node.values():
+            yield from bom_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from bom_refs(item)
+
+
+def test_every_bom_ref_is_unique_though_two_binaries_share_a_source(tree: Tree) -> None:
+    status, bom, text = tree.run(
+        "--debian-status", str(RECORDED / "status.d"), "--os-release", str(RECORDED / "os-release")
+    )  # fmt: skip
+    assert status == ExitCode.OK
+    JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    glibc = {
+        component["name"]
+        for component in bom["components"]
+        for ancestor in component.get("pedigree", {}).get("ancestors", [])
+        if ancestor["purl"] == "pkg:deb/debian/glibc@2.41-12%2Bdeb13u5?arch=source"
+    }
+    assert glibc == {"libc6", "libc-bin"}  # the case under test is in the data
+    refs = list(bom_refs(bom))
+    assert len(refs) == len(set(refs)), sorted(ref for ref in refs if refs.count(ref) > 1)
+    assert {dependency["ref"] for dependency in bom["dependencies"]} <= set(refs)
 
 
 def test_two_runs_are_byte_identical_and_the_serial_follows_the_content(
@@ -141,10 +246,109 @@ def test_a_wheel_the_lock_does_not_allow_stops_the_sbom(tree: Tree, capsys: pyte
     assert not tree.out.exists()
 
 
+Files = Mapping[str, bytes]
+NOT_THE_ONE_INSTALLED: dict[
+    str, Callable[[Files], Files]
+] = {  # the anyio wheel in the wheelhouse, same name and version, as the lock allows it
+    "a file differs": lambda files: {**files, "anyio/_core.py": b"def run(): return 'other'\n"},
+    "a file more": lambda files: {**files, "anyio/py.typed": b""},
+    "a file fewer": lambda files: {"anyio/__init__.py": files["anyio/__init__.py"]},
+}
+
+
+@pytest.mark.parametrize("change", NOT_THE_ONE_INSTALLED)
+def test_a_locked_wheel_that_is_not_the_one_installed_gives_no_hash(
+    tree: Tree, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    build_wheel(tree.root / "wheelhouse", "anyio", DISTS["anyio"], NOT_THE_ONE_INSTALLED[change](FILES["anyio"]))
+    tree.relock()
+    status, bom, text = tree.run()
+    assert status == ExitCode.OK
+    JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
+    anyio, pyjwt = components(bom)["pkg:pypi/anyio@4.16.0"], components(bom)["pkg:pypi/pyjwt@2.15.1"]
+    assert sha256(anyio) is None
+    assert no_hash(anyio) == pydists.NOT_INSTALLED
+    assert sha256(pyjwt) == tree.wheel_sha256("PyJWT")
+    assert f"{pydists.NOT_INSTALLED}, so no hash, for 1 Python distributions: anyio" in capsys.readouterr().err
+
+
+def test_a_wheel_that_cannot_be_read_or_an_overlong_record_proves_nothing(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tree.root / "wheelhouse" / f"anyio-{DISTS['anyio']}-py3-none-any.whl").write_bytes(b"not a zip archive")
+    tree.relock()
+    monkeypatch.setattr(pydists, "_RECORD_LIMIT", 64)  # bytes: less than any RECORD here
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    found = components(bom)
+    assert no_hash(found["pkg:pypi/anyio@4.16.0"]) == no_hash(found["pkg:pypi/pyjwt@2.15.1"]) == pydists.NOT_INSTALLED
+
+
+def test_a_wheel_pip_installed_is_proven_though_pip_rewrote_its_script_and_moved_its_data(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": b"def main(): ...\n",
+        "pkg-1.0.data/scripts/tool": b"#!python\nimport pkg\n",
+        "pkg-1.0.data/purelib/pkg_extra.py": b"EXTRA = 1\n",
+        "pkg-1.0.data/data/share/pkg/words.txt": b"words\n",
+        "pkg-1.0.data/headers/pkg.h": b"int pkg;\n",
+        "pkg-1.0.dist-info/entry_points.txt": b"[console_scripts]\npkg = pkg:main\n",
+    }
+    wheel = build_wheel(tmp_path / "wheelhouse", "pkg", "1.0", files)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--quiet", "--isolated",
+         "--disable-pip-version-check", "--no-index", "--no-deps", str(wheel)],
+        check=True,
+    )  # fmt: skip
+    site = next(venv.glob("lib/python3.*/site-packages"))
+    installed = (site / "pkg-1.0.dist-info" / "RECORD").read_text()
+    assert record_hash(files["pkg-1.0.data/scripts/tool"]) not in installed  # pip rewrote its first line
+    assert "/share/pkg/words.txt," in installed and "pkg_extra.py," in installed  # moved the data
+    assert "pkg/__pycache__/" in installed  # and compiled bytecode, listed beside the wheel's files
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    dists = pydists.with_wheel_hashes(pydists.load_site_packages(site), wheel.parent, {"pkg": frozenset({digest})})
+    assert [dist.sha256 for dist in dists] == [digest]
+
+
+def test_deb_purls_are_the_purl_specs_own_examples() -> None:
+    """types/deb-definition.json of the purl spec: an epoch's colon stays as it is, a `+` is %2B."""
+    attr = DebPackage("attr", "1:2.4.47-2+b1", "amd64", "attr", "1:2.4.47-2", None)
+    component = sbom.debian_component(attr, TRIXIE)
+    assert component.purl is not None and component.pedigree is not None
+    assert str(component.purl) == "pkg:deb/debian/attr@1:2.4.47-2%2Bb1?arch=amd64&distro=debian-13"
+    assert PackageURL.from_string(str(component.purl)).version == "1:2.4.47-2+b1"
+    assert [str(ancestor.purl) for ancestor in component.pedigree.ancestors] == [
+        "pkg:deb/debian/attr@1:2.4.47-2?arch=source"
+    ]
+    ssl = DebPackage("libssl3t64", "3.5.9-1~deb13u1", "amd64", "openssl", "3.5.9-1~deb13u1", None)
+    assert str(sbom.debian_component(ssl, TRIXIE).purl).startswith(
+        "pkg:deb/debian/libssl3t64@3.5.9-1~deb13u1?"
+    )  # `~` is one of the characters the spec forbids encoding
+
+
+@pytest.mark.parametrize(
+    ("name", "purl"),
+    [("PyJWT", "pkg:pypi/pyjwt@1.0"), ("typing_extensions", "pkg:pypi/typing-extensions@1.0"),
+     ("zope.interface", "pkg:pypi/zope.interface@1.0")],
+)  # fmt: skip
+def test_pypi_purls_name_the_package_as_the_purl_spec_does(name: str, purl: str) -> None:
+    assert str(sbom.python_component(pydists.PyDist(name, "1.0", Path("unused"))).purl) == purl
+
+
 def test_an_image_tree_without_packages_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
     for path in (tree.root / "status.d").iterdir():
         if not path.name.endswith(".md5sums"):
             path.unlink()
     assert tree.run()[0] == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error [dpkg_status_empty]")
+    assert not tree.out.exists()
+
+
+@pytest.mark.parametrize("image_id", ["ab" * 32, "sha256:" + "AB" * 32, "sha256:abc", "sha512:" + "ab" * 64])
+def test_an_image_id_that_is_not_a_sha256_digest_writes_no_sbom(
+    tree: Tree, capsys: pytest.CaptureFixture[str], image_id: str
+) -> None:
+    assert tree.run("--image-id", image_id)[0] == ExitCode.USAGE
+    assert capsys.readouterr().err.startswith("error [usage]: --image-id")
     assert not tree.out.exists()

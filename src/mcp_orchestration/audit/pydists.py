@@ -1,40 +1,66 @@
 """The Python distributions of the image's venv, and the wheel each was installed from.
 
 Every ``*.dist-info/METADATA`` of site-packages names a distribution and its
-version. Its hash in the SBOM is the SHA-256 of the wheel pip installed: the
+version. Its hash in the SBOM is the SHA-256 of the wheel pip installed. The
 build installs only from the wheelhouse (``build/out/wheelhouse/<arch>/``)
-with ``--require-hashes`` against ``build/requirements.lock``, so the wheel of
-that name and version there is the one, and it is taken only if its digest is
-one the lock allows (``wheel_mismatch`` otherwise: the wheelhouse changed since
-the image was built). A distribution with no locked wheel, such as this
-project (built from source inside the image build), gets no hash.
+with ``--require-hashes`` against ``build/requirements.lock``; the wheel of
+that name and version there is taken only if its digest is one the lock
+allows (``wheel_mismatch`` otherwise), and only if it is provably the one
+installed: its own RECORD must list every file it holds, each of those must be
+in the installed RECORD with the same hash, and the installed RECORD may list
+nothing else in site-packages, but for what the installer writes itself
+(RECORD, INSTALLER, REQUESTED, direct_url.json, bytecode; also the entry
+scripts of ``*.data/scripts``, whose first line it rewrites).
+A wheelhouse rebuilt since the image, with another wheel of the same name and
+version that the lock also allows, therefore gives no hash rather than a wrong
+one. A distribution without such a wheel, such as this project (built from
+source inside the image build), gets no hash and the reason why.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+import re
+import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import IO
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from mcp_orchestration.audit.errors import VenvUnreadableError, WheelMismatchError
 
+NO_WHEELHOUSE = "no wheelhouse given"
+NO_LOCKED_WHEEL = "no wheel the lock allows in the wheelhouse"
+NOT_INSTALLED = "the wheelhouse's wheel is not provably the one installed (its RECORD and the venv's differ)"
+
+_RECORD_LIMIT = 16 * 1024 * 1024  # bytes: far above any real RECORD, and all a hostile one can make us read
+_INSTALLER_WRITES = frozenset({"RECORD", "INSTALLER", "REQUESTED", "direct_url.json"})  # in the .dist-info
+_WHEEL_RECORD = re.compile(r"[^/]+\.dist-info/RECORD")
+_DATA = re.compile(r"[^/]+\.data/(?P<scheme>[^/]+)/(?P<path>.+)")
+
 
 @dataclass(frozen=True, order=True)
 class PyDist:
-    """An installed distribution: its name as METADATA spells it, its version, and the sha256 of its wheel."""
+    """An installed distribution: its name as METADATA spells it, its version, and the sha256 of its wheel.
+
+    ``unhashed`` says why ``sha256`` is None, for the SBOM to say so.
+    """
 
     name: str
     version: str
+    dist_info: Path = field(compare=False)
     sha256: str | None = None
+    unhashed: str = NO_WHEELHOUSE
 
     @property
     def key(self) -> str:
-        """The PEP 503 name: what locks, wheels and purls compare."""
+        """The PEP 503 name: what locks and wheels compare."""
         return canonicalize_name(self.name)
 
 
@@ -55,29 +81,123 @@ def _dist(path: Path) -> PyDist:
     name, version = headers.get("Name", "").strip(), headers.get("Version", "").strip()
     if not name or not version:
         raise VenvUnreadableError(f"{path} has no Name or Version.")
-    return PyDist(name, version)
+    return PyDist(name, version, path.parent)
 
 
 def with_wheel_hashes(
     dists: tuple[PyDist, ...], wheelhouse: Path, allowed: Mapping[str, frozenset[str]]
 ) -> tuple[PyDist, ...]:
-    """The distributions with the sha256 of their wheel where the lock pins one, checked against the lock."""
+    """The distributions with the sha256 of the locked wheel each was installed from, or why there is none."""
     wheels = _wheels(wheelhouse)
-    hashed = []
-    for dist in dists:
-        digests = allowed.get(dist.key)
-        candidates = wheels.get((dist.key, _normal(dist.version)), [])
-        if not digests or not candidates:
-            hashed.append(dist)
-            continue
-        if len(candidates) > 1:
-            names = ", ".join(sorted(path.name for path in candidates))
-            raise WheelMismatchError(f"{wheelhouse}: more than one wheel of {dist.name} {dist.version} ({names}).")
-        digest = hashlib.sha256(candidates[0].read_bytes()).hexdigest()
-        if digest not in digests:
-            raise WheelMismatchError(f"{candidates[0]}: sha256 {digest} is not one the lock allows for {dist.name}.")
-        hashed.append(PyDist(dist.name, dist.version, digest))
-    return tuple(hashed)
+    return tuple(
+        _hashed(dist, wheels.get((dist.key, _normal(dist.version)), []), allowed.get(dist.key, frozenset()))
+        for dist in dists
+    )
+
+
+def _hashed(dist: PyDist, candidates: list[Path], digests: frozenset[str]) -> PyDist:
+    if not digests or not candidates:
+        return replace(dist, unhashed=NO_LOCKED_WHEEL)
+    if len(candidates) > 1:
+        names = ", ".join(sorted(path.name for path in candidates))
+        raise WheelMismatchError(
+            f"{candidates[0].parent}: more than one wheel of {dist.name} {dist.version} ({names})."
+        )
+    wheel = candidates[0]
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest not in digests:
+        raise WheelMismatchError(f"{wheel}: sha256 {digest} is not one the lock allows for {dist.name}.")
+    if not was_installed(wheel, dist.dist_info / "RECORD"):
+        return replace(dist, unhashed=NOT_INSTALLED)
+    return replace(dist, sha256=digest)
+
+
+def was_installed(wheel: Path, installed_record: Path) -> bool:
+    """Whether the installed RECORD is this wheel's files with their hashes, and beside them only the installer's.
+
+    Both ways: a wheel with a file the venv lacks is not the one installed, nor is one lacking a
+    file of the venv (a pure wheel beside the compiled one of the same version). A wheel that
+    cannot be read proves nothing.
+    """
+    files, installed = _wheel_record(wheel), _installed_record(installed_record)
+    if files is None or installed is None:
+        return False
+    kept = {path: digest for path, digest in files.items() if not _rewritten(path)}
+    placed = {_placed(path) for path in kept}
+    return all(_installed_as(path, digest, installed) for path, digest in kept.items()) and all(
+        where in placed or _installer_made(where) for where in installed
+    )
+
+
+def _wheel_record(wheel: Path) -> dict[str, str] | None:
+    """The wheel's RECORD, path to hash, if it lists exactly the files the wheel holds."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            members = {info.filename: info for info in archive.infolist() if not info.is_dir()}
+            records = [info for name, info in members.items() if _WHEEL_RECORD.fullmatch(name)]
+            if len(records) != 1 or records[0].file_size > _RECORD_LIMIT:
+                return None
+            with archive.open(records[0]) as stream:
+                files = _record(stream)
+    except (OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError):
+        return None  # not a zip, a cut one, or one zipfile cannot read (an unknown compression, encryption)
+    return files if files is not None and files.keys() == members.keys() else None
+
+
+def _installed_record(record: Path) -> dict[str, str] | None:
+    try:
+        with record.open("rb") as stream:
+            return _record(stream)
+    except OSError:
+        return None
+
+
+def _record(stream: IO[bytes]) -> dict[str, str] | None:
+    """A RECORD's rows as path to hash (``sha256=...``, or empty), or None if it is too long or not CSV text."""
+    data = stream.read(_RECORD_LIMIT + 1)
+    if len(data) > _RECORD_LIMIT:
+        return None
+    try:
+        rows = [row for row in csv.reader(io.StringIO(data.decode("utf-8"))) if row]
+    except (UnicodeDecodeError, csv.Error):
+        return None
+    if any(len(row) < 2 for row in rows):
+        return None
+    return {row[0]: row[1] for row in rows}
+
+
+def _rewritten(path: str) -> bool:
+    """What the installer writes itself: RECORD and its marks in the .dist-info, and entry scripts' first line."""
+    folder, _, name = path.rpartition("/")
+    if folder.endswith(".dist-info") and "/" not in folder and name in _INSTALLER_WRITES:
+        return True
+    data = _DATA.fullmatch(path)
+    return data is not None and data["scheme"] == "scripts"
+
+
+def _installer_made(where: str) -> bool:
+    """An installed file no wheel holds: outside site-packages (entry scripts), the installer's own, bytecode."""
+    return where.startswith("../") or _rewritten(where) or ("__pycache__/" in where and where.endswith(".pyc"))
+
+
+def _placed(path: str) -> str | None:
+    """Where the installer puts a wheel's file, relative to site-packages; None when outside it."""
+    data = _DATA.fullmatch(path)
+    if data is None:
+        return path
+    return data["path"] if data["scheme"] in ("purelib", "platlib") else None
+
+
+def _installed_as(path: str, digest: str, installed: Mapping[str, str]) -> bool:
+    """Whether the installed RECORD has this wheel file with this hash, where the installer puts it."""
+    if not digest:
+        return False  # a file without a hash proves nothing
+    where = _placed(path)
+    if where is not None:
+        return installed.get(where) == digest
+    # headers and data go outside site-packages, under a prefix the installer picks: known by their tail
+    tail = "/" + path.split("/", 2)[2]
+    return any(where.startswith("../") and where.endswith(tail) and installed[where] == digest for where in installed)
 
 
 def _wheels(wheelhouse: Path) -> dict[tuple[str, str], list[Path]]:

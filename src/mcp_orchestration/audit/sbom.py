@@ -12,10 +12,13 @@ container (``build/sbom.sh``), not from a scanner's guess:
   (``pkg:deb/debian/SOURCE@VERSION?arch=source``), and as hash the .deb's
   SHA-256 when status.d records it (``SHA256:``);
 - every distribution of the venv: name, version, ``pkg:pypi`` purl, and as
-  hash the SHA-256 of the wheel installed, checked against the lock
-  (``pydists.py``).
+  hash the SHA-256 of the wheel installed: allowed by the lock, and proven the
+  one installed by comparing its RECORD with the venv's (``pydists.py``);
+- the image as the document's subject, its id (the digest of its config, not
+  the manifest digest that is pushed and attested) as a property.
 
-A component without a hash says so on stderr; none is invented. The output is
+A component without a hash says why, in its property
+``mcp-orchestration:no-hash`` and on stderr; none is invented. The output is
 deterministic: components sorted, no wall-clock time (``SOURCE_DATE_EPOCH``, or
 ``--created``, the image's creation time, or none), and a serial number that
 is a UUIDv5 of the content, so two runs on one image are byte-identical.
@@ -51,6 +54,10 @@ from mcp_orchestration.core.errors import ExitCode, OrchestrationError, UsageErr
 
 _SERIAL_NAMESPACE = uuid.UUID("6d8a1b0e-3c5f-5b7e-9a41-0c2f7e4d8b13")  # this tool's own: serial = uuid5(it, content)
 _ZERO = uuid.UUID(int=0)
+# The image id, a property and not a hash: consumers would read a container's hash as its manifest digest.
+_IMAGE_ID_PROPERTY = "mcp-orchestration:image:config-digest"
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+_NO_DEB_SHA256 = "no SHA256: field in status.d"
 
 
 def debian_component(package: DebPackage, release: OsRelease) -> Component:
@@ -64,12 +71,9 @@ def debian_component(package: DebPackage, release: OsRelease) -> Component:
         version=package.source_version,
         qualifiers={"arch": "source"},
     )
+    # No bom-ref: binaries of one source (libc6, libc-bin) share this ancestor, and a bom-ref must be unique.
     source = Component(
-        type=ComponentType.LIBRARY,
-        name=package.source,
-        version=package.source_version,
-        purl=source_purl,
-        bom_ref=source_purl.to_string(),
+        type=ComponentType.LIBRARY, name=package.source, version=package.source_version, purl=source_purl
     )
     return Component(
         type=ComponentType.LIBRARY,
@@ -79,13 +83,17 @@ def debian_component(package: DebPackage, release: OsRelease) -> Component:
         bom_ref=purl.to_string(),
         hashes=_sha256(package.sha256),
         pedigree=Pedigree(ancestors=[source]),
-        properties=[Property(name="mcp-orchestration:deb:source", value=package.source)],
+        properties=[
+            Property(name="mcp-orchestration:deb:source", value=package.source),
+            *_unhashed(package.sha256, _NO_DEB_SHA256),
+        ],
     )
 
 
 def python_component(dist: PyDist) -> Component:
     """A Python distribution of the venv, with its wheel's hash if it was installed from a locked wheel."""
-    purl = PackageURL(type="pypi", name=dist.key, version=dist.version)
+    # The purl spec's pypi name: lowercase, `_` as `-`, but a dot kept (zope.interface), unlike PEP 503's.
+    purl = PackageURL(type="pypi", name=dist.name.lower().replace("_", "-"), version=dist.version)
     return Component(
         type=ComponentType.LIBRARY,
         name=dist.name,
@@ -93,6 +101,7 @@ def python_component(dist: PyDist) -> Component:
         purl=purl,
         bom_ref=purl.to_string(),
         hashes=_sha256(dist.sha256),
+        properties=_unhashed(dist.sha256, dist.unhashed),
     )
 
 
@@ -108,9 +117,10 @@ def build_sbom(
     """The SBOM as CycloneDX 1.6 JSON text: the same inputs give the same bytes."""
     bom = Bom()
     bom.metadata.timestamp = created  # type: ignore[assignment]  # None leaves it out; the default is now()
-    digest = image_id.removeprefix("sha256:") if image_id else None
-    root = Component(type=ComponentType.CONTAINER, name=image, bom_ref="image", hashes=_sha256(digest))
+    root = Component(type=ComponentType.CONTAINER, name=image, bom_ref="image")
     root.properties.add(Property(name="mcp-orchestration:os-release", value=f"{release.id} {release.version_id}"))
+    if image_id is not None:
+        root.properties.add(Property(name=_IMAGE_ID_PROPERTY, value=_checked_image_id(image_id)))
     bom.metadata.component = root
     for name in ("cyclonedx-python-lib", "mcp-orchestration"):
         tool = Component(type=ComponentType.APPLICATION, name=name, version=_version(name), bom_ref=f"tool:{name}")
@@ -129,15 +139,26 @@ def build_sbom(
 
 
 def missing_hashes(packages: Iterable[DebPackage], dists: Iterable[PyDist]) -> list[str]:
-    """One stderr line per kind of component that has no hash, naming them: the SBOM does not hide it."""
-    lines = []
-    debs = [package.name for package in packages if package.sha256 is None]
-    if debs:
-        lines.append(f"no SHA256: field in status.d, so no hash, for {len(debs)} Debian packages: {', '.join(debs)}")
-    pys = [dist.name for dist in dists if dist.sha256 is None]
-    if pys:
-        lines.append(f"no locked wheel, so no hash, for {len(pys)} Python distributions: {', '.join(pys)}")
-    return lines
+    """One stderr line per reason components have no hash, naming them: the SBOM does not hide it."""
+    names: dict[tuple[str, str], list[str]] = {}
+    for package in packages:
+        if package.sha256 is None:
+            names.setdefault((_NO_DEB_SHA256, "Debian packages"), []).append(package.name)
+    for dist in dists:
+        if dist.sha256 is None:
+            names.setdefault((dist.unhashed, "Python distributions"), []).append(dist.name)
+    return [f"{why}, so no hash, for {len(each)} {kind}: {', '.join(each)}" for (why, kind), each in names.items()]
+
+
+def _unhashed(digest: str | None, why: str) -> list[Property]:
+    """The component's note that it has no hash, and why: a consumer reading the SBOM alone sees it too."""
+    return [] if digest else [Property(name="mcp-orchestration:no-hash", value=why)]
+
+
+def _checked_image_id(image_id: str) -> str:
+    if not _IMAGE_ID.fullmatch(image_id):
+        raise UsageError(f"--image-id {image_id!r} is not sha256:<64 hex digits>, an image id as docker prints it.")
+    return image_id
 
 
 def _sha256(digest: str | None) -> list[HashType]:
@@ -177,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lock", type=Path, default=Path("build/requirements.lock"), metavar="FILE")
     parser.add_argument("--wheelhouse", type=Path, metavar="DIR", help="build/out/wheelhouse/<arch> the image used")
     parser.add_argument("--image", default="mcp-orchestration", help="the image's name (default: %(default)s)")
-    parser.add_argument("--image-id", metavar="sha256:HEX", help="the image's id (config digest)")
+    parser.add_argument("--image-id", metavar="sha256:HEX", help="the image's id (its config's digest)")
     parser.add_argument("--created", metavar="ISO-8601", help="the image's creation time")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="OUT")
     return parser
