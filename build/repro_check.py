@@ -8,6 +8,10 @@ are the same when every layer digest (``rootfs.diff_ids``) is equal and the
 configs are equal apart from ``created`` (the image's and each history
 entry's): the engine stamps those with the wall clock.
 
+Nothing is held whole in memory: each layer is streamed through sha256 to
+check it against its diff id, and only a layer whose digest differs is walked
+entry by entry (a released image is not trusted to be small).
+
 When a layer differs, the report lists its files the way diffoci does: those
 in one build only, then for each file in both the fields that differ (type,
 mode, owner, size, time, link target, extended attributes, content digest),
@@ -23,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import subprocess
 import sys
 import tarfile
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +41,8 @@ from typing import IO, Any
 
 STAMPED = "created"  # the only config field two builds may differ in (also per history entry)
 LIMIT = 40  # differences shown per layer; the rest are counted
+CHUNK = 1 << 20  # bytes read at a time from a layer or a file in it
+JSON_LIMIT = 4 << 20  # the largest manifest or config read (real ones are kilobytes)
 
 
 class ReproCheckError(Exception):
@@ -61,17 +67,17 @@ class Entry:
 
 @dataclass(frozen=True)
 class Layer:
-    """A layer as the engine hashed it: its diff id, what made it, and its entries in order."""
+    """A layer checked against its diff id: what made it, and where its tar is in the saved archive."""
 
     diff_id: str
     created_by: str
-    entries: dict[str, Entry]
-    order: tuple[str, ...]
+    path: str
 
 
 @dataclass(frozen=True)
 class Image:
     name: str
+    archive: Path  # the ``docker image save`` file, read again for the entries of a layer that differs
     id: str  # the config's digest: equal too when `created` is SOURCE_DATE_EPOCH (build/set_created.py)
     config: dict[str, Any]
     layers: tuple[Layer, ...]
@@ -95,10 +101,16 @@ def _kind(member: tarfile.TarInfo) -> str:
 _PAX_SHOWN = {"path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime"}
 
 
+def _sha256(stream: IO[bytes]) -> str:
+    """The digest of a stream read in chunks: a layer or a file is never held whole."""
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
 def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
-    digest = ""
-    if handle is not None:
-        digest = "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    digest = _sha256(handle) if handle is not None else ""
     pax = {key: value for key, value in sorted(member.pax_headers.items()) if key not in _PAX_SHOWN}
     kind = _kind(member)
     if member.ischr() or member.isblk():
@@ -115,61 +127,72 @@ def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
     )
 
 
-def read_layer(stream: IO[bytes], diff_id: str, created_by: str) -> Layer:
-    """Every entry of one layer tar, read as a stream."""
+def read_layer(stream: IO[bytes]) -> dict[str, Entry]:
+    """Every entry of one layer tar, read as a stream, in the order written."""
     entries: dict[str, Entry] = {}
-    order: list[str] = []
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for index, member in enumerate(tar):
-            name = member.name  # as written: "./a" and "a/" are other entries than "a"
+            name = member.name  # as written: "./a" is another entry than "a"
             if name in entries:
                 name = f"{name} (again, entry {index})"
             handle = tar.extractfile(member) if member.isfile() else None
             entries[name] = _entry(member, handle)
-            order.append(name)
-    return Layer(diff_id, created_by, entries, tuple(order))
+    return entries
 
 
-def _hashed(stream: IO[bytes]) -> tuple[str, bytes]:
-    data = stream.read()
-    return "sha256:" + hashlib.sha256(data).hexdigest(), data
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Any failure to read an image's archive as an error that names the image: no verdict."""
+    try:
+        yield
+    except ReproCheckError as error:
+        raise type(error)(f"{name}: {error}") from error
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
+        raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
 
 
 def read_saved(name: str, archive: Path) -> Image:
     """An image from a ``docker image save`` archive: its config, and each layer checked against its diff id."""
-    try:
-        with tarfile.open(archive) as saved:
-            manifest = json.loads(_bytes(saved, "manifest.json"))
-            if not (isinstance(manifest, list) and len(manifest) == 1):
-                raise ReproCheckError(f"{name}: the archive holds {len(manifest)} images, not one")
-            config_bytes = _bytes(saved, manifest[0]["Config"])
-            config = json.loads(config_bytes)
-            diff_ids = config["rootfs"]["diff_ids"]
-            paths = manifest[0]["Layers"]
-            if len(paths) != len(diff_ids):
-                raise ReproCheckError(f"{name}: {len(paths)} layers but {len(diff_ids)} diff ids")
-            history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
-            made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
-            layers = []
-            for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
-                handle = saved.extractfile(path)
-                if handle is None:
-                    raise ReproCheckError(f"{name}: layer {path} is not a file")
-                digest, data = _hashed(handle)
-                if digest != diff_id:
-                    raise ReproCheckError(f"{name}: layer {index} hashes to {digest}, its config says {diff_id}")
-                created_by = made_by[index] if index < len(made_by) else ""
-                layers.append(read_layer(io.BytesIO(data), diff_id, created_by))
-    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
-        raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
-    return Image(name, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
+    with _reading(name), tarfile.open(archive) as saved:
+        manifest = json.loads(_json_bytes(saved, "manifest.json"))
+        if not (isinstance(manifest, list) and len(manifest) == 1):
+            raise ReproCheckError(f"the archive holds {len(manifest)} images, not one")
+        config_bytes = _json_bytes(saved, manifest[0]["Config"])
+        config = json.loads(config_bytes)
+        diff_ids = config["rootfs"]["diff_ids"]
+        paths = manifest[0]["Layers"]
+        if len(paths) != len(diff_ids):
+            raise ReproCheckError(f"{len(paths)} layers but {len(diff_ids)} diff ids")
+        history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
+        made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
+        layers = []
+        for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
+            digest = _sha256(_member(saved, path))
+            if digest != diff_id:
+                raise ReproCheckError(f"layer {index} hashes to {digest}, its config says {diff_id}")
+            layers.append(Layer(diff_id, made_by[index] if index < len(made_by) else "", path))
+    return Image(name, archive, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
 
 
-def _bytes(saved: tarfile.TarFile, name: str) -> bytes:
-    handle = saved.extractfile(name)
+def read_entries(image: Image, layer: Layer) -> dict[str, Entry]:
+    """The entries of one of the image's layers, walked only when its digest differs from the other image's."""
+    with _reading(image.name), tarfile.open(image.archive) as saved:
+        return read_layer(_member(saved, layer.path))
+
+
+def _member(saved: tarfile.TarFile, path: str) -> IO[bytes]:
+    handle = saved.extractfile(path)
     if handle is None:
-        raise ReproCheckError(f"{name} is not a file in the archive")
-    return handle.read()
+        raise ReproCheckError(f"{path} is not a file in the archive")
+    return handle
+
+
+def _json_bytes(saved: tarfile.TarFile, path: str) -> bytes:
+    """A manifest or config, refused past JSON_LIMIT rather than read whole."""
+    data = _member(saved, path).read(JSON_LIMIT + 1)
+    if len(data) > JSON_LIMIT:
+        raise ReproCheckError(f"{path} is larger than {JSON_LIMIT} bytes: not an image config or manifest")
+    return data
 
 
 def save(docker: str, name: str, directory: Path) -> Path:
@@ -215,20 +238,21 @@ def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return lines or ["the configs differ in a way their fields do not show"]
 
 
-def layer_differences(a: Layer, b: Layer) -> list[str]:
+def layer_differences(a: Mapping[str, Entry], b: Mapping[str, Entry]) -> list[str]:
     """Files in one layer only, then the fields that differ for files in both, then order."""
-    lines = [f"only in A: {name}" for name in sorted(a.entries.keys() - b.entries.keys())]
-    lines += [f"only in B: {name}" for name in sorted(b.entries.keys() - a.entries.keys())]
-    for name in sorted(a.entries.keys() & b.entries.keys()):
-        left, right = a.entries[name], b.entries[name]
+    lines = [f"only in A: {name}" for name in sorted(a.keys() - b.keys())]
+    lines += [f"only in B: {name}" for name in sorted(b.keys() - a.keys())]
+    for name in sorted(a.keys() & b.keys()):
+        left, right = a[name], b[name]
         changed = [f"{field} {getattr(left, field)} != {getattr(right, field)}"
                    for field in Entry.FIELDS if getattr(left, field) != getattr(right, field)]  # fmt: skip
         if changed:
             lines.append(f"{name}: " + "; ".join(changed))
-    if not lines and a.order != b.order:
-        first = next((i for i, (x, y) in enumerate(zip(a.order, b.order, strict=False)) if x != y), None)
+    order_a, order_b = list(a), list(b)
+    if not lines and order_a != order_b:
+        first = next((i for i, (x, y) in enumerate(zip(order_a, order_b, strict=False)) if x != y), None)
         if first is not None:
-            lines.append(f"same entries in another order, from entry {first}: {a.order[first]} != {b.order[first]}")
+            lines.append(f"same entries in another order, from entry {first}: {order_a[first]} != {order_b[first]}")
     return lines
 
 
@@ -242,7 +266,8 @@ def compare(a: Image, b: Image, limit: int = LIMIT) -> list[str]:
             continue
         made_by = left.created_by or right.created_by or "?"
         report.append(f"layer {index} ({made_by}): {left.diff_id} != {right.diff_id}")
-        lines = layer_differences(left, right) or ["the same entries, yet different bytes (tar headers)"]
+        lines = layer_differences(read_entries(a, left), read_entries(b, right))
+        lines = lines or ["the same entries, yet different bytes (tar headers)"]
         report += [f"  {line}" for line in lines[:limit]]
         if len(lines) > limit:
             report.append(f"  ... and {len(lines) - limit} more")
@@ -267,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
             a = read_saved(args.image_a, save(args.docker, args.image_a, Path(scratch)))
             b = read_saved(args.image_b, save(args.docker, args.image_b, Path(scratch)))
-        report = compare(a, b, args.limit)
+            report = compare(a, b, args.limit)
     except Exception as error:  # whatever went wrong, "different" (1) would be a false verdict
         print(f"repro-check: no verdict: {type(error).__name__}: {error}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import tarfile
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,19 +146,60 @@ def test_differences_past_the_limit_are_counted(tmp_path: Path) -> None:
     assert report[-1] == "  ... and 45 more"
 
 
-def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
-    path = saved_image(tmp_path / "a.tar", [BASE])
-    tampered = tmp_path / "tampered.tar"
-    with tarfile.open(path) as source, tarfile.open(tampered, "w") as target:
+def test_a_large_layer_is_never_held_whole_in_memory(tmp_path: Path) -> None:
+    """A released image is not trusted to be small: a layer and each file in it are hashed in chunks."""
+    size = 32 << 20
+    a_path = saved_image(tmp_path / "a.tar", [[File("big", bytes(size))]])
+    b_path = saved_image(tmp_path / "b.tar", [[File("big", b"\1" + bytes(size - 1))]])
+    tracemalloc.start()
+    try:
+        report = repro_check.compare(repro_check.read_saved("A", a_path), repro_check.read_saved("B", b_path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report[2].startswith("  big: digest sha256:")
+    assert peak < size // 4
+
+
+def test_a_layer_equal_in_both_images_is_not_walked(tmp_path: Path) -> None:
+    """Equal digests are the verdict for that layer: its entries are never read, however many or odd they are."""
+    paths = []
+    for name in ("a", "b"):
+        saved_image(tmp_path / f"{name}.tar", [BASE])
+        paths.append(_with_layer(tmp_path / f"{name}.tar", b"not a tar, but the same bytes in both"))
+    a, b = (repro_check.read_saved(name, path) for name, path in zip("AB", paths, strict=True))
+    assert repro_check.compare(a, b) == []
+
+
+def _with_layer(path: Path, blob: bytes, *, tampered: bool = False) -> Path:
+    """The saved image with its one layer replaced by ``blob``: the config's diff id too, unless ``tampered``."""
+    rewritten = path.with_suffix(".new.tar")
+    with tarfile.open(path) as source, tarfile.open(rewritten, "w") as target:
         for member in source:
             data = source.extractfile(member)
             assert data is not None
             body = data.read()
             if member.name == "0/layer.tar":
-                body = layer_tar([*BASE, File("usr/bin/extra", b"planted")])
-                member.size = len(body)
+                body = blob
+            elif member.name == "config.json" and not tampered:
+                config = json.loads(body)
+                config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(blob).hexdigest()]
+                body = json.dumps(config).encode()
+            member.size = len(body)
             target.addfile(member, io.BytesIO(body))
-    with pytest.raises(repro_check.ReproCheckError, match="layer 0 hashes to sha256:"):
+    return rewritten
+
+
+def test_a_config_past_the_json_limit_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repro_check, "JSON_LIMIT", 100)
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: config\.json is larger than 100 bytes"):
+        repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [BASE]))
+
+
+def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
+    path = saved_image(tmp_path / "a.tar", [BASE])
+    tampered = _with_layer(path, layer_tar([*BASE, File("usr/bin/extra", b"planted")]), tampered=True)
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: layer 0 hashes to sha256:"):
         repro_check.read_saved("A", tampered)
 
 
@@ -231,7 +273,7 @@ def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
         return out.getvalue()
 
     def read(blob: bytes) -> Any:
-        return repro_check.read_layer(io.BytesIO(blob), "sha256:x", "COPY")
+        return repro_check.read_layer(io.BytesIO(blob))
 
     left = read(layer("root", {}))
     right = read(layer("nonroot", {"SCHILY.xattr.security.capability": "cap"}))
