@@ -109,6 +109,14 @@ def _sha256(stream: IO[bytes]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _time(mtime: float) -> str:
+    """A UTC date, or the raw seconds for a time no date can show (year 36812, a PAX ``inf``): never an error."""
+    try:
+        return datetime.fromtimestamp(mtime, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return str(int(mtime) if isinstance(mtime, float) and mtime.is_integer() else mtime)
+
+
 def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
     digest = _sha256(handle) if handle is not None else ""
     pax = {key: value for key, value in sorted(member.pax_headers.items()) if key not in _PAX_SHOWN}
@@ -120,7 +128,7 @@ def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
         mode=f"{member.mode:04o}",
         owner=f"{member.uid}:{member.gid} ({member.uname or '-'}:{member.gname or '-'})",
         size=member.size,
-        mtime=datetime.fromtimestamp(member.mtime, UTC).isoformat(),
+        mtime=_time(member.mtime),
         link=member.linkname,
         pax=json.dumps(pax, sort_keys=True) if pax else "",
         digest=digest,

@@ -101,6 +101,25 @@ def test_a_file_time_is_reported_with_both_values(tmp_path: Path) -> None:
     assert report[2:] == ["  venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 2023-11-14T22:14:20+00:00"]
 
 
+def test_a_time_no_date_can_show_is_compared_as_raw_seconds(tmp_path: Path) -> None:
+    """Year 36812 (2**40 s, a PAX mtime) is no reason for no verdict: equal is the same, unequal is shown."""
+    far = [VENV[0], VENV[1], replace(VENV[2], mtime=2**40 - 1)]
+    assert compare(tmp_path, [BASE, far], [BASE, far]) == []
+    report = compare(tmp_path, [BASE, VENV], [BASE, far])
+    assert report[2:] == ["  venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 1099511627775"]
+
+
+@pytest.mark.parametrize("mtime", ["inf", "-inf", "nan"])
+def test_a_pax_time_that_is_no_number_of_seconds_is_shown_as_read(mtime: str) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/issue")
+        info.pax_headers = {"mtime": mtime}
+        tar.addfile(info)
+    (entry,) = repro_check.read_layer(io.BytesIO(out.getvalue())).values()
+    assert entry.mtime == mtime
+
+
 def test_content_owner_mode_and_link_differences_are_each_named(tmp_path: Path) -> None:
     changed = [
         replace(VENV[0], uid=65532),
