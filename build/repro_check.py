@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,6 +64,9 @@ class Entry:
     digest: str
 
     FIELDS = ("kind", "mode", "owner", "size", "mtime", "link", "pax", "digest")
+
+
+Key = tuple[str, int]  # an entry's name as written, and which entry of that name it is (1 the first)
 
 
 @dataclass(frozen=True)
@@ -135,16 +139,15 @@ def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
     )
 
 
-def read_layer(stream: IO[bytes]) -> dict[str, Entry]:
-    """Every entry of one layer tar, read as a stream, in the order written."""
-    entries: dict[str, Entry] = {}
+def read_layer(stream: IO[bytes]) -> dict[Key, Entry]:
+    """Every entry of one layer tar, read as a stream, in the order written; a name written again is another key."""
+    entries: dict[Key, Entry] = {}
+    written: Counter[str] = Counter()
     with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for index, member in enumerate(tar):
-            name = member.name  # as written: "./a" is another entry than "a"
-            if name in entries:
-                name = f"{name} (again, entry {index})"
+        for member in tar:
+            written[member.name] += 1  # the name as written: "./a" is another name than "a"
             handle = tar.extractfile(member) if member.isfile() else None
-            entries[name] = _entry(member, handle)
+            entries[member.name, written[member.name]] = _entry(member, handle)
     return entries
 
 
@@ -182,7 +185,7 @@ def read_saved(name: str, archive: Path) -> Image:
     return Image(name, archive, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
 
 
-def read_entries(image: Image, layer: Layer) -> dict[str, Entry]:
+def read_entries(image: Image, layer: Layer) -> dict[Key, Entry]:
     """The entries of one of the image's layers, walked only when its digest differs from the other image's."""
     with _reading(image.name), tarfile.open(image.archive) as saved:
         return read_layer(_member(saved, layer.path))
@@ -246,21 +249,37 @@ def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return lines or ["the configs differ in a way their fields do not show"]
 
 
-def layer_differences(a: Mapping[str, Entry], b: Mapping[str, Entry]) -> list[str]:
-    """Files in one layer only, then the fields that differ for files in both, then order."""
-    lines = [f"only in A: {name}" for name in sorted(a.keys() - b.keys())]
-    lines += [f"only in B: {name}" for name in sorted(b.keys() - a.keys())]
-    for name in sorted(a.keys() & b.keys()):
-        left, right = a[name], b[name]
+def _shown(key: Key) -> str:
+    name, occurrence = key
+    return name if occurrence == 1 else f"{name} (entry {occurrence} of this name)"
+
+
+def _written_again(a: Mapping[Key, Entry], b: Mapping[Key, Entry]) -> list[str]:
+    """Each name written more than once in a layer, and not as often in the other: extraction keeps the last."""
+    in_a, in_b = Counter(name for name, _ in a), Counter(name for name, _ in b)
+    return [
+        f"{name}: entries of this name: {in_a[name]} in A, {in_b[name]} in B"
+        for name in sorted(in_a.keys() | in_b.keys())
+        if in_a[name] != in_b[name] and max(in_a[name], in_b[name]) > 1
+    ]
+
+
+def layer_differences(a: Mapping[Key, Entry], b: Mapping[Key, Entry]) -> list[str]:
+    """Files in one layer only, names written again, then the fields that differ for files in both, then order."""
+    lines = [f"only in A: {_shown(key)}" for key in sorted(a.keys() - b.keys())]
+    lines += [f"only in B: {_shown(key)}" for key in sorted(b.keys() - a.keys())]
+    lines += _written_again(a, b)
+    for key in sorted(a.keys() & b.keys()):
+        left, right = a[key], b[key]
         changed = [f"{field} {getattr(left, field)} != {getattr(right, field)}"
                    for field in Entry.FIELDS if getattr(left, field) != getattr(right, field)]  # fmt: skip
         if changed:
-            lines.append(f"{name}: " + "; ".join(changed))
+            lines.append(f"{_shown(key)}: " + "; ".join(changed))
     order_a, order_b = list(a), list(b)
-    if not lines and order_a != order_b:
-        first = next((i for i, (x, y) in enumerate(zip(order_a, order_b, strict=False)) if x != y), None)
-        if first is not None:
-            lines.append(f"same entries in another order, from entry {first}: {order_a[first]} != {order_b[first]}")
+    if not lines and order_a != order_b:  # the same keys, so some position holds another one
+        first = next(i for i, (x, y) in enumerate(zip(order_a, order_b, strict=True)) if x != y)
+        moved = f"{_shown(order_a[first])} != {_shown(order_b[first])}"
+        lines.append(f"same entries in another order, from entry {first}: {moved}")
     return lines
 
 

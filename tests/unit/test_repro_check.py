@@ -279,7 +279,22 @@ def test_a_name_written_twice_in_a_layer_is_listed_as_such(tmp_path: Path) -> No
     """The second entry wins on extraction: the report must show it, not fold it into the first."""
     twice = [*VENV, File("venv/lib/module.py", b"import os\n")]
     lines = compare(tmp_path, [BASE, VENV], [BASE, twice])[2:]
-    assert lines == ["  only in B: venv/lib/module.py (again, entry 3)"]
+    assert lines == [
+        "  only in B: venv/lib/module.py (entry 2 of this name)",
+        "  venv/lib/module.py: entries of this name: 1 in A, 2 in B",
+    ]
+
+
+def test_a_name_written_again_cannot_stand_in_for_a_file_named_like_its_label(tmp_path: Path) -> None:
+    """B plants "a (again, entry 2)", then writes "a" again with A's bytes for that name: both must show."""
+    a_layer = [File("a", b"1"), File("a (again, entry 2)", b"2")]
+    b_layer = [File("a", b"1"), File("a (again, entry 2)", b"planted"), File("a", b"2")]
+    digest = {data: "sha256:" + hashlib.sha256(data).hexdigest() for data in (b"2", b"planted")}
+    assert compare(tmp_path, [a_layer], [b_layer])[2:] == [
+        "  only in B: a (entry 2 of this name)",
+        "  a: entries of this name: 1 in A, 2 in B",
+        f"  a (again, entry 2): size 1 != 7; digest {digest[b'2']} != {digest[b'planted']}",
+    ]
 
 
 def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
