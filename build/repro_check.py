@@ -20,7 +20,8 @@ then a difference in the order of the entries if that is all there is.
 Usage: python build/repro_check.py [--docker PATH] [--limit N] IMAGE_A IMAGE_B
 
 Exit status: 0 the same, 1 different (the report is on stdout), 2 no verdict
-(an image that cannot be read).
+(an image that cannot be saved or read, or anything unexpected: stderr names
+a stable code, what happened and what to do).
 """
 
 from __future__ import annotations
@@ -47,7 +48,40 @@ JSON_LIMIT = 4 << 20  # the largest manifest or config read (real ones are kilob
 
 
 class ReproCheckError(Exception):
-    """An image that could not be saved or read: no verdict."""
+    """Base of every failure: no verdict (exit 2). The ``code`` is stable, the ``hint`` says what to do."""
+
+    code = "repro_check"
+    hint = ""
+
+
+class ArchiveError(ReproCheckError):
+    code = "image_archive"
+    hint = (
+        "The file is not a `docker image save` archive of one image as the engine writes it. Save the image "
+        "again; do not trust an image whose archive still does not read."
+    )
+
+
+class SaveError(ReproCheckError):
+    code = "image_save"
+    hint = (
+        "Check that the engine runs (`docker info`), that --docker names its client, and that the image is "
+        "local (`docker pull` a released image by digest first)."
+    )
+
+
+class LayerDigestError(ReproCheckError):
+    """A layer that does not hash to the diff id its config names."""
+
+    code = "layer_digest"
+    hint = "The archive is damaged or was tampered with: pull the image again by digest, and do not run it."
+
+
+class InternalError(ReproCheckError):
+    """A failure this script does not expect: neither "the same" nor "different" can be claimed."""
+
+    code = "internal"
+    hint = "A bug in build/repro_check.py, or an input it does not handle: report it with this message."
 
 
 @dataclass(frozen=True)
@@ -159,7 +193,7 @@ def _reading(name: str) -> Iterator[None]:
     except ReproCheckError as error:
         raise type(error)(f"{name}: {error}") from error
     except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
-        raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
+        raise ArchiveError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
 
 
 def read_saved(name: str, archive: Path) -> Image:
@@ -167,20 +201,20 @@ def read_saved(name: str, archive: Path) -> Image:
     with _reading(name), tarfile.open(archive) as saved:
         manifest = json.loads(_json_bytes(saved, "manifest.json"))
         if not (isinstance(manifest, list) and len(manifest) == 1):
-            raise ReproCheckError(f"the archive holds {len(manifest)} images, not one")
+            raise ArchiveError(f"the archive holds {len(manifest)} images, not one")
         config_bytes = _json_bytes(saved, manifest[0]["Config"])
         config = json.loads(config_bytes)
         diff_ids = config["rootfs"]["diff_ids"]
         paths = manifest[0]["Layers"]
         if len(paths) != len(diff_ids):
-            raise ReproCheckError(f"{len(paths)} layers but {len(diff_ids)} diff ids")
+            raise ArchiveError(f"{len(paths)} layers but {len(diff_ids)} diff ids")
         history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
         made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
         layers = []
         for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
             digest = _sha256(_member(saved, path))
             if digest != diff_id:
-                raise ReproCheckError(f"layer {index} hashes to {digest}, its config says {diff_id}")
+                raise LayerDigestError(f"layer {index} hashes to {digest}, its config says {diff_id}")
             layers.append(Layer(diff_id, made_by[index] if index < len(made_by) else "", path))
     return Image(name, archive, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
 
@@ -194,7 +228,7 @@ def read_entries(image: Image, layer: Layer) -> dict[Key, Entry]:
 def _member(saved: tarfile.TarFile, path: str) -> IO[bytes]:
     handle = saved.extractfile(path)
     if handle is None:
-        raise ReproCheckError(f"{path} is not a file in the archive")
+        raise ArchiveError(f"{path} is not a file in the archive")
     return handle
 
 
@@ -202,7 +236,7 @@ def _json_bytes(saved: tarfile.TarFile, path: str) -> bytes:
     """A manifest or config, refused past JSON_LIMIT rather than read whole."""
     data = _member(saved, path).read(JSON_LIMIT + 1)
     if len(data) > JSON_LIMIT:
-        raise ReproCheckError(f"{path} is larger than {JSON_LIMIT} bytes: not an image config or manifest")
+        raise ArchiveError(f"{path} is larger than {JSON_LIMIT} bytes: not an image config or manifest")
     return data
 
 
@@ -210,9 +244,12 @@ def save(docker: str, name: str, directory: Path) -> Path:
     """``docker image save`` of one image into a file under ``directory``."""
     archive = directory / hashlib.sha256(name.encode()).hexdigest()
     command = [docker, "image", "save", "-o", str(archive), name]
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, check=False, capture_output=True, text=True, errors="backslashreplace")
+    except OSError as error:
+        raise SaveError(f"{name}: cannot run {docker}: {error}") from error
     if result.returncode != 0:
-        raise ReproCheckError(f"{name}: docker image save failed: {result.stderr.strip()}")
+        raise SaveError(f"{name}: docker image save failed: {result.stderr.strip()}")
     return archive
 
 
@@ -305,6 +342,27 @@ def summary(image: Image) -> list[str]:
     return [f"  layer {i}: {layer.diff_id}  {layer.created_by}" for i, layer in enumerate(image.layers)]
 
 
+def verdict(a: Image, b: Image, report: Sequence[str]) -> list[str]:
+    """What is printed: the layers of A, then B's and the report when they differ, and the verdict."""
+    lines = [f"A: {a.name} (image id {a.id})", *summary(a), f"B: {b.name} (image id {b.id})"]
+    if not report:
+        configs = "image ids equal" if a.id == b.id else f"configs equal but for {STAMPED!r}"
+        return [*lines, f"repro-check: the same: {len(a.layers)} layer digests equal, {configs}"]
+    return [*lines, *summary(b), "repro-check: DIFFERENT", *report]
+
+
+def _printable(line: str) -> str:
+    """One line as one printable line: a newline in a name cannot forge another, nor bytes that are no text stop it."""
+    return line if line.isprintable() else line.encode("unicode_escape").decode("ascii")
+
+
+def _no_verdict(error: ReproCheckError) -> int:
+    print(_printable(f"repro-check: no verdict [{error.code}]: {error}"), file=sys.stderr)
+    if error.hint:
+        print(error.hint, file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="repro_check.py",
@@ -320,18 +378,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             a = read_saved(args.image_a, save(args.docker, args.image_a, Path(scratch)))
             b = read_saved(args.image_b, save(args.docker, args.image_b, Path(scratch)))
             report = compare(a, b, args.limit)
-    except Exception as error:  # whatever went wrong, "different" (1) would be a false verdict
-        print(f"repro-check: no verdict: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    print(f"A: {a.name} (image id {a.id})\n" + "\n".join(summary(a)))
-    print(f"B: {b.name} (image id {b.id})")
-    if not report:
-        configs = "image ids equal" if a.id == b.id else f"configs equal but for {STAMPED!r}"
-        print(f"repro-check: the same: {len(a.layers)} layer digests equal, {configs}")
-        return 0
-    print("\n".join(summary(b)))
-    print("repro-check: DIFFERENT\n" + "\n".join(report))
-    return 1
+        print("\n".join(_printable(line) for line in verdict(a, b, report)))
+    except ReproCheckError as error:
+        return _no_verdict(error)
+    except Exception as error:  # whatever went wrong, "the same" (0) or "different" (1) would be a false verdict
+        return _no_verdict(InternalError(f"{type(error).__name__}: {error}"))
+    return 1 if report else 0
 
 
 if __name__ == "__main__":

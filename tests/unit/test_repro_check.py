@@ -218,26 +218,76 @@ def test_a_config_past_the_json_limit_is_refused_unread(tmp_path: Path, monkeypa
 def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
     path = saved_image(tmp_path / "a.tar", [BASE])
     tampered = _with_layer(path, layer_tar([*BASE, File("usr/bin/extra", b"planted")]), tampered=True)
-    with pytest.raises(repro_check.ReproCheckError, match=r"^A: layer 0 hashes to sha256:"):
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: layer 0 hashes to sha256:") as caught:
         repro_check.read_saved("A", tampered)
+    assert caught.value.code == "layer_digest"
 
 
 def test_an_archive_that_is_not_an_image_is_no_verdict(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all")
-    with pytest.raises(repro_check.ReproCheckError, match="not a readable image archive"):
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: not a readable image archive") as caught:
         repro_check.read_saved("A", junk)
+    assert caught.value.code == "image_archive"
 
 
-def test_main_exits_2_when_the_engine_cannot_save_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def docker_saving(tmp_path: Path) -> str:
+    """A client whose ``image save -o FILE NAME`` copies the archive tmp_path/NAME: main without an engine."""
+    client = tmp_path / "docker"
+    client.write_text('#!/bin/sh\n[ "$1 $2 $3" = "image save -o" ] && exec cp "${0%/*}/$5" "$4"\nexit 1\n')
+    client.chmod(0o755)
+    return str(client)
+
+
+def test_main_exits_0_for_the_same_image_and_1_for_another(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved_image(tmp_path / "a", [BASE, VENV])
+    saved_image(tmp_path / "b", [BASE])
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "a"]) == 0
+    assert capsys.readouterr().out.endswith("repro-check: the same: 2 layer digests equal, image ids equal\n")
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "b"]) == 1
+    out = capsys.readouterr().out
+    assert "\nrepro-check: DIFFERENT\nconfig: " in out
+    assert out.endswith("\nlayers: A has 2, B has 1\n")
+
+
+def test_main_prints_a_name_that_is_no_text_or_holds_a_newline_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newline in a name could forge a report line; bytes that are not UTF-8 could stop the report."""
+    saved_image(tmp_path / "a", [BASE])
+    saved_image(tmp_path / "b", [[*BASE, File("usr/\udce9t\udce9"), File("usr/x\n  only in A: usr/y")]])
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "b"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["  only in B: usr/x\\n  only in A: usr/y", "  only in B: usr/\\udce9t\\udce9"]
+
+
+def test_main_exits_2_when_the_engine_cannot_save_an_image(capsys: pytest.CaptureFixture[str]) -> None:
     assert repro_check.main(["--docker", "/bin/false", "a", "b"]) == 2
-    assert "repro-check: no verdict: ReproCheckError: a: docker image save failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("repro-check: no verdict [image_save]: a: docker image save failed")
+    assert err.endswith("\nCheck that the engine runs (`docker info`), that --docker names its client, and that the "
+                        "image is local (`docker pull` a released image by digest first).\n")  # fmt: skip
 
 
 def test_main_exits_2_when_there_is_no_docker_client(capsys: pytest.CaptureFixture[str]) -> None:
-    """An unexpected failure is no verdict: "different" (1) would accuse a release it never looked at."""
     assert repro_check.main(["--docker", "/nonexistent/docker", "a", "b"]) == 2
-    assert "repro-check: no verdict: FileNotFoundError" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("repro-check: no verdict [image_save]: a: cannot run /nonexistent/docker")
+
+
+def test_main_gives_no_verdict_on_any_unexpected_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither "the same" (0) nor "different" (1): either would be a verdict on images never compared."""
+
+    def fails(*_: object) -> list[str]:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    saved_image(tmp_path / "a", [BASE])
+    monkeypatch.setattr(repro_check, "compare", fails)
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "a"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("repro-check: no verdict [internal]: RecursionError: maximum recursion depth exceeded\n")
 
 
 def _images(tmp_path: Path) -> tuple[Any, Any]:
