@@ -8,6 +8,10 @@ are the same when every layer digest (``rootfs.diff_ids``) is equal and the
 configs are equal apart from ``created`` (the image's and each history
 entry's): the engine stamps those with the wall clock.
 
+Nothing is held whole in memory: each layer is streamed through sha256 to
+check it against its diff id, and only a layer whose digest differs is walked
+entry by entry (a released image is not trusted to be small).
+
 When a layer differs, the report lists its files the way diffoci does: those
 in one build only, then for each file in both the fields that differ (type,
 mode, owner, size, time, link target, extended attributes, content digest),
@@ -16,20 +20,22 @@ then a difference in the order of the entries if that is all there is.
 Usage: python build/repro_check.py [--docker PATH] [--limit N] IMAGE_A IMAGE_B
 
 Exit status: 0 the same, 1 different (the report is on stdout), 2 no verdict
-(an image that cannot be read).
+(an image that cannot be saved or read, or anything unexpected: stderr names
+a stable code, what happened and what to do).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,10 +43,45 @@ from typing import IO, Any
 
 STAMPED = "created"  # the only config field two builds may differ in (also per history entry)
 LIMIT = 40  # differences shown per layer; the rest are counted
+CHUNK = 1 << 20  # bytes read at a time from a layer or a file in it
+JSON_LIMIT = 4 << 20  # the largest manifest or config read (real ones are kilobytes)
 
 
 class ReproCheckError(Exception):
-    """An image that could not be saved or read: no verdict."""
+    """Base of every failure: no verdict (exit 2). The ``code`` is stable, the ``hint`` says what to do."""
+
+    code = "repro_check"
+    hint = ""
+
+
+class ArchiveError(ReproCheckError):
+    code = "image_archive"
+    hint = (
+        "The file is not a `docker image save` archive of one image as the engine writes it. Save the image "
+        "again; do not trust an image whose archive still does not read."
+    )
+
+
+class SaveError(ReproCheckError):
+    code = "image_save"
+    hint = (
+        "Check that the engine runs (`docker info`), that --docker names its client, and that the image is "
+        "local (`docker pull` a released image by digest first)."
+    )
+
+
+class LayerDigestError(ReproCheckError):
+    """A layer that does not hash to the diff id its config names."""
+
+    code = "layer_digest"
+    hint = "The archive is damaged or was tampered with: pull the image again by digest, and do not run it."
+
+
+class InternalError(ReproCheckError):
+    """A failure this script does not expect: neither "the same" nor "different" can be claimed."""
+
+    code = "internal"
+    hint = "A bug in build/repro_check.py, or an input it does not handle: report it with this message."
 
 
 @dataclass(frozen=True)
@@ -59,19 +100,22 @@ class Entry:
     FIELDS = ("kind", "mode", "owner", "size", "mtime", "link", "pax", "digest")
 
 
+Key = tuple[str, int]  # an entry's name as written, and which entry of that name it is (1 the first)
+
+
 @dataclass(frozen=True)
 class Layer:
-    """A layer as the engine hashed it: its diff id, what made it, and its entries in order."""
+    """A layer checked against its diff id: what made it, and where its tar is in the saved archive."""
 
     diff_id: str
     created_by: str
-    entries: dict[str, Entry]
-    order: tuple[str, ...]
+    path: str
 
 
 @dataclass(frozen=True)
 class Image:
     name: str
+    archive: Path  # the ``docker image save`` file, read again for the entries of a layer that differs
     id: str  # the config's digest: equal too when `created` is SOURCE_DATE_EPOCH (build/set_created.py)
     config: dict[str, Any]
     layers: tuple[Layer, ...]
@@ -95,10 +139,24 @@ def _kind(member: tarfile.TarInfo) -> str:
 _PAX_SHOWN = {"path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime"}
 
 
+def _sha256(stream: IO[bytes]) -> str:
+    """The digest of a stream read in chunks: a layer or a file is never held whole."""
+    digest = hashlib.sha256()
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def _time(mtime: float) -> str:
+    """A UTC date, or the raw seconds for a time no date can show (year 36812, a PAX ``inf``): never an error."""
+    try:
+        return datetime.fromtimestamp(mtime, UTC).isoformat()
+    except (ValueError, OverflowError, OSError):
+        return str(int(mtime) if isinstance(mtime, float) and mtime.is_integer() else mtime)
+
+
 def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
-    digest = ""
-    if handle is not None:
-        digest = "sha256:" + hashlib.sha256(handle.read()).hexdigest()
+    digest = _sha256(handle) if handle is not None else ""
     pax = {key: value for key, value in sorted(member.pax_headers.items()) if key not in _PAX_SHOWN}
     kind = _kind(member)
     if member.ischr() or member.isblk():
@@ -108,77 +166,90 @@ def _entry(member: tarfile.TarInfo, handle: IO[bytes] | None) -> Entry:
         mode=f"{member.mode:04o}",
         owner=f"{member.uid}:{member.gid} ({member.uname or '-'}:{member.gname or '-'})",
         size=member.size,
-        mtime=datetime.fromtimestamp(member.mtime, UTC).isoformat(),
+        mtime=_time(member.mtime),
         link=member.linkname,
         pax=json.dumps(pax, sort_keys=True) if pax else "",
         digest=digest,
     )
 
 
-def read_layer(stream: IO[bytes], diff_id: str, created_by: str) -> Layer:
-    """Every entry of one layer tar, read as a stream."""
-    entries: dict[str, Entry] = {}
-    order: list[str] = []
+def read_layer(stream: IO[bytes]) -> dict[Key, Entry]:
+    """Every entry of one layer tar, read as a stream, in the order written; a name written again is another key."""
+    entries: dict[Key, Entry] = {}
+    written: Counter[str] = Counter()
     with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for index, member in enumerate(tar):
-            name = member.name  # as written: "./a" and "a/" are other entries than "a"
-            if name in entries:
-                name = f"{name} (again, entry {index})"
+        for member in tar:
+            written[member.name] += 1  # the name as written: "./a" is another name than "a"
             handle = tar.extractfile(member) if member.isfile() else None
-            entries[name] = _entry(member, handle)
-            order.append(name)
-    return Layer(diff_id, created_by, entries, tuple(order))
+            entries[member.name, written[member.name]] = _entry(member, handle)
+    return entries
 
 
-def _hashed(stream: IO[bytes]) -> tuple[str, bytes]:
-    data = stream.read()
-    return "sha256:" + hashlib.sha256(data).hexdigest(), data
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Any failure to read an image's archive as an error that names the image: no verdict."""
+    try:
+        yield
+    except ReproCheckError as error:
+        raise type(error)(f"{name}: {error}") from error
+    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
+        raise ArchiveError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
 
 
 def read_saved(name: str, archive: Path) -> Image:
     """An image from a ``docker image save`` archive: its config, and each layer checked against its diff id."""
-    try:
-        with tarfile.open(archive) as saved:
-            manifest = json.loads(_bytes(saved, "manifest.json"))
-            if not (isinstance(manifest, list) and len(manifest) == 1):
-                raise ReproCheckError(f"{name}: the archive holds {len(manifest)} images, not one")
-            config_bytes = _bytes(saved, manifest[0]["Config"])
-            config = json.loads(config_bytes)
-            diff_ids = config["rootfs"]["diff_ids"]
-            paths = manifest[0]["Layers"]
-            if len(paths) != len(diff_ids):
-                raise ReproCheckError(f"{name}: {len(paths)} layers but {len(diff_ids)} diff ids")
-            history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
-            made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
-            layers = []
-            for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
-                handle = saved.extractfile(path)
-                if handle is None:
-                    raise ReproCheckError(f"{name}: layer {path} is not a file")
-                digest, data = _hashed(handle)
-                if digest != diff_id:
-                    raise ReproCheckError(f"{name}: layer {index} hashes to {digest}, its config says {diff_id}")
-                created_by = made_by[index] if index < len(made_by) else ""
-                layers.append(read_layer(io.BytesIO(data), diff_id, created_by))
-    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
-        raise ReproCheckError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
-    return Image(name, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
+    with _reading(name), tarfile.open(archive) as saved:
+        manifest = json.loads(_json_bytes(saved, "manifest.json"))
+        if not (isinstance(manifest, list) and len(manifest) == 1):
+            raise ArchiveError(f"the archive holds {len(manifest)} images, not one")
+        config_bytes = _json_bytes(saved, manifest[0]["Config"])
+        config = json.loads(config_bytes)
+        diff_ids = config["rootfs"]["diff_ids"]
+        paths = manifest[0]["Layers"]
+        if len(paths) != len(diff_ids):
+            raise ArchiveError(f"{len(paths)} layers but {len(diff_ids)} diff ids")
+        history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
+        made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
+        layers = []
+        for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
+            digest = _sha256(_member(saved, path))
+            if digest != diff_id:
+                raise LayerDigestError(f"layer {index} hashes to {digest}, its config says {diff_id}")
+            layers.append(Layer(diff_id, made_by[index] if index < len(made_by) else "", path))
+    return Image(name, archive, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
 
 
-def _bytes(saved: tarfile.TarFile, name: str) -> bytes:
-    handle = saved.extractfile(name)
+def read_entries(image: Image, layer: Layer) -> dict[Key, Entry]:
+    """The entries of one of the image's layers, walked only when its digest differs from the other image's."""
+    with _reading(image.name), tarfile.open(image.archive) as saved:
+        return read_layer(_member(saved, layer.path))
+
+
+def _member(saved: tarfile.TarFile, path: str) -> IO[bytes]:
+    handle = saved.extractfile(path)
     if handle is None:
-        raise ReproCheckError(f"{name} is not a file in the archive")
-    return handle.read()
+        raise ArchiveError(f"{path} is not a file in the archive")
+    return handle
+
+
+def _json_bytes(saved: tarfile.TarFile, path: str) -> bytes:
+    """A manifest or config, refused past JSON_LIMIT rather than read whole."""
+    data = _member(saved, path).read(JSON_LIMIT + 1)
+    if len(data) > JSON_LIMIT:
+        raise ArchiveError(f"{path} is larger than {JSON_LIMIT} bytes: not an image config or manifest")
+    return data
 
 
 def save(docker: str, name: str, directory: Path) -> Path:
     """``docker image save`` of one image into a file under ``directory``."""
     archive = directory / hashlib.sha256(name.encode()).hexdigest()
     command = [docker, "image", "save", "-o", str(archive), name]
-    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    try:
+        result = subprocess.run(command, check=False, capture_output=True, text=True, errors="backslashreplace")
+    except OSError as error:
+        raise SaveError(f"{name}: cannot run {docker}: {error}") from error
     if result.returncode != 0:
-        raise ReproCheckError(f"{name}: docker image save failed: {result.stderr.strip()}")
+        raise SaveError(f"{name}: docker image save failed: {result.stderr.strip()}")
     return archive
 
 
@@ -215,20 +286,37 @@ def config_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return lines or ["the configs differ in a way their fields do not show"]
 
 
-def layer_differences(a: Layer, b: Layer) -> list[str]:
-    """Files in one layer only, then the fields that differ for files in both, then order."""
-    lines = [f"only in A: {name}" for name in sorted(a.entries.keys() - b.entries.keys())]
-    lines += [f"only in B: {name}" for name in sorted(b.entries.keys() - a.entries.keys())]
-    for name in sorted(a.entries.keys() & b.entries.keys()):
-        left, right = a.entries[name], b.entries[name]
+def _shown(key: Key) -> str:
+    name, occurrence = key
+    return name if occurrence == 1 else f"{name} (entry {occurrence} of this name)"
+
+
+def _written_again(a: Mapping[Key, Entry], b: Mapping[Key, Entry]) -> list[str]:
+    """Each name written more than once in a layer, and not as often in the other: extraction keeps the last."""
+    in_a, in_b = Counter(name for name, _ in a), Counter(name for name, _ in b)
+    return [
+        f"{name}: entries of this name: {in_a[name]} in A, {in_b[name]} in B"
+        for name in sorted(in_a.keys() | in_b.keys())
+        if in_a[name] != in_b[name] and max(in_a[name], in_b[name]) > 1
+    ]
+
+
+def layer_differences(a: Mapping[Key, Entry], b: Mapping[Key, Entry]) -> list[str]:
+    """Files in one layer only, names written again, then the fields that differ for files in both, then order."""
+    lines = [f"only in A: {_shown(key)}" for key in sorted(a.keys() - b.keys())]
+    lines += [f"only in B: {_shown(key)}" for key in sorted(b.keys() - a.keys())]
+    lines += _written_again(a, b)
+    for key in sorted(a.keys() & b.keys()):
+        left, right = a[key], b[key]
         changed = [f"{field} {getattr(left, field)} != {getattr(right, field)}"
                    for field in Entry.FIELDS if getattr(left, field) != getattr(right, field)]  # fmt: skip
         if changed:
-            lines.append(f"{name}: " + "; ".join(changed))
-    if not lines and a.order != b.order:
-        first = next((i for i, (x, y) in enumerate(zip(a.order, b.order, strict=False)) if x != y), None)
-        if first is not None:
-            lines.append(f"same entries in another order, from entry {first}: {a.order[first]} != {b.order[first]}")
+            lines.append(f"{_shown(key)}: " + "; ".join(changed))
+    order_a, order_b = list(a), list(b)
+    if not lines and order_a != order_b:  # the same keys, so some position holds another one
+        first = next(i for i, (x, y) in enumerate(zip(order_a, order_b, strict=True)) if x != y)
+        moved = f"{_shown(order_a[first])} != {_shown(order_b[first])}"
+        lines.append(f"same entries in another order, from entry {first}: {moved}")
     return lines
 
 
@@ -242,7 +330,8 @@ def compare(a: Image, b: Image, limit: int = LIMIT) -> list[str]:
             continue
         made_by = left.created_by or right.created_by or "?"
         report.append(f"layer {index} ({made_by}): {left.diff_id} != {right.diff_id}")
-        lines = layer_differences(left, right) or ["the same entries, yet different bytes (tar headers)"]
+        lines = layer_differences(read_entries(a, left), read_entries(b, right))
+        lines = lines or ["the same entries, yet different bytes (tar headers)"]
         report += [f"  {line}" for line in lines[:limit]]
         if len(lines) > limit:
             report.append(f"  ... and {len(lines) - limit} more")
@@ -251,6 +340,27 @@ def compare(a: Image, b: Image, limit: int = LIMIT) -> list[str]:
 
 def summary(image: Image) -> list[str]:
     return [f"  layer {i}: {layer.diff_id}  {layer.created_by}" for i, layer in enumerate(image.layers)]
+
+
+def verdict(a: Image, b: Image, report: Sequence[str]) -> list[str]:
+    """What is printed: the layers of A, then B's and the report when they differ, and the verdict."""
+    lines = [f"A: {a.name} (image id {a.id})", *summary(a), f"B: {b.name} (image id {b.id})"]
+    if not report:
+        configs = "image ids equal" if a.id == b.id else f"configs equal but for {STAMPED!r}"
+        return [*lines, f"repro-check: the same: {len(a.layers)} layer digests equal, {configs}"]
+    return [*lines, *summary(b), "repro-check: DIFFERENT", *report]
+
+
+def _printable(line: str) -> str:
+    """One line as one printable line: a newline in a name cannot forge another, nor bytes that are no text stop it."""
+    return line if line.isprintable() else line.encode("unicode_escape").decode("ascii")
+
+
+def _no_verdict(error: ReproCheckError) -> int:
+    print(_printable(f"repro-check: no verdict [{error.code}]: {error}"), file=sys.stderr)
+    if error.hint:
+        print(error.hint, file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -267,19 +377,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:
             a = read_saved(args.image_a, save(args.docker, args.image_a, Path(scratch)))
             b = read_saved(args.image_b, save(args.docker, args.image_b, Path(scratch)))
-        report = compare(a, b, args.limit)
-    except Exception as error:  # whatever went wrong, "different" (1) would be a false verdict
-        print(f"repro-check: no verdict: {type(error).__name__}: {error}", file=sys.stderr)
-        return 2
-    print(f"A: {a.name} (image id {a.id})\n" + "\n".join(summary(a)))
-    print(f"B: {b.name} (image id {b.id})")
-    if not report:
-        configs = "image ids equal" if a.id == b.id else f"configs equal but for {STAMPED!r}"
-        print(f"repro-check: the same: {len(a.layers)} layer digests equal, {configs}")
-        return 0
-    print("\n".join(summary(b)))
-    print("repro-check: DIFFERENT\n" + "\n".join(report))
-    return 1
+            report = compare(a, b, args.limit)
+        print("\n".join(_printable(line) for line in verdict(a, b, report)))
+    except ReproCheckError as error:
+        return _no_verdict(error)
+    except Exception as error:  # whatever went wrong, "the same" (0) or "different" (1) would be a false verdict
+        return _no_verdict(InternalError(f"{type(error).__name__}: {error}"))
+    return 1 if report else 0
 
 
 if __name__ == "__main__":

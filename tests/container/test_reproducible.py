@@ -48,7 +48,10 @@ def test_a_build_right_after_one_with_another_epoch_stamps_every_entry_it_adds_w
     assert len(added) == 3  # venv, stdlib bytecode, store directory
     want = datetime.fromtimestamp(epoch, UTC).isoformat()
     stale = [
-        f"{name}: {entry.mtime}" for layer in added for name, entry in layer.entries.items() if entry.mtime != want
+        f"{name}: {entry.mtime}"
+        for layer in added
+        for (name, _), entry in repro_check.read_entries(image, layer).items()
+        if entry.mtime != want
     ]
     assert stale == []
     assert image.config["created"] == datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import tarfile
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -100,6 +101,25 @@ def test_a_file_time_is_reported_with_both_values(tmp_path: Path) -> None:
     assert report[2:] == ["  venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 2023-11-14T22:14:20+00:00"]
 
 
+def test_a_time_no_date_can_show_is_compared_as_raw_seconds(tmp_path: Path) -> None:
+    """Year 36812 (2**40 s, a PAX mtime) is no reason for no verdict: equal is the same, unequal is shown."""
+    far = [VENV[0], VENV[1], replace(VENV[2], mtime=2**40 - 1)]
+    assert compare(tmp_path, [BASE, far], [BASE, far]) == []
+    report = compare(tmp_path, [BASE, VENV], [BASE, far])
+    assert report[2:] == ["  venv/lib/module.py: mtime 2023-11-14T22:13:20+00:00 != 1099511627775"]
+
+
+@pytest.mark.parametrize("mtime", ["inf", "-inf", "nan"])
+def test_a_pax_time_that_is_no_number_of_seconds_is_shown_as_read(mtime: str) -> None:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("etc/issue")
+        info.pax_headers = {"mtime": mtime}
+        tar.addfile(info)
+    (entry,) = repro_check.read_layer(io.BytesIO(out.getvalue())).values()
+    assert entry.mtime == mtime
+
+
 def test_content_owner_mode_and_link_differences_are_each_named(tmp_path: Path) -> None:
     changed = [
         replace(VENV[0], uid=65532),
@@ -145,38 +165,129 @@ def test_differences_past_the_limit_are_counted(tmp_path: Path) -> None:
     assert report[-1] == "  ... and 45 more"
 
 
-def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
-    path = saved_image(tmp_path / "a.tar", [BASE])
-    tampered = tmp_path / "tampered.tar"
-    with tarfile.open(path) as source, tarfile.open(tampered, "w") as target:
+def test_a_large_layer_is_never_held_whole_in_memory(tmp_path: Path) -> None:
+    """A released image is not trusted to be small: a layer and each file in it are hashed in chunks."""
+    size = 32 << 20
+    a_path = saved_image(tmp_path / "a.tar", [[File("big", bytes(size))]])
+    b_path = saved_image(tmp_path / "b.tar", [[File("big", b"\1" + bytes(size - 1))]])
+    tracemalloc.start()
+    try:
+        report = repro_check.compare(repro_check.read_saved("A", a_path), repro_check.read_saved("B", b_path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert report[2].startswith("  big: digest sha256:")
+    assert peak < size // 4
+
+
+def test_a_layer_equal_in_both_images_is_not_walked(tmp_path: Path) -> None:
+    """Equal digests are the verdict for that layer: its entries are never read, however many or odd they are."""
+    paths = []
+    for name in ("a", "b"):
+        saved_image(tmp_path / f"{name}.tar", [BASE])
+        paths.append(_with_layer(tmp_path / f"{name}.tar", b"not a tar, but the same bytes in both"))
+    a, b = (repro_check.read_saved(name, path) for name, path in zip("AB", paths, strict=True))
+    assert repro_check.compare(a, b) == []
+
+
+def _with_layer(path: Path, blob: bytes, *, tampered: bool = False) -> Path:
+    """The saved image with its one layer replaced by ``blob``: the config's diff id too, unless ``tampered``."""
+    rewritten = path.with_suffix(".new.tar")
+    with tarfile.open(path) as source, tarfile.open(rewritten, "w") as target:
         for member in source:
             data = source.extractfile(member)
             assert data is not None
             body = data.read()
             if member.name == "0/layer.tar":
-                body = layer_tar([*BASE, File("usr/bin/extra", b"planted")])
-                member.size = len(body)
+                body = blob
+            elif member.name == "config.json" and not tampered:
+                config = json.loads(body)
+                config["rootfs"]["diff_ids"] = ["sha256:" + hashlib.sha256(blob).hexdigest()]
+                body = json.dumps(config).encode()
+            member.size = len(body)
             target.addfile(member, io.BytesIO(body))
-    with pytest.raises(repro_check.ReproCheckError, match="layer 0 hashes to sha256:"):
+    return rewritten
+
+
+def test_a_config_past_the_json_limit_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(repro_check, "JSON_LIMIT", 100)
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: config\.json is larger than 100 bytes"):
+        repro_check.read_saved("A", saved_image(tmp_path / "a.tar", [BASE]))
+
+
+def test_a_layer_that_does_not_hash_to_its_diff_id_is_no_verdict(tmp_path: Path) -> None:
+    path = saved_image(tmp_path / "a.tar", [BASE])
+    tampered = _with_layer(path, layer_tar([*BASE, File("usr/bin/extra", b"planted")]), tampered=True)
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: layer 0 hashes to sha256:") as caught:
         repro_check.read_saved("A", tampered)
+    assert caught.value.code == "layer_digest"
 
 
 def test_an_archive_that_is_not_an_image_is_no_verdict(tmp_path: Path) -> None:
     junk = tmp_path / "junk.tar"
     junk.write_bytes(b"not a tar at all")
-    with pytest.raises(repro_check.ReproCheckError, match="not a readable image archive"):
+    with pytest.raises(repro_check.ReproCheckError, match=r"^A: not a readable image archive") as caught:
         repro_check.read_saved("A", junk)
+    assert caught.value.code == "image_archive"
 
 
-def test_main_exits_2_when_the_engine_cannot_save_an_image(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def docker_saving(tmp_path: Path) -> str:
+    """A client whose ``image save -o FILE NAME`` copies the archive tmp_path/NAME: main without an engine."""
+    client = tmp_path / "docker"
+    client.write_text('#!/bin/sh\n[ "$1 $2 $3" = "image save -o" ] && exec cp "${0%/*}/$5" "$4"\nexit 1\n')
+    client.chmod(0o755)
+    return str(client)
+
+
+def test_main_exits_0_for_the_same_image_and_1_for_another(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved_image(tmp_path / "a", [BASE, VENV])
+    saved_image(tmp_path / "b", [BASE])
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "a"]) == 0
+    assert capsys.readouterr().out.endswith("repro-check: the same: 2 layer digests equal, image ids equal\n")
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "b"]) == 1
+    out = capsys.readouterr().out
+    assert "\nrepro-check: DIFFERENT\nconfig: " in out
+    assert out.endswith("\nlayers: A has 2, B has 1\n")
+
+
+def test_main_prints_a_name_that_is_no_text_or_holds_a_newline_escaped_on_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A newline in a name could forge a report line; bytes that are not UTF-8 could stop the report."""
+    saved_image(tmp_path / "a", [BASE])
+    saved_image(tmp_path / "b", [[*BASE, File("usr/\udce9t\udce9"), File("usr/x\n  only in A: usr/y")]])
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "b"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["  only in B: usr/x\\n  only in A: usr/y", "  only in B: usr/\\udce9t\\udce9"]
+
+
+def test_main_exits_2_when_the_engine_cannot_save_an_image(capsys: pytest.CaptureFixture[str]) -> None:
     assert repro_check.main(["--docker", "/bin/false", "a", "b"]) == 2
-    assert "repro-check: no verdict: ReproCheckError: a: docker image save failed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("repro-check: no verdict [image_save]: a: docker image save failed")
+    assert err.endswith("\nCheck that the engine runs (`docker info`), that --docker names its client, and that the "
+                        "image is local (`docker pull` a released image by digest first).\n")  # fmt: skip
 
 
 def test_main_exits_2_when_there_is_no_docker_client(capsys: pytest.CaptureFixture[str]) -> None:
-    """An unexpected failure is no verdict: "different" (1) would accuse a release it never looked at."""
     assert repro_check.main(["--docker", "/nonexistent/docker", "a", "b"]) == 2
-    assert "repro-check: no verdict: FileNotFoundError" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("repro-check: no verdict [image_save]: a: cannot run /nonexistent/docker")
+
+
+def test_main_gives_no_verdict_on_any_unexpected_failure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Neither "the same" (0) nor "different" (1): either would be a verdict on images never compared."""
+
+    def fails(*_: object) -> list[str]:
+        raise RecursionError("maximum recursion depth exceeded")
+
+    saved_image(tmp_path / "a", [BASE])
+    monkeypatch.setattr(repro_check, "compare", fails)
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "a", "a"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("repro-check: no verdict [internal]: RecursionError: maximum recursion depth exceeded\n")
 
 
 def _images(tmp_path: Path) -> tuple[Any, Any]:
@@ -218,7 +329,22 @@ def test_a_name_written_twice_in_a_layer_is_listed_as_such(tmp_path: Path) -> No
     """The second entry wins on extraction: the report must show it, not fold it into the first."""
     twice = [*VENV, File("venv/lib/module.py", b"import os\n")]
     lines = compare(tmp_path, [BASE, VENV], [BASE, twice])[2:]
-    assert lines == ["  only in B: venv/lib/module.py (again, entry 3)"]
+    assert lines == [
+        "  only in B: venv/lib/module.py (entry 2 of this name)",
+        "  venv/lib/module.py: entries of this name: 1 in A, 2 in B",
+    ]
+
+
+def test_a_name_written_again_cannot_stand_in_for_a_file_named_like_its_label(tmp_path: Path) -> None:
+    """B plants "a (again, entry 2)", then writes "a" again with A's bytes for that name: both must show."""
+    a_layer = [File("a", b"1"), File("a (again, entry 2)", b"2")]
+    b_layer = [File("a", b"1"), File("a (again, entry 2)", b"planted"), File("a", b"2")]
+    digest = {data: "sha256:" + hashlib.sha256(data).hexdigest() for data in (b"2", b"planted")}
+    assert compare(tmp_path, [a_layer], [b_layer])[2:] == [
+        "  only in B: a (entry 2 of this name)",
+        "  a: entries of this name: 1 in A, 2 in B",
+        f"  a (again, entry 2): size 1 != 7; digest {digest[b'2']} != {digest[b'planted']}",
+    ]
 
 
 def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
@@ -231,7 +357,7 @@ def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
         return out.getvalue()
 
     def read(blob: bytes) -> Any:
-        return repro_check.read_layer(io.BytesIO(blob), "sha256:x", "COPY")
+        return repro_check.read_layer(io.BytesIO(blob))
 
     left = read(layer("root", {}))
     right = read(layer("nonroot", {"SCHILY.xattr.security.capability": "cap"}))

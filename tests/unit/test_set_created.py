@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.build_scripts import load
 from tests.unit.test_repro_check import BASE, VENV, repro_check, saved_image
 
@@ -32,3 +34,38 @@ def test_only_the_times_change_and_the_layers_are_copied_byte_for_byte(tmp_path:
     assert repro_check.compare(original, stamped) == []
     assert [layer.diff_id for layer in stamped.layers] == [layer.diff_id for layer in original.layers]
     assert stamped.id != original.id
+
+
+def test_the_config_time_spans_1970_to_the_last_second_of_9999() -> None:
+    assert set_created.config_time(0) == "1970-01-01T00:00:00Z"
+    assert set_created.config_time(set_created.LATEST) == "9999-12-31T23:59:59Z"
+
+
+@pytest.mark.parametrize("epoch", ["100000000000000000000", "253402300800"])
+def test_an_epoch_past_9999_is_refused_before_the_engine_is_asked(
+    epoch: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """10**20 was an OverflowError traceback; /bin/false as the client shows docker is never reached."""
+    assert set_created.main(["--docker", "/bin/false", "img", epoch]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"set_created: img: error [epoch]: SOURCE_DATE_EPOCH {epoch} is not between 0 (1970) and ")
+    assert err.endswith(
+        "\nSOURCE_DATE_EPOCH is the commit's time in whole seconds since 1970, UTC: `git log -1 --format=%ct`.\n"
+    )
+
+
+@pytest.mark.parametrize("epoch", ["1e20", "1.5", "-1", " 42", "+42", "4_2", "\u0664\u0662"])
+def test_an_epoch_that_is_not_plain_digits_is_refused(epoch: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert set_created.main(["--docker", "/bin/false", "img", epoch]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"set_created: img: error [epoch]: SOURCE_DATE_EPOCH {epoch!r} is not a whole"
+    )
+
+
+def test_an_engine_failure_is_reported_with_its_code_and_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert set_created.main(["--docker", "/nonexistent/docker", "img", "1764763112"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("set_created: img: error [docker]: cannot run /nonexistent/docker: ")
+    assert err.endswith(
+        "\nCheck that the engine runs (`docker info`), that --docker names its client, and that IMAGE is local.\n"
+    )
