@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Verify a released image before running it (`make verify-release`, SECURITY.md "Verify a release"):
 #   1. its signature: cosign, keyless, made by this repository's release workflow at TAG;
-#   2. its SBOM attestation, same identity: a CycloneDX SBOM about this digest with every Debian and
-#      Python package (build/attested_sbom.py); saved to build/out/verify-release/sbom.cdx.json;
+#   2. its SBOM attestation, same identity: a CycloneDX SBOM about this digest, made from this image
+#      (its config digest), with every Debian and Python package (build/attested_sbom.py); saved to
+#      build/out/verify-release/sbom.cdx.json;
 #   3. its build provenance (SLSA, actions/attest): gh attestation verify;
 #   4. a rebuild (build/rebuild-compare.sh): the commit the image names, checked out alone, on the
 #      bases the release published beside it (checked against the ids the image names), built and
@@ -46,7 +47,9 @@ echo "verify-release: 2/4 SBOM attestation" >&2
 cosign verify-attestation "${identity[@]}" --type cyclonedx "$ref" >"$out/attestation.json" \
   || fail 1 "the SBOM attestation does not verify"
 status=0
-python3 build/attested_sbom.py --digest "${ref#*@}" <"$out/attestation.json" >"$out/sbom.cdx.json" || status=$?
+image_id=$("$DOCKER" image inspect -f '{{.Id}}' "$ref") || fail 2 "cannot read the id of $ref"
+python3 build/attested_sbom.py --digest "${ref#*@}" --image-id "$image_id" <"$out/attestation.json" \
+  >"$out/sbom.cdx.json" || status=$?
 [[ $status -eq 0 ]] || fail "$status" "no attested SBOM of the whole image about ${ref#*@} (see above)"
 
 if [[ -z ${KEY:-} ]]; then

@@ -20,7 +20,9 @@ DIGEST = "sha256:" + "d" * 64
 OTHER_DIGEST = "sha256:" + "e" * 64
 DEB = {"type": "library", "name": "libc6", "purl": "pkg:deb/debian/libc6@2.41-12?arch=amd64&distro=debian-13"}
 PYPI = {"type": "library", "name": "mcp", "purl": "pkg:pypi/mcp@2.3.0"}
-WHOLE = {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": [DEB, PYPI]}
+IMAGE_ID = "sha256:" + "c" * 64
+MADE_FROM = {"component": {"properties": [{"name": "mcp-orchestration:image:config-digest", "value": IMAGE_ID}]}}
+WHOLE = {"bomFormat": "CycloneDX", "specVersion": "1.6", "metadata": MADE_FROM, "components": [DEB, PYPI]}
 PROVENANCE = "https://slsa.dev/provenance/v1"
 
 
@@ -35,8 +37,8 @@ def envelope(predicate: Any = WHOLE, *, digest: str = DIGEST, predicate_type: st
     return json.dumps({"payloadType": "application/vnd.in-toto+json", "payload": payload, "signatures": []})
 
 
-def run(stdin: str, digest: str = DIGEST) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(BUILD / "attested_sbom.py"), "--digest", digest]
+def run(stdin: str, digest: str = DIGEST, *options: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, str(BUILD / "attested_sbom.py"), "--digest", digest, *options]
     return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -80,6 +82,15 @@ def test_unreadable_output_is_no_verdict(line: str) -> None:
     assert result.returncode == 2
     assert "error [attestation_unreadable]" in result.stderr and "hint:" in result.stderr
     assert result.stdout == ""
+
+
+def test_with_an_image_id_the_sbom_must_be_made_from_that_image() -> None:
+    assert run(envelope(), DIGEST, "--image-id", IMAGE_ID).returncode == 0
+    other_build = run(envelope(), DIGEST, "--image-id", "sha256:" + "b" * 64)
+    assert other_build.returncode == 1
+    assert "made from sha256:bbbb" in other_build.stderr
+    unrecorded = run(envelope({**WHOLE, "metadata": {}}), DIGEST, "--image-id", IMAGE_ID)
+    assert unrecorded.returncode == 1
 
 
 def test_a_digest_that_is_not_sha256_is_refused() -> None:
