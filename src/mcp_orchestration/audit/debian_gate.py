@@ -16,8 +16,8 @@ VERSION_CODENAME). For every issue the tracker lists there:
   gets switched off. "undetermined" fails: nobody knows yet, so it is open.
 
 An exception of ``audit-exceptions.toml`` covers a ``fixable`` or ``unfixed``
-issue when its ``package`` is the *source* package and its ``id`` (or an
-alias) the issue's id: the same rules (reason, approver, 90 days) as for
+issue when its ``package`` is the *source* package and its ``id`` the
+issue's id: the same rules (reason, approver, 90 days) as for
 pip-audit's findings. A package the tracker does not list has no known issue.
 What makes the input unfit for a verdict (no package at all, a tracker that
 does not cover the release) is refused before this module runs (``dpkg.py``,

@@ -7,13 +7,18 @@ reported as a problem and excepts nothing. Whether an entry is still in force
 depends on the day, which the gate decides (``gate.py``).
 
     [[exceptions]]
-    id = "GHSA-xxxx-xxxx-xxxx"            # the advisory id pip-audit reports, or any alias of it
-    aliases = ["CVE-2026-00000"]          # optional: other ids of the same advisory
+    id = "GHSA-xxxx-xxxx-xxxx"            # the advisory id pip-audit reports, or an alias the report gives it
     ecosystem = "pypi"                    # "pypi", or "debian" for a Debian package of the image
     package = "starlette"                 # the distribution it is for (for Debian: the source package)
     reason = "why it does not affect this product, or what mitigates it"
     expires = 2027-01-31                  # a TOML date, at most 90 days ahead
     approved_by = "name of the reviewer"
+
+An entry covers its ``id`` alone: the ids it is matched against come from
+the report (the reported id and the aliases pip-audit gives it), never from
+the file, so one reviewed entry cannot stretch to another advisory. The
+former ``aliases`` key did exactly that and is refused with that reason, so
+an old file fails loudly instead of quietly changing what it excepts.
 """
 
 from __future__ import annotations
@@ -27,7 +32,11 @@ from mcp_orchestration.audit.errors import ExceptionsUnreadableError
 from mcp_orchestration.audit.report import Vulnerability, canonical_name
 
 _TEXT_KEYS = ("id", "package", "reason", "approved_by")
-_KEYS = frozenset({*_TEXT_KEYS, "ecosystem", "aliases", "expires"})
+_KEYS = frozenset({*_TEXT_KEYS, "ecosystem", "expires"})
+_RETIRED = {
+    "aliases": "`aliases` is no longer accepted: an exception covers its `id` alone, matched against the id the "
+    "report gives and that id's aliases in the report. Write one exception per advisory.",
+}
 # Which audit an entry belongs to: a PyPI project and a Debian source package may share a name and a CVE.
 ECOSYSTEMS = ("pypi", "debian")
 
@@ -37,7 +46,6 @@ class ExceptionEntry:
     """One accepted vulnerability of one package (an entry of the file, not a Python exception)."""
 
     id: str
-    aliases: tuple[str, ...]
     ecosystem: str
     package: str
     reason: str
@@ -45,10 +53,9 @@ class ExceptionEntry:
     approved_by: str
 
     def covers(self, ecosystem: str, package: str, vuln: Vulnerability) -> bool:
-        """True if this entry names the ecosystem, the package and any id of the advisory."""
-        mine = {name.upper() for name in (self.id, *self.aliases)}
+        """True if this entry names the ecosystem, the package, and the advisory by an id the report gives it."""
         same_package = self.ecosystem == ecosystem and canonical_name(self.package) == canonical_name(package)
-        return same_package and not mine.isdisjoint(vuln.ids())
+        return same_package and self.id.upper() in vuln.ids()
 
     def label(self) -> str:
         """How messages name the entry."""
@@ -98,16 +105,13 @@ def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]
         return None, [f"{where} is not a table."]
     if isinstance(table.get("id"), str):
         where = f"{where} ({table['id']})"
-    problems = [f"{where}: unknown key `{key}`." for key in sorted(set(table) - _KEYS)]
+    problems = [f"{where}: {_RETIRED.get(key, f'unknown key `{key}`.')}" for key in sorted(set(table) - _KEYS)]
     for key in _TEXT_KEYS:
         value = table.get(key)
         if not isinstance(value, str) or not value.strip():
             problems.append(f"{where}: `{key}` is missing or empty.")
     if table.get("ecosystem") not in ECOSYSTEMS:
         problems.append(f"{where}: `ecosystem` must be one of {', '.join(map(repr, ECOSYSTEMS))}.")
-    aliases = table.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(alias, str) and alias.strip() for alias in aliases):
-        problems.append(f"{where}: `aliases` must be a list of advisory ids.")
     expires = table.get("expires")
     if isinstance(expires, datetime) or not isinstance(expires, date):  # tomllib's datetime is a date too
         problems.append(f"{where}: `expires` must be a TOML date such as 2027-01-31 (unquoted, no time).")
@@ -115,7 +119,6 @@ def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]
         return None, problems
     return ExceptionEntry(
         id=table["id"],
-        aliases=tuple(aliases),
         ecosystem=table["ecosystem"],
         package=table["package"],
         reason=table["reason"],
