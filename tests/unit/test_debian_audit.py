@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -275,3 +276,31 @@ def test_an_exception_without_an_ecosystem_is_invalid(debian_run: DebianRun) -> 
     entry = exception("CVE-2099-0101", "openssl", ecosystem="debian").replace('ecosystem = "debian"\n', "")
     result = debian_run("vulnerable.json", exceptions=entry)
     assert "`ecosystem` must be one of 'pypi', 'debian'." in result.stdout
+
+
+def test_a_debian_exception_names_its_source_package_as_debian_spells_it(debian_run: DebianRun, tmp_path: Path) -> None:
+    """Review finding: Debian names went through PEP 503, so an exception for python3.13 covered python3-13."""
+    status = tmp_path / "status.d"
+    shutil.copytree(STATUS, status)
+    (status / "python3-13").write_text("Package: python3-13\nVersion: 1.0-1\nArchitecture: amd64\n")
+    document = json.loads((DATA / "clean.json").read_text())
+    document["python3-13"] = {"CVE-2099-0301": {"releases": {"trixie": {"status": "open", "urgency": "medium"}}}}
+    tracker = tmp_path / "tracker.json"
+    tracker.write_text(json.dumps(document))
+    other = exception("CVE-2099-0301", "python3.13", ecosystem="debian")  # another source package of trixie
+    result = debian_run(tracker, status=status, exceptions=other)
+    assert result.status == ExitCode.FAILURE
+    assert row(result.stdout, "python3-13", "CVE-2099-0301").endswith("unfixed")
+    assert "exception CVE-2099-0301 for debian python3.13 matched no vulnerability" in result.stdout
+    same = exception("CVE-2099-0301", "python3-13", ecosystem="debian")
+    assert debian_run(tracker, status=status, exceptions=same).status == ExitCode.OK
+
+
+def test_a_debian_exception_for_a_name_debian_cannot_have_is_invalid(debian_run: DebianRun) -> None:
+    both = exception("CVE-2099-0101", "OpenSSL", ecosystem="debian") + exception(
+        "CVE-2099-0102", "glibc", ecosystem="debian"
+    )
+    result = debian_run("vulnerable.json", exceptions=both)
+    assert result.status == ExitCode.FAILURE
+    assert "(CVE-2099-0101): `package` OpenSSL is not a Debian package name" in result.stdout
+    assert row(result.stdout, "openssl", "CVE-2099-0101").endswith("unfixed")

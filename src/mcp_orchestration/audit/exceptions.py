@@ -9,7 +9,8 @@ depends on the day, which the gate decides (``gate.py``).
     [[exceptions]]
     id = "GHSA-xxxx-xxxx-xxxx"            # the advisory id pip-audit reports, or an alias the report gives it
     ecosystem = "pypi"                    # "pypi", or "debian" for a Debian package of the image
-    package = "starlette"                 # the distribution it is for (for Debian: the source package)
+    package = "starlette"                 # the distribution (PyPI: as PEP 503 compares names; Debian: the source
+                                          # package, exactly as the tracker spells it)
     reason = "why it does not affect this product, or what mitigates it"
     expires = 2027-01-31                  # a TOML date, at most 90 days ahead
     approved_by = "name of the reviewer"
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from mcp_orchestration.audit.dpkg import PACKAGE_NAME
 from mcp_orchestration.audit.errors import ExceptionsUnreadableError
 from mcp_orchestration.audit.report import Vulnerability, canonical_name
 
@@ -54,12 +56,22 @@ class ExceptionEntry:
 
     def covers(self, ecosystem: str, package: str, vuln: Vulnerability) -> bool:
         """True if this entry names the ecosystem, the package, and the advisory by an id the report gives it."""
-        same_package = self.ecosystem == ecosystem and canonical_name(self.package) == canonical_name(package)
-        return same_package and self.id.upper() in vuln.ids()
+        return (
+            self.ecosystem == ecosystem
+            and _same_name(ecosystem, self.package, package)
+            and self.id.upper() in vuln.ids()
+        )
 
     def label(self) -> str:
         """How messages name the entry."""
         return f"exception {self.id} for {self.ecosystem} {self.package}"
+
+
+def _same_name(ecosystem: str, mine: str, theirs: str) -> bool:
+    """PyPI names compare as PEP 503 normalises them, Debian's exactly: ``python3.13`` and ``python3-13`` are two."""
+    if ecosystem == "pypi":
+        return canonical_name(mine) == canonical_name(theirs)
+    return mine == theirs
 
 
 @dataclass(frozen=True)
@@ -112,6 +124,12 @@ def _entry(table: object, where: str) -> tuple[ExceptionEntry | None, list[str]]
             problems.append(f"{where}: `{key}` is missing or empty.")
     if table.get("ecosystem") not in ECOSYSTEMS:
         problems.append(f"{where}: `ecosystem` must be one of {', '.join(map(repr, ECOSYSTEMS))}.")
+    package = table.get("package")
+    if table.get("ecosystem") == "debian" and isinstance(package, str) and not PACKAGE_NAME.fullmatch(package):
+        problems.append(
+            f"{where}: `package` {package} is not a Debian package name "
+            "(lower-case letters, digits, `+`, `-` and `.`: the source package as the tracker spells it)."
+        )
     expires = table.get("expires")
     if isinstance(expires, datetime) or not isinstance(expires, date):  # tomllib's datetime is a date too
         problems.append(f"{where}: `expires` must be a TOML date such as 2027-01-31 (unquoted, no time).")
