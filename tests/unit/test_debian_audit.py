@@ -167,11 +167,43 @@ def test_an_exception_names_the_source_package_and_the_issue(debian_run: DebianR
 
 def test_an_expired_exception_covers_nothing_and_fails(debian_run: DebianRun) -> None:
     expired = exception("CVE-2099-0201", "glibc", expires=TODAY - timedelta(days=1), ecosystem="debian")
-    expired += exception("CVE-2099-0202", "openssl", ecosystem="debian")
+    expired += exception("CVE-2099-0202", "openssl", ecosystem="debian", covers_fixable=True)
     result = debian_run("fixed-newer.json", exceptions=expired)
     assert result.status == ExitCode.FAILURE
     assert codes(result) == ["exception_expired", "fixable"]
     assert row(result.stdout, "glibc", "CVE-2099-0201").endswith("fixable")
+
+
+def test_an_exception_for_an_unfixed_issue_lapses_once_debian_ships_a_fix(
+    debian_run: DebianRun, tmp_path: Path
+) -> None:
+    """Review finding: an exception granted while Debian had no fix kept hiding the issue once the fix was out."""
+    both = exception("CVE-2099-0101", "openssl", ecosystem="debian")
+    both += exception("CVE-2099-0102", "glibc", ecosystem="debian")
+    assert debian_run("vulnerable.json", exceptions=both).status == ExitCode.OK
+    document = json.loads((DATA / "vulnerable.json").read_text())
+    document["openssl"]["CVE-2099-0101"]["releases"]["trixie"] |= {"status": "resolved", "fixed_version": "3.5.9-1"}
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(document))
+    result = debian_run(fixed, exceptions=both)
+    assert result.status == ExitCode.FAILURE and codes(result) == ["fixable"]
+    assert row(result.stdout, "openssl", "CVE-2099-0101").endswith("fixable (excepted only while unfixed)")
+    assert "Exceptions granted while Debian had no fix no longer apply to openssl CVE-2099-0101" in result.stdout
+    assert "matched no vulnerability" not in result.stdout  # it names the issue: "remove it" would be wrong
+    kept = both.replace('ecosystem = "debian"\n', 'ecosystem = "debian"\ncovers_fixable = true\n', 1)
+    assert debian_run(fixed, exceptions=kept).status == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (exception("CVE-2099-0101", "openssl", ecosystem="debian", covers_fixable="yes"), "must be true or false"),
+        (exception("CVE-2099-0101", "openssl", covers_fixable=True), "is for Debian issues only"),
+    ],
+)
+def test_covers_fixable_is_a_boolean_of_debian_exceptions(debian_run: DebianRun, entry: str, problem: str) -> None:
+    result = debian_run("vulnerable.json", exceptions=entry)
+    assert "FAIL [exception_invalid]" in result.stdout and f"`covers_fixable` {problem}" in result.stdout
 
 
 def test_pip_audit_and_debian_share_one_verdict(debian_run: DebianRun) -> None:

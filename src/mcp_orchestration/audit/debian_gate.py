@@ -18,7 +18,10 @@ VERSION_CODENAME). For every issue the tracker lists there:
 An exception of ``audit-exceptions.toml`` covers a ``fixable`` or ``unfixed``
 issue when its ``package`` is the *source* package and its ``id`` the
 issue's id: the same rules (reason, approver, 90 days) as for
-pip-audit's findings. A package the tracker does not list has no known issue.
+pip-audit's findings. It covers an ``unfixed`` issue; a ``fixable`` one only
+if it says ``covers_fixable = true``: an exception granted while Debian had
+no fix stops covering the issue the day a fix reaches the release, and the
+row and the finding say so. A package the tracker does not list has no known issue.
 What makes the input unfit for a verdict (no package at all, a tracker that
 does not cover the release) is refused before this module runs (``dpkg.py``,
 ``tracker.py``), as exit status 2.
@@ -71,28 +74,28 @@ def judge(
     sources = {(package.source, package.source_version) for package in audit.packages}
     rows: list[Row] = []
     failing: dict[Outcome, list[str]] = {"fixable": [], "unfixed": []}
+    lapsed: list[str] = []  # fixable issues whose exceptions cover them only while Debian had no fix
     for source, version in sorted(sources):
         for issue in sorted(audit.tracker.issues.get(source, ()), key=lambda issue: issue.id):
             outcome = classify(issue, version)
             if outcome == "clean":
                 continue
+            entry, named = _exception(in_force, source, issue, outcome)
+            used.update(named)
+            if outcome != "information" and entry is None:
+                failing[outcome].append(f"{source} {issue.id}")
+                if named:
+                    lapsed.append(f"{source} {issue.id}")
             fix = (issue.fixed_version,) if issue.fixed_version else ()
-            entry = None
-            if outcome != "information":
-                vuln = Vulnerability(issue.id, (), fix)
-                entry = next((entry for entry in in_force if entry.covers("debian", source, vuln)), None)
-                if entry is None:
-                    failing[outcome].append(f"{source} {issue.id}")
-                else:
-                    used.add(entry)
-            rows.append(Row(source, version, issue.id, fix, _status(issue, outcome, entry)))
+            rows.append(Row(source, version, issue.id, fix, _status(issue, outcome, entry, named)))
     release = audit.tracker.release
     if fixable := failing["fixable"]:
         findings.append(
             Finding(
                 "fixable",
                 f"{audit.source}: {_count(fixable, 'vulnerability', 'vulnerabilities')} fixed in a newer version "
-                f"in Debian {release} ({_some(fixable)}): rebuild the base images (make bases image) to take it.",
+                f"in Debian {release} ({_some(fixable)}): rebuild the base images (make bases image) to take it."
+                f"{_lapsed(lapsed)}",
             )
         )
     if unfixed := failing["unfixed"]:
@@ -107,9 +110,36 @@ def judge(
     return ReportResult(audit.source, len(audit.packages), tuple(rows))
 
 
-def _status(issue: Issue, outcome: Outcome, entry: ExceptionEntry | None) -> str:
+def _exception(
+    in_force: Sequence[ExceptionEntry], source: str, issue: Issue, outcome: Outcome
+) -> tuple[ExceptionEntry | None, list[ExceptionEntry]]:
+    """The exception that covers a failing issue, if any, and every one that names it (all of them were matched).
+
+    A ``fixable`` issue is covered only by an exception that says ``covers_fixable``: one granted while Debian had
+    no fix accepted waiting for it, not declining it. Debian's own rating decides an ``information`` issue.
+    """
+    if outcome == "information":
+        return None, []
+    vuln = Vulnerability(issue.id, (), ())
+    named = [entry for entry in in_force if entry.covers("debian", source, vuln)]
+    return next((entry for entry in named if outcome == "unfixed" or entry.covers_fixable), None), named
+
+
+def _lapsed(issues: Sequence[str]) -> str:
+    """Why the exceptions that name these fixable issues do not cover them (nothing if there are none)."""
+    if not issues:
+        return ""
+    return (
+        f" Exceptions granted while Debian had no fix no longer apply to {_some(issues)}: "
+        "rebuild, or review them again and add `covers_fixable = true`."
+    )
+
+
+def _status(issue: Issue, outcome: Outcome, entry: ExceptionEntry | None, named: Sequence[ExceptionEntry]) -> str:
     if entry is not None:
         return f"excepted until {entry.expires}"
+    if named:
+        return f"{outcome} (excepted only while unfixed)"
     if outcome == "information":
         if issue.nodsa_reason is not None:
             return f"not failing: no DSA ({issue.nodsa_reason or 'minor issue'})"
