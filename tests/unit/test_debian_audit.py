@@ -24,6 +24,7 @@ from mcp_orchestration.audit.osrelease import parse_os_release
 from mcp_orchestration.audit.tracker import Issue, parse_tracker
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
+from tests.https_answer import https_answer
 from tests.unit.test_audit_gate import EMPTY, FIXTURES, TODAY, exception, row, run_gate
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "debian_tracker"
@@ -284,6 +285,50 @@ def test_the_download_is_https_only_and_bounded(tmp_path: Path) -> None:
     with pytest.raises(TrackerUnreachableError, match="larger than 10 bytes"):
         fetch.copy_bounded(io.BytesIO(b"x" * 11), io.BytesIO(), 10)
     assert fetch.copy_bounded(io.BytesIO(b"x" * 10), io.BytesIO(), 10) == 10
+
+
+def fetch_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], head: bytes, body: bytes
+) -> tuple[int, str, Path]:
+    """``fetch.main``'s status and stderr for one HTTPS answer (``head``: header lines), and where it saves it."""
+    out = tmp_path / "debian-tracker.json"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + head + b"\r\n\r\n" + body
+    with https_answer(tmp_path, answer) as (url, cert):
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        status = fetch.main([str(out), "--url", url, "--timeout", "10"])
+    return status, capsys.readouterr().err, out
+
+
+def test_the_download_saves_a_whole_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = (DATA / "clean.json").read_bytes()
+    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, b"Content-Length: %d" % len(body), body)
+    assert status == ExitCode.OK, err
+    assert out.read_bytes() == body and not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "reason"),
+    [
+        (b"Content-Length: 1000", b"{" * 20, "The answer ended after 20 of the 1000 bytes it announced"),
+        (b"Transfer-Encoding: chunked", b"3e8\r\n" + b"{" * 20, "IncompleteRead"),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_a_download_cut_short_leaves_no_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    head: bytes,
+    body: bytes,
+    reason: str,
+) -> None:
+    """Review finding: http.client returns a body cut before its Content-Length as if whole, and it was saved."""
+    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, head, body)
+    assert status == ExitCode.USAGE
+    assert err.startswith("error [tracker_unreachable]") and reason in err, err
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
 @pytest.mark.parametrize("marker", [{"nodsa": None}, {"nodsa": ""}, {"nodsa_reason": None}, {"nodsa_reason": ""}])

@@ -4,16 +4,19 @@
 
 Exit status 0 when OUT holds the whole answer, 2 otherwise (``tracker_unreachable``):
 no route, a TLS or HTTP error, a redirect off HTTPS, an answer over the size
-bound, or a stall past the timeout. OUT is written whole or not at all (a
-``.partial`` file renamed at the end), so a cut download is never judged:
-and if it were, the gate refuses a tracker that is not JSON or does not cover
-the image's release (``tracker.py``). The certificate is checked against the
+bound, a stall past the timeout, or an answer cut short: fewer bytes than its
+Content-Length, or a chunked body that stops mid-chunk. OUT is written whole
+or not at all (a ``.partial`` file renamed at the end), so a cut download is
+never judged. An answer framed by neither can only end when the connection
+does, so a cut one looks whole here: the gate still refuses a tracker that is
+not JSON, does not cover the image's release, or is too small (``tracker.py``). The certificate is checked against the
 system's CAs, as urllib does by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import os
 import sys
 import urllib.error
@@ -52,11 +55,13 @@ def fetch_tracker(url: str, dest: Path, *, max_bytes: int = MAX_BYTES, timeout: 
     try:
         with opener.open(request, timeout=timeout) as answer, partial.open("wb") as out:
             size = copy_bounded(answer, out, max_bytes)
+            _require_whole(answer.headers, size)
         os.replace(partial, dest)
     except TrackerUnreachableError:
         partial.unlink(missing_ok=True)
         raise
-    except (OSError, urllib.error.URLError, ValueError) as error:  # HTTPError, timeouts and TLS errors included
+    # HTTPError, timeouts, TLS errors, a chunked body cut short (IncompleteRead), a garbled answer (BadStatusLine)
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
         partial.unlink(missing_ok=True)
         raise TrackerUnreachableError(f"Cannot download {url}: {_reason(error)}.") from None
     return size
@@ -71,6 +76,13 @@ def copy_bounded(source: IO[bytes], out: IO[bytes], max_bytes: int) -> int:
             raise TrackerUnreachableError(f"The answer is larger than {max_bytes} bytes: not the tracker's JSON.")
         out.write(chunk)
     return size
+
+
+def _require_whole(headers: HTTPMessage, size: int) -> None:
+    """Refuse a body shorter (or longer) than its Content-Length: http.client returns a cut one as if it were whole."""
+    announced = headers.get("Content-Length")
+    if announced is not None and announced.strip() != str(size):
+        raise TrackerUnreachableError(f"The answer ended after {size} of the {announced} bytes it announced.")
 
 
 def _require_https(url: str) -> None:
