@@ -23,6 +23,7 @@ from mcp_orchestration.audit import cli, gate
 from mcp_orchestration.audit.errors import LockMalformedError
 from mcp_orchestration.audit.exceptions import load_exceptions, parse_exceptions
 from mcp_orchestration.audit.lock import load_lock, parse_lock
+from mcp_orchestration.audit.tracker import MIN_PACKAGES
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
 
@@ -37,11 +38,17 @@ EMPTY = "exceptions = []\n"
 
 
 def run_gate(
-    *argv: str | Path, exceptions: str = EMPTY, lock: Path = LOCK, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    *argv: str | Path,
+    exceptions: str = EMPTY,
+    lock: Path = LOCK,
+    tracker_min_packages: int = MIN_PACKAGES,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> Result:
     exceptions_file = tmp_path / "audit-exceptions.toml"
     exceptions_file.write_text(exceptions, encoding="utf-8")
-    status = cli.main(["--exceptions", str(exceptions_file), "--lock", str(lock), *map(str, argv)], today=TODAY)
+    argv = ("--exceptions", exceptions_file, "--lock", lock, *argv)
+    status = cli.main(list(map(str, argv)), today=TODAY, tracker_min_packages=tracker_min_packages)
     out, err = capsys.readouterr()
     return Result(status, out, err)
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -21,7 +22,7 @@ from mcp_orchestration.audit.debian_gate import classify
 from mcp_orchestration.audit.dpkg import load_status_dir
 from mcp_orchestration.audit.errors import DpkgStatusMalformedError, OsReleaseError, TrackerUnreachableError
 from mcp_orchestration.audit.osrelease import parse_os_release
-from mcp_orchestration.audit.tracker import Issue, parse_tracker
+from mcp_orchestration.audit.tracker import MIN_PACKAGES, Issue, parse_tracker
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
 from tests.https_answer import https_answer
@@ -30,6 +31,20 @@ from tests.unit.test_audit_gate import EMPTY, FIXTURES, TODAY, exception, row, r
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "debian_tracker"
 STATUS = DATA / "status.d"
 OS_RELEASE = DATA / "os-release"
+RECORDED_PACKAGES = 5  # source packages with a trixie issue in clean.json and the files made from it
+
+
+def dated(path: Path, day: datetime | None = None) -> Path:
+    """Set the file's date as the download does (the server's Last-Modified or Date): noon of ``TODAY`` by default."""
+    stamp = (day or datetime.combine(TODAY, time(12), UTC)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def as_downloaded(recorded: Path, directory: Path) -> Path:
+    """A recorded tracker file dated ``TODAY``: the gate refuses an old one, and a checkout dates files at random."""
+    directory.mkdir(exist_ok=True)
+    return dated(Path(shutil.copyfile(recorded, directory / recorded.name)))
 
 
 class DebianRun(Protocol):
@@ -47,9 +62,12 @@ def debian_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> DebianRun:
         status: Path = STATUS,
         os_release: Path = OS_RELEASE,
     ) -> Result:
-        path = DATA / tracker if isinstance(tracker, str) else tracker
+        # A file a test writes is dated now, after TODAY: as fresh as a download of the day.
+        path = as_downloaded(DATA / tracker, tmp_path / "downloaded") if isinstance(tracker, str) else tracker
         argv = ("--debian-status", status, "--debian-tracker", path, "--os-release", os_release, *extra)
-        return run_gate(*argv, exceptions=exceptions, tmp_path=tmp_path, capsys=capsys)
+        return run_gate(
+            *argv, exceptions=exceptions, tracker_min_packages=RECORDED_PACKAGES, tmp_path=tmp_path, capsys=capsys
+        )
 
     return go
 
@@ -124,6 +142,42 @@ def test_a_tracker_that_cannot_support_a_verdict_is_no_verdict(debian_run: Debia
     assert result.status == ExitCode.USAGE
     assert result.stderr.startswith(f"error [{code}]")
     assert "PASS" not in result.stdout
+
+
+def test_a_fragment_of_the_tracker_that_mentions_the_release_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path
+) -> None:
+    """Review finding: only the release was checked, so a fragment that mentioned it passed as a clean image."""
+    fragment = tmp_path / "fragment.json"
+    fragment.write_text(json.dumps({"glibc": json.loads((DATA / "clean.json").read_text())["glibc"]}))
+    result = debian_run(fragment)
+    assert result.status == ExitCode.USAGE
+    assert result.stderr.startswith("error [tracker_incomplete]")
+    assert f"issues of 1 source package in Debian trixie, fewer than the {RECORDED_PACKAGES}" in result.stderr
+
+
+def test_the_gate_expects_a_whole_trackers_worth_of_packages_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker = as_downloaded(DATA / "clean.json", tmp_path / "downloaded")
+    argv = ("--debian-status", STATUS, "--debian-tracker", tracker, "--os-release", OS_RELEASE)
+    result = run_gate(*argv, tmp_path=tmp_path, capsys=capsys)  # as make audit runs it
+    assert result.status == ExitCode.USAGE
+    assert f"fewer than the {MIN_PACKAGES}" in result.stderr and result.stderr.startswith("error [tracker_incomplete]")
+
+
+@pytest.mark.parametrize(("days", "status"), [(2, ExitCode.OK), (3, ExitCode.USAGE)])
+def test_a_tracker_file_older_than_two_days_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path, days: int, status: ExitCode
+) -> None:
+    """An old download would judge the image against issues Debian has since fixed, found or reopened."""
+    old = tmp_path / "old.json"
+    shutil.copyfile(DATA / "clean.json", old)
+    result = debian_run(dated(old, datetime.combine(TODAY - timedelta(days=days), time(0), UTC)))
+    assert result.status == status, result.stderr
+    if status == ExitCode.USAGE:
+        assert result.stderr.startswith("error [tracker_stale]")
+        assert f"dated {TODAY - timedelta(days=days)}, more than 2 days before {TODAY}" in result.stderr
 
 
 def test_an_empty_object_is_not_a_clean_tracker(debian_run: DebianRun, tmp_path: Path) -> None:
@@ -274,7 +328,7 @@ def test_os_release_needs_debian_with_a_version_and_a_codename() -> None:
 
 
 def test_tracker_keeps_only_the_release_asked_for() -> None:
-    tracker = parse_tracker((DATA / "clean.json").read_bytes(), "clean.json", "trixie")
+    tracker = parse_tracker((DATA / "clean.json").read_bytes(), "clean.json", "trixie", min_packages=RECORDED_PACKAGES)
     assert sorted(tracker.issues) == ["curl", "e2fsprogs", "glibc", "openssl", "zlib"]
     assert {issue.id: issue.nodsa_reason for issue in tracker.issues["glibc"]}["CVE-2099-0005"] == "postponed"
 
@@ -299,13 +353,31 @@ def fetch_answer(
     return status, capsys.readouterr().err, out
 
 
-def test_the_download_saves_a_whole_answer(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+LAST_MODIFIED = b"Last-Modified: Mon, 30 Nov 2026 21:05:00 GMT"
+DATE = b"Date: Tue, 01 Dec 2026 08:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("dates", "stamp"),
+    [
+        ((LAST_MODIFIED, DATE), datetime(2026, 11, 30, 21, 5, tzinfo=UTC)),  # when Debian's data last changed
+        ((DATE,), datetime(2026, 12, 1, 8, tzinfo=UTC)),  # else when the server sent it
+    ],
+    ids=["last-modified", "date"],
+)
+def test_the_download_saves_a_whole_answer_dated_as_the_server_dates_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    dates: tuple[bytes, ...],
+    stamp: datetime,
 ) -> None:
     body = (DATA / "clean.json").read_bytes()
-    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, b"Content-Length: %d" % len(body), body)
+    head = b"\r\n".join([*dates, b"Content-Length: %d" % len(body)])
+    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, head, body)
     assert status == ExitCode.OK, err
     assert out.read_bytes() == body and not list(tmp_path.glob("*.partial"))
+    assert out.stat().st_mtime == stamp.timestamp()
 
 
 @pytest.mark.parametrize(
@@ -336,7 +408,7 @@ def test_an_empty_or_null_nodsa_field_does_not_keep_an_issue_from_failing(marker
     """Only Debian's stated decision (a no-DSA note or reason) turns an open issue into information."""
     entry = {"status": "open", "urgency": "high", **marker}
     text = json.dumps({"glibc": {"CVE-2099-9": {"releases": {"trixie": entry}}}})
-    (issue,) = parse_tracker(text, "inline", "trixie").issues["glibc"]
+    (issue,) = parse_tracker(text, "inline", "trixie", min_packages=1).issues["glibc"]
     assert issue.nodsa_reason is None
     assert classify(issue, "2.41-12") == "unfixed"
 

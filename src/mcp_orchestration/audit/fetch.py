@@ -9,13 +9,16 @@ Content-Length, or a chunked body that stops mid-chunk. OUT is written whole
 or not at all (a ``.partial`` file renamed at the end), so a cut download is
 never judged. An answer framed by neither can only end when the connection
 does, so a cut one looks whole here: the gate still refuses a tracker that is
-not JSON, does not cover the image's release, or is too small (``tracker.py``). The certificate is checked against the
+not JSON, does not cover the image's release, or is too small (``tracker.py``).
+OUT is dated as the server dates the data (its Last-Modified, else its Date),
+so the gate can refuse an old copy. The certificate is checked against the
 system's CAs, as urllib does by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
 import http.client
 import os
 import sys
@@ -56,6 +59,8 @@ def fetch_tracker(url: str, dest: Path, *, max_bytes: int = MAX_BYTES, timeout: 
         with opener.open(request, timeout=timeout) as answer, partial.open("wb") as out:
             size = copy_bounded(answer, out, max_bytes)
             _require_whole(answer.headers, size)
+        if (dated := _dated(answer.headers)) is not None:
+            os.utime(partial, (dated, dated))
         os.replace(partial, dest)
     except TrackerUnreachableError:
         partial.unlink(missing_ok=True)
@@ -83,6 +88,19 @@ def _require_whole(headers: HTTPMessage, size: int) -> None:
     announced = headers.get("Content-Length")
     if announced is not None and announced.strip() != str(size):
         raise TrackerUnreachableError(f"The answer ended after {size} of the {announced} bytes it announced.")
+
+
+def _dated(headers: HTTPMessage) -> float | None:
+    """When Debian's data last changed (Last-Modified), else when it was sent (Date): the gate refuses an old file.
+
+    None, and the file keeps the time it was written, when the server gives neither in a form HTTP allows.
+    """
+    for name in ("Last-Modified", "Date"):
+        try:
+            return email.utils.parsedate_to_datetime(headers.get(name, "")).timestamp()
+        except ValueError:  # absent or malformed
+            continue
+    return None
 
 
 def _require_https(url: str) -> None:
