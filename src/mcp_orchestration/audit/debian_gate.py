@@ -38,11 +38,9 @@ from debian.debian_support import version_compare
 from mcp_orchestration.audit.dpkg import DebPackage
 from mcp_orchestration.audit.errors import TrackerMalformedError
 from mcp_orchestration.audit.exceptions import ExceptionEntry
-from mcp_orchestration.audit.outcome import Finding, ReportResult, Row
+from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, some
 from mcp_orchestration.audit.report import Vulnerability
 from mcp_orchestration.audit.tracker import Issue, Tracker
-
-EXAMPLES = 5  # issues named in a finding's message; the rest are counted
 
 Outcome = Literal["clean", "fixable", "unfixed", "information"]
 
@@ -94,7 +92,7 @@ def judge(
             Finding(
                 "fixable",
                 f"{audit.source}: {_count(fixable, 'vulnerability', 'vulnerabilities')} fixed in a newer version "
-                f"in Debian {release} ({_some(fixable)}): rebuild the base images (make bases image) to take it."
+                f"in Debian {release} ({some(fixable)}): rebuild the base images (make bases image) to take it."
                 f"{_lapsed(lapsed)}",
             )
         )
@@ -103,7 +101,7 @@ def judge(
             Finding(
                 "unfixed",
                 f"{audit.source}: {_count(unfixed, 'open issue', 'open issues')} with no fix in Debian {release} that "
-                f"Debian rates neither unimportant nor no-DSA ({_some(unfixed)}): review each, then add an exception "
+                f"Debian rates neither unimportant nor no-DSA ({some(unfixed)}): review each, then add an exception "
                 "(id: the CVE, package: the source package) or drop the package from the image.",
             )
         )
@@ -130,7 +128,7 @@ def _lapsed(issues: Sequence[str]) -> str:
     if not issues:
         return ""
     return (
-        f" Exceptions granted while Debian had no fix no longer apply to {_some(issues)}: "
+        f" Exceptions granted while Debian had no fix no longer apply to {some(issues)}: "
         "rebuild, or review them again and add `covers_fixable = true`."
     )
 
@@ -157,8 +155,3 @@ def _compare(installed: str, fixed: str, issue: Issue) -> int:
 
 def _count(items: Sequence[str], one: str, many: str) -> str:
     return f"{len(items)} {one if len(items) == 1 else many}"
-
-
-def _some(items: Sequence[str]) -> str:
-    more = len(items) - EXAMPLES
-    return ", ".join(items[:EXAMPLES]) + (f" and {more} more" if more > 0 else "")

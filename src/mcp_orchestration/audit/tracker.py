@@ -67,7 +67,6 @@ class Issue:
 class Tracker:
     """The issues of every source package that has one in ``release``, by source package name."""
 
-    source: str
     release: str
     issues: Mapping[str, tuple[Issue, ...]]
 
@@ -120,7 +119,7 @@ def parse_tracker(text: bytes | str, source: str, release: str, *, min_packages:
             f"{source} lists issues of {count} in Debian {release}, fewer than the {min_packages} "
             "of a whole tracker: it is a fragment, and what it leaves out would look clean."
         )
-    return Tracker(source, release, issues)
+    return Tracker(release, issues)
 
 
 def _releases(issue: object, where: str) -> dict[str, object]:
