@@ -353,6 +353,23 @@ def fetch_answer(
     return status, capsys.readouterr().err, out
 
 
+@pytest.mark.parametrize(
+    "option", [("--max-bytes", "-1"), ("--max-bytes", "0"), ("--timeout", "-5"), ("--timeout", "0")]
+)
+def test_the_download_bounds_must_be_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: tuple[str, str]
+) -> None:
+    """A bound of zero or less is a typo, not a bound: a usage error before anything is fetched."""
+    with socket.socket() as probe:  # a closed port: without the check, the download is tried and fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SystemExit) as exited:
+        fetch.main([str(tmp_path / "t.json"), "--url", f"https://127.0.0.1:{port}/", *option])
+    assert exited.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}: must be a" in err and f"above 0, not {option[1]}" in err
+
+
 LAST_MODIFIED = b"Last-Modified: Mon, 30 Nov 2026 21:05:00 GMT"
 DATE = b"Date: Tue, 01 Dec 2026 08:00:00 GMT"
 

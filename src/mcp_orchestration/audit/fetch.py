@@ -24,10 +24,10 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.client import HTTPMessage
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import urlsplit
 
 from mcp_orchestration.audit.errors import TrackerUnreachableError
@@ -37,6 +37,7 @@ TRACKER_URL = "https://security-tracker.debian.org/tracker/data/json"
 MAX_BYTES = 256 * 1024 * 1024  # the whole tracker is some tens of MiB; far more is not it
 TIMEOUT = 60.0  # seconds without progress on connect or on any read
 _CHUNK = 1024 * 1024
+_Number = TypeVar("_Number", int, float)
 
 
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -116,13 +117,29 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
+def _above_zero(kind: type[_Number]) -> Callable[[str], _Number]:
+    """An argparse type for a bound: zero or less is a typo that would fail every download, so a usage error."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> _Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:  # NaN is not above 0 either
+            raise argparse.ArgumentTypeError(f"must be {what} above 0, not {text}")
+        return value
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch, print where and how much on stderr, and return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m mcp_orchestration.audit.fetch", description=__doc__)
     parser.add_argument("out", type=Path, metavar="OUT")
     parser.add_argument("--url", default=TRACKER_URL, help="default: %(default)s")
-    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, help="default: %(default)s")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds; default: %(default)s")
+    parser.add_argument("--max-bytes", type=_above_zero(int), default=MAX_BYTES, help="default: %(default)s")
+    parser.add_argument("--timeout", type=_above_zero(float), default=TIMEOUT, help="seconds; default: %(default)s")
     args = parser.parse_args(argv)
     try:
         size = fetch_tracker(args.url, args.out, max_bytes=args.max_bytes, timeout=args.timeout)
