@@ -23,6 +23,7 @@ from mcp_orchestration.audit import cli, gate
 from mcp_orchestration.audit.errors import LockMalformedError
 from mcp_orchestration.audit.exceptions import load_exceptions, parse_exceptions
 from mcp_orchestration.audit.lock import load_lock, parse_lock
+from mcp_orchestration.audit.tracker import MIN_PACKAGES
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
 
@@ -37,11 +38,17 @@ EMPTY = "exceptions = []\n"
 
 
 def run_gate(
-    *argv: str | Path, exceptions: str = EMPTY, lock: Path = LOCK, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    *argv: str | Path,
+    exceptions: str = EMPTY,
+    lock: Path = LOCK,
+    tracker_min_packages: int = MIN_PACKAGES,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> Result:
     exceptions_file = tmp_path / "audit-exceptions.toml"
     exceptions_file.write_text(exceptions, encoding="utf-8")
-    status = cli.main(["--exceptions", str(exceptions_file), "--lock", str(lock), *map(str, argv)], today=TODAY)
+    argv = ("--exceptions", exceptions_file, "--lock", lock, *argv)
+    status = cli.main(list(map(str, argv)), today=TODAY, tracker_min_packages=tracker_min_packages)
     out, err = capsys.readouterr()
     return Result(status, out, err)
 
@@ -132,7 +139,7 @@ def test_exceptions_by_id_or_alias_let_every_vulnerability_pass(gate_run: GateRu
             ("CVE-2025-54121", "starlette"),
             ("GHSA-0000-0000-0000", "starlette"),
         ]
-    ) + exception("GHSA-7f5h-v6xp-fcq8-other-name", "starlette", aliases=["CVE-2025-62727"])
+    ) + exception("GHSA-7f5h-v6xp-fcq8", "starlette")
     result = gate_run(VULNERABLE, exceptions=exceptions, lock=VULNERABLE_LOCK)
     assert result.status == ExitCode.OK, result.stdout
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith(f"excepted until {IN_30_DAYS}")
@@ -150,6 +157,17 @@ def test_an_exception_covers_only_its_own_vulnerability_and_package(gate_run: Ga
     assert row(result.stdout, "h11", "CVE-2025-43859").endswith(f"excepted until {IN_30_DAYS}")
     assert row(result.stdout, "idna", "PYSEC-2024-60").endswith("vulnerable")
     assert "4 known vulnerabilities not covered" in result.stdout
+
+
+def test_an_exception_cannot_widen_what_it_covers_with_ids_of_its_own(gate_run: GateRun) -> None:
+    """Review finding: the file's own `aliases` were matched as ids, so one exception let three advisories pass."""
+    widened = exception("CVE-2024-47874", "starlette", aliases=["CVE-2025-54121", "CVE-2025-62727"])
+    others = exception("PYSEC-2024-60", "idna") + exception("CVE-2025-43859", "h11")
+    result = gate_run(VULNERABLE, exceptions=widened + others, lock=VULNERABLE_LOCK)
+    assert result.status == ExitCode.FAILURE
+    for vuln_id in ("CVE-2025-54121", "CVE-2025-62727"):
+        assert row(result.stdout, "starlette", vuln_id).endswith("vulnerable")
+    assert "FAIL [exception_invalid]" in result.stdout and "`aliases` is no longer accepted" in result.stdout
 
 
 def test_without_aliases_in_the_report_only_the_reported_id_matches(gate_run: GateRun, tmp_path: Path) -> None:
@@ -389,7 +407,7 @@ VALID = exception("GHSA-vqfr-h8mv-ghfj", "h11")
         (VALID.replace("expires = 2026-12-31", "expires = 2026-12-31T00:00:00"), "`expires` must be a TOML date"),
         (VALID.replace("expires = 2026-12-31\n", ""), "`expires` must be a TOML date"),
         (VALID + 'expiry = "never"\n', "unknown key `expiry`"),
-        (VALID + 'aliases = "CVE-2025-43859"\n', "`aliases` must be a list of advisory ids"),
+        (VALID + 'aliases = ["CVE-2025-43859"]\n', "`aliases` is no longer accepted"),
         ("exceptions = {}\n", "`exceptions` must be an array of tables"),
         ("", "`exceptions` must be an array of tables"),
         ("exceptions = [1]\n", "exception 1 is not a table"),
@@ -437,12 +455,7 @@ def test_the_shipped_exceptions_file_is_empty_and_its_example_is_valid() -> None
     parsed = parse_exceptions(document, "example")
     assert parsed.problems == () and len(parsed.entries) == 1
     entry = parsed.entries[0]
-    assert (entry.id, entry.ecosystem, entry.package, entry.aliases) == (
-        "GHSA-xxxx-xxxx-xxxx",
-        "pypi",
-        "starlette",
-        ("CVE-2026-00000",),
-    )
+    assert (entry.id, entry.ecosystem, entry.package) == ("GHSA-xxxx-xxxx-xxxx", "pypi", "starlette")
 
 
 def test_the_shipped_exceptions_file_cites_a_section_security_md_has() -> None:

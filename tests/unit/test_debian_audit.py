@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import socket
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -20,14 +22,29 @@ from mcp_orchestration.audit.debian_gate import classify
 from mcp_orchestration.audit.dpkg import load_status_dir
 from mcp_orchestration.audit.errors import DpkgStatusMalformedError, OsReleaseError, TrackerUnreachableError
 from mcp_orchestration.audit.osrelease import parse_os_release
-from mcp_orchestration.audit.tracker import Issue, parse_tracker
+from mcp_orchestration.audit.tracker import MIN_PACKAGES, Issue, parse_tracker
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
+from tests.https_answer import https_answer
 from tests.unit.test_audit_gate import EMPTY, FIXTURES, TODAY, exception, row, run_gate
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "debian_tracker"
 STATUS = DATA / "status.d"
 OS_RELEASE = DATA / "os-release"
+RECORDED_PACKAGES = 5  # source packages with a trixie issue in clean.json and the files made from it
+
+
+def dated(path: Path, day: datetime | None = None) -> Path:
+    """Set the file's date as the download does (the server's Last-Modified or Date): noon of ``TODAY`` by default."""
+    stamp = (day or datetime.combine(TODAY, time(12), UTC)).timestamp()
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def as_downloaded(recorded: Path, directory: Path) -> Path:
+    """A recorded tracker file dated ``TODAY``: the gate refuses an old one, and a checkout dates files at random."""
+    directory.mkdir(exist_ok=True)
+    return dated(Path(shutil.copyfile(recorded, directory / recorded.name)))
 
 
 class DebianRun(Protocol):
@@ -45,9 +62,12 @@ def debian_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> DebianRun:
         status: Path = STATUS,
         os_release: Path = OS_RELEASE,
     ) -> Result:
-        path = DATA / tracker if isinstance(tracker, str) else tracker
+        # A file a test writes is dated now, after TODAY: as fresh as a download of the day.
+        path = as_downloaded(DATA / tracker, tmp_path / "downloaded") if isinstance(tracker, str) else tracker
         argv = ("--debian-status", status, "--debian-tracker", path, "--os-release", os_release, *extra)
-        return run_gate(*argv, exceptions=exceptions, tmp_path=tmp_path, capsys=capsys)
+        return run_gate(
+            *argv, exceptions=exceptions, tracker_min_packages=RECORDED_PACKAGES, tmp_path=tmp_path, capsys=capsys
+        )
 
     return go
 
@@ -124,6 +144,42 @@ def test_a_tracker_that_cannot_support_a_verdict_is_no_verdict(debian_run: Debia
     assert "PASS" not in result.stdout
 
 
+def test_a_fragment_of_the_tracker_that_mentions_the_release_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path
+) -> None:
+    """Review finding: only the release was checked, so a fragment that mentioned it passed as a clean image."""
+    fragment = tmp_path / "fragment.json"
+    fragment.write_text(json.dumps({"glibc": json.loads((DATA / "clean.json").read_text())["glibc"]}))
+    result = debian_run(fragment)
+    assert result.status == ExitCode.USAGE
+    assert result.stderr.startswith("error [tracker_incomplete]")
+    assert f"issues of 1 source package in Debian trixie, fewer than the {RECORDED_PACKAGES}" in result.stderr
+
+
+def test_the_gate_expects_a_whole_trackers_worth_of_packages_by_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracker = as_downloaded(DATA / "clean.json", tmp_path / "downloaded")
+    argv = ("--debian-status", STATUS, "--debian-tracker", tracker, "--os-release", OS_RELEASE)
+    result = run_gate(*argv, tmp_path=tmp_path, capsys=capsys)  # as make audit runs it
+    assert result.status == ExitCode.USAGE
+    assert f"fewer than the {MIN_PACKAGES}" in result.stderr and result.stderr.startswith("error [tracker_incomplete]")
+
+
+@pytest.mark.parametrize(("days", "status"), [(2, ExitCode.OK), (3, ExitCode.USAGE)])
+def test_a_tracker_file_older_than_two_days_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path, days: int, status: ExitCode
+) -> None:
+    """An old download would judge the image against issues Debian has since fixed, found or reopened."""
+    old = tmp_path / "old.json"
+    shutil.copyfile(DATA / "clean.json", old)
+    result = debian_run(dated(old, datetime.combine(TODAY - timedelta(days=days), time(0), UTC)))
+    assert result.status == status, result.stderr
+    if status == ExitCode.USAGE:
+        assert result.stderr.startswith("error [tracker_stale]")
+        assert f"dated {TODAY - timedelta(days=days)}, more than 2 days before {TODAY}" in result.stderr
+
+
 def test_an_empty_object_is_not_a_clean_tracker(debian_run: DebianRun, tmp_path: Path) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
@@ -166,11 +222,43 @@ def test_an_exception_names_the_source_package_and_the_issue(debian_run: DebianR
 
 def test_an_expired_exception_covers_nothing_and_fails(debian_run: DebianRun) -> None:
     expired = exception("CVE-2099-0201", "glibc", expires=TODAY - timedelta(days=1), ecosystem="debian")
-    expired += exception("CVE-2099-0202", "openssl", ecosystem="debian")
+    expired += exception("CVE-2099-0202", "openssl", ecosystem="debian", covers_fixable=True)
     result = debian_run("fixed-newer.json", exceptions=expired)
     assert result.status == ExitCode.FAILURE
     assert codes(result) == ["exception_expired", "fixable"]
     assert row(result.stdout, "glibc", "CVE-2099-0201").endswith("fixable")
+
+
+def test_an_exception_for_an_unfixed_issue_lapses_once_debian_ships_a_fix(
+    debian_run: DebianRun, tmp_path: Path
+) -> None:
+    """Review finding: an exception granted while Debian had no fix kept hiding the issue once the fix was out."""
+    both = exception("CVE-2099-0101", "openssl", ecosystem="debian")
+    both += exception("CVE-2099-0102", "glibc", ecosystem="debian")
+    assert debian_run("vulnerable.json", exceptions=both).status == ExitCode.OK
+    document = json.loads((DATA / "vulnerable.json").read_text())
+    document["openssl"]["CVE-2099-0101"]["releases"]["trixie"] |= {"status": "resolved", "fixed_version": "3.5.9-1"}
+    fixed = tmp_path / "fixed.json"
+    fixed.write_text(json.dumps(document))
+    result = debian_run(fixed, exceptions=both)
+    assert result.status == ExitCode.FAILURE and codes(result) == ["fixable"]
+    assert row(result.stdout, "openssl", "CVE-2099-0101").endswith("fixable (excepted only while unfixed)")
+    assert "Exceptions granted while Debian had no fix no longer apply to openssl CVE-2099-0101" in result.stdout
+    assert "matched no vulnerability" not in result.stdout  # it names the issue: "remove it" would be wrong
+    kept = both.replace('ecosystem = "debian"\n', 'ecosystem = "debian"\ncovers_fixable = true\n', 1)
+    assert debian_run(fixed, exceptions=kept).status == ExitCode.OK
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (exception("CVE-2099-0101", "openssl", ecosystem="debian", covers_fixable="yes"), "must be true or false"),
+        (exception("CVE-2099-0101", "openssl", covers_fixable=True), "is for Debian issues only"),
+    ],
+)
+def test_covers_fixable_is_a_boolean_of_debian_exceptions(debian_run: DebianRun, entry: str, problem: str) -> None:
+    result = debian_run("vulnerable.json", exceptions=entry)
+    assert "FAIL [exception_invalid]" in result.stdout and f"`covers_fixable` {problem}" in result.stdout
 
 
 def test_pip_audit_and_debian_share_one_verdict(debian_run: DebianRun) -> None:
@@ -240,7 +328,7 @@ def test_os_release_needs_debian_with_a_version_and_a_codename() -> None:
 
 
 def test_tracker_keeps_only_the_release_asked_for() -> None:
-    tracker = parse_tracker((DATA / "clean.json").read_bytes(), "clean.json", "trixie")
+    tracker = parse_tracker((DATA / "clean.json").read_bytes(), "clean.json", "trixie", min_packages=RECORDED_PACKAGES)
     assert sorted(tracker.issues) == ["curl", "e2fsprogs", "glibc", "openssl", "zlib"]
     assert {issue.id: issue.nodsa_reason for issue in tracker.issues["glibc"]}["CVE-2099-0005"] == "postponed"
 
@@ -253,12 +341,91 @@ def test_the_download_is_https_only_and_bounded(tmp_path: Path) -> None:
     assert fetch.copy_bounded(io.BytesIO(b"x" * 10), io.BytesIO(), 10) == 10
 
 
+def fetch_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], head: bytes, body: bytes
+) -> tuple[int, str, Path]:
+    """``fetch.main``'s status and stderr for one HTTPS answer (``head``: header lines), and where it saves it."""
+    out = tmp_path / "debian-tracker.json"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n" + head + b"\r\n\r\n" + body
+    with https_answer(tmp_path, answer) as (url, cert):
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        status = fetch.main([str(out), "--url", url, "--timeout", "10"])
+    return status, capsys.readouterr().err, out
+
+
+@pytest.mark.parametrize(
+    "option", [("--max-bytes", "-1"), ("--max-bytes", "0"), ("--timeout", "-5"), ("--timeout", "0")]
+)
+def test_the_download_bounds_must_be_positive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: tuple[str, str]
+) -> None:
+    """A bound of zero or less is a typo, not a bound: a usage error before anything is fetched."""
+    with socket.socket() as probe:  # a closed port: without the check, the download is tried and fails
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(SystemExit) as exited:
+        fetch.main([str(tmp_path / "t.json"), "--url", f"https://127.0.0.1:{port}/", *option])
+    assert exited.value.code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert f"argument {option[0]}: must be a" in err and f"above 0, not {option[1]}" in err
+
+
+LAST_MODIFIED = b"Last-Modified: Mon, 30 Nov 2026 21:05:00 GMT"
+DATE = b"Date: Tue, 01 Dec 2026 08:00:00 GMT"
+
+
+@pytest.mark.parametrize(
+    ("dates", "stamp"),
+    [
+        ((LAST_MODIFIED, DATE), datetime(2026, 11, 30, 21, 5, tzinfo=UTC)),  # when Debian's data last changed
+        ((DATE,), datetime(2026, 12, 1, 8, tzinfo=UTC)),  # else when the server sent it
+    ],
+    ids=["last-modified", "date"],
+)
+def test_the_download_saves_a_whole_answer_dated_as_the_server_dates_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    dates: tuple[bytes, ...],
+    stamp: datetime,
+) -> None:
+    body = (DATA / "clean.json").read_bytes()
+    head = b"\r\n".join([*dates, b"Content-Length: %d" % len(body)])
+    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, head, body)
+    assert status == ExitCode.OK, err
+    assert out.read_bytes() == body and not list(tmp_path.glob("*.partial"))
+    assert out.stat().st_mtime == stamp.timestamp()
+
+
+@pytest.mark.parametrize(
+    ("head", "body", "reason"),
+    [
+        (b"Content-Length: 1000", b"{" * 20, "The answer ended after 20 of the 1000 bytes it announced"),
+        (b"Transfer-Encoding: chunked", b"3e8\r\n" + b"{" * 20, "IncompleteRead"),
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_a_download_cut_short_leaves_no_file(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    head: bytes,
+    body: bytes,
+    reason: str,
+) -> None:
+    """Review finding: http.client returns a body cut before its Content-Length as if whole, and it was saved."""
+    status, err, out = fetch_answer(tmp_path, monkeypatch, capsys, head, body)
+    assert status == ExitCode.USAGE
+    assert err.startswith("error [tracker_unreachable]") and reason in err, err
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
 @pytest.mark.parametrize("marker", [{"nodsa": None}, {"nodsa": ""}, {"nodsa_reason": None}, {"nodsa_reason": ""}])
 def test_an_empty_or_null_nodsa_field_does_not_keep_an_issue_from_failing(marker: dict[str, str | None]) -> None:
     """Only Debian's stated decision (a no-DSA note or reason) turns an open issue into information."""
     entry = {"status": "open", "urgency": "high", **marker}
     text = json.dumps({"glibc": {"CVE-2099-9": {"releases": {"trixie": entry}}}})
-    (issue,) = parse_tracker(text, "inline", "trixie").issues["glibc"]
+    (issue,) = parse_tracker(text, "inline", "trixie", min_packages=1).issues["glibc"]
     assert issue.nodsa_reason is None
     assert classify(issue, "2.41-12") == "unfixed"
 
@@ -275,3 +442,31 @@ def test_an_exception_without_an_ecosystem_is_invalid(debian_run: DebianRun) -> 
     entry = exception("CVE-2099-0101", "openssl", ecosystem="debian").replace('ecosystem = "debian"\n', "")
     result = debian_run("vulnerable.json", exceptions=entry)
     assert "`ecosystem` must be one of 'pypi', 'debian'." in result.stdout
+
+
+def test_a_debian_exception_names_its_source_package_as_debian_spells_it(debian_run: DebianRun, tmp_path: Path) -> None:
+    """Review finding: Debian names went through PEP 503, so an exception for python3.13 covered python3-13."""
+    status = tmp_path / "status.d"
+    shutil.copytree(STATUS, status)
+    (status / "python3-13").write_text("Package: python3-13\nVersion: 1.0-1\nArchitecture: amd64\n")
+    document = json.loads((DATA / "clean.json").read_text())
+    document["python3-13"] = {"CVE-2099-0301": {"releases": {"trixie": {"status": "open", "urgency": "medium"}}}}
+    tracker = tmp_path / "tracker.json"
+    tracker.write_text(json.dumps(document))
+    other = exception("CVE-2099-0301", "python3.13", ecosystem="debian")  # another source package of trixie
+    result = debian_run(tracker, status=status, exceptions=other)
+    assert result.status == ExitCode.FAILURE
+    assert row(result.stdout, "python3-13", "CVE-2099-0301").endswith("unfixed")
+    assert "exception CVE-2099-0301 for debian python3.13 matched no vulnerability" in result.stdout
+    same = exception("CVE-2099-0301", "python3-13", ecosystem="debian")
+    assert debian_run(tracker, status=status, exceptions=same).status == ExitCode.OK
+
+
+def test_a_debian_exception_for_a_name_debian_cannot_have_is_invalid(debian_run: DebianRun) -> None:
+    both = exception("CVE-2099-0101", "OpenSSL", ecosystem="debian") + exception(
+        "CVE-2099-0102", "glibc", ecosystem="debian"
+    )
+    result = debian_run("vulnerable.json", exceptions=both)
+    assert result.status == ExitCode.FAILURE
+    assert "(CVE-2099-0101): `package` OpenSSL is not a Debian package name" in result.stdout
+    assert row(result.stdout, "openssl", "CVE-2099-0101").endswith("unfixed")

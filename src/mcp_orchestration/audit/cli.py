@@ -29,8 +29,9 @@ Exit status (stable: `make audit` and CI decide on it):
      lists no package (dpkg_status_unreadable, dpkg_status_malformed,
      dpkg_status_empty), an os-release that is not Debian's (os_release_invalid),
      a tracker file that is missing (tracker_unreadable), not the tracker's JSON
-     or cut short (tracker_malformed) or silent on the image's release
-     (tracker_release_missing), or an unexpected error (internal). The other
+     or cut short (tracker_malformed), silent on the image's release
+     (tracker_release_missing), a fragment (tracker_incomplete) or more than
+     two days old (tracker_stale), or an unexpected error (internal). The other
      inputs are still judged and printed. Treat it as FAIL.
 """
 
@@ -49,7 +50,7 @@ from mcp_orchestration.audit.gate import Audit, Row, Verdict, evaluate
 from mcp_orchestration.audit.lock import load_lock
 from mcp_orchestration.audit.osrelease import load_os_release
 from mcp_orchestration.audit.report import load_report
-from mcp_orchestration.audit.tracker import load_tracker
+from mcp_orchestration.audit.tracker import MIN_PACKAGES, load_tracker
 from mcp_orchestration.core.errors import ExitCode, InternalError, OrchestrationError
 
 _SUMMARY, _, _ROLES, _EXIT_STATUS = (__doc__ or "").split("\n\n", 3)
@@ -107,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int:
-    """Judge the inputs and return the exit status; ``today`` is fixed only by tests."""
+def main(
+    argv: Sequence[str] | None = None, *, today: date | None = None, tracker_min_packages: int = MIN_PACKAGES
+) -> int:
+    """Judge the inputs and return the exit status; ``today`` and ``tracker_min_packages`` are set only by tests,
+    whose recorded tracker files are small."""
     parser = build_parser()
     args = parser.parse_args(argv)
     given = [getattr(args, name) is not None for name in _DEBIAN]
@@ -121,8 +125,9 @@ def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int
         lock = load_lock(args.lock) if args.reports or args.venv else None
         audits = [Audit(load_report(path), "lock") for path in args.reports]
         audits += [Audit(load_report(path), "venv") for path in args.venv]
-        debian, missing = _debian(args) if all(given) else (None, None)
-        verdict = evaluate(audits, exceptions, today or datetime.now(UTC).date(), lock, args.first_party, debian=debian)
+        today = today or datetime.now(UTC).date()
+        debian, missing = _debian(args, today, tracker_min_packages) if all(given) else (None, None)
+        verdict = evaluate(audits, exceptions, today, lock, args.first_party, debian=debian)
     except OrchestrationError as error:
         return _fail(error)
     except Exception as error:  # a bug: still a verdict-less exit, never a traceback
@@ -133,12 +138,14 @@ def main(argv: Sequence[str] | None = None, *, today: date | None = None) -> int
     return ExitCode.OK if verdict.passed else ExitCode.FAILURE
 
 
-def _debian(args: argparse.Namespace) -> tuple[DebianAudit | None, OrchestrationError | None]:
+def _debian(
+    args: argparse.Namespace, today: date, min_packages: int
+) -> tuple[DebianAudit | None, OrchestrationError | None]:
     """The Debian inputs, or why there are none: the pip-audit verdict is printed either way."""
     try:
         release = load_os_release(args.os_release)
         packages = load_status_dir(args.debian_status)
-        tracker = load_tracker(args.debian_tracker, release.codename)
+        tracker = load_tracker(args.debian_tracker, release.codename, today, min_packages=min_packages)
     except OrchestrationError as error:
         return None, error
     return DebianAudit(f"{args.debian_status} (Debian {release.codename})", packages, tracker), None

@@ -16,9 +16,12 @@ VERSION_CODENAME). For every issue the tracker lists there:
   gets switched off. "undetermined" fails: nobody knows yet, so it is open.
 
 An exception of ``audit-exceptions.toml`` covers a ``fixable`` or ``unfixed``
-issue when its ``package`` is the *source* package and its ``id`` (or an
-alias) the issue's id: the same rules (reason, approver, 90 days) as for
-pip-audit's findings. A package the tracker does not list has no known issue.
+issue when its ``package`` is the *source* package and its ``id`` the
+issue's id: the same rules (reason, approver, 90 days) as for
+pip-audit's findings. It covers an ``unfixed`` issue; a ``fixable`` one only
+if it says ``covers_fixable = true``: an exception granted while Debian had
+no fix stops covering the issue the day a fix reaches the release, and the
+row and the finding say so. A package the tracker does not list has no known issue.
 What makes the input unfit for a verdict (no package at all, a tracker that
 does not cover the release) is refused before this module runs (``dpkg.py``,
 ``tracker.py``), as exit status 2.
@@ -35,11 +38,9 @@ from debian.debian_support import version_compare
 from mcp_orchestration.audit.dpkg import DebPackage
 from mcp_orchestration.audit.errors import TrackerMalformedError
 from mcp_orchestration.audit.exceptions import ExceptionEntry
-from mcp_orchestration.audit.outcome import Finding, ReportResult, Row
+from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, some
 from mcp_orchestration.audit.report import Vulnerability
 from mcp_orchestration.audit.tracker import Issue, Tracker
-
-EXAMPLES = 5  # issues named in a finding's message; the rest are counted
 
 Outcome = Literal["clean", "fixable", "unfixed", "information"]
 
@@ -71,28 +72,28 @@ def judge(
     sources = {(package.source, package.source_version) for package in audit.packages}
     rows: list[Row] = []
     failing: dict[Outcome, list[str]] = {"fixable": [], "unfixed": []}
+    lapsed: list[str] = []  # fixable issues whose exceptions cover them only while Debian had no fix
     for source, version in sorted(sources):
         for issue in sorted(audit.tracker.issues.get(source, ()), key=lambda issue: issue.id):
             outcome = classify(issue, version)
             if outcome == "clean":
                 continue
+            entry, named = _exception(in_force, source, issue, outcome)
+            used.update(named)
+            if outcome != "information" and entry is None:
+                failing[outcome].append(f"{source} {issue.id}")
+                if named:
+                    lapsed.append(f"{source} {issue.id}")
             fix = (issue.fixed_version,) if issue.fixed_version else ()
-            entry = None
-            if outcome != "information":
-                vuln = Vulnerability(issue.id, (), fix)
-                entry = next((entry for entry in in_force if entry.covers("debian", source, vuln)), None)
-                if entry is None:
-                    failing[outcome].append(f"{source} {issue.id}")
-                else:
-                    used.add(entry)
-            rows.append(Row(source, version, issue.id, fix, _status(issue, outcome, entry)))
+            rows.append(Row(source, version, issue.id, fix, _status(issue, outcome, entry, named)))
     release = audit.tracker.release
     if fixable := failing["fixable"]:
         findings.append(
             Finding(
                 "fixable",
                 f"{audit.source}: {_count(fixable, 'vulnerability', 'vulnerabilities')} fixed in a newer version "
-                f"in Debian {release} ({_some(fixable)}): rebuild the base images (make bases image) to take it.",
+                f"in Debian {release} ({some(fixable)}): rebuild the base images (make bases image) to take it."
+                f"{_lapsed(lapsed)}",
             )
         )
     if unfixed := failing["unfixed"]:
@@ -100,16 +101,43 @@ def judge(
             Finding(
                 "unfixed",
                 f"{audit.source}: {_count(unfixed, 'open issue', 'open issues')} with no fix in Debian {release} that "
-                f"Debian rates neither unimportant nor no-DSA ({_some(unfixed)}): review each, then add an exception "
+                f"Debian rates neither unimportant nor no-DSA ({some(unfixed)}): review each, then add an exception "
                 "(id: the CVE, package: the source package) or drop the package from the image.",
             )
         )
     return ReportResult(audit.source, len(audit.packages), tuple(rows))
 
 
-def _status(issue: Issue, outcome: Outcome, entry: ExceptionEntry | None) -> str:
+def _exception(
+    in_force: Sequence[ExceptionEntry], source: str, issue: Issue, outcome: Outcome
+) -> tuple[ExceptionEntry | None, list[ExceptionEntry]]:
+    """The exception that covers a failing issue, if any, and every one that names it (all of them were matched).
+
+    A ``fixable`` issue is covered only by an exception that says ``covers_fixable``: one granted while Debian had
+    no fix accepted waiting for it, not declining it. Debian's own rating decides an ``information`` issue.
+    """
+    if outcome == "information":
+        return None, []
+    vuln = Vulnerability(issue.id, (), ())
+    named = [entry for entry in in_force if entry.covers("debian", source, vuln)]
+    return next((entry for entry in named if outcome == "unfixed" or entry.covers_fixable), None), named
+
+
+def _lapsed(issues: Sequence[str]) -> str:
+    """Why the exceptions that name these fixable issues do not cover them (nothing if there are none)."""
+    if not issues:
+        return ""
+    return (
+        f" Exceptions granted while Debian had no fix no longer apply to {some(issues)}: "
+        "rebuild, or review them again and add `covers_fixable = true`."
+    )
+
+
+def _status(issue: Issue, outcome: Outcome, entry: ExceptionEntry | None, named: Sequence[ExceptionEntry]) -> str:
     if entry is not None:
         return f"excepted until {entry.expires}"
+    if named:
+        return f"{outcome} (excepted only while unfixed)"
     if outcome == "information":
         if issue.nodsa_reason is not None:
             return f"not failing: no DSA ({issue.nodsa_reason or 'minor issue'})"
@@ -127,8 +155,3 @@ def _compare(installed: str, fixed: str, issue: Issue) -> int:
 
 def _count(items: Sequence[str], one: str, many: str) -> str:
     return f"{len(items)} {one if len(items) == 1 else many}"
-
-
-def _some(items: Sequence[str]) -> str:
-    more = len(items) - EXAMPLES
-    return ", ".join(items[:EXAMPLES]) + (f" and {more} more" if more > 0 else "")

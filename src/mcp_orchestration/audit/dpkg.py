@@ -21,7 +21,9 @@ from debian.deb822 import Deb822
 
 from mcp_orchestration.audit.errors import DpkgStatusEmptyError, DpkgStatusMalformedError, DpkgStatusUnreadableError
 
-_SOURCE = re.compile(r"(?P<name>[a-z0-9][a-z0-9+.-]+)(?:\s+\((?P<version>[^()\s]+)\))?")
+# Debian policy 5.6.1: lower-case letters, digits, + - and ., at least two, starting alphanumeric; compared exactly.
+PACKAGE_NAME = re.compile(r"[a-z0-9][a-z0-9+.-]+")
+_SOURCE = re.compile(rf"(?P<name>{PACKAGE_NAME.pattern})(?:\s+\((?P<version>[^()\s]+)\))?")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 

@@ -83,6 +83,19 @@ class TrackerReleaseMissingError(UsageError):
     hint = "The tracker data does not cover the image's Debian release: a wrong or partial download cannot pass."
 
 
+class TrackerIncompleteError(UsageError):
+    code = "tracker_incomplete"
+    hint = (
+        "Debian's tracker lists issues of thousands of source packages for a release: this file is a fragment "
+        "or a partial export. Download the whole tracker/data/json again."
+    )
+
+
+class TrackerStaleError(UsageError):
+    code = "tracker_stale"
+    hint = "Debian's issues change daily: download the tracker data again (build/audit.sh does, every run)."
+
+
 class VenvUnreadableError(UsageError):
     code = "venv_unreadable"
     hint = "Pass the site-packages of the image's /venv (build/audit.sh copies it to build/out/image-venv)."

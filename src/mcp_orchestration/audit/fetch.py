@@ -4,24 +4,30 @@
 
 Exit status 0 when OUT holds the whole answer, 2 otherwise (``tracker_unreachable``):
 no route, a TLS or HTTP error, a redirect off HTTPS, an answer over the size
-bound, or a stall past the timeout. OUT is written whole or not at all (a
-``.partial`` file renamed at the end), so a cut download is never judged:
-and if it were, the gate refuses a tracker that is not JSON or does not cover
-the image's release (``tracker.py``). The certificate is checked against the
+bound, a stall past the timeout, or an answer cut short: fewer bytes than its
+Content-Length, or a chunked body that stops mid-chunk. OUT is written whole
+or not at all (a ``.partial`` file renamed at the end), so a cut download is
+never judged. An answer framed by neither can only end when the connection
+does, so a cut one looks whole here: the gate still refuses a tracker that is
+not JSON, does not cover the image's release, or is too small (``tracker.py``).
+OUT is dated as the server dates the data (its Last-Modified, else its Date),
+so the gate can refuse an old copy. The certificate is checked against the
 system's CAs, as urllib does by default.
 """
 
 from __future__ import annotations
 
 import argparse
+import email.utils
+import http.client
 import os
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from http.client import HTTPMessage
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 from urllib.parse import urlsplit
 
 from mcp_orchestration.audit.errors import TrackerUnreachableError
@@ -31,6 +37,7 @@ TRACKER_URL = "https://security-tracker.debian.org/tracker/data/json"
 MAX_BYTES = 256 * 1024 * 1024  # the whole tracker is some tens of MiB; far more is not it
 TIMEOUT = 60.0  # seconds without progress on connect or on any read
 _CHUNK = 1024 * 1024
+_Number = TypeVar("_Number", int, float)
 
 
 class _HttpsOnlyRedirects(urllib.request.HTTPRedirectHandler):
@@ -52,11 +59,15 @@ def fetch_tracker(url: str, dest: Path, *, max_bytes: int = MAX_BYTES, timeout: 
     try:
         with opener.open(request, timeout=timeout) as answer, partial.open("wb") as out:
             size = copy_bounded(answer, out, max_bytes)
+            _require_whole(answer.headers, size)
+        if (dated := _dated(answer.headers)) is not None:
+            os.utime(partial, (dated, dated))
         os.replace(partial, dest)
     except TrackerUnreachableError:
         partial.unlink(missing_ok=True)
         raise
-    except (OSError, urllib.error.URLError, ValueError) as error:  # HTTPError, timeouts and TLS errors included
+    # HTTPError, timeouts, TLS errors, a chunked body cut short (IncompleteRead), a garbled answer (BadStatusLine)
+    except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as error:
         partial.unlink(missing_ok=True)
         raise TrackerUnreachableError(f"Cannot download {url}: {_reason(error)}.") from None
     return size
@@ -73,6 +84,26 @@ def copy_bounded(source: IO[bytes], out: IO[bytes], max_bytes: int) -> int:
     return size
 
 
+def _require_whole(headers: HTTPMessage, size: int) -> None:
+    """Refuse a body shorter (or longer) than its Content-Length: http.client returns a cut one as if it were whole."""
+    announced = headers.get("Content-Length")
+    if announced is not None and announced.strip() != str(size):
+        raise TrackerUnreachableError(f"The answer ended after {size} of the {announced} bytes it announced.")
+
+
+def _dated(headers: HTTPMessage) -> float | None:
+    """When Debian's data last changed (Last-Modified), else when it was sent (Date): the gate refuses an old file.
+
+    None, and the file keeps the time it was written, when the server gives neither in a form HTTP allows.
+    """
+    for name in ("Last-Modified", "Date"):
+        try:
+            return email.utils.parsedate_to_datetime(headers.get(name, "")).timestamp()
+        except ValueError:  # absent or malformed
+            continue
+    return None
+
+
 def _require_https(url: str) -> None:
     if urlsplit(url).scheme != "https":
         raise TrackerUnreachableError(f"Refusing {url}: Debian's security data is fetched over https:// only.")
@@ -86,13 +117,29 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
+def _above_zero(kind: type[_Number]) -> Callable[[str], _Number]:
+    """An argparse type for a bound: zero or less is a typo that would fail every download, so a usage error."""
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> _Number:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not value > 0:  # NaN is not above 0 either
+            raise argparse.ArgumentTypeError(f"must be {what} above 0, not {text}")
+        return value
+
+    return parse
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Fetch, print where and how much on stderr, and return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m mcp_orchestration.audit.fetch", description=__doc__)
     parser.add_argument("out", type=Path, metavar="OUT")
     parser.add_argument("--url", default=TRACKER_URL, help="default: %(default)s")
-    parser.add_argument("--max-bytes", type=int, default=MAX_BYTES, help="default: %(default)s")
-    parser.add_argument("--timeout", type=float, default=TIMEOUT, help="seconds; default: %(default)s")
+    parser.add_argument("--max-bytes", type=_above_zero(int), default=MAX_BYTES, help="default: %(default)s")
+    parser.add_argument("--timeout", type=_above_zero(float), default=TIMEOUT, help="seconds; default: %(default)s")
     args = parser.parse_args(argv)
     try:
         size = fetch_tracker(args.url, args.out, max_bytes=args.max_bytes, timeout=args.timeout)

@@ -39,13 +39,12 @@ from mcp_orchestration.audit.debian_gate import DebianAudit
 from mcp_orchestration.audit.debian_gate import judge as judge_debian
 from mcp_orchestration.audit.exceptions import ExceptionEntry, ExceptionsFile
 from mcp_orchestration.audit.lock import Lock
-from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, Verdict
+from mcp_orchestration.audit.outcome import Finding, ReportResult, Row, Verdict, some
 
 __all__ = ["Audit", "DebianAudit", "Finding", "ReportResult", "Row", "Verdict", "evaluate"]
 from mcp_orchestration.audit.report import AuditedDependency, Dependency, Report, SkippedDependency, canonical_name
 
 MAX_EXCEPTION_DAYS = 90
-EXAMPLES = 5  # packages named in a coverage or lock_mismatch message; the rest are counted
 
 Kind = Literal["lock", "venv"]
 
@@ -182,7 +181,7 @@ def _coverage(audit: Audit, lock: Lock, own: set[str]) -> list[Finding]:
             Finding(
                 "coverage",
                 f"{source}: {len(missing)} of the {len(expected)} packages of {what} are missing from the report "
-                f"({_some(missing)}): pip-audit did not see them. Audit the whole lock (-r) or venv (--path), "
+                f"({some(missing)}): pip-audit did not see them. Audit the whole lock (-r) or venv (--path), "
                 "and check that every *.dist-info in it is readable.",
             )
         )
@@ -191,7 +190,7 @@ def _coverage(audit: Audit, lock: Lock, own: set[str]) -> list[Finding]:
             Finding(
                 "lock_mismatch",
                 f"{source}: {len(strays)} package{'s' if len(strays) > 1 else ''} not as {lock.source} pins "
-                f"({_some(strays)}): what was audited is not what ships. Audit what was built from this lock, "
+                f"({some(strays)}): what was audited is not what ships. Audit what was built from this lock, "
                 "or regenerate the lock (build/lock.sh).",
             )
         )
@@ -224,9 +223,3 @@ def _stray(dependency: Dependency, expected: Mapping[str, str | None]) -> str | 
     if version is not None and locked is not None and version != locked:
         return f"{dependency.name} {version}, locked {locked}"
     return None
-
-
-def _some(items: Sequence[str]) -> str:
-    """The first few items, then how many more: a message stays readable when a whole venv is missing."""
-    more = len(items) - EXAMPLES
-    return ", ".join(items[:EXAMPLES]) + (f" and {more} more" if more > 0 else "")

@@ -7,6 +7,7 @@ come out of ``mcp-orchestration-audit-gate`` for the whole image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -27,6 +28,15 @@ FindingCode = Literal[
     "exception_invalid",
     "exception_expired",
 ]
+
+
+EXAMPLES = 5  # items a finding's message names; the rest are counted
+
+
+def some(items: Sequence[str]) -> str:
+    """The first few items, then how many more: a message stays readable when a whole venv is missing."""
+    more = len(items) - EXAMPLES
+    return ", ".join(items[:EXAMPLES]) + (f" and {more} more" if more > 0 else "")
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,20 @@ Its shape, as the tracker publishes it::
                            "repositories": {"trixie": "2.41-12"}}}}}}
 
 Only packages with issues are listed, so a package that is absent is clean;
-that makes a wrong or truncated file dangerous, since it would look clean.
+that makes a wrong, partial or old file dangerous, since it would look clean.
 Hence every shape the policy relies on is checked here, an unknown status is
-an error (Debian changed the format: no verdict), and a file whose issues never
-mention the image's release is refused (``tracker_release_missing``): a
-tracker for another distribution, an old one, or a fragment cannot pass.
+an error (Debian changed the format: no verdict), and a file is refused when
+its issues never mention the image's release (``tracker_release_missing``: a
+tracker for another distribution or an old one), when it lists issues of
+fewer than ``MIN_PACKAGES`` source packages in the release
+(``tracker_incomplete``: a fragment; the whole tracker lists thousands for a
+supported release), or when it is dated more than ``MAX_AGE`` before the day
+of the verdict (``tracker_stale``). The file carries no date of its own, so
+its modification time is the date: the download sets it to the server's
+``Last-Modified``, else its ``Date`` (``fetch.py``), as ``curl -R`` would.
+That catches an old download judged again or a mirror that stopped updating;
+a file copied without its date looks fresh, as any input the operator
+chooses is trusted to be the one they mean.
 """
 
 from __future__ import annotations
@@ -25,13 +34,22 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
-from mcp_orchestration.audit.errors import TrackerMalformedError, TrackerReleaseMissingError, TrackerUnreadableError
+from mcp_orchestration.audit.errors import (
+    TrackerIncompleteError,
+    TrackerMalformedError,
+    TrackerReleaseMissingError,
+    TrackerStaleError,
+    TrackerUnreadableError,
+)
 
 Status = Literal["resolved", "open", "undetermined"]
 _STATUSES: frozenset[str] = frozenset({"resolved", "open", "undetermined"})
+MIN_PACKAGES = 1000  # source packages with an issue in the release: a whole tracker lists thousands, a fragment few
+MAX_AGE = timedelta(days=2)  # Debian updates the tracker many times a day
 
 
 @dataclass(frozen=True)
@@ -49,22 +67,27 @@ class Issue:
 class Tracker:
     """The issues of every source package that has one in ``release``, by source package name."""
 
-    source: str
     release: str
     issues: Mapping[str, tuple[Issue, ...]]
 
 
-def load_tracker(path: Path, release: str) -> Tracker:
-    """Read and check the file, keeping what concerns ``release`` (a codename such as trixie)."""
+def load_tracker(path: Path, release: str, today: date, *, min_packages: int = MIN_PACKAGES) -> Tracker:
+    """Read and check the file, keeping what concerns ``release`` (a codename such as trixie); it must be current."""
     try:
+        dated = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
         text = path.read_bytes()
     except OSError as error:
         raise TrackerUnreadableError(f"Cannot read {path}: {error.strerror or type(error).__name__}.") from None
-    return parse_tracker(text, str(path), release)
+    if today - dated > MAX_AGE:
+        raise TrackerStaleError(
+            f"{path} is dated {dated}, more than {MAX_AGE.days} days before {today}: "
+            "Debian has fixed, found or reopened issues since."
+        )
+    return parse_tracker(text, str(path), release, min_packages=min_packages)
 
 
-def parse_tracker(text: bytes | str, source: str, release: str) -> Tracker:
-    """Parse the tracker's JSON; ``source`` names it in messages."""
+def parse_tracker(text: bytes | str, source: str, release: str, *, min_packages: int = MIN_PACKAGES) -> Tracker:
+    """Parse the tracker's JSON; ``source`` names it in messages, ``min_packages`` is the least a whole one lists."""
     try:
         document = json.loads(text)
     except ValueError as error:  # UnicodeDecodeError included
@@ -90,7 +113,13 @@ def parse_tracker(text: bytes | str, source: str, release: str) -> Tracker:
             f"{source} mentions no issue of Debian {release} (releases it mentions: {others}): "
             "it is not the tracker data for this image."
         )
-    return Tracker(source, release, issues)
+    if len(issues) < min_packages:
+        count = f"{len(issues)} source package{'' if len(issues) == 1 else 's'}"
+        raise TrackerIncompleteError(
+            f"{source} lists issues of {count} in Debian {release}, fewer than the {min_packages} "
+            "of a whole tracker: it is a fragment, and what it leaves out would look clean."
+        )
+    return Tracker(release, issues)
 
 
 def _releases(issue: object, where: str) -> dict[str, object]:
