@@ -10,9 +10,12 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from mcp_orchestration.audit import sbom
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_AUDIT = ROOT / "tests" / "fixtures" / "pip_audit"
@@ -59,3 +62,9 @@ def test_the_gate_run_as_audit_sh_runs_it_gives_its_verdict(tmp_path: Path) -> N
     )
     assert vulnerable.returncode == 1
     assert vulnerable.stdout.splitlines()[-1].startswith("verdict: FAIL")
+
+
+def test_the_sbom_names_its_writer_by_this_checkouts_version_when_run_from_src() -> None:
+    """The tools venv has no metadata of this project: the SBOM's tool entry still carries the version."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert sbom._checkout_version() == version

@@ -33,6 +33,7 @@ import hashlib
 import os
 import re
 import sys
+import tomllib
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -166,10 +167,20 @@ def _sha256(digest: str | None) -> list[HashType]:
 
 
 def _version(name: str) -> str | None:
+    """A tool's version; this project's is its checkout's when run from src/ (make sbom), where no metadata exists."""
     try:
         return installed_version(name)
     except PackageNotFoundError:
+        return _checkout_version() if name == "mcp-orchestration" else None
+
+
+def _checkout_version() -> str | None:
+    pyproject = Path(__file__).resolve().parents[3] / "pyproject.toml"
+    try:
+        version = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, KeyError, TypeError):
         return None
+    return version if isinstance(version, str) else None
 
 
 def created_time(image_created: str | None) -> datetime | None:
