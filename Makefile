@@ -95,11 +95,13 @@ wheelhouse:
 # debian:13-slim and gcr.io/distroless/python3-debian13:nonroot where a registry is reachable).
 LOCAL_BASES := $(if $(filter mcp-orchestration/%,$(BUILDER_IMAGE) $(RUNTIME_IMAGE)),bases,engine)
 
-# Recursive (=): the bases' chain ids are read when a recipe runs, after `bases` has built them.
+# Recursive (=): the bases' chain ids and config digests are read when a recipe runs, after `bases` has built them.
 chain_id = $(shell DOCKER=$(DOCKER) build/chain-id.sh '$(1)' 2>/dev/null)
+config_digest = $(shell $(PYTHON) build/config_digest.py --docker $(DOCKER) '$(1)' 2>/dev/null)
 BUILD_IMAGE = DOCKER_BUILDKIT=1 $(DOCKER) build --network=host -f Dockerfile.distroless \
 	  --build-arg BUILDER_IMAGE=$(BUILDER_IMAGE) --build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE) \
 	  --build-arg BUILDER_CHAINID=$(call chain_id,$(BUILDER_IMAGE)) --build-arg RUNTIME_CHAINID=$(call chain_id,$(RUNTIME_IMAGE)) \
+	  --build-arg BUILDER_CONFIG=$(call config_digest,$(BUILDER_IMAGE)) --build-arg RUNTIME_CONFIG=$(call config_digest,$(RUNTIME_IMAGE)) \
 	  --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH)
 
 # Then the config's times are set to SOURCE_DATE_EPOCH too (build/set_created.py): the image id is reproducible.

@@ -4,8 +4,9 @@
 #   1. the commit the image names (org.opencontainers.image.revision) is checked out alone, in a
 #      temporary worktree: nothing uncommitted or untracked of this checkout reaches the build;
 #   2. the two bases the release published beside it (NAME:base-builder-HEX, NAME:base-runtime-HEX,
-#      HEX the chain id) are the ones the image names (io.mcp-orchestration.base.*.chainid, signed
-#      with the image): what they hold is trusted from the release, not rebuilt (SECURITY.md);
+#      HEX their config digest) are the ones the image names, layers and config
+#      (io.mcp-orchestration.base.*.{chainid,config}, signed with the image): what they hold is
+#      trusted from the release, not rebuilt (SECURITY.md);
 #   3. that commit's `make image` builds it on those bases (always with --no-cache), and
 #      build/repro_check.py compares.
 # Usage: build/rebuild-compare.sh NAME@sha256:DIGEST vX.Y.Z
@@ -15,10 +16,11 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "rebuild-compare: $2" >&2; exit "$1"; }
 . build/release-args.sh "$@"
-DOCKER=${DOCKER:-/usr/bin/docker}
+DOCKER=${DOCKER:-docker}
 name=${ref%@*}
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/*.py need python3 >= 3.11"
 
-label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"$1\"}}" "$2"; }
+label() { "$DOCKER" image inspect -f "{{index .Config.Labels \"$1\"}}" "$2" || fail 2 "cannot read the labels of $2"; }
 "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null \
   || fail 2 "cannot pull $ref"
 
@@ -29,18 +31,22 @@ git cat-file -e "$revision^{commit}" 2>/dev/null \
 
 bases=()
 for role in builder runtime; do
-  want=$(label "io.mcp-orchestration.base.$role.chainid" "$ref")
-  [[ $want =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref names no $role base (label io.mcp-orchestration.base.$role.chainid)"
-  base="$name:base-$role-${want#sha256:}"
+  chain=$(label "io.mcp-orchestration.base.$role.chainid" "$ref")
+  config=$(label "io.mcp-orchestration.base.$role.config" "$ref")
+  for value in "$chain" "$config"; do
+    [[ $value =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref does not name its $role base (io.mcp-orchestration.base.$role.*)"
+  done
+  base="$name:base-$role-${config#sha256:}"
   "$DOCKER" pull --quiet "$base" >/dev/null || fail 2 "cannot pull the $role base $base"
   have=$(DOCKER=$DOCKER build/chain-id.sh "$base") || fail 2 "cannot read the layers of $base"
-  [[ $have == "$want" ]] || fail 1 "the $role base $base is $have, the image was built on $want"
+  [[ $have == "$chain" ]] || fail 1 "the $role base $base has layers $have, the image was built on $chain"
+  have=$(python3 build/config_digest.py --docker "$DOCKER" "$base") || fail 2 "cannot read the config of $base"
+  [[ $have == "$config" ]] || fail 1 "the $role base $base has config $have, the image was built on $config"
   bases+=("$base")
 done
 
-python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/repro_check.py needs python3 >= 3.11"
 tree=$(mktemp -d)
-trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true; rm -rf "$tree"' EXIT
+trap 'git worktree remove --force "$tree" >/dev/null 2>&1 || true; rm -rf "$tree"; git worktree prune || true' EXIT
 git worktree add --quiet --detach "$tree" "$revision" || fail 2 "cannot check out $revision"
 # The wheels are checked against the commit's locks by their hashes, in the build: a copy saves the download.
 [[ ! -d build/out/wheelhouse ]] || { mkdir -p "$tree/build/out" && cp -a build/out/wheelhouse "$tree/build/out/"; }

@@ -26,7 +26,7 @@ mkdir -p "$out" "$root/etc" "$root/var/lib/dpkg"
 . build/tools.sh
 
 cid=$("$DOCKER" create "$IMAGE")
-trap '"$DOCKER" rm "$cid" >/dev/null' EXIT
+trap '"$DOCKER" rm "$cid" >/dev/null || echo "sbom.sh: cannot remove the container $cid" >&2' EXIT
 "$DOCKER" cp "$cid:/venv" "$venv"
 "$DOCKER" cp "$cid:/var/lib/dpkg/status.d" "$root/var/lib/dpkg/status.d"
 "$DOCKER" cp -L "$cid:/etc/os-release" "$root/etc/os-release"
@@ -34,10 +34,11 @@ site=("$venv"/lib/python3.*/site-packages)
 [[ ${#site[@]} -eq 1 && -d ${site[0]} ]] || { echo "sbom.sh: no single site-packages in $IMAGE:/venv" >&2; exit 2; }
 
 inspect() { "$DOCKER" image inspect -f "$1" "$IMAGE"; }
+image_id=$(python3 build/config_digest.py --docker "$DOCKER" "$IMAGE")  # not .Id: the manifest's on a containerd store
 wheelhouse=build/out/wheelhouse/$(inspect '{{.Architecture}}')
 [[ -d $wheelhouse ]] || echo "sbom.sh: no $wheelhouse (make wheelhouse): the Python components get no hash" >&2
 audit_python -m mcp_orchestration.audit.sbom \
   --debian-status "$root/var/lib/dpkg/status.d" --os-release "$root/etc/os-release" \
   --site-packages "${site[0]}" --lock build/requirements.lock --wheelhouse "$wheelhouse" \
-  --image "$IMAGE" --image-id "$(inspect '{{.Id}}')" --created "$(inspect '{{.Created}}')" \
+  --image "$IMAGE" --image-id "$image_id" --created "$(inspect '{{.Created}}')" \
   -o "$out/image-full.cdx.json"

@@ -36,7 +36,7 @@ fi
 out=build/out/verify-release
 mkdir -p "$out"
 
-DOCKER=${DOCKER:-docker}
+export DOCKER=${DOCKER:-docker}  # and build/rebuild-compare.sh's
 "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null \
   || fail 2 "cannot pull $ref: no verdict (the registry, the network or the name)"
 
@@ -47,7 +47,7 @@ echo "verify-release: 2/4 SBOM attestation" >&2
 cosign verify-attestation "${identity[@]}" --type cyclonedx "$ref" >"$out/attestation.json" \
   || fail 1 "the SBOM attestation does not verify"
 status=0
-image_id=$("$DOCKER" image inspect -f '{{.Id}}' "$ref") || fail 2 "cannot read the id of $ref"
+image_id=$(python3 build/config_digest.py --docker "$DOCKER" "$ref") || fail 2 "cannot read the config of $ref"
 python3 build/attested_sbom.py --digest "${ref#*@}" --image-id "$image_id" <"$out/attestation.json" \
   >"$out/sbom.cdx.json" || status=$?
 [[ $status -eq 0 ]] || fail "$status" "no attested SBOM of the whole image about ${ref#*@} (see above)"

@@ -84,13 +84,13 @@ def test_a_released_image_with_a_planted_file_is_reported_file_by_file(server: R
 
 
 def _publish(server: RegistryServer, runtime_base: str = RUNTIME_BASE) -> str:
-    """What release.yml publishes: the two bases tagged by the chain ids the image names, then the image by digest."""
+    """What release.yml publishes: the two bases tagged by the config digests the image names, then the image."""
     name = f"{server.host}/mcp-orchestration"
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", IMAGE).stdout)
     for role, local in (("builder", BUILDER_BASE), ("runtime", runtime_base)):
-        chain = labels[f"io.mcp-orchestration.base.{role}.chainid"].removeprefix("sha256:")
-        docker("tag", local, f"{name}:base-{role}-{chain}")
-        docker("push", f"{name}:base-{role}-{chain}")
+        config = labels[f"io.mcp-orchestration.base.{role}.config"].removeprefix("sha256:")
+        docker("tag", local, f"{name}:base-{role}-{config}")
+        docker("push", f"{name}:base-{role}-{config}")
     docker("tag", IMAGE, f"{name}:{pyproject_version()}")
     return _push(f"{name}:{pyproject_version()}")
 
@@ -129,4 +129,18 @@ def test_a_published_base_that_is_not_the_images_is_refused(server: RegistryServ
     """A registry that serves another runtime base under the release's tag cannot pass the rebuild off as equal."""
     result = _rebuild_compare(_publish(server, runtime_base=BUILDER_BASE))
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "the runtime base" in result.stderr and "the image was built on sha256:" in result.stderr
+    assert "the runtime base" in result.stderr and "has layers sha256:" in result.stderr
+
+
+def test_a_published_base_with_its_layers_but_another_config_is_refused(server: RegistryServer, tmp_path: Path) -> None:
+    """Same layers, so the same chain id, but an ONBUILD that would run in the verifier's rebuild: refused first."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {RUNTIME_BASE}\nONBUILD RUN echo planted\n")
+    doctored = "mcp-orchestration/doctored-runtime:test"
+    docker("build", "--quiet", "-t", doctored, str(tmp_path), env={**os.environ, "DOCKER_BUILDKIT": "1"})
+    try:
+        result = _rebuild_compare(_publish(server, runtime_base=doctored))
+    finally:
+        docker("image", "rm", doctored, check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "the runtime base" in result.stderr and "has config sha256:" in result.stderr
+    assert "repro-check" not in result.stdout  # refused before anything was built or compared
