@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 
 fail() { echo "rebuild-compare: $2" >&2; exit "$1"; }
 . build/release-args.sh "$@"
-DOCKER=${DOCKER:-docker}
+DOCKER=${DOCKER:-/usr/bin/docker}
 name=${ref%@*}
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/*.py need python3 >= 3.11"
 

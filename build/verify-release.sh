@@ -36,7 +36,7 @@ fi
 out=build/out/verify-release
 mkdir -p "$out"
 
-export DOCKER=${DOCKER:-docker}  # and build/rebuild-compare.sh's
+export DOCKER=${DOCKER:-/usr/bin/docker}  # and build/rebuild-compare.sh's: Debian's client, as make uses
 "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null \
   || fail 2 "cannot pull $ref: no verdict (the registry, the network or the name)"
 
