@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -465,3 +466,24 @@ def test_a_large_wheel_is_hashed_without_holding_it_in_memory(tmp_path: Path, mo
         tracemalloc.stop()
     assert [dist.sha256 for dist in hashed] == [digest]
     assert peak < 4 << 20, f"{peak} bytes held for a wheel of {wheel.stat().st_size}"
+
+
+def test_a_wheelhouse_that_does_not_exist_is_named_as_the_reason(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review finding: build/sbom.sh always passes --wheelhouse, so a missing one read as no wheel the lock allows."""
+    shutil.rmtree(tree.root / "wheelhouse")
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    found = components(bom)
+    assert no_hash(found["pkg:pypi/anyio@4.16.0"]) == no_hash(found["pkg:pypi/pyjwt@2.15.1"]) == pydists.NO_WHEELHOUSE
+    assert f"{pydists.NO_WHEELHOUSE}, so no hash, for 3 Python distributions" in capsys.readouterr().err
+
+
+def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not the same as none: the operator named it, and every hash would be missing for a reason to fix."""
+    shutil.rmtree(tree.root / "wheelhouse")
+    (tree.root / "wheelhouse").symlink_to("wheelhouse")  # ELOOP: unreadable even as root, who ignores modes
+    assert tree.run()[0] == ExitCode.USAGE
+    assert capsys.readouterr().err.startswith("error [wheelhouse_unreadable]: Cannot read ")
+    assert not tree.out.exists()

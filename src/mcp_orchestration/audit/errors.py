@@ -101,6 +101,11 @@ class VenvUnreadableError(UsageError):
     hint = "Pass the site-packages of the image's /venv (build/audit.sh copies it to build/out/image-venv)."
 
 
+class WheelhouseUnreadableError(UsageError):
+    code = "wheelhouse_unreadable"
+    hint = "Pass the wheelhouse the image was built from (build/out/wheelhouse/<arch>) readable, or rebuild it."
+
+
 class WheelMismatchError(UsageError):
     code = "wheel_mismatch"
     hint = "The wheelhouse is not the one the lock allows: rebuild it with build/wheelhouse.sh, then the image."

@@ -20,7 +20,7 @@ A wheelhouse rebuilt since the image, with another wheel of the same name and
 version that the lock also allows, therefore gives no hash rather than a wrong
 one, and so does a file edited since the install. A distribution without such
 a wheel, such as this project (built from source inside the image build), gets
-no hash and the reason why.
+no hash and the reason why; so do all when there is no wheelhouse.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ from typing import IO
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from mcp_orchestration.audit.errors import VenvUnreadableError, WheelMismatchError
+from mcp_orchestration.audit.errors import VenvUnreadableError, WheelhouseUnreadableError, WheelMismatchError
 from mcp_orchestration.core.fsutil import open_directory, open_regular_stream, open_regular_stream_at
 
-NO_WHEELHOUSE = "no wheelhouse given"
+NO_WHEELHOUSE = "no wheelhouse: none given, or no such directory"
 NO_LOCKED_WHEEL = "no wheel the lock allows in the wheelhouse"
 NOT_INSTALLED = (
     "the wheelhouse's wheel is not provably the one installed (its RECORD, the venv's, or the venv's files differ)"
@@ -109,6 +109,8 @@ def with_wheel_hashes(
 ) -> tuple[PyDist, ...]:
     """The distributions with the sha256 of the locked wheel each was installed from, or why there is none."""
     wheels = _wheels(wheelhouse)
+    if wheels is None:
+        return dists  # each keeps NO_WHEELHOUSE
     return tuple(
         _hashed(dist, wheels.get((dist.key, _normal(dist.version)), []), allowed.get(dist.key, frozenset()))
         for dist in dists
@@ -301,18 +303,23 @@ def _installed_as(path: str, digest: str, inside: Mapping[str, str], outside: Ma
     return any(where.endswith(tail) and hashed == digest for where, hashed in outside.items())
 
 
-def _wheels(wheelhouse: Path) -> dict[tuple[str, str], list[Path]]:
-    found: dict[tuple[str, str], list[Path]] = {}
+def _wheels(wheelhouse: Path) -> dict[tuple[str, str], list[Path]] | None:
+    """The wheelhouse's wheels by name and version; None when there is no such directory."""
     try:
-        paths = sorted(wheelhouse.glob("*.whl"))
-    except OSError:
-        paths = []
-    for path in paths:
+        names = sorted(os.listdir(wheelhouse))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as error:
+        raise WheelhouseUnreadableError(
+            f"Cannot read {wheelhouse}: {error.strerror or type(error).__name__}."
+        ) from None
+    found: dict[tuple[str, str], list[Path]] = {}
+    for file_name in names:
         try:
-            name, version, _build, _tags = parse_wheel_filename(path.name)
+            name, version, _build, _tags = parse_wheel_filename(file_name)
         except InvalidWheelFilename:
-            continue
-        found.setdefault((name, str(version)), []).append(path)
+            continue  # not a wheel (an sdist, a note), or one misnamed: no wheel of anything
+        found.setdefault((name, str(version)), []).append(wheelhouse / file_name)
     return found
 
 
