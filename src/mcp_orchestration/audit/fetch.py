@@ -25,6 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, TypeVar
@@ -95,12 +96,15 @@ def _dated(headers: HTTPMessage) -> float | None:
     """When Debian's data last changed (Last-Modified), else when it was sent (Date): the gate refuses an old file.
 
     None, and the file keeps the time it was written, when the server gives neither in a form HTTP allows.
+    A date without a zone, or with ``-0000``, is UTC (RFC 5322 says so of ``-0000``; HTTP dates are GMT),
+    never this machine's local time.
     """
     for name in ("Last-Modified", "Date"):
         try:
-            return email.utils.parsedate_to_datetime(headers.get(name, "")).timestamp()
+            dated = email.utils.parsedate_to_datetime(headers.get(name, ""))
         except ValueError:  # absent or malformed
             continue
+        return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)).timestamp()
     return None
 
 
