@@ -363,6 +363,17 @@ def _no_verdict(error: ReproCheckError) -> int:
     return 2
 
 
+def _positive(text: str) -> int:
+    """An argparse type for --limit: 0 or less would show no difference at all, so it is a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, not {text}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="repro_check.py",
@@ -371,7 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("image_a", metavar="IMAGE_A")
     parser.add_argument("image_b", metavar="IMAGE_B")
     parser.add_argument("--docker", default="/usr/bin/docker", help="the Docker client (default: %(default)s)")
-    parser.add_argument("--limit", type=int, default=LIMIT, help="differences shown per layer (default: %(default)s)")
+    parser.add_argument(
+        "--limit", type=_positive, default=LIMIT, help="differences shown per layer (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     try:
         with tempfile.TemporaryDirectory(prefix="repro-check-") as scratch:

@@ -73,15 +73,26 @@ class ImageIdError(StampError):
 def config_time(epoch: int) -> str:
     """The config's time for SOURCE_DATE_EPOCH; refused unless 1970 to 9999, what the config and datetime hold."""
     if not 0 <= epoch <= LATEST:
-        raise EpochError(f"SOURCE_DATE_EPOCH {epoch} is not between 0 (1970) and {LATEST} (9999-12-31T23:59:59Z)")
+        raise _out_of_range(str(epoch))
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_epoch(text: str) -> int:
-    """SOURCE_DATE_EPOCH as ``date +%s`` prints a time since 1970: ASCII digits only (no sign, fraction, 1e9)."""
+    """SOURCE_DATE_EPOCH as ``date +%s`` prints a time since 1970: ASCII digits only (no sign, fraction, 1e9).
+
+    More digits than LATEST has are refused before int() sees them, which raises ValueError past 4300 digits.
+    """
     if not (text.isascii() and text.isdigit()):
         raise EpochError(f"SOURCE_DATE_EPOCH {text!r} is not a whole number of seconds")
-    return int(text)
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(LATEST)):
+        raise _out_of_range(text)
+    return int(digits)
+
+
+def _out_of_range(epoch: str) -> EpochError:
+    shown = epoch if len(epoch) <= 32 else f"{epoch[:16]}... ({len(epoch)} digits)"
+    return EpochError(f"SOURCE_DATE_EPOCH {shown} is not between 0 (1970) and {LATEST} (9999-12-31T23:59:59Z)")
 
 
 def stamped(config: dict[str, Any], created: str) -> dict[str, Any]:

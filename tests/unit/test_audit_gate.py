@@ -13,7 +13,7 @@ import re
 import sys
 import tomllib
 from collections.abc import Collection, Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -32,7 +32,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "pip_audit"
 LOCK = FIXTURES / "requirements.lock"  # what clean.json, skipped.json and skipped-image.json audited
 VULNERABLE = FIXTURES / "vulnerable.json"
 VULNERABLE_LOCK = FIXTURES / "vulnerable.lock"  # the five pins vulnerable.json audited
-TODAY = date(2026, 12, 1)
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)  # the verdict's time
+TODAY = NOW.date()
 IN_30_DAYS = TODAY + timedelta(days=30)
 EMPTY = "exceptions = []\n"
 
@@ -48,7 +49,7 @@ def run_gate(
     exceptions_file = tmp_path / "audit-exceptions.toml"
     exceptions_file.write_text(exceptions, encoding="utf-8")
     argv = ("--exceptions", exceptions_file, "--lock", lock, *argv)
-    status = cli.main(list(map(str, argv)), today=TODAY, tracker_min_packages=tracker_min_packages)
+    status = cli.main(list(map(str, argv)), now=NOW, tracker_min_packages=tracker_min_packages)
     out, err = capsys.readouterr()
     return Result(status, out, err)
 
@@ -435,7 +436,7 @@ def test_an_unreadable_exceptions_file_gives_no_verdict(
     path = tmp_path / "audit-exceptions.toml"
     if exceptions is not None:
         path.write_text(exceptions)
-    status = cli.main(["--exceptions", str(path), "--lock", str(LOCK), str(FIXTURES / "clean.json")], today=TODAY)
+    status = cli.main(["--exceptions", str(path), "--lock", str(LOCK), str(FIXTURES / "clean.json")], now=NOW)
     out, err = capsys.readouterr()
     assert status == ExitCode.USAGE
     assert out == ""
@@ -577,6 +578,9 @@ def test_an_internal_error_gives_no_verdict_and_no_traceback(
     assert "Traceback" not in result.stderr
 
 
+OWN_CORE = {"mcp_orchestration.core.errors", "mcp_orchestration.core.fsutil"}  # both import the standard library alone
+
+
 def test_the_audit_needs_only_the_standard_library_and_its_own_extra() -> None:
     # pip-audit must never become a dependency of the product: the gate only reads its JSON. The SBOM writer and the
     # Debian parser come from the `audit` extra, which the runtime (and so the image) never installs.
@@ -594,5 +598,5 @@ def test_the_audit_needs_only_the_standard_library_and_its_own_extra() -> None:
                 names = [node.module]
             for name in names:
                 top = name.split(".")[0]
-                allowed = top in sys.stdlib_module_names or top in imports or name == "mcp_orchestration.core.errors"
+                allowed = top in sys.stdlib_module_names or top in imports or name in OWN_CORE
                 assert allowed or name.startswith("mcp_orchestration.audit."), f"{module.name} imports {name}"

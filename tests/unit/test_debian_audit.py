@@ -11,7 +11,9 @@ import json
 import os
 import shutil
 import socket
-from datetime import UTC, datetime, time, timedelta
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +28,7 @@ from mcp_orchestration.audit.tracker import MIN_PACKAGES, Issue, parse_tracker
 from mcp_orchestration.core.errors import ExitCode
 from tests.conftest import Result
 from tests.https_answer import https_answer
-from tests.unit.test_audit_gate import EMPTY, FIXTURES, TODAY, exception, row, run_gate
+from tests.unit.test_audit_gate import EMPTY, FIXTURES, NOW, ROOT, TODAY, exception, row, run_gate
 
 DATA = Path(__file__).resolve().parents[1] / "fixtures" / "debian_tracker"
 STATUS = DATA / "status.d"
@@ -34,15 +36,15 @@ OS_RELEASE = DATA / "os-release"
 RECORDED_PACKAGES = 5  # source packages with a trixie issue in clean.json and the files made from it
 
 
-def dated(path: Path, day: datetime | None = None) -> Path:
-    """Set the file's date as the download does (the server's Last-Modified or Date): noon of ``TODAY`` by default."""
-    stamp = (day or datetime.combine(TODAY, time(12), UTC)).timestamp()
+def dated(path: Path, when: datetime = NOW) -> Path:
+    """Set the file's date as the download does (the server's Last-Modified or Date): the verdict's ``NOW``."""
+    stamp = when.timestamp()
     os.utime(path, (stamp, stamp))
     return path
 
 
 def as_downloaded(recorded: Path, directory: Path) -> Path:
-    """A recorded tracker file dated ``TODAY``: the gate refuses an old one, and a checkout dates files at random."""
+    """A recorded tracker file dated ``NOW``: the gate refuses an old one, and a checkout dates files at random."""
     directory.mkdir(exist_ok=True)
     return dated(Path(shutil.copyfile(recorded, directory / recorded.name)))
 
@@ -62,7 +64,7 @@ def debian_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> DebianRun:
         status: Path = STATUS,
         os_release: Path = OS_RELEASE,
     ) -> Result:
-        # A file a test writes is dated now, after TODAY: as fresh as a download of the day.
+        # A file a test writes is dated by the test (dated()): the real clock is no time of the verdict.
         path = as_downloaded(DATA / tracker, tmp_path / "downloaded") if isinstance(tracker, str) else tracker
         argv = ("--debian-status", status, "--debian-tracker", path, "--os-release", os_release, *extra)
         return run_gate(
@@ -150,7 +152,7 @@ def test_a_fragment_of_the_tracker_that_mentions_the_release_is_no_verdict(
     """Review finding: only the release was checked, so a fragment that mentioned it passed as a clean image."""
     fragment = tmp_path / "fragment.json"
     fragment.write_text(json.dumps({"glibc": json.loads((DATA / "clean.json").read_text())["glibc"]}))
-    result = debian_run(fragment)
+    result = debian_run(dated(fragment))
     assert result.status == ExitCode.USAGE
     assert result.stderr.startswith("error [tracker_incomplete]")
     assert f"issues of 1 source package in Debian trixie, fewer than the {RECORDED_PACKAGES}" in result.stderr
@@ -166,24 +168,61 @@ def test_the_gate_expects_a_whole_trackers_worth_of_packages_by_default(
     assert f"fewer than the {MIN_PACKAGES}" in result.stderr and result.stderr.startswith("error [tracker_incomplete]")
 
 
-@pytest.mark.parametrize(("days", "status"), [(2, ExitCode.OK), (3, ExitCode.USAGE)])
-def test_a_tracker_file_older_than_two_days_is_no_verdict(
-    debian_run: DebianRun, tmp_path: Path, days: int, status: ExitCode
+@pytest.mark.parametrize(
+    ("age", "status"),
+    [
+        (timedelta(hours=47, minutes=59), ExitCode.OK),
+        (timedelta(hours=60), ExitCode.USAGE),  # dated two days before by the calendar: was judged current
+        (timedelta(days=2, hours=23, minutes=59), ExitCode.USAGE),
+    ],
+    ids=["47h59m", "60h", "2d23h59m"],
+)
+def test_a_tracker_file_older_than_48_hours_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path, age: timedelta, status: ExitCode
 ) -> None:
-    """An old download would judge the image against issues Debian has since fixed, found or reopened."""
+    """An old download would judge the image against issues Debian has since fixed, found or reopened.
+
+    Review finding: whole days were compared, so a file almost three days old passed.
+    """
     old = tmp_path / "old.json"
     shutil.copyfile(DATA / "clean.json", old)
-    result = debian_run(dated(old, datetime.combine(TODAY - timedelta(days=days), time(0), UTC)))
+    result = debian_run(dated(old, NOW - age))
     assert result.status == status, result.stderr
     if status == ExitCode.USAGE:
         assert result.stderr.startswith("error [tracker_stale]")
-        assert f"dated {TODAY - timedelta(days=days)}, more than 2 days before {TODAY}" in result.stderr
+        assert (
+            f"dated {NOW - age:%Y-%m-%dT%H:%M:%SZ}, more than 48 hours before the verdict (2026-12-01T12:00:00Z)"
+            in (result.stderr)
+        )
+
+
+@pytest.mark.parametrize(
+    ("ahead", "status"),
+    [
+        (timedelta(minutes=59), ExitCode.OK),  # a server's clock a little ahead of this one's
+        (timedelta(hours=2), ExitCode.USAGE),
+        (datetime(2100, 1, 1, tzinfo=UTC) - NOW, ExitCode.USAGE),  # would never go stale
+    ],
+    ids=["59m", "2h", "2100"],
+)
+def test_a_tracker_file_dated_after_the_verdict_is_no_verdict(
+    debian_run: DebianRun, tmp_path: Path, ahead: timedelta, status: ExitCode
+) -> None:
+    """Review finding: only an old date was refused, so a file dated 2100 passed every day until then."""
+    ahead_of_time = tmp_path / "ahead.json"
+    shutil.copyfile(DATA / "clean.json", ahead_of_time)
+    result = debian_run(dated(ahead_of_time, NOW + ahead))
+    assert result.status == status, result.stderr
+    if status == ExitCode.USAGE:
+        assert result.stderr.startswith(
+            f"error [tracker_future]: {ahead_of_time} is dated {NOW + ahead:%Y-%m-%dT%H:%M:%SZ}"
+        )
 
 
 def test_an_empty_object_is_not_a_clean_tracker(debian_run: DebianRun, tmp_path: Path) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text("{}")
-    assert debian_run(empty).stderr.startswith("error [tracker_malformed]")
+    assert debian_run(dated(empty)).stderr.startswith("error [tracker_malformed]")
 
 
 def test_a_status_dir_without_packages_is_no_verdict(debian_run: DebianRun, tmp_path: Path) -> None:
@@ -240,6 +279,7 @@ def test_an_exception_for_an_unfixed_issue_lapses_once_debian_ships_a_fix(
     document["openssl"]["CVE-2099-0101"]["releases"]["trixie"] |= {"status": "resolved", "fixed_version": "3.5.9-1"}
     fixed = tmp_path / "fixed.json"
     fixed.write_text(json.dumps(document))
+    dated(fixed)
     result = debian_run(fixed, exceptions=both)
     assert result.status == ExitCode.FAILURE and codes(result) == ["fixable"]
     assert row(result.stdout, "openssl", "CVE-2099-0101").endswith("fixable (excepted only while unfixed)")
@@ -354,12 +394,22 @@ def fetch_answer(
 
 
 @pytest.mark.parametrize(
-    "option", [("--max-bytes", "-1"), ("--max-bytes", "0"), ("--timeout", "-5"), ("--timeout", "0")]
+    "option",
+    [
+        ("--max-bytes", "-1"),
+        ("--max-bytes", "0"),
+        ("--timeout", "-5"),
+        ("--timeout", "0"),
+        ("--timeout", "nan"),
+        ("--timeout", "inf"),  # review finding: these three stopped the download with an OverflowError traceback
+        ("--timeout", "1e400"),
+        ("--timeout", "1e10"),
+    ],
 )
-def test_the_download_bounds_must_be_positive(
+def test_the_download_bounds_must_be_positive_and_finite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], option: tuple[str, str]
 ) -> None:
-    """A bound of zero or less is a typo, not a bound: a usage error before anything is fetched."""
+    """A bound of zero or less, or a timeout past a day, is a typo, not a bound: a usage error before any fetch."""
     with socket.socket() as probe:  # a closed port: without the check, the download is tried and fails
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -367,7 +417,7 @@ def test_the_download_bounds_must_be_positive(
         fetch.main([str(tmp_path / "t.json"), "--url", f"https://127.0.0.1:{port}/", *option])
     assert exited.value.code == ExitCode.USAGE
     err = capsys.readouterr().err
-    assert f"argument {option[0]}: must be a" in err and f"above 0, not {option[1]}" in err
+    assert f"argument {option[0]}: must be a" in err and "above 0" in err and f", not {option[1]}\n" in err
 
 
 LAST_MODIFIED = b"Last-Modified: Mon, 30 Nov 2026 21:05:00 GMT"
@@ -395,6 +445,25 @@ def test_the_download_saves_a_whole_answer_dated_as_the_server_dates_it(
     assert status == ExitCode.OK, err
     assert out.read_bytes() == body and not list(tmp_path.glob("*.partial"))
     assert out.stat().st_mtime == stamp.timestamp()
+
+
+@pytest.mark.parametrize(
+    "stamp", [b"Mon, 30 Nov 2026 21:05:00 -0000", b"Mon, 30 Nov 2026 21:05:00"], ids=["-0000", "none"]
+)
+def test_a_server_date_without_a_zone_is_utc_not_local_time(tmp_path: Path, stamp: bytes) -> None:
+    """Review finding: email.utils gives such a date without a zone, and it was read as this machine's local time.
+
+    The download runs in a process whose local time is UTC+14 (a POSIX TZ: no time zone database needed).
+    """
+    body = (DATA / "clean.json").read_bytes()
+    out = tmp_path / "debian-tracker.json"
+    answer = b"HTTP/1.1 200 OK\r\nLast-Modified: " + stamp + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    with https_answer(tmp_path, answer) as (url, cert):
+        env = {**os.environ, "SSL_CERT_FILE": str(cert), "TZ": "KIR-14", "PYTHONPATH": str(ROOT / "src")}
+        download = [sys.executable, "-m", "mcp_orchestration.audit.fetch", str(out), "--url", url, "--timeout", "10"]
+        result = subprocess.run(download, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == ExitCode.OK, result.stderr
+    assert out.stat().st_mtime == datetime(2026, 11, 30, 21, 5, tzinfo=UTC).timestamp()
 
 
 @pytest.mark.parametrize(
@@ -453,6 +522,7 @@ def test_a_debian_exception_names_its_source_package_as_debian_spells_it(debian_
     document["python3-13"] = {"CVE-2099-0301": {"releases": {"trixie": {"status": "open", "urgency": "medium"}}}}
     tracker = tmp_path / "tracker.json"
     tracker.write_text(json.dumps(document))
+    dated(tracker)
     other = exception("CVE-2099-0301", "python3.13", ecosystem="debian")  # another source package of trixie
     result = debian_run(tracker, status=status, exceptions=other)
     assert result.status == ExitCode.FAILURE

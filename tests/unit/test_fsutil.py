@@ -122,6 +122,28 @@ def test_read_regular_refuses_anything_but_a_regular_file_and_never_blocks(tmp_p
         fsutil.read_regular(target, 1 << 20)
 
 
+@pytest.mark.parametrize("kind", ["link", "fifo", "directory"])
+def test_a_stream_at_a_directory_refuses_anything_but_a_regular_file_and_never_blocks(
+    tmp_path: Path, kind: str
+) -> None:
+    (tmp_path / "real").write_bytes(b"data")
+    planted = tmp_path / "planted"
+    if kind == "link":
+        planted.symlink_to("real")
+    elif kind == "fifo":
+        os.mkfifo(planted)
+    else:
+        planted.mkdir()
+    directory = fsutil.open_directory(tmp_path, [], create=False)
+    try:
+        with fsutil.open_regular_stream_at(directory, "real") as stream:
+            assert stream.read() == b"data"
+        with pytest.raises(fsutil.UnsafeFileError):
+            fsutil.open_regular_stream_at(directory, "planted")
+    finally:
+        os.close(directory)
+
+
 def test_read_regular_refuses_a_device_opened_directly(tmp_path: Path) -> None:
     with pytest.raises(fsutil.UnsafeFileError, match="not a regular file"):
         fsutil.read_regular("/dev/zero", 1 << 20)

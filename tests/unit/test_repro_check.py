@@ -261,6 +261,15 @@ def test_main_prints_a_name_that_is_no_text_or_holds_a_newline_escaped_on_one_li
     assert lines[-2:] == ["  only in B: usr/x\\n  only in A: usr/y", "  only in B: usr/\\udce9t\\udce9"]
 
 
+@pytest.mark.parametrize("limit", ["0", "-3", "x"])
+def test_a_limit_of_no_differences_is_a_usage_error(capsys: pytest.CaptureFixture[str], limit: str) -> None:
+    """Review finding: --limit 0 or less was taken, and a report of differences showed none of them."""
+    with pytest.raises(SystemExit) as exited:
+        repro_check.main(["--docker", "/bin/false", "--limit", limit, "a", "b"])
+    assert exited.value.code == 2
+    assert f"argument --limit: must be a whole number above 0, not {limit}" in capsys.readouterr().err
+
+
 def test_main_exits_2_when_the_engine_cannot_save_an_image(capsys: pytest.CaptureFixture[str]) -> None:
     assert repro_check.main(["--docker", "/bin/false", "a", "b"]) == 2
     err = capsys.readouterr().err

@@ -11,8 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
+import threading
+import tracemalloc
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
@@ -68,13 +72,13 @@ def record_of(files: Mapping[str, bytes], info: str) -> str:
 
 
 def build_wheel(wheelhouse: Path, name: str, version: str, files: Mapping[str, bytes]) -> Path:
-    """A real wheel of these files (METADATA and WHEEL added), its RECORD listing each with its hash."""
+    """A real wheel of these files (METADATA and WHEEL added, each deflated), its RECORD listing each with its hash."""
     wheelhouse.mkdir(exist_ok=True)
     path, info = wheelhouse / f"{name}-{version}-py3-none-any.whl", f"{name}-{version}.dist-info"
     files = with_metadata(name, version, files)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for member, content in {**files, f"{info}/RECORD": record_of(files, info).encode()}.items():
-            archive.writestr(zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0)), content)
+            archive.writestr(zipfile.ZipInfo(member, date_time=(2026, 1, 1, 0, 0, 0)), content, zipfile.ZIP_DEFLATED)
     return path
 
 
@@ -351,4 +355,135 @@ def test_an_image_id_that_is_not_a_sha256_digest_writes_no_sbom(
 ) -> None:
     assert tree.run("--image-id", image_id)[0] == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error [usage]: --image-id")
+    assert not tree.out.exists()
+
+
+def plant(site: Path, dist_info: str, where: str, content: bytes) -> None:
+    """A file written into site-packages at ``where`` and listed, with its true hash, in the distribution's RECORD."""
+    (site / where).parent.mkdir(parents=True, exist_ok=True)
+    (site / where).write_bytes(content)
+    with (site / dist_info / "RECORD").open("a") as record:
+        record.write(f"{where},{record_hash(content)},{len(content)}\n")
+
+
+def fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+def link_outside(path: Path) -> None:
+    """The file replaced by a link to a copy of it outside site-packages: same bytes, but not the file installed."""
+    copy = path.parents[2] / "outside.py"
+    copy.write_bytes(path.read_bytes())
+    path.unlink()
+    path.symlink_to(copy)
+
+
+def aliased_folder(site: Path) -> None:
+    """A .pth planted in site-packages and listed through a link to it from outside (as lib64 is lib in a venv)."""
+    (site.parent / "alias").symlink_to(site.name)
+    plant(site, "anyio-4.16.0.dist-info", "evil.pth", b"import os\n")
+    record = site / "anyio-4.16.0.dist-info" / "RECORD"
+    record.write_text(record.read_text().replace("\nevil.pth,", "\n../alias/evil.pth,"))
+
+
+CHANGED_SINCE_INSTALLED: dict[str, Callable[[Path], object]] = {  # the venv, once pip installed the anyio wheel
+    "a file edited": lambda site: (site / "anyio" / "_core.py").write_bytes(b"def run(): return 'evil'\n"),
+    "a file replaced by a link out": lambda site: link_outside(site / "anyio" / "_core.py"),
+    "a file replaced by a FIFO": lambda site: fifo(site / "anyio" / "_core.py"),
+    "a .pth listed as ../site-packages/": lambda site: plant(
+        site, "anyio-4.16.0.dist-info", "../site-packages/evil.pth", b"import os\n"
+    ),
+    "a .pth listed through a linked folder": aliased_folder,
+}
+
+
+@pytest.mark.parametrize("change", CHANGED_SINCE_INSTALLED)
+def test_a_venv_changed_since_the_wheel_was_installed_gives_no_hash(tree: Tree, change: str) -> None:
+    """Review finding: the proof trusted the venv's RECORD and never hashed the files it lists."""
+    CHANGED_SINCE_INSTALLED[change](tree.root / "site-packages")
+    finished: list[tuple[int, dict[str, Any], str]] = []
+    worker = threading.Thread(target=lambda: finished.append(tree.run()), daemon=True)
+    worker.start()
+    worker.join(30)  # a FIFO opened for reading without O_NONBLOCK would wait forever for a writer
+    assert finished, "the SBOM writer hangs"
+    status, bom, _ = finished[0]
+    assert status == ExitCode.OK
+    anyio, pyjwt = components(bom)["pkg:pypi/anyio@4.16.0"], components(bom)["pkg:pypi/pyjwt@2.15.1"]
+    assert sha256(anyio) is None
+    assert no_hash(anyio) == pydists.NOT_INSTALLED
+    assert sha256(pyjwt) == tree.wheel_sha256("PyJWT")
+
+
+def test_entry_scripts_and_data_outside_site_packages_are_left_to_the_record(tmp_path: Path) -> None:
+    """What a RECORD lists outside site-packages (../../../bin/tool) is the venv's, not read: it stays provable."""
+    site = tmp_path / "venv" / "lib" / "python3.13" / "site-packages"
+    files = {"pkg/__init__.py": b"", "pkg-1.0.data/scripts/tool": b"#!python\n"}
+    install(site, "pkg", "1.0", {"pkg/__init__.py": b""})
+    plant(site, "pkg-1.0.dist-info", "../../../bin/tool", b"#!/venv/bin/python\n")
+    (site / "../../../bin/tool").write_bytes(b"edited: not judged, as pip rewrote it\n")
+    wheel = build_wheel(tmp_path / "wheelhouse", "pkg", "1.0", files)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    dists = pydists.with_wheel_hashes(pydists.load_site_packages(site), wheel.parent, {"pkg": frozenset({digest})})
+    assert [dist.sha256 for dist in dists] == [digest]
+
+
+def corrupt_member(wheel: Path, member: str) -> None:
+    """Overwrite a deflated member's data with bytes no inflater accepts (0xff: a reserved block type)."""
+    with zipfile.ZipFile(wheel) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(wheel.read_bytes())
+    start = info.header_offset + 30 + int.from_bytes(data[info.header_offset + 26 : info.header_offset + 28], "little")
+    start += int.from_bytes(data[info.header_offset + 28 : info.header_offset + 30], "little")
+    data[start : start + info.compress_size] = b"\xff" * info.compress_size
+    wheel.write_bytes(bytes(data))
+
+
+def test_a_wheel_whose_deflated_record_is_corrupt_proves_nothing_and_crashes_nothing(tree: Tree) -> None:
+    """Review finding: zlib.error from a corrupt RECORD escaped as a traceback."""
+    wheel = next((tree.root / "wheelhouse").glob("anyio-*.whl"))
+    corrupt_member(wheel, f"anyio-{DISTS['anyio']}.dist-info/RECORD")
+    tree.relock()
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    assert no_hash(components(bom)["pkg:pypi/anyio@4.16.0"]) == pydists.NOT_INSTALLED
+
+
+def test_a_large_wheel_is_hashed_without_holding_it_in_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review finding: the wheel was read whole to hash it."""
+    monkeypatch.setattr(pydists, "_RECORD_LIMIT", 1 << 16)  # a RECORD is read with a buffer of this size: not here
+    files = {"pkg/__init__.py": b"", "pkg/blob.bin": os.urandom(16 << 20)}  # random: deflate cannot shrink it
+    site = tmp_path / "site-packages"
+    install(site, "pkg", "1.0", files)
+    wheel = build_wheel(tmp_path / "wheelhouse", "pkg", "1.0", files)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    dists = pydists.load_site_packages(site)
+    tracemalloc.start()
+    try:
+        hashed = pydists.with_wheel_hashes(dists, wheel.parent, {"pkg": frozenset({digest})})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [dist.sha256 for dist in hashed] == [digest]
+    assert peak < 4 << 20, f"{peak} bytes held for a wheel of {wheel.stat().st_size}"
+
+
+def test_a_wheelhouse_that_does_not_exist_is_named_as_the_reason(
+    tree: Tree, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review finding: build/sbom.sh always passes --wheelhouse, so a missing one read as no wheel the lock allows."""
+    shutil.rmtree(tree.root / "wheelhouse")
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    found = components(bom)
+    assert no_hash(found["pkg:pypi/anyio@4.16.0"]) == no_hash(found["pkg:pypi/pyjwt@2.15.1"]) == pydists.NO_WHEELHOUSE
+    assert f"{pydists.NO_WHEELHOUSE}, so no hash, for 3 Python distributions" in capsys.readouterr().err
+
+
+def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not the same as none: the operator named it, and every hash would be missing for a reason to fix."""
+    shutil.rmtree(tree.root / "wheelhouse")
+    (tree.root / "wheelhouse").symlink_to("wheelhouse")  # ELOOP: unreadable even as root, who ignores modes
+    assert tree.run()[0] == ExitCode.USAGE
+    assert capsys.readouterr().err.startswith("error [wheelhouse_unreadable]: Cannot read ")
     assert not tree.out.exists()

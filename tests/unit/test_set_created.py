@@ -54,6 +54,20 @@ def test_an_epoch_past_9999_is_refused_before_the_engine_is_asked(
     )
 
 
+def test_an_epoch_of_thousands_of_digits_is_refused_as_an_epoch(capsys: pytest.CaptureFixture[str]) -> None:
+    """Review finding: int() refuses over 4300 digits with a ValueError, reported as [rewrite] with exit status 1."""
+    assert set_created.main(["--docker", "/bin/false", "img", "9" * 5000]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "set_created: img: error [epoch]: SOURCE_DATE_EPOCH 9999999999999999... (5000 digits) is not between 0 (1970)"
+    )
+    assert len(err) < 400
+
+
+def test_leading_zeros_do_not_count_against_an_epoch() -> None:
+    assert set_created.parse_epoch("0" * 5000 + "1764763112") == 1764763112
+
+
 @pytest.mark.parametrize("epoch", ["1e20", "1.5", "-1", " 42", "+42", "4_2", "\u0664\u0662"])
 def test_an_epoch_that_is_not_plain_digits_is_refused(epoch: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert set_created.main(["--docker", "/bin/false", "img", epoch]) == 2

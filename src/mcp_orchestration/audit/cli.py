@@ -30,9 +30,10 @@ Exit status (stable: `make audit` and CI decide on it):
      dpkg_status_empty), an os-release that is not Debian's (os_release_invalid),
      a tracker file that is missing (tracker_unreadable), not the tracker's JSON
      or cut short (tracker_malformed), silent on the image's release
-     (tracker_release_missing), a fragment (tracker_incomplete) or more than
-     two days old (tracker_stale), or an unexpected error (internal). The other
-     inputs are still judged and printed. Treat it as FAIL.
+     (tracker_release_missing), a fragment (tracker_incomplete), more than
+     48 hours old (tracker_stale) or dated ahead of the clock
+     (tracker_future), or an unexpected error (internal). The other inputs are
+     still judged and printed. Treat it as FAIL.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mcp_orchestration.audit.debian_gate import DebianAudit
@@ -109,10 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: Sequence[str] | None = None, *, today: date | None = None, tracker_min_packages: int = MIN_PACKAGES
+    argv: Sequence[str] | None = None, *, now: datetime | None = None, tracker_min_packages: int = MIN_PACKAGES
 ) -> int:
-    """Judge the inputs and return the exit status; ``today`` and ``tracker_min_packages`` are set only by tests,
-    whose recorded tracker files are small."""
+    """Judge the inputs and return the exit status; ``now`` (timezone-aware) and ``tracker_min_packages`` are set
+    only by tests, whose recorded tracker files are small."""
     parser = build_parser()
     args = parser.parse_args(argv)
     given = [getattr(args, name) is not None for name in _DEBIAN]
@@ -125,9 +126,9 @@ def main(
         lock = load_lock(args.lock) if args.reports or args.venv else None
         audits = [Audit(load_report(path), "lock") for path in args.reports]
         audits += [Audit(load_report(path), "venv") for path in args.venv]
-        today = today or datetime.now(UTC).date()
-        debian, missing = _debian(args, today, tracker_min_packages) if all(given) else (None, None)
-        verdict = evaluate(audits, exceptions, today, lock, args.first_party, debian=debian)
+        now = now or datetime.now(UTC)
+        debian, missing = _debian(args, now, tracker_min_packages) if all(given) else (None, None)
+        verdict = evaluate(audits, exceptions, now.date(), lock, args.first_party, debian=debian)
     except OrchestrationError as error:
         return _fail(error)
     except Exception as error:  # a bug: still a verdict-less exit, never a traceback
@@ -139,13 +140,13 @@ def main(
 
 
 def _debian(
-    args: argparse.Namespace, today: date, min_packages: int
+    args: argparse.Namespace, now: datetime, min_packages: int
 ) -> tuple[DebianAudit | None, OrchestrationError | None]:
     """The Debian inputs, or why there are none: the pip-audit verdict is printed either way."""
     try:
         release = load_os_release(args.os_release)
         packages = load_status_dir(args.debian_status)
-        tracker = load_tracker(args.debian_tracker, release.codename, today, min_packages=min_packages)
+        tracker = load_tracker(args.debian_tracker, release.codename, now, min_packages=min_packages)
     except OrchestrationError as error:
         return None, error
     return DebianAudit(f"{args.debian_status} (Debian {release.codename})", packages, tracker), None

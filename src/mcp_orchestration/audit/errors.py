@@ -96,9 +96,22 @@ class TrackerStaleError(UsageError):
     hint = "Debian's issues change daily: download the tracker data again (build/audit.sh does, every run)."
 
 
+class TrackerFutureError(UsageError):
+    code = "tracker_future"
+    hint = (
+        "Check this machine's clock (timedatectl), then download the tracker data again: the download dates "
+        "the file with the server's Last-Modified."
+    )
+
+
 class VenvUnreadableError(UsageError):
     code = "venv_unreadable"
     hint = "Pass the site-packages of the image's /venv (build/audit.sh copies it to build/out/image-venv)."
+
+
+class WheelhouseUnreadableError(UsageError):
+    code = "wheelhouse_unreadable"
+    hint = "Pass the wheelhouse the image was built from (build/out/wheelhouse/<arch>) readable, or rebuild it."
 
 
 class WheelMismatchError(UsageError):

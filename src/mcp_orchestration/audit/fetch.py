@@ -25,6 +25,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from http.client import HTTPMessage
 from pathlib import Path
 from typing import IO, TypeVar
@@ -36,6 +37,7 @@ from mcp_orchestration.core.errors import ExitCode, OrchestrationError
 TRACKER_URL = "https://security-tracker.debian.org/tracker/data/json"
 MAX_BYTES = 256 * 1024 * 1024  # the whole tracker is some tens of MiB; far more is not it
 TIMEOUT = 60.0  # seconds without progress on connect or on any read
+MAX_TIMEOUT = 86400.0  # a day: the most --timeout takes (inf, 1e400, even 1e10 do not fit a socket's timeout)
 _CHUNK = 1024 * 1024
 _Number = TypeVar("_Number", int, float)
 
@@ -95,12 +97,15 @@ def _dated(headers: HTTPMessage) -> float | None:
     """When Debian's data last changed (Last-Modified), else when it was sent (Date): the gate refuses an old file.
 
     None, and the file keeps the time it was written, when the server gives neither in a form HTTP allows.
+    A date without a zone, or with ``-0000``, is UTC (RFC 5322 says so of ``-0000``; HTTP dates are GMT),
+    never this machine's local time.
     """
     for name in ("Last-Modified", "Date"):
         try:
-            return email.utils.parsedate_to_datetime(headers.get(name, "")).timestamp()
+            dated = email.utils.parsedate_to_datetime(headers.get(name, ""))
         except ValueError:  # absent or malformed
             continue
+        return (dated if dated.tzinfo else dated.replace(tzinfo=UTC)).timestamp()
     return None
 
 
@@ -117,17 +122,21 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _above_zero(kind: type[_Number]) -> Callable[[str], _Number]:
-    """An argparse type for a bound: zero or less is a typo that would fail every download, so a usage error."""
+def _bound(kind: type[_Number], most: _Number | None = None) -> Callable[[str], _Number]:
+    """An argparse type for a bound: zero or less, or above ``most``, is a typo, so a usage error.
+
+    Zero or less would fail every download; a timeout past ``most`` stopped it with an OverflowError.
+    """
     what = "a whole number" if kind is int else "a number"
+    ceiling = "" if most is None else f" and at most {most:g}"
 
     def parse(text: str) -> _Number:
         try:
             value = kind(text)
         except ValueError:
             value = None
-        if value is None or not value > 0:  # NaN is not above 0 either
-            raise argparse.ArgumentTypeError(f"must be {what} above 0, not {text}")
+        if value is None or not value > 0 or (most is not None and not value <= most):  # NaN fails either test
+            raise argparse.ArgumentTypeError(f"must be {what} above 0{ceiling}, not {text}")
         return value
 
     return parse
@@ -138,8 +147,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mcp_orchestration.audit.fetch", description=__doc__)
     parser.add_argument("out", type=Path, metavar="OUT")
     parser.add_argument("--url", default=TRACKER_URL, help="default: %(default)s")
-    parser.add_argument("--max-bytes", type=_above_zero(int), default=MAX_BYTES, help="default: %(default)s")
-    parser.add_argument("--timeout", type=_above_zero(float), default=TIMEOUT, help="seconds; default: %(default)s")
+    parser.add_argument("--max-bytes", type=_bound(int), default=MAX_BYTES, help="default: %(default)s")
+    parser.add_argument(
+        "--timeout", type=_bound(float, MAX_TIMEOUT), default=TIMEOUT, help="seconds; default: %(default)s"
+    )
     args = parser.parse_args(argv)
     try:
         size = fetch_tracker(args.url, args.out, max_bytes=args.max_bytes, timeout=args.timeout)

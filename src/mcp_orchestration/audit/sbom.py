@@ -13,7 +13,8 @@ container (``build/sbom.sh``), not from a scanner's guess:
   SHA-256 when status.d records it (``SHA256:``);
 - every distribution of the venv: name, version, ``pkg:pypi`` purl, and as
   hash the SHA-256 of the wheel installed: allowed by the lock, and proven the
-  one installed by comparing its RECORD with the venv's (``pydists.py``);
+  one installed by comparing its RECORD with the venv's, and the venv's files
+  with their hashes there (``pydists.py``);
 - the image as the document's subject, its id (the digest of its config, not
   the manifest digest that is pushed and attested) as a property.
 

@@ -20,9 +20,11 @@ its issues never mention the image's release (``tracker_release_missing``: a
 tracker for another distribution or an old one), when it lists issues of
 fewer than ``MIN_PACKAGES`` source packages in the release
 (``tracker_incomplete``: a fragment; the whole tracker lists thousands for a
-supported release), or when it is dated more than ``MAX_AGE`` before the day
-of the verdict (``tracker_stale``). The file carries no date of its own, so
-its modification time is the date: the download sets it to the server's
+supported release), or when it is dated more than ``MAX_AGE`` (48 hours)
+before the verdict (``tracker_stale``), or more than ``MAX_SKEW`` after it
+(``tracker_future``: a wrong clock here or on the server, or a date set by
+hand; such a file would never go stale). The file carries no date of its own,
+so its modification time is the date: the download sets it to the server's
 ``Last-Modified``, else its ``Date`` (``fetch.py``), as ``curl -R`` would.
 That catches an old download judged again or a mirror that stopped updating;
 a file copied without its date looks fresh, as any input the operator
@@ -34,11 +36,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, cast
 
 from mcp_orchestration.audit.errors import (
+    TrackerFutureError,
     TrackerIncompleteError,
     TrackerMalformedError,
     TrackerReleaseMissingError,
@@ -49,7 +52,8 @@ from mcp_orchestration.audit.errors import (
 Status = Literal["resolved", "open", "undetermined"]
 _STATUSES: frozenset[str] = frozenset({"resolved", "open", "undetermined"})
 MIN_PACKAGES = 1000  # source packages with an issue in the release: a whole tracker lists thousands, a fragment few
-MAX_AGE = timedelta(days=2)  # Debian updates the tracker many times a day
+MAX_AGE = timedelta(hours=48)  # Debian updates the tracker many times a day
+MAX_SKEW = timedelta(hours=1)  # how far ahead of this machine's clock a server's may be
 
 
 @dataclass(frozen=True)
@@ -71,19 +75,41 @@ class Tracker:
     issues: Mapping[str, tuple[Issue, ...]]
 
 
-def load_tracker(path: Path, release: str, today: date, *, min_packages: int = MIN_PACKAGES) -> Tracker:
-    """Read and check the file, keeping what concerns ``release`` (a codename such as trixie); it must be current."""
+def load_tracker(path: Path, release: str, now: datetime, *, min_packages: int = MIN_PACKAGES) -> Tracker:
+    """Read and check the file, keeping what concerns ``release`` (a codename such as trixie); it must be current.
+
+    ``now`` is the verdict's time, timezone-aware.
+    """
     try:
-        dated = datetime.fromtimestamp(path.stat().st_mtime, UTC).date()
+        dated = path.stat().st_mtime
         text = path.read_bytes()
     except OSError as error:
         raise TrackerUnreadableError(f"Cannot read {path}: {error.strerror or type(error).__name__}.") from None
-    if today - dated > MAX_AGE:
-        raise TrackerStaleError(
-            f"{path} is dated {dated}, more than {MAX_AGE.days} days before {today}: "
-            "Debian has fixed, found or reopened issues since."
-        )
+    _require_current(path, dated, now)
     return parse_tracker(text, str(path), release, min_packages=min_packages)
+
+
+def _require_current(path: Path, dated: float, now: datetime) -> None:
+    """Refuse a file dated more than ``MAX_AGE`` before ``now``, or more than ``MAX_SKEW`` after it."""
+    age = now.timestamp() - dated  # seconds, as floats: no datetime overflows on a date of year 10000
+    if age > MAX_AGE.total_seconds():
+        raise TrackerStaleError(
+            f"{path} is dated {_utc(dated)}, more than {MAX_AGE // timedelta(hours=1)} hours before the verdict "
+            f"({_utc(now.timestamp())}): Debian has fixed, found or reopened issues since."
+        )
+    if -age > MAX_SKEW.total_seconds():
+        raise TrackerFutureError(
+            f"{path} is dated {_utc(dated)}, later than the verdict ({_utc(now.timestamp())}): "
+            "this machine's clock, the server's, or the file's date is wrong, and such a file would never go stale."
+        )
+
+
+def _utc(timestamp: float) -> str:
+    """A file's date as people read it, or as seconds when no datetime can hold it."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, ValueError, OSError):
+        return f"{timestamp:.0f} seconds after 1970"
 
 
 def parse_tracker(text: bytes | str, source: str, release: str, *, min_packages: int = MIN_PACKAGES) -> Tracker:

@@ -97,7 +97,16 @@ def open_regular_stream(path: str | os.PathLike[str]) -> BinaryIO:
     For large inputs read as a stream (a backup archive). A FIFO or device is
     refused without blocking; a stream from a pipe is the caller's ``-``.
     """
-    fd = _open_regular(path, _SAFE_READ_FLAGS & ~os.O_NOFOLLOW, None)
+    return _stream(_open_regular(path, _SAFE_READ_FLAGS & ~os.O_NOFOLLOW, None), path)
+
+
+def open_regular_stream_at(dir_fd: int, name: str) -> BinaryIO:
+    """:func:`open_regular_stream` for ``name`` in an open directory (:func:`open_directory`): a link is refused."""
+    return _stream(_open_regular(name, _SAFE_READ_FLAGS, dir_fd), name)
+
+
+def _stream(fd: int, path: str | os.PathLike[str]) -> BinaryIO:
+    """A blocking binary stream of the open ``fd``, or :class:`UnsafeFileError` (fd closed) if not a regular file."""
     try:
         _check_regular(os.fstat(fd), None, path)
         os.set_blocking(fd, True)
