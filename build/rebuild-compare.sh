@@ -36,8 +36,14 @@ for role in builder runtime; do
   for value in "$chain" "$config"; do
     [[ $value =~ ^sha256:[0-9a-f]{64}$ ]] || fail 1 "$ref does not name its $role base (io.mcp-orchestration.base.$role.*)"
   done
-  base="$name:base-$role-${config#sha256:}"
-  "$DOCKER" pull --quiet "$base" >/dev/null || fail 2 "cannot pull the $role base $base"
+  tagged="$name:base-$role-${config#sha256:}"
+  "$DOCKER" pull --quiet "$tagged" >/dev/null || fail 2 "cannot pull the $role base $tagged"
+  # From here on by the digest pulled: the build cannot be handed another base than the one checked.
+  base=
+  while read -r pulled; do
+    if [[ $pulled == "$name@sha256:"* ]]; then base=$pulled; fi
+  done < <("$DOCKER" image inspect -f '{{range .RepoDigests}}{{println .}}{{end}}' "$tagged")
+  [[ -n $base ]] || fail 2 "no registry digest for $tagged"
   have=$(DOCKER=$DOCKER build/chain-id.sh "$base") || fail 2 "cannot read the layers of $base"
   [[ $have == "$chain" ]] || fail 1 "the $role base $base has layers $have, the image was built on $chain"
   have=$(python3 build/config_digest.py --docker "$DOCKER" "$base") || fail 2 "cannot read the config of $base"

@@ -3,7 +3,8 @@
 ``make repro-check`` builds the image twice with ``--no-cache`` and runs this on
 the two; ``make repro-check REFERENCE=ghcr.io/...@sha256:...`` builds it once
 and compares with a released image. Each image is read from ``docker image
-save``: its config and every layer as the tar the engine hashed. Two images
+save``: its config and every layer as the tar the engine hashed (gunzipped
+where the engine's image store saves layers compressed). Two images
 are the same when every layer digest (``rootfs.diff_ids``) is equal and the
 configs are equal apart from ``created`` (the image's and each history
 entry's): the engine stamps those with the wall clock.
@@ -27,12 +28,14 @@ a stable code, what happened and what to do).
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
 import subprocess
 import sys
 import tarfile
 import tempfile
+import zlib
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -45,6 +48,8 @@ STAMPED = "created"  # the only config field two builds may differ in (also per 
 LIMIT = 40  # differences shown per layer; the rest are counted
 CHUNK = 1 << 20  # bytes read at a time from a layer or a file in it
 JSON_LIMIT = 4 << 20  # the largest manifest or config read (real ones are kilobytes)
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 class ReproCheckError(Exception):
@@ -192,7 +197,7 @@ def _reading(name: str) -> Iterator[None]:
         yield
     except ReproCheckError as error:
         raise type(error)(f"{name}: {error}") from error
-    except (OSError, tarfile.TarError, KeyError, TypeError, ValueError) as error:
+    except (OSError, EOFError, zlib.error, tarfile.TarError, KeyError, TypeError, ValueError) as error:
         raise ArchiveError(f"{name}: not a readable image archive ({type(error).__name__}: {error})") from error
 
 
@@ -212,7 +217,7 @@ def read_saved(name: str, archive: Path) -> Image:
         made_by = [entry.get("created_by", "") for entry in history if not entry.get("empty_layer")]
         layers = []
         for index, (path, diff_id) in enumerate(zip(paths, diff_ids, strict=True)):
-            digest = _sha256(_member(saved, path))
+            digest = _sha256(_layer(saved, path))
             if digest != diff_id:
                 raise LayerDigestError(f"layer {index} hashes to {digest}, its config says {diff_id}")
             layers.append(Layer(diff_id, made_by[index] if index < len(made_by) else "", path))
@@ -222,7 +227,21 @@ def read_saved(name: str, archive: Path) -> Image:
 def read_entries(image: Image, layer: Layer) -> dict[Key, Entry]:
     """The entries of one of the image's layers, walked only when its digest differs from the other image's."""
     with _reading(image.name), tarfile.open(image.archive) as saved:
-        return read_layer(_member(saved, layer.path))
+        return read_layer(_layer(saved, layer.path))
+
+
+def _layer(saved: tarfile.TarFile, path: str) -> IO[bytes]:
+    """A layer as the tar its diff id hashes: Docker's containerd image store saves layers gzip-compressed."""
+    handle = _member(saved, path)
+    magic = handle.read(4)
+    handle.seek(0)
+    if magic.startswith(GZIP_MAGIC):
+        return gzip.GzipFile(fileobj=handle, mode="rb")
+    if magic == ZSTD_MAGIC:
+        raise ArchiveError(
+            f"{path} is zstd-compressed, which this check cannot read: save the image from a classic store"
+        )
+    return handle
 
 
 def _member(saved: tarfile.TarFile, path: str) -> IO[bytes]:

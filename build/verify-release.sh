@@ -37,6 +37,8 @@ out=build/out/verify-release
 mkdir -p "$out"
 
 export DOCKER=${DOCKER:-/usr/bin/docker}  # and build/rebuild-compare.sh's: Debian's client, as make uses
+command -v "$DOCKER" >/dev/null || fail 2 "no Docker client $DOCKER: name yours with DOCKER=PATH"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || fail 2 "build/*.py need python3 >= 3.11"
 "$DOCKER" image inspect "$ref" >/dev/null 2>&1 || "$DOCKER" pull --quiet "$ref" >/dev/null \
   || fail 2 "cannot pull $ref: no verdict (the registry, the network or the name)"
 

@@ -6,6 +6,7 @@ what the engine would write, without an engine.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
@@ -46,10 +47,13 @@ def layer_tar(files: Sequence[File]) -> bytes:
     return out.getvalue()
 
 
-def saved_image(path: Path, layers: Sequence[Sequence[File]], created: str = "2026-12-03T10:00:00Z") -> Path:
-    """A ``docker image save`` archive: manifest.json, the config, one tar per layer."""
-    blobs = [layer_tar(files) for files in layers]
-    diff_ids = ["sha256:" + hashlib.sha256(blob).hexdigest() for blob in blobs]
+def saved_image(
+    path: Path, layers: Sequence[Sequence[File]], created: str = "2026-12-03T10:00:00Z", *, gzipped: bool = False
+) -> Path:
+    """A ``docker image save`` archive: manifest.json, the config, one tar per layer (gzipped: a containerd store's)."""
+    tars = [layer_tar(files) for files in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(tar).hexdigest() for tar in tars]
+    blobs = [gzip.compress(tar, mtime=0) for tar in tars] if gzipped else tars
     config: dict[str, Any] = {
         "architecture": "amd64",
         "created": created,
@@ -373,3 +377,38 @@ def test_owner_names_and_pax_headers_are_compared(tmp_path: Path) -> None:
     (line,) = repro_check.layer_differences(left, right)
     assert line.startswith("etc/passwd: owner 0:0 (root:-) != 0:0 (nonroot:-); pax  != ")
     assert "SCHILY.xattr.security.capability" in line
+
+
+def test_layers_saved_gzipped_by_a_containerd_store_are_read_as_the_tars_they_hash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    saved_image(tmp_path / "classic", [BASE, VENV])
+    saved_image(tmp_path / "containerd", [BASE, VENV], gzipped=True)
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "classic", "containerd"]) == 0
+    assert capsys.readouterr().out.endswith("repro-check: the same: 2 layer digests equal, image ids equal\n")
+    saved_image(tmp_path / "changed", [BASE, [*VENV, File("venv/planted.pth", b"import os\n")]], gzipped=True)
+    assert repro_check.main(["--docker", docker_saving(tmp_path), "classic", "changed"]) == 1
+    assert "  only in B: venv/planted.pth" in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("blob", "message"),
+    [
+        (b"\x28\xb5\x2f\xfd" + b"\0" * 60, "is zstd-compressed"),
+        (gzip.compress(layer_tar(BASE))[:60], "not a readable image archive"),  # of 142 bytes
+    ],
+    ids=["zstd", "cut-gzip"],
+)
+def test_a_layer_that_cannot_be_decompressed_is_no_verdict(tmp_path: Path, blob: bytes, message: str) -> None:
+    archive = saved_image(tmp_path / "a", [BASE])
+    with tarfile.open(archive) as saved:
+        members = {member.name: saved.extractfile(member) for member in saved if member.isfile()}
+        contents = {name: handle.read() for name, handle in members.items() if handle is not None}
+    contents["0/layer.tar"] = blob
+    with tarfile.open(archive, "w") as rewritten:
+        for name, data in contents.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            rewritten.addfile(info, io.BytesIO(data))
+    with pytest.raises(repro_check.ArchiveError, match=message):
+        repro_check.read_saved("A", archive)
