@@ -415,6 +415,16 @@ def test_a_venv_changed_since_the_wheel_was_installed_gives_no_hash(tree: Tree, 
     assert sha256(pyjwt) == tree.wheel_sha256("PyJWT")
 
 
+def test_a_record_path_no_file_can_have_proves_nothing_and_crashes_nothing(tree: Tree) -> None:
+    """Review finding: a NUL in a ``..`` path made os.path.realpath raise ValueError, a traceback (exit 1)."""
+    with (tree.root / "site-packages" / "anyio-4.16.0.dist-info" / "RECORD").open("a") as record:
+        record.write(f"../a\0b/x,{record_hash(b'x')},1\n")
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    assert no_hash(components(bom)["pkg:pypi/anyio@4.16.0"]) == pydists.NOT_INSTALLED
+    assert sha256(components(bom)["pkg:pypi/pyjwt@2.15.1"]) == tree.wheel_sha256("PyJWT")
+
+
 def test_entry_scripts_and_data_outside_site_packages_are_left_to_the_record(tmp_path: Path) -> None:
     """What a RECORD lists outside site-packages (../../../bin/tool) is the venv's, not read: it stays provable."""
     site = tmp_path / "venv" / "lib" / "python3.13" / "site-packages"

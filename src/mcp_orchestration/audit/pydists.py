@@ -192,12 +192,13 @@ def _installed_record(record: Path) -> dict[str, str] | None:
 def _landed(site: Path, record: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]] | None:
     """The installed RECORD split by where each path lands: in site-packages (by its path there), or outside.
 
-    None, proving nothing, for an absolute path (pip writes none on POSIX) or for two names of one file.
+    None, proving nothing, for an absolute path (pip writes none on POSIX), a path with a NUL (no file has
+    one), or two names of one file.
     """
     inside: dict[str, str] = {}
     outside: dict[str, str] = {}
     for where, digest in record.items():
-        if posixpath.isabs(where):
+        if posixpath.isabs(where) or "\0" in where:
             return None
         landing = _landing(site, where)
         if landing is None:
@@ -239,7 +240,7 @@ def _still_has(site: Path, where: str, recorded: str) -> bool:
             os.close(directory)
         with stream:
             digest = _digest(stream, algorithm)
-    except (OSError, ValueError):  # a link, a FIFO, a device, missing; ValueError: an odd name (open_directory)
+    except (OSError, ValueError):  # a link, a FIFO, a device, missing; ValueError: a name such as `.` (a/..)
         return False
     return digest is not None and base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == expected
 
