@@ -531,10 +531,19 @@ def test_a_wheelhouse_that_does_not_exist_is_named_as_the_reason(
     assert f"{pydists.NO_WHEELHOUSE}, so no hash, for 3 Python distributions" in capsys.readouterr().err
 
 
-def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+UNREADABLE_WHEELHOUSE: dict[str, Callable[[Path], object]] = {
+    "a link to itself": lambda path: path.symlink_to(path.name),  # ELOOP: unreadable even as root, who ignores modes
+    "a regular file": lambda path: path.write_bytes(b"not a directory"),  # review finding: taken for none
+}
+
+
+@pytest.mark.parametrize("kind", UNREADABLE_WHEELHOUSE)
+def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(
+    tree: Tree, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
     """Not the same as none: the operator named it, and every hash would be missing for a reason to fix."""
     shutil.rmtree(tree.root / "wheelhouse")
-    (tree.root / "wheelhouse").symlink_to("wheelhouse")  # ELOOP: unreadable even as root, who ignores modes
+    UNREADABLE_WHEELHOUSE[kind](tree.root / "wheelhouse")
     assert tree.run()[0] == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error [wheelhouse_unreadable]: Cannot read ")
     assert not tree.out.exists()

@@ -322,10 +322,13 @@ def _installed_as(path: str, digest: str, inside: Mapping[str, str], outside: Ma
 
 
 def _wheels(wheelhouse: Path) -> dict[tuple[str, str], list[Path]] | None:
-    """The wheelhouse's wheels by name and version; None when there is no such directory."""
+    """The wheelhouse's wheels by name and version; None when there is nothing at that path.
+
+    Anything else there that cannot be listed, a regular file included, is an operator's error to fix.
+    """
     try:
         names = sorted(os.listdir(wheelhouse))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return None
     except OSError as error:
         raise WheelhouseUnreadableError(
