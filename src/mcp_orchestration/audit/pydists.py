@@ -15,7 +15,11 @@ still be as installed: every file of site-packages its RECORD lists with a
 hash must be a regular file with that hash, reached through no symlink. A path
 of the RECORD with ``..`` counts where it lands: in site-packages (by name, or
 through a linked folder, as lib64 is lib) it is judged like any other; outside
-(entry scripts in bin/, data) it is the venv's, not read.
+(entry scripts in bin/, data) it is the venv's, not read. RECORD and METADATA
+are read only as bounded regular files, through no link.
+What no RECORD hashes is not proven: bytecode (the image build compiles it
+after the install, so no RECORD lists it; pip lists what it compiles without a
+hash) and files no RECORD lists at all, such as a planted ``.pth``.
 A wheelhouse rebuilt since the image, with another wheel of the same name and
 version that the lock also allows, therefore gives no hash rather than a wrong
 one, and so does a file edited since the install. A distribution without such
@@ -136,7 +140,11 @@ def _hashed(dist: PyDist, candidates: list[Path], digests: frozenset[str]) -> Py
 
 
 def _proven_digest(path: Path, dist: PyDist, digests: frozenset[str]) -> str | None:
-    """The wheel's sha256 if it is provably the one installed: one open file, so the wheel hashed is the one read."""
+    """The wheel's sha256 if it is provably the one installed.
+
+    Hashed and read through one open file: a wheel renamed over the path meanwhile is not read, but one
+    rewritten in place meanwhile could be (whoever can do that can change what the image is built from).
+    """
     try:
         with open_regular_stream(path) as wheel:
             digest = _digest(wheel, "sha256")
