@@ -152,3 +152,18 @@ def test_read_regular_refuses_a_device_opened_directly(tmp_path: Path) -> None:
 def test_read_regular_passes_a_missing_file_through(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         fsutil.read_regular(tmp_path / "missing", 10)
+
+
+@pytest.mark.parametrize("name", ["alias/file", "../real/file", "..", ".", ""])
+def test_a_stream_at_a_directory_takes_one_path_component_only(tmp_path: Path, name: str) -> None:
+    """Review finding: O_NOFOLLOW guards only a path's last component, so a linked folder in it was followed."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "file").write_bytes(b"outside")
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "dir" / "alias").symlink_to("../real")
+    directory = fsutil.open_directory(tmp_path / "dir", [], create=False)
+    try:
+        with pytest.raises(ValueError, match="not a single path component"):
+            fsutil.open_regular_stream_at(directory, name)
+    finally:
+        os.close(directory)

@@ -371,12 +371,26 @@ def fifo(path: Path) -> None:
     os.mkfifo(path)
 
 
+def run_within(tree: Tree) -> tuple[int, dict[str, Any], str]:
+    """``tree.run()``, failing rather than hanging: a FIFO opened for reading without O_NONBLOCK waits for a writer."""
+    finished: list[tuple[int, dict[str, Any], str]] = []
+    worker = threading.Thread(target=lambda: finished.append(tree.run()), daemon=True)
+    worker.start()
+    worker.join(30)
+    assert finished, "the SBOM writer hangs"
+    return finished[0]
+
+
 def link_outside(path: Path) -> None:
     """The file replaced by a link to a copy of it outside site-packages: same bytes, but not the file installed."""
     copy = path.parents[2] / "outside.py"
     copy.write_bytes(path.read_bytes())
+    replace_by_link(path, copy)
+
+
+def replace_by_link(path: Path, target: Path) -> None:
     path.unlink()
-    path.symlink_to(copy)
+    path.symlink_to(target)
 
 
 def aliased_folder(site: Path) -> None:
@@ -391,6 +405,8 @@ CHANGED_SINCE_INSTALLED: dict[str, Callable[[Path], object]] = {  # the venv, on
     "a file edited": lambda site: (site / "anyio" / "_core.py").write_bytes(b"def run(): return 'evil'\n"),
     "a file replaced by a link out": lambda site: link_outside(site / "anyio" / "_core.py"),
     "a file replaced by a FIFO": lambda site: fifo(site / "anyio" / "_core.py"),
+    "its RECORD replaced by a link out": lambda site: link_outside(site / "anyio-4.16.0.dist-info" / "RECORD"),
+    "its RECORD replaced by a FIFO": lambda site: fifo(site / "anyio-4.16.0.dist-info" / "RECORD"),
     "a .pth listed as ../site-packages/": lambda site: plant(
         site, "anyio-4.16.0.dist-info", "../site-packages/evil.pth", b"import os\n"
     ),
@@ -402,17 +418,52 @@ CHANGED_SINCE_INSTALLED: dict[str, Callable[[Path], object]] = {  # the venv, on
 def test_a_venv_changed_since_the_wheel_was_installed_gives_no_hash(tree: Tree, change: str) -> None:
     """Review finding: the proof trusted the venv's RECORD and never hashed the files it lists."""
     CHANGED_SINCE_INSTALLED[change](tree.root / "site-packages")
-    finished: list[tuple[int, dict[str, Any], str]] = []
-    worker = threading.Thread(target=lambda: finished.append(tree.run()), daemon=True)
-    worker.start()
-    worker.join(30)  # a FIFO opened for reading without O_NONBLOCK would wait forever for a writer
-    assert finished, "the SBOM writer hangs"
-    status, bom, _ = finished[0]
+    status, bom, _ = run_within(tree)
     assert status == ExitCode.OK
     anyio, pyjwt = components(bom)["pkg:pypi/anyio@4.16.0"], components(bom)["pkg:pypi/pyjwt@2.15.1"]
     assert sha256(anyio) is None
     assert no_hash(anyio) == pydists.NOT_INSTALLED
     assert sha256(pyjwt) == tree.wheel_sha256("PyJWT")
+
+
+def test_a_record_path_no_file_can_have_proves_nothing_and_crashes_nothing(tree: Tree) -> None:
+    """Review finding: a NUL in a ``..`` path made os.path.realpath raise ValueError, a traceback (exit 1)."""
+    with (tree.root / "site-packages" / "anyio-4.16.0.dist-info" / "RECORD").open("a") as record:
+        record.write(f"../a\0b/x,{record_hash(b'x')},1\n")
+    status, bom, _ = tree.run()
+    assert status == ExitCode.OK
+    assert no_hash(components(bom)["pkg:pypi/anyio@4.16.0"]) == pydists.NOT_INSTALLED
+    assert sha256(components(bom)["pkg:pypi/pyjwt@2.15.1"]) == tree.wheel_sha256("PyJWT")
+
+
+def link_dist_info_outside(dist_info: Path) -> None:
+    """The .dist-info replaced by a link to a copy of it outside site-packages."""
+    copy = dist_info.parents[1] / dist_info.name
+    shutil.copytree(dist_info, copy)
+    shutil.rmtree(dist_info)
+    dist_info.symlink_to(copy)
+
+
+NOT_A_REGULAR_METADATA: dict[str, Callable[[Path], object]] = {  # anyio's .dist-info
+    "a FIFO": lambda dist_info: fifo(dist_info / "METADATA"),
+    "a link to a copy": lambda dist_info: link_outside(dist_info / "METADATA"),
+    "a link to /dev/zero": lambda dist_info: replace_by_link(dist_info / "METADATA", Path("/dev/zero")),
+    "in a .dist-info that is a link": link_dist_info_outside,
+}
+
+
+@pytest.mark.parametrize("change", NOT_A_REGULAR_METADATA)
+def test_a_metadata_that_is_not_a_regular_file_writes_no_sbom(
+    tree: Tree, capsys: pytest.CaptureFixture[str], change: str
+) -> None:
+    """Review finding: a FIFO hung, /dev/zero was read without end. Without its name and version a distribution
+    cannot be listed, and an SBOM that leaves one out is wrong: so none is written."""
+    NOT_A_REGULAR_METADATA[change](tree.root / "site-packages" / "anyio-4.16.0.dist-info")
+    assert run_within(tree)[0] == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error [venv_unreadable]: Cannot read "), err
+    assert "anyio-4.16.0.dist-info/METADATA: " in err
+    assert not tree.out.exists()
 
 
 def test_entry_scripts_and_data_outside_site_packages_are_left_to_the_record(tmp_path: Path) -> None:
@@ -480,10 +531,19 @@ def test_a_wheelhouse_that_does_not_exist_is_named_as_the_reason(
     assert f"{pydists.NO_WHEELHOUSE}, so no hash, for 3 Python distributions" in capsys.readouterr().err
 
 
-def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(tree: Tree, capsys: pytest.CaptureFixture[str]) -> None:
+UNREADABLE_WHEELHOUSE: dict[str, Callable[[Path], object]] = {
+    "a link to itself": lambda path: path.symlink_to(path.name),  # ELOOP: unreadable even as root, who ignores modes
+    "a regular file": lambda path: path.write_bytes(b"not a directory"),  # review finding: taken for none
+}
+
+
+@pytest.mark.parametrize("kind", UNREADABLE_WHEELHOUSE)
+def test_a_wheelhouse_that_cannot_be_read_writes_no_sbom(
+    tree: Tree, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
     """Not the same as none: the operator named it, and every hash would be missing for a reason to fix."""
     shutil.rmtree(tree.root / "wheelhouse")
-    (tree.root / "wheelhouse").symlink_to("wheelhouse")  # ELOOP: unreadable even as root, who ignores modes
+    UNREADABLE_WHEELHOUSE[kind](tree.root / "wheelhouse")
     assert tree.run()[0] == ExitCode.USAGE
     assert capsys.readouterr().err.startswith("error [wheelhouse_unreadable]: Cannot read ")
     assert not tree.out.exists()

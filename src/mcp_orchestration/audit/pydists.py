@@ -15,7 +15,11 @@ still be as installed: every file of site-packages its RECORD lists with a
 hash must be a regular file with that hash, reached through no symlink. A path
 of the RECORD with ``..`` counts where it lands: in site-packages (by name, or
 through a linked folder, as lib64 is lib) it is judged like any other; outside
-(entry scripts in bin/, data) it is the venv's, not read.
+(entry scripts in bin/, data) it is the venv's, not read. RECORD and METADATA
+are read only as bounded regular files, through no link.
+What no RECORD hashes is not proven: bytecode (the image build compiles it
+after the install, so no RECORD lists it; pip lists what it compiles without a
+hash) and files no RECORD lists at all, such as a planted ``.pth``.
 A wheelhouse rebuilt since the image, with another wheel of the same name and
 version that the lock also allows, therefore gives no hash rather than a wrong
 one, and so does a file edited since the install. A distribution without such
@@ -45,7 +49,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from mcp_orchestration.audit.errors import VenvUnreadableError, WheelhouseUnreadableError, WheelMismatchError
-from mcp_orchestration.core.fsutil import open_directory, open_regular_stream, open_regular_stream_at
+from mcp_orchestration.core.fsutil import open_directory, open_regular_stream, open_regular_stream_at, read_regular
 
 NO_WHEELHOUSE = "no wheelhouse: none given, or no such directory"
 NO_LOCKED_WHEEL = "no wheel the lock allows in the wheelhouse"
@@ -54,6 +58,7 @@ NOT_INSTALLED = (
 )
 
 _RECORD_LIMIT = 16 * 1024 * 1024  # bytes: far above any real RECORD, and all a hostile one can make us read
+_METADATA_LIMIT = 16 * 1024 * 1024  # bytes: far above any real METADATA, its long description included
 _FILE_LIMIT = 2 * 1024**3  # bytes hashed of one wheel or installed file: a larger one proves nothing
 _CHUNK = 1024 * 1024
 _RECORD_HASHES = frozenset({"sha256", "sha384", "sha512"})  # what the wheel spec allows in a RECORD
@@ -97,7 +102,12 @@ def load_site_packages(site: Path) -> tuple[PyDist, ...]:
 
 
 def _dist(path: Path) -> PyDist:
-    headers = HeaderParser().parsestr(path.read_text(encoding="utf-8", errors="replace"), headersonly=True)
+    """The distribution a METADATA names: one that cannot be read cannot be listed, so it stops the SBOM."""
+    try:
+        text = _read_dist_info(path.parent, path.name, _METADATA_LIMIT).decode("utf-8", errors="replace")
+    except OSError as error:
+        raise VenvUnreadableError(f"Cannot read {path}: {error.strerror or type(error).__name__}.") from None
+    headers = HeaderParser().parsestr(text, headersonly=True)
     name, version = headers.get("Name", "").strip(), headers.get("Version", "").strip()
     if not name or not version:
         raise VenvUnreadableError(f"{path} has no Name or Version.")
@@ -130,7 +140,11 @@ def _hashed(dist: PyDist, candidates: list[Path], digests: frozenset[str]) -> Py
 
 
 def _proven_digest(path: Path, dist: PyDist, digests: frozenset[str]) -> str | None:
-    """The wheel's sha256 if it is provably the one installed: one open file, so the wheel hashed is the one read."""
+    """The wheel's sha256 if it is provably the one installed.
+
+    Hashed and read through one open file: a wheel renamed over the path meanwhile is not read, but one
+    rewritten in place meanwhile could be (whoever can do that can change what the image is built from).
+    """
     try:
         with open_regular_stream(path) as wheel:
             digest = _digest(wheel, "sha256")
@@ -152,7 +166,7 @@ def was_installed(wheel: IO[bytes], dist_info: Path) -> bool:
     read proves nothing.
     """
     site = dist_info.parent
-    files, record = _wheel_record(wheel), _installed_record(dist_info / "RECORD")
+    files, record = _wheel_record(wheel), _installed_record(dist_info)
     landed = None if record is None else _landed(site, record)
     if files is None or landed is None:
         return False
@@ -175,29 +189,42 @@ def _wheel_record(wheel: IO[bytes]) -> dict[str, str] | None:
             if len(records) != 1 or records[0].file_size > _RECORD_LIMIT:
                 return None
             with archive.open(records[0]) as stream:
-                files = _record(stream)
+                files = _record(stream.read(_RECORD_LIMIT + 1))  # the size in the zip's header may lie
     except _ZIP_ERRORS:
         return None
     return files if files is not None and files.keys() == members.keys() else None
 
 
-def _installed_record(record: Path) -> dict[str, str] | None:
+def _installed_record(dist_info: Path) -> dict[str, str] | None:
+    """The venv's RECORD of a distribution; None, proving nothing, if it is not a regular file within the bound."""
     try:
-        with record.open("rb") as stream:
-            return _record(stream)
+        return _record(_read_dist_info(dist_info, "RECORD", _RECORD_LIMIT))
     except OSError:
         return None
+
+
+def _read_dist_info(dist_info: Path, name: str, limit: int) -> bytes:
+    """A file of a .dist-info, read as a regular file of at most ``limit`` bytes reached through no link.
+
+    A FIFO would hang the read and a link to ``/dev/zero`` never end it; a link elsewhere is not the venv's file.
+    """
+    directory = open_directory(dist_info.parent, [dist_info.name], create=False)
+    try:
+        return read_regular(name, limit, dir_fd=directory)
+    finally:
+        os.close(directory)
 
 
 def _landed(site: Path, record: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]] | None:
     """The installed RECORD split by where each path lands: in site-packages (by its path there), or outside.
 
-    None, proving nothing, for an absolute path (pip writes none on POSIX) or for two names of one file.
+    None, proving nothing, for an absolute path (pip writes none on POSIX), a path with a NUL (no file has
+    one), or two names of one file.
     """
     inside: dict[str, str] = {}
     outside: dict[str, str] = {}
     for where, digest in record.items():
-        if posixpath.isabs(where):
+        if posixpath.isabs(where) or "\0" in where:
             return None
         landing = _landing(site, where)
         if landing is None:
@@ -239,7 +266,7 @@ def _still_has(site: Path, where: str, recorded: str) -> bool:
             os.close(directory)
         with stream:
             digest = _digest(stream, algorithm)
-    except (OSError, ValueError):  # a link, a FIFO, a device, missing; ValueError: an odd name (open_directory)
+    except (OSError, ValueError):  # a link, a FIFO, a device, missing; ValueError: a name such as `.` (a/..)
         return False
     return digest is not None and base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == expected
 
@@ -256,9 +283,8 @@ def _digest(stream: IO[bytes], algorithm: str) -> bytes | None:
     return hasher.digest()
 
 
-def _record(stream: IO[bytes]) -> dict[str, str] | None:
+def _record(data: bytes) -> dict[str, str] | None:
     """A RECORD's rows as path to hash (``sha256=...``, or empty); None if too long, not CSV text, or a path twice."""
-    data = stream.read(_RECORD_LIMIT + 1)
     if len(data) > _RECORD_LIMIT:
         return None
     try:
@@ -304,10 +330,13 @@ def _installed_as(path: str, digest: str, inside: Mapping[str, str], outside: Ma
 
 
 def _wheels(wheelhouse: Path) -> dict[tuple[str, str], list[Path]] | None:
-    """The wheelhouse's wheels by name and version; None when there is no such directory."""
+    """The wheelhouse's wheels by name and version; None when there is nothing at that path.
+
+    Anything else there that cannot be listed, a regular file included, is an operator's error to fix.
+    """
     try:
         names = sorted(os.listdir(wheelhouse))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return None
     except OSError as error:
         raise WheelhouseUnreadableError(

@@ -101,8 +101,20 @@ def open_regular_stream(path: str | os.PathLike[str]) -> BinaryIO:
 
 
 def open_regular_stream_at(dir_fd: int, name: str) -> BinaryIO:
-    """:func:`open_regular_stream` for ``name`` in an open directory (:func:`open_directory`): a link is refused."""
-    return _stream(_open_regular(name, _SAFE_READ_FLAGS, dir_fd), name)
+    """:func:`open_regular_stream` for ``name`` in an open directory (:func:`open_directory`): a link is refused.
+
+    ``name`` is one path component (``ValueError`` otherwise): ``O_NOFOLLOW``
+    guards only the last, so a linked folder in a longer path would be
+    followed. Reach a file deeper down with :func:`open_directory`.
+    """
+    return _stream(_open_regular(_single_component(name), _SAFE_READ_FLAGS, dir_fd), name)
+
+
+def _single_component(name: str) -> str:
+    """``name``, if it is one path component: not empty, ``.`` or ``..``, and without ``/`` or NUL."""
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"{name!a} is not a single path component")
+    return name
 
 
 def _stream(fd: int, path: str | os.PathLike[str]) -> BinaryIO:
@@ -175,9 +187,7 @@ def open_directory(base: Path, parts: Sequence[str], *, create: bool, mode: int 
     """
     fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for part in parts:
-            if not part or part in (".", "..") or "/" in part or "\0" in part:
-                raise ValueError(f"{part!a} is not a single path component")
+        for part in map(_single_component, parts):
             if create:
                 with contextlib.suppress(FileExistsError):
                     os.mkdir(part, mode, dir_fd=fd)
