@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 STAMPED = "created"  # the only config field two builds may differ in (also per history entry)
 LIMIT = 40  # differences shown per layer; the rest are counted
@@ -236,7 +236,7 @@ def _layer(saved: tarfile.TarFile, path: str) -> IO[bytes]:
     magic = handle.read(4)
     handle.seek(0)
     if magic.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=handle, mode="rb")
+        return cast(IO[bytes], gzip.GzipFile(fileobj=handle, mode="rb"))  # read() is all a layer is read by
     if magic == ZSTD_MAGIC:
         raise ArchiveError(
             f"{path} is zstd-compressed, which this check cannot read: save the image from a classic store"
