@@ -29,6 +29,7 @@ POSIX only, like the rest of the product.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,7 @@ EXIT_GRACE_SECONDS = 0.5
 TERMINATE_GRACE_SECONDS = 1.0
 # Only a process that survives SIGKILL (stuck in the kernel) runs this out; it is then left behind.
 _REAP_SECONDS = 1.0
+_GROUP_POLL_SECONDS = 0.01
 # Pipe errors that mean "the other end is gone": the wire is over, nothing to report.
 _PIPE_GONE = (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError, OSError)
 
@@ -262,3 +264,17 @@ class BoundedStdioTransport:
         await terminate_posix_process_tree(process, TERMINATE_GRACE_SECONDS)
         with anyio.move_on_after(_REAP_SECONDS):
             await process.wait()
+            # SIGKILL is sent, not awaited: a descendant may still be dying when the leader is reaped.
+            while _group_alive(process.pid):
+                await anyio.sleep(_GROUP_POLL_SECONDS)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the server's group is left; only ESRCH proves none is (EPERM does not)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # a zombie, or a member run as another user: no proof that the group is gone
+    return True
