@@ -4,7 +4,8 @@ Docker's classic store reports it as the image id; the containerd store reports
 the manifest's digest instead, which a registry's recompression can change. The
 image labels each base with it beside the ChainID, which covers the layers only:
 a base served with the same layers but another ``ONBUILD``, ``SHELL`` or ``ENV``
-would run its own code in every rebuild, unseen. build/rebuild-compare.sh checks
+would run its own code in every rebuild, unseen. The config names every layer by
+its digest, so only the config is read, not the layers. build/rebuild-compare.sh checks
 the pulled bases against these labels; build/sbom.sh and build/verify-release.sh
 name the image itself by it.
 
@@ -24,9 +25,9 @@ import repro_check  # build/, beside this script: one reader of saved images
 
 
 def config_digest(docker: str, image: str) -> str:
-    """``sha256:`` of the config blob, read from ``docker image save`` with every layer checked against it."""
+    """``sha256:`` of the config blob, read from ``docker image save``: the layers are named in it by digest."""
     with tempfile.TemporaryDirectory(prefix="config-digest-") as scratch:
-        return repro_check.read_saved(image, repro_check.save(docker, image, Path(scratch))).id
+        return repro_check.read_config_digest(image, repro_check.save(docker, image, Path(scratch)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -204,13 +204,10 @@ def _reading(name: str) -> Iterator[None]:
 def read_saved(name: str, archive: Path) -> Image:
     """An image from a ``docker image save`` archive: its config, and each layer checked against its diff id."""
     with _reading(name), tarfile.open(archive) as saved:
-        manifest = json.loads(_json_bytes(saved, "manifest.json"))
-        if not (isinstance(manifest, list) and len(manifest) == 1):
-            raise ArchiveError(f"the archive holds {len(manifest)} images, not one")
-        config_bytes = _json_bytes(saved, manifest[0]["Config"])
+        manifest, config_bytes = _manifest_and_config(saved)
         config = json.loads(config_bytes)
         diff_ids = config["rootfs"]["diff_ids"]
-        paths = manifest[0]["Layers"]
+        paths = manifest["Layers"]
         if len(paths) != len(diff_ids):
             raise ArchiveError(f"{len(paths)} layers but {len(diff_ids)} diff ids")
         history = [entry for entry in config.get("history", []) if isinstance(entry, dict)]
@@ -221,7 +218,25 @@ def read_saved(name: str, archive: Path) -> Image:
             if digest != diff_id:
                 raise LayerDigestError(f"layer {index} hashes to {digest}, its config says {diff_id}")
             layers.append(Layer(diff_id, made_by[index] if index < len(made_by) else "", path))
-    return Image(name, archive, "sha256:" + hashlib.sha256(config_bytes).hexdigest(), config, tuple(layers))
+    return Image(name, archive, _config_digest(config_bytes), config, tuple(layers))
+
+
+def read_config_digest(name: str, archive: Path) -> str:
+    """The digest of a saved image's config alone: its layers are named in it, and not read here."""
+    with _reading(name), tarfile.open(archive) as saved:
+        return _config_digest(_manifest_and_config(saved)[1])
+
+
+def _manifest_and_config(saved: tarfile.TarFile) -> tuple[dict[str, Any], bytes]:
+    """The archive's one manifest entry and the config bytes it names."""
+    manifest = json.loads(_json_bytes(saved, "manifest.json"))
+    if not (isinstance(manifest, list) and len(manifest) == 1):
+        raise ArchiveError(f"the archive holds {len(manifest)} images, not one")
+    return manifest[0], _json_bytes(saved, manifest[0]["Config"])
+
+
+def _config_digest(config_bytes: bytes) -> str:
+    return "sha256:" + hashlib.sha256(config_bytes).hexdigest()
 
 
 def read_entries(image: Image, layer: Layer) -> dict[Key, Entry]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from mcp_orchestration.audit import sbom
 from tests.build_scripts import BUILD
 
 DIGEST = "sha256:" + "d" * 64
@@ -21,7 +22,9 @@ OTHER_DIGEST = "sha256:" + "e" * 64
 DEB = {"type": "library", "name": "libc6", "purl": "pkg:deb/debian/libc6@2.41-12?arch=amd64&distro=debian-13"}
 PYPI = {"type": "library", "name": "mcp", "purl": "pkg:pypi/mcp@2.3.0"}
 IMAGE_ID = "sha256:" + "c" * 64
-MADE_FROM = {"component": {"properties": [{"name": "mcp-orchestration:image:config-digest", "value": IMAGE_ID}]}}
+MADE_FROM = {
+    "component": {"properties": [{"name": sbom.IMAGE_ID_PROPERTY, "value": IMAGE_ID}]}
+}  # as make sbom names it
 WHOLE = {"bomFormat": "CycloneDX", "specVersion": "1.6", "metadata": MADE_FROM, "components": [DEB, PYPI]}
 PROVENANCE = "https://slsa.dev/provenance/v1"
 

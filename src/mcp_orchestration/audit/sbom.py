@@ -57,7 +57,7 @@ from mcp_orchestration.core.errors import ExitCode, OrchestrationError, UsageErr
 _SERIAL_NAMESPACE = uuid.UUID("6d8a1b0e-3c5f-5b7e-9a41-0c2f7e4d8b13")  # this tool's own: serial = uuid5(it, content)
 _ZERO = uuid.UUID(int=0)
 # The image id, a property and not a hash: consumers would read a container's hash as its manifest digest.
-_IMAGE_ID_PROPERTY = "mcp-orchestration:image:config-digest"
+IMAGE_ID_PROPERTY = "mcp-orchestration:image:config-digest"  # the name build/attested_sbom.py reads
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _NO_DEB_SHA256 = "no SHA256: field in status.d"
 
@@ -122,7 +122,7 @@ def build_sbom(
     root = Component(type=ComponentType.CONTAINER, name=image, bom_ref="image")
     root.properties.add(Property(name="mcp-orchestration:os-release", value=f"{release.id} {release.version_id}"))
     if image_id is not None:
-        root.properties.add(Property(name=_IMAGE_ID_PROPERTY, value=_checked_image_id(image_id)))
+        root.properties.add(Property(name=IMAGE_ID_PROPERTY, value=_checked_image_id(image_id)))
     bom.metadata.component = root
     for name in ("cyclonedx-python-lib", "mcp-orchestration"):
         tool = Component(type=ComponentType.APPLICATION, name=name, version=_version(name), bom_ref=f"tool:{name}")
